@@ -1,0 +1,439 @@
+"""The agentwallet exception hierarchy.
+
+Every error raised on purpose by agentwallet derives from :class:`AgentWalletError`, and its
+message says what went wrong and how to fix it. The CLI turns these into a one-line
+``error: <message>`` and exit code 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+class AgentWalletError(Exception):
+    """Base class of every error agentwallet raises on purpose."""
+
+
+class ConfigurationError(AgentWalletError):
+    """A setting (environment variable, option, file) is missing or invalid."""
+
+
+class CompilerError(AgentWalletError):
+    """The Solidity compiler is missing, or the contracts do not compile."""
+
+
+class ChainConnectionError(AgentWalletError):
+    """The JSON-RPC node cannot be reached or answered badly."""
+
+
+class NodeNotFoundError(AgentWalletError):
+    """The local development node (anvil) is not installed or cannot be started."""
+
+
+class NotADevelopmentChainError(AgentWalletError):
+    """A development-only operation (snapshot, time travel, dev accounts) on a real chain."""
+
+
+class SnapshotError(AgentWalletError):
+    """A snapshot id that does not exist (or was consumed by an earlier revert)."""
+
+
+class TransactionFailedError(AgentWalletError):
+    """A transaction was mined but reverted (receipt status 0). ``receipt`` holds the receipt."""
+
+    def __init__(self, message: str, *, receipt: object = None) -> None:
+        super().__init__(message)
+        self.receipt = receipt
+
+
+# ---------------------------------------------------------------------------------------------
+# SDK errors: input, keys, deployments, funds
+# ---------------------------------------------------------------------------------------------
+
+
+class AmountError(AgentWalletError, ValueError):
+    """An amount that is negative, malformed, or has more decimals than the token."""
+
+
+class DurationError(AgentWalletError, ValueError):
+    """A duration that is not like ``30s``, ``15m``, ``12h``, ``1d``, ``2w`` or plain seconds."""
+
+
+class InvalidAddressError(AgentWalletError, ValueError):
+    """Text that is not a 20-byte hex address (or has a wrong EIP-55 checksum)."""
+
+
+class KeyStoreError(AgentWalletError):
+    """Base class of the keystore errors."""
+
+
+class UnknownKeyError(KeyStoreError):
+    """No keystore with that name."""
+
+
+class WrongPasswordError(KeyStoreError):
+    """The password does not decrypt the keystore."""
+
+
+class InsecureKeystoreError(KeyStoreError):
+    """A keystore file readable or writable by group or others."""
+
+
+class KeyExistsError(KeyStoreError):
+    """A keystore with that name already exists."""
+
+
+class PasswordRequiredError(KeyStoreError):
+    """No password given and ``AGENTWALLET_PASSWORD`` is not set."""
+
+
+class UnknownVaultError(AgentWalletError):
+    """A vault name that is not in the deployments record."""
+
+
+class UnknownTokenError(AgentWalletError):
+    """A token symbol that is not in the deployments record."""
+
+
+class NotAVaultError(AgentWalletError):
+    """An address with no AgentVault behind it."""
+
+
+class ChainMismatchError(AgentWalletError):
+    """A deployments record written for another chain id."""
+
+
+class InsufficientGasError(AgentWalletError):
+    """The sending account has not enough ETH to pay for gas."""
+
+
+class InsufficientFundsError(AgentWalletError):
+    """The vault (or the sender) holds less of the token than the operation needs."""
+
+
+class SignatureMismatchError(AgentWalletError):
+    """A locally computed EIP-712 digest differs from the contract's ``requestDigest``."""
+
+
+class PaymentPendingError(AgentWalletError):
+    """A payment was broadcast but its receipt did not arrive in time; retry with the same ref."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Contract reverts
+# ---------------------------------------------------------------------------------------------
+
+_AGENT_STATUS = ("none", "active", "paused", "revoked")
+_REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
+
+
+class ContractRevertError(AgentWalletError):
+    """A contract call reverted. ``error_name`` is the Solidity error (``"Error"`` for a
+    ``require`` string, ``"Panic"`` for a panic, ``""`` if unknown); ``args_by_name`` its
+    decoded arguments; ``data`` the raw revert data."""
+
+    hint = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        error_name: str = "",
+        args_by_name: dict[str, object] | None = None,
+        data: bytes = b"",
+    ) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+        self.args_by_name: dict[str, object] = dict(args_by_name or {})
+        self.data = data
+
+
+def _status(value: object, names: tuple[str, ...]) -> str:
+    return names[value] if isinstance(value, int) and 0 <= value < len(names) else str(value)
+
+
+class AlreadyInitializedError(ContractRevertError):
+    hint = "the vault is already initialised"
+
+
+class NotOwnerError(ContractRevertError):
+    hint = "send it from one of the vault's owners (check `--as`)"
+
+
+class OnlyVaultError(ContractRevertError):
+    hint = "risk-adding calls only run through an approved governance request: use propose"
+
+
+class VaultIsPausedError(ContractRevertError):
+    hint = "the vault is paused; owners unpause it with a governance request (propose unpause)"
+
+
+class ZeroAddressError(ContractRevertError):
+    hint = "the zero address is not allowed here"
+
+
+class ZeroAmountError(ContractRevertError):
+    hint = "the amount must be greater than zero"
+
+
+class AgentNotActiveError(ContractRevertError):
+    hint = "the agent is not active (paused or revoked): ask the owners"
+
+
+class AgentNotYetValidError(ContractRevertError):
+    hint = "the agent's validity window has not started yet"
+
+
+class AgentExpiredError(ContractRevertError):
+    hint = "the agent's validity window has ended: the owners must re-add it"
+
+
+class AgentIsOwnerError(ContractRevertError):
+    hint = "an owner cannot be an agent, and an agent cannot become an owner"
+
+
+class InvalidAgentError(ContractRevertError):
+    hint = "that address cannot be an agent"
+
+
+class InvalidValidityError(ContractRevertError):
+    hint = "valid_until must be 0 or after valid_after"
+
+
+class TooManyOpenRequestsError(ContractRevertError):
+    hint = "the agent has too many pending requests: wait for owners to decide or cancel some"
+
+
+class LimitTooLargeError(ContractRevertError):
+    hint = "limits are at most 2^88-1 base units"
+
+
+class InvalidPeriodError(ContractRevertError):
+    hint = "the period must be > 0 (and the token must already be in the agent's scope)"
+
+
+class LimitNotReducedError(ContractRevertError):
+    hint = "reduce_limits only lowers limits; raising one needs a set-limits proposal"
+
+
+class UnknownRequestError(ContractRevertError):
+    hint = "no request with that id: list them with `requests`"
+
+
+class RequestNotPendingError(ContractRevertError):
+    hint = "the request was already decided"
+
+
+class RequestHasExpiredError(ContractRevertError):
+    hint = "the request expired: the agent must pay again to open a new one"
+
+
+class RequestNotExpiredError(ContractRevertError):
+    hint = "the request has not expired yet"
+
+
+class AlreadyApprovedError(ContractRevertError):
+    hint = "this owner already approved the request; another owner must approve"
+
+
+class NotEnoughApprovalsError(ContractRevertError):
+    hint = "collect approvals from more owners"
+
+
+class SignersNotSortedError(ContractRevertError):
+    hint = "signatures must be sorted by signer address, ascending and distinct"
+
+
+class InvalidSignatureError(ContractRevertError):
+    hint = "the signature does not match the request (wrong vault, chain or request id?)"
+
+
+class NotRequestAgentError(ContractRevertError):
+    hint = "only the agent that created a request can cancel it"
+
+
+class InsufficientBalanceError(ContractRevertError, InsufficientFundsError):
+    hint = "fund the vault with `fund`"
+
+
+class EthTransferFailedError(ContractRevertError):
+    hint = "the recipient refused the ETH transfer"
+
+
+class InvalidThresholdError(ContractRevertError):
+    hint = "the threshold must be between 1 and the number of owners"
+
+
+class AlreadyOwnerError(ContractRevertError):
+    hint = "that address is already an owner"
+
+
+class NotAnOwnerError(ContractRevertError):
+    hint = "that address is not an owner of the vault"
+
+
+class TooManyOwnersError(ContractRevertError):
+    hint = "a vault has at most 20 owners"
+
+
+class InvalidRequestExpiryError(ContractRevertError):
+    hint = "request expiry must be between 1 hour and 365 days"
+
+
+class InvalidMaxOpenRequestsError(ContractRevertError):
+    hint = "max open requests must be between 1 and 1000"
+
+
+class NotGovernanceCallError(ContractRevertError):
+    hint = "only risk-adding vault functions can be proposed"
+
+
+class UnknownAgentError(ContractRevertError):
+    hint = "that address was never added as an agent"
+
+
+#: Solidity error name -> exception class.
+REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
+    cls.__name__.removesuffix("Error"): cls
+    for cls in (
+        AlreadyInitializedError,
+        NotOwnerError,
+        OnlyVaultError,
+        VaultIsPausedError,
+        ZeroAddressError,
+        ZeroAmountError,
+        AgentNotActiveError,
+        AgentNotYetValidError,
+        AgentExpiredError,
+        AgentIsOwnerError,
+        InvalidAgentError,
+        InvalidValidityError,
+        TooManyOpenRequestsError,
+        LimitTooLargeError,
+        InvalidPeriodError,
+        LimitNotReducedError,
+        UnknownRequestError,
+        RequestNotPendingError,
+        RequestHasExpiredError,
+        RequestNotExpiredError,
+        AlreadyApprovedError,
+        NotEnoughApprovalsError,
+        SignersNotSortedError,
+        InvalidSignatureError,
+        NotRequestAgentError,
+        InsufficientBalanceError,
+        EthTransferFailedError,
+        InvalidThresholdError,
+        AlreadyOwnerError,
+        NotAnOwnerError,
+        TooManyOwnersError,
+        InvalidRequestExpiryError,
+        InvalidMaxOpenRequestsError,
+        NotGovernanceCallError,
+        UnknownAgentError,
+    )
+}
+
+_PANIC_SELECTOR = bytes.fromhex("4e487b71")
+_ERROR_SELECTOR = bytes.fromhex("08c379a0")
+
+
+def _describe_arg(name: str, value: object, error_name: str) -> str:
+    if name == "status" and error_name == "AgentNotActive":
+        return f"status={_status(value, _AGENT_STATUS)}"
+    if name == "status" and error_name == "RequestNotPending":
+        return f"status={_status(value, _REQUEST_STATUS)}"
+    if isinstance(value, bytes):
+        return f"{name}=0x{value.hex()}"
+    return f"{name}={value}"
+
+
+
+def decode_revert(
+    data: bytes | str | None,
+    abis: list[list[dict[str, object]]] | list[dict[str, object]] | None = None,
+    *,
+    format_amount: Callable[[str, int], str] | None = None,
+) -> ContractRevertError:
+    """Decode raw revert ``data`` against the custom errors of ``abis`` (default: the vault,
+    factory and TestUSDC artifacts) into the matching :class:`ContractRevertError` subclass.
+
+    ``format_amount(token, amount)`` renders token amounts for messages (e.g. "1.5 tUSDC").
+    Unknown data gives a plain :class:`ContractRevertError`.
+    """
+    from eth_abi.abi import decode
+    from eth_utils.crypto import keccak
+
+    if isinstance(data, str):
+        text = data[2:] if data.startswith("0x") else data
+        try:
+            raw = bytes.fromhex(text)
+        except ValueError:
+            return ContractRevertError(f"the contract reverted: {data}", data=b"")
+    else:
+        raw = bytes(data or b"")
+    if abis is None:
+        from agentwallet.compiler import load_artifact
+
+        abis = [load_artifact(n)["abi"] for n in ("AgentVault", "AgentVaultFactory", "TestUSDC")]
+    entries: list[dict[str, Any]] = []
+    for item in abis:
+        if isinstance(item, list):
+            entries.extend(item)
+        else:
+            entries.append(item)
+    selector = raw[:4]
+    if selector == _ERROR_SELECTOR:
+        try:
+            (reason,) = decode(["string"], raw[4:])
+        except Exception:  # noqa: BLE001 - malformed reason
+            reason = raw[4:].hex()
+        return ContractRevertError(
+            f"the contract reverted: {reason}",
+            error_name="Error",
+            args_by_name={"reason": reason},
+            data=raw,
+        )
+    if selector == _PANIC_SELECTOR:
+        try:
+            (code,) = decode(["uint256"], raw[4:])
+        except Exception:  # noqa: BLE001
+            code = -1
+        return ContractRevertError(
+            f"the contract panicked (code {hex(code)})",
+            error_name="Panic",
+            args_by_name={"code": code},
+            data=raw,
+        )
+    for entry in entries:
+        if entry.get("type") != "error":
+            continue
+        inputs = entry.get("inputs", [])
+        types = [i["type"] for i in inputs]
+        name = str(entry["name"])
+        if keccak(text=f"{name}({','.join(types)})")[:4] != selector:
+            continue
+        try:
+            values = decode(types, raw[4:])
+        except Exception:  # noqa: BLE001 - selector clash with other arguments
+            continue
+        args = {i["name"]: v for i, v in zip(inputs, values, strict=True)}
+        cls = REVERT_ERRORS.get(name, ContractRevertError)
+        parts = [_describe_arg(k, v, name) for k, v in args.items()]
+        if name == "InsufficientBalance" and format_amount is not None:
+            token = str(args["token"])
+            parts = [
+                f"vault holds {format_amount(token, int(str(args['balance'])))}",
+                f"needs {format_amount(token, int(str(args['amount'])))}",
+            ]
+        detail = f"{name}({', '.join(parts)})"
+        hint = f": {cls.hint}" if cls.hint else ""
+        return cls(
+            f"the contract reverted with {detail}{hint}",
+            error_name=name,
+            args_by_name=args,
+            data=raw,
+        )
+    shown = "0x" + raw.hex() if raw else "no data"
+    return ContractRevertError(f"the contract reverted ({shown})", data=raw)

@@ -1,0 +1,169 @@
+"""Gas of AgentVault's paths, measured from receipts on anvil (Prague rules).
+
+Usage:  python scripts/bench_gas.py [--rpc URL] [--markdown]
+
+Without --rpc it starts its own anvil on a free loopback port. Steady state: recipients already
+hold a balance, one payment per block, the agent's budget already touched once. Prints a table
+with the reference figures from issue 3 and the command that made it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+
+from agentwallet.chain import Chain, connect
+from agentwallet.node import free_port, start_anvil
+
+ETH = "0x0000000000000000000000000000000000000000"
+DAY = 86_400
+
+# (label, figure, target or None): the reference figures quoted in issue 3, measured on anvil.
+REFERENCES = {
+    "direct ETH payment": [
+        ("Safe AllowanceModule", 60_444),
+        ("Coinbase SpendPermissionManager", 67_379),
+        ("floor: 1 packed slot + 1 value call + event", 39_531),
+    ],
+    "direct ERC-20 payment": [
+        ("Safe AllowanceModule", 67_307),
+        ("Coinbase SpendPermissionManager", 75_716),
+        ("floor: 1 packed slot + 1 transfer + event", 45_962),
+    ],
+    "ETH payment with 2 owner signatures (payWithSignatures)": [
+        ("Safe 2-of-3 multisig ETH transfer", 65_794),
+    ],
+    "vault creation 2-of-3 (factory clone)": [("Safe 2-of-3 proxy creation", 283_416)],
+}
+TARGETS = {
+    "direct ETH payment": 45_000,
+    "direct ERC-20 payment": 55_000,
+    "ETH payment with 2 owner signatures (payWithSignatures)": 65_000,
+    "vault creation 2-of-3 (factory clone)": 200_000,
+}
+
+
+def measure(chain: Chain) -> list[tuple[str, int]]:
+    accounts = chain.dev_accounts
+    deployer, o1, o2, o3, agent, relayer = accounts[:6]
+    recipient = accounts[6]
+    fresh = [Account.create() for _ in range(2)]
+    rows: list[tuple[str, int]] = []
+
+    def gas(label: str, fn: Any, sender: LocalAccount, value: int = 0) -> int:
+        receipt = chain.transact(fn, sender, value=value)
+        used = int(receipt["gasUsed"])
+        if label:
+            rows.append((label, used))
+        return used
+
+    factory = chain.deploy("AgentVaultFactory", sender=deployer)
+    usdc = chain.deploy("TestUSDC", sender=deployer)
+    owners = sorted([o1.address, o2.address, o3.address], key=lambda a: int(a, 16))
+    create = factory.functions.createVault(owners, 2, 3 * DAY, 10, b"\x00" * 32)
+    gas("vault creation 2-of-3 (factory clone)", create, deployer)
+    vault_address = factory.functions.predictVaultAddress(owners, 2, 3 * DAY, 10, b"\x00" * 32).call()
+    vault = chain.contract("AgentVault", vault_address)
+    chain.send_transaction(deployer, {"to": vault_address, "value": 50 * 10**18})
+    chain.transact(usdc.functions.mint(vault_address, 10**12), deployer)
+    # recipients already hold balances (steady state)
+    chain.send_transaction(deployer, {"to": recipient.address, "value": 1})
+    chain.transact(usdc.functions.mint(recipient.address, 1), deployer)
+
+    def govern(label: str, fn_name: str, *args: Any) -> None:
+        data = vault.encode_abi(fn_name, list(args))
+        request_id = vault.functions.requestCount().call() + 1
+        propose_gas = gas("", vault.functions.propose(data, b"\x01" * 32), o1)
+        approve_gas = gas("", vault.functions.approve(request_id), o2)
+        if label:
+            rows.append((f"{label}: propose (owner 1)", propose_gas))
+            rows.append((f"{label}: approve + execute (owner 2)", approve_gas))
+
+    govern("add an agent (2-of-3)", "addAgent", agent.address, 0, 0, False)
+    govern("set an agent's ETH limits (2-of-3)", "setLimits", agent.address, ETH, 10**18, 5 * 10**18, DAY)
+    govern("", "setLimits", agent.address, usdc.address, 100 * 10**6, 500 * 10**6, DAY)
+    chain.send_transaction(deployer, {"to": agent.address, "value": 10**18})
+
+    pay = vault.functions.pay
+    gas("", pay(ETH, recipient.address, 10**15, b"\x02" * 32), agent)  # touch the budget once
+    gas("", pay(usdc.address, recipient.address, 10**6, b"\x02" * 32), agent)
+    gas("direct ETH payment", pay(ETH, recipient.address, 10**15, b"\x03" * 32), agent)
+    gas("direct ERC-20 payment", pay(usdc.address, recipient.address, 10**6, b"\x03" * 32), agent)
+    gas("direct ETH payment, first to a new recipient", pay(ETH, fresh[0].address, 10**15, b"\x04" * 32), agent)
+    gas(
+        "direct ERC-20 payment, first to a new recipient",
+        pay(usdc.address, fresh[1].address, 10**6, b"\x04" * 32),
+        agent,
+    )
+
+    # escalation, then two on-chain approvals
+    escalate = gas("escalated ETH payment: request created by pay()", pay(ETH, recipient.address, 2 * 10**18, b"\x05" * 32), agent)
+    request_id = vault.functions.requestCount().call()
+    a1 = gas("escalated: approval 1 (owner)", vault.functions.approve(request_id), o1)
+    a2 = gas("escalated: approval 2 executes the payment", vault.functions.approve(request_id), o2)
+    rows.append(("escalated ETH payment end to end (pay + 2 approvals)", escalate + a1 + a2))
+
+    # escalation executed with 2 off-chain signatures
+    gas("", pay(ETH, recipient.address, 2 * 10**18, b"\x06" * 32), agent)
+    request_id = vault.functions.requestCount().call()
+    digest = vault.functions.requestDigest(request_id).call()
+    signers = sorted([o1, o2], key=lambda a: int(a.address, 16))
+    sigs = [(s.address, s.unsafe_sign_hash(digest).signature) for s in signers]
+    gas(
+        "escalated request executed with 2 off-chain signatures",
+        vault.functions.executeWithSignatures(request_id, sigs),
+        relayer,
+    )
+
+    # owners' signed payment, no stored request
+    for i in range(2):
+        deadline = chain.timestamp() + 3600
+        ref = bytes([7 + i]) * 32
+        digest = vault.functions.signedPaymentDigest(agent.address, ETH, recipient.address, 10**15, ref, deadline).call()
+        sigs = [(s.address, s.unsafe_sign_hash(digest).signature) for s in signers]
+        used = gas(
+            "",
+            vault.functions.payWithSignatures(agent.address, ETH, recipient.address, 10**15, ref, deadline, sigs),
+            relayer,
+        )
+    rows.append(("ETH payment with 2 owner signatures (payWithSignatures)", used))
+    gas("pause an agent (one owner)", vault.functions.pauseAgent(agent.address), o3)
+    return rows
+
+
+def render(rows: list[tuple[str, int]], command: str) -> str:
+    lines = [
+        f"Command: `{command}`",
+        "",
+        "| path | gas | target | reference |",
+        "|---|---:|---:|---|",
+    ]
+    for label, used in rows:
+        target = TARGETS.get(label)
+        refs = "; ".join(f"{name} {value:,}" for name, value in REFERENCES.get(label, []))
+        lines.append(f"| {label} | {used:,} | {f'{target:,}' if target else ''} | {refs} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rpc", help="JSON-RPC URL of an anvil node (default: start one)")
+    args = parser.parse_args(argv)
+    command = "python scripts/bench_gas.py" + (f" --rpc {args.rpc}" if args.rpc else "")
+    run: Callable[[Chain], list[tuple[str, int]]] = measure
+    if args.rpc:
+        rows = run(connect(args.rpc))
+    else:
+        with start_anvil(port=free_port()) as node:
+            rows = run(connect(node.url))
+    print(render(rows, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
