@@ -47,11 +47,19 @@ COMPILER_SETTINGS: dict[str, Any] = {
     "metadata": {"bytecodeHash": "none"},
     "outputSelection": {
         "*": {
+            # source maps and link references are for Slither (it reads the build-info file)
             "*": [
                 "abi",
                 "evm.bytecode.object",
+                "evm.bytecode.sourceMap",
+                "evm.bytecode.linkReferences",
                 "evm.deployedBytecode.object",
+                "evm.deployedBytecode.sourceMap",
+                "evm.deployedBytecode.linkReferences",
+                "evm.deployedBytecode.immutableReferences",
                 "evm.methodIdentifiers",
+                "userdoc",
+                "devdoc",
             ],
             "": ["ast"],
         }

@@ -7,6 +7,7 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
+import {Math} from "@openzeppelin/contracts/utils/math/Math.sol";
 import {IAgentVault} from "./interfaces/IAgentVault.sol";
 
 /// @title AgentVault
@@ -205,6 +206,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         (uint32 reasons, uint256 newWord) = _evaluate(word, amount);
         if (agent.useAllowlist && !_allowlist[msg.sender][to]) reasons |= REASON_RECIPIENT_NOT_ALLOWED;
 
+        // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
         if (reasons == 0) {
             _policies[msg.sender][token] = newWord;
             if (token == address(0)) {
@@ -318,6 +320,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         }
         if (token == address(0)) {
             if (address(this).balance < amount) revert InsufficientBalance(token, address(this).balance, amount);
+            // slither-disable-next-line arbitrary-send-eth (`to` is authorised by threshold owner signatures above)
             (bool ok,) = to.call{value: amount}("");
             if (!ok) revert EthTransferFailed(to, amount);
         } else {
@@ -700,9 +703,12 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         if (oldPeriod != 0 && oldTat > nowScaled) {
             uint256 oldScaled = oldPeriod << TIME_SCALE_BITS;
             uint256 oldAllowance = (word >> ALLOWANCE_SHIFT) & MASK_88;
-            uint256 debt = ((oldTat - nowScaled) * oldAllowance + oldScaled - 1) / oldScaled;
             uint256 scaledPeriod = period << TIME_SCALE_BITS;
-            uint256 cost = allowance == 0 ? scaledPeriod : (debt * scaledPeriod + allowance - 1) / allowance;
+            // debt in token units = (oldTat - now) * oldAllowance / oldScaled; its cost under the new
+            // rate = debt * scaledPeriod / allowance, in one rounded-up division (< 2^170, no overflow).
+            uint256 cost = allowance == 0
+                ? scaledPeriod
+                : Math.ceilDiv((oldTat - nowScaled) * oldAllowance * scaledPeriod, oldScaled * allowance);
             tat = nowScaled + (cost < scaledPeriod ? cost : scaledPeriod);
         }
         return (maxPerPayment << MAX_SHIFT) | (allowance << ALLOWANCE_SHIFT) | (period << PERIOD_SHIFT) | tat;
