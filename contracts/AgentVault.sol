@@ -392,7 +392,8 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IAgentVault
     function removeToken(address agent, address token) external onlyOwner {
         _knownAgent(agent);
-        delete _policies[agent][token];
+        // keep only the budget state, so re-adding the token cannot refill a spent budget
+        _policies[agent][token] &= MASK_48;
         emit LimitsChanged(agent, token, 0, 0, 0, msg.sender, 0);
     }
 
@@ -689,27 +690,35 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         return (nowScaled + scaledPeriod - start) * allowance / scaledPeriod;
     }
 
-    /// @dev New limits keep what was already spent: the unspent debt of the old budget is carried
-    /// into the new one (capped at one full new period), so changing limits never refills a budget.
+    /// @dev New limits never add to what is available now. The part of the budget in use stays in
+    /// use, measured both as a fraction of the period and as an amount, whichever is larger, capped
+    /// at one full new period. So a cut (even to 0, or {removeToken}, which keeps `tat`) followed by
+    /// restoring the old limits cannot refill a spent budget, and a raise only adds headroom as the
+    /// budget refills at the new rate.
     function _rewritePolicy(uint256 word, uint256 maxPerPayment, uint256 allowance, uint256 period)
         private
         view
         returns (uint256)
     {
-        uint256 oldPeriod = (word >> PERIOD_SHIFT) & MASK_32;
-        uint256 tat = 0;
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
         uint256 oldTat = word & MASK_48;
-        if (oldPeriod != 0 && oldTat > nowScaled) {
-            uint256 oldScaled = oldPeriod << TIME_SCALE_BITS;
-            uint256 oldAllowance = (word >> ALLOWANCE_SHIFT) & MASK_88;
+        uint256 tat = 0;
+        if (oldTat > nowScaled) {
             uint256 scaledPeriod = period << TIME_SCALE_BITS;
-            // debt in token units = (oldTat - now) * oldAllowance / oldScaled; its cost under the new
-            // rate = debt * scaledPeriod / allowance, in one rounded-up division (< 2^170, no overflow).
-            uint256 cost = allowance == 0
-                ? scaledPeriod
-                : Math.ceilDiv((oldTat - nowScaled) * oldAllowance * scaledPeriod, oldScaled * allowance);
-            tat = nowScaled + (cost < scaledPeriod ? cost : scaledPeriod);
+            uint256 left = oldTat - nowScaled; // time until the old budget is full again
+            uint256 oldPeriod = (word >> PERIOD_SHIFT) & MASK_32;
+            uint256 used = left;
+            if (oldPeriod != 0) {
+                uint256 oldScaled = oldPeriod << TIME_SCALE_BITS;
+                used = Math.ceilDiv(left * scaledPeriod, oldScaled); // same fraction of the new period
+                uint256 oldAllowance = (word >> ALLOWANCE_SHIFT) & MASK_88;
+                // the same amount under the new rate (< 2^170: no overflow)
+                uint256 byAmount = allowance == 0
+                    ? scaledPeriod
+                    : Math.ceilDiv(left * oldAllowance * scaledPeriod, oldScaled * allowance);
+                if (byAmount > used) used = byAmount;
+            }
+            tat = nowScaled + (used < scaledPeriod ? used : scaledPeriod);
         }
         return (maxPerPayment << MAX_SHIFT) | (allowance << ALLOWANCE_SHIFT) | (period << PERIOD_SHIFT) | tat;
     }

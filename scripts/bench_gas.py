@@ -67,7 +67,9 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
     owners = sorted([o1.address, o2.address, o3.address], key=lambda a: int(a, 16))
     create = factory.functions.createVault(owners, 2, 3 * DAY, 10, b"\x00" * 32)
     gas("vault creation 2-of-3 (factory clone)", create, deployer)
-    vault_address = factory.functions.predictVaultAddress(owners, 2, 3 * DAY, 10, b"\x00" * 32).call()
+    vault_address = factory.functions.predictVaultAddress(
+        owners, 2, 3 * DAY, 10, b"\x00" * 32
+    ).call()
     vault = chain.contract("AgentVault", vault_address)
     chain.send_transaction(deployer, {"to": vault_address, "value": 50 * 10**18})
     chain.transact(usdc.functions.mint(vault_address, 10**12), deployer)
@@ -85,7 +87,15 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
             rows.append((f"{label}: approve + execute (owner 2)", approve_gas))
 
     govern("add an agent (2-of-3)", "addAgent", agent.address, 0, 0, False)
-    govern("set an agent's ETH limits (2-of-3)", "setLimits", agent.address, ETH, 10**18, 5 * 10**18, DAY)
+    govern(
+        "set an agent's ETH limits (2-of-3)",
+        "setLimits",
+        agent.address,
+        ETH,
+        10**18,
+        5 * 10**18,
+        DAY,
+    )
     govern("", "setLimits", agent.address, usdc.address, 100 * 10**6, 500 * 10**6, DAY)
     chain.send_transaction(deployer, {"to": agent.address, "value": 10**18})
 
@@ -94,7 +104,11 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
     gas("", pay(usdc.address, recipient.address, 10**6, b"\x02" * 32), agent)
     gas("direct ETH payment", pay(ETH, recipient.address, 10**15, b"\x03" * 32), agent)
     gas("direct ERC-20 payment", pay(usdc.address, recipient.address, 10**6, b"\x03" * 32), agent)
-    gas("direct ETH payment, first to a new recipient", pay(ETH, fresh[0].address, 10**15, b"\x04" * 32), agent)
+    gas(
+        "direct ETH payment, first to a new recipient",
+        pay(ETH, fresh[0].address, 10**15, b"\x04" * 32),
+        agent,
+    )
     gas(
         "direct ERC-20 payment, first to a new recipient",
         pay(usdc.address, fresh[1].address, 10**6, b"\x04" * 32),
@@ -102,7 +116,11 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
     )
 
     # escalation, then two on-chain approvals
-    escalate = gas("escalated ETH payment: request created by pay()", pay(ETH, recipient.address, 2 * 10**18, b"\x05" * 32), agent)
+    escalate = gas(
+        "escalated ETH payment: request created by pay()",
+        pay(ETH, recipient.address, 2 * 10**18, b"\x05" * 32),
+        agent,
+    )
     request_id = vault.functions.requestCount().call()
     a1 = gas("escalated: approval 1 (owner)", vault.functions.approve(request_id), o1)
     a2 = gas("escalated: approval 2 executes the payment", vault.functions.approve(request_id), o2)
@@ -124,11 +142,15 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
     for i in range(2):
         deadline = chain.timestamp() + 3600
         ref = bytes([7 + i]) * 32
-        digest = vault.functions.signedPaymentDigest(agent.address, ETH, recipient.address, 10**15, ref, deadline).call()
+        digest = vault.functions.signedPaymentDigest(
+            agent.address, ETH, recipient.address, 10**15, ref, deadline
+        ).call()
         sigs = [(s.address, s.unsafe_sign_hash(digest).signature) for s in signers]
         used = gas(
             "",
-            vault.functions.payWithSignatures(agent.address, ETH, recipient.address, 10**15, ref, deadline, sigs),
+            vault.functions.payWithSignatures(
+                agent.address, ETH, recipient.address, 10**15, ref, deadline, sigs
+            ),
             relayer,
         )
     rows.append(("ETH payment with 2 owner signatures (payWithSignatures)", used))

@@ -144,11 +144,8 @@ def chain_cmd(ctx: click.Context) -> None:
 # ---------------------------------------------------------------------------------------------
 # Command registration. Other command modules define click commands/groups and are added here,
 # explicitly, one line each (no try/except: a broken module must fail loudly):
-#   SDK commands (init, deposit, pay, approve, demo, ...):  from agentwallet.cli import wallet
-#                                                             main.add_command(wallet.xxx)
-#   Audit commands:                                          from agentwallet.cli import audit
-#                                                             main.add_command(audit.xxx)
 # ---------------------------------------------------------------------------------------------
+from agentwallet.cli import audit as _audit  # noqa: E402
 from agentwallet.cli import demo as _demo  # noqa: E402
 from agentwallet.cli import keys as _keys  # noqa: E402
 from agentwallet.cli import payments as _payments  # noqa: E402
@@ -166,3 +163,5 @@ main.add_command(_payments.reject)
 main.add_command(_payments.sign)
 main.add_command(_payments.execute)
 main.add_command(_demo.demo)
+main.add_command(_audit.audit)
+main.add_command(_audit.watch)

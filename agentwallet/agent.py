@@ -1,0 +1,466 @@
+"""The agent's side: pay from a vault inside limits, or escalate to the owners.
+
+``AgentWallet.pay`` is idempotent per ``ref``: before broadcasting, the signed transaction is
+journaled under ``$AGENTWALLET_HOME/journal/``; a retry with the same ref (same or new process,
+after a crash or a timeout) re-broadcasts or looks up that exact transaction instead of signing a
+new one, so one ref pays at most once. A ref already used on-chain by this agent is answered
+with the earlier result. Nonces come from a per-(chain, address) lock and counter, so threads can
+pay concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hexbytes import HexBytes
+from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from agentwallet.chain import Chain
+from agentwallet.deployments import TokenInfo, checksum
+from agentwallet.errors import (
+    AgentExpiredError,
+    AgentNotActiveError,
+    AgentNotYetValidError,
+    AmountError,
+    InsufficientFundsError,
+    PaymentPendingError,
+    TransactionFailedError,
+    VaultIsPausedError,
+)
+from agentwallet.keys import home_dir
+from agentwallet.units import format_amount
+from agentwallet.vault import (
+    AGENT_STATUS,
+    NONCES,
+    REASON_OVER_ALLOWANCE,
+    REASON_OVER_PER_PAYMENT,
+    REASON_RECIPIENT_NOT_ALLOWED,
+    REASON_TOKEN_NOT_IN_SCOPE,
+    Account,
+    TxResult,
+    Vault,
+    _addr,
+    broadcast,
+    build_tx,
+    reasons_from_bits,
+    ref_text,
+    simulate,
+    to_ref,
+    wait_receipt,
+)
+
+
+@dataclass(frozen=True)
+class Paid:
+    """A payment that ran inside the agent's limits."""
+
+    tx_hash: str
+    gas_used: int
+    token: TokenInfo
+    to: str
+    amount: int
+    ref: str
+
+    @property
+    def status(self) -> str:
+        return "paid"
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """A payment outside the limits: request ``request_id`` now waits for the owners."""
+
+    tx_hash: str
+    gas_used: int
+    request_id: int
+    reasons: tuple[str, ...]
+    token: TokenInfo
+    to: str
+    amount: int
+    ref: str
+
+    @property
+    def status(self) -> str:
+        return "escalated"
+
+
+@dataclass(frozen=True)
+class PaymentCheck:
+    """What :meth:`AgentWallet.pay` would do now: pay directly (``will_pay``) or escalate for
+    ``reasons``; ``available`` is the budget now, ``max_per_payment`` the single-payment cap."""
+
+    will_pay: bool
+    reasons: tuple[str, ...]
+    available: int
+    max_per_payment: int
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """The agent's budget in one token."""
+
+    token: TokenInfo
+    available: int
+    max_per_payment: int
+    allowance: int
+    period: int
+
+
+def evaluate_policy(
+    max_per_payment: int, allowance: int, period: int, available: int, amount: int
+) -> int:
+    """The contract's escalation bits for ``amount`` given a policy view.
+
+    The contract (GCRA in 1/256 s units) pays iff ``start + ceil(amount*P/allowance) <= now + P``
+    with ``P`` the scaled period; ``getPolicy`` returns ``available = floor((now + P - start) *
+    allowance / P)``. For integers both say ``amount <= available``, so this is exact.
+    """
+    if period == 0:
+        return REASON_TOKEN_NOT_IN_SCOPE
+    reasons = REASON_OVER_PER_PAYMENT if amount > max_per_payment else 0
+    if amount > allowance or amount > available:
+        reasons |= REASON_OVER_ALLOWANCE
+    return reasons
+
+
+class Journal:
+    """Signed payment transactions by (chain id, vault, agent, ref), written before broadcast."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, chain_id: int, vault: str, agent: str, ref: bytes) -> Path:
+        return self.directory / f"{chain_id}-{vault.lower()}-{agent.lower()}" / f"{ref.hex()}.json"
+
+    def get(self, chain_id: int, vault: str, agent: str, ref: bytes) -> dict[str, Any] | None:
+        """The journaled entry, or None."""
+        path = self._path(chain_id, vault, agent, ref)
+        if not path.is_file():
+            return None
+        data: dict[str, Any] = json.loads(path.read_text())
+        return data
+
+    def put(self, chain_id: int, vault: str, agent: str, ref: bytes, entry: dict[str, Any]) -> None:
+        """Write an entry atomically and durably (temp file, fsync, rename)."""
+        path = self._path(chain_id, vault, agent, ref)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(entry, handle, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+    def delete(self, chain_id: int, vault: str, agent: str, ref: bytes) -> None:
+        self._path(chain_id, vault, agent, ref).unlink(missing_ok=True)
+
+
+class AgentWallet:
+    """An agent key bound to a vault. ``signer`` is a :class:`~agentwallet.keys.Signer` (or a
+    LocalAccount); ``journal_dir`` defaults to ``$AGENTWALLET_HOME/journal``."""
+
+    def __init__(
+        self, chain: Chain, vault: Vault, signer: Account, journal_dir: Path | None = None
+    ) -> None:
+        self.chain = chain
+        self.vault = vault
+        self.signer = signer
+        self.address = checksum(str(signer.address))
+        self.journal = Journal(journal_dir or home_dir() / "journal")
+
+    def __repr__(self) -> str:
+        return f"AgentWallet(agent={self.address}, vault={self.vault.address})"
+
+    # ------------------------------------------------------------------ checks
+
+    def _token(self, token: str | TokenInfo | None) -> TokenInfo:
+        return token if isinstance(token, TokenInfo) else self.vault.token(token)
+
+    @staticmethod
+    def _amount(amount: int) -> int:
+        if isinstance(amount, bool) or not isinstance(amount, int):
+            raise AmountError(
+                f"amount {amount!r} must be an int in base units: convert text with "
+                "agentwallet.units.parse_amount"
+            )
+        if amount <= 0:
+            raise AmountError(f"amount {amount} must be greater than zero")
+        return amount
+
+    def _check_agent_state(self) -> None:
+        c = self.vault.contract.functions
+        if c.paused().call():
+            raise VaultIsPausedError(
+                f"vault {self.vault.address} is paused: owners must unpause it (propose unpause)",
+                error_name="VaultIsPaused",
+            )
+        status, valid_after, valid_until, _, _ = c.getAgent(self.address).call()
+        if int(status) != 1:
+            raise AgentNotActiveError(
+                f"agent {self.address} is {AGENT_STATUS[int(status)]} in vault "
+                f"{self.vault.address}: only an active agent can pay; ask the owners",
+                error_name="AgentNotActive",
+                args_by_name={"agent": self.address, "status": int(status)},
+            )
+        now = self.chain.timestamp()
+        if now + 1 < int(valid_after):
+            raise AgentNotYetValidError(
+                f"agent {self.address} may pay only from timestamp {valid_after} (now {now})",
+                error_name="AgentNotYetValid",
+                args_by_name={"agent": self.address, "validAfter": int(valid_after)},
+            )
+        if int(valid_until) and now >= int(valid_until):
+            raise AgentExpiredError(
+                f"agent {self.address} expired at timestamp {valid_until}: owners must re-add it",
+                error_name="AgentExpired",
+                args_by_name={"agent": self.address, "validUntil": int(valid_until)},
+            )
+
+    def _local_reasons(self, to: str, amount: int, token: TokenInfo) -> tuple[int, Any]:
+        c = self.vault.contract.functions
+        policy = c.getPolicy(self.address, token.address).call()
+        bits = evaluate_policy(
+            int(policy[0]), int(policy[1]), int(policy[2]), int(policy[3]), amount
+        )
+        allowlist = bool(c.getAgent(self.address).call()[3])
+        if allowlist and not c.isRecipientAllowed(self.address, to).call():
+            bits |= REASON_RECIPIENT_NOT_ALLOWED
+        return bits, policy
+
+    def check(self, to: str, amount: int, token: str | None = None) -> PaymentCheck:
+        """What paying ``amount`` (base units) of ``token`` to ``to`` would do, without sending.
+
+        Raises the typed error for a paused vault, an inactive/expired agent, a vault that
+        cannot cover a direct payment (:class:`InsufficientFundsError`) or an agent without gas
+        (:class:`InsufficientGasError`). Combines the local policy math with a dry run of pay.
+        """
+        to = checksum(to, "recipient address")
+        amount = self._amount(amount)
+        info = self._token(token)
+        self._check_agent_state()
+        bits, policy = self._local_reasons(to, amount, info)
+        if bits == 0:
+            balance = self.vault.balance(info)
+            if balance < amount:
+                raise InsufficientFundsError(
+                    f"vault {self.vault.address} holds {format_amount(balance, info.decimals)} "
+                    f"{info.symbol}, less than the {format_amount(amount, info.decimals)} "
+                    f"{info.symbol} to pay: ask an owner to fund it"
+                )
+        data = self._pay_data(info, to, amount, b"\x01" * 32)
+        gas = simulate(
+            self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
+        )
+        build_tx(self.chain, self.address, self.vault.address, data, 0, gas)  # gas check
+        return PaymentCheck(bits == 0, reasons_from_bits(bits), int(policy[3]), int(policy[0]))
+
+    def remaining(self) -> dict[str, Remaining]:
+        """The agent's budget per token symbol, for every token in its scope."""
+        view = self.vault.agent(self.address)
+        result = {}
+        for address, p in view.policies.items():
+            info = self.vault.token(address)
+            result[info.symbol] = Remaining(
+                info, p.available, p.max_per_payment, p.allowance, p.period
+            )
+        return result
+
+    # ------------------------------------------------------------------ paying
+
+    def _pay_data(self, token: TokenInfo, to: str, amount: int, ref: bytes) -> bytes:
+        data = self.vault.contract.encode_abi("pay", args=[token.address, to, amount, ref])
+        return bytes(HexBytes(data))
+
+    def pay(
+        self, to: str, amount: int, token: str | None = None, ref: str | bytes | None = None
+    ) -> Paid | Escalated:
+        """Pay ``amount`` base units of ``token`` (default ETH) to ``to``.
+
+        Inside the limits the money moves now (:class:`Paid`); otherwise a request is created
+        for the owners (:class:`Escalated`). ``ref`` is the idempotency key (a random one if
+        None): a retry with the same ref never pays twice. Errors are raised before anything
+        is sent; :class:`PaymentPendingError` means it was broadcast but not confirmed yet:
+        retry with the same ref.
+        """
+        to = checksum(to, "recipient address")
+        amount = self._amount(amount)
+        info = self._token(token)
+        with NONCES.exclusive(self.chain):  # eth-tester is not thread-safe; no-op on nodes
+            return self._pay(to, amount, info, ref)
+
+    def _pay(
+        self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
+    ) -> Paid | Escalated:
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        with NONCES.lock(self.chain, self.address):
+            entry = self.journal.get(*key)
+        if entry is not None:
+            recovered = self._recover(entry, ref_bytes)
+            if recovered is not None:
+                return recovered
+        earlier = self._onchain_result(ref_bytes)
+        if earlier is not None:
+            return earlier
+        self.check(to, amount, info.address)
+        data = self._pay_data(info, to, amount, ref_bytes)
+        gas = simulate(
+            self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
+        )
+        tx = build_tx(self.chain, self.address, self.vault.address, data, 0, gas)
+        with NONCES.reserve(self.chain, self.address) as slot:
+            if self.journal.get(*key) is not None:  # another thread took this ref meanwhile
+                raise PaymentPendingError(
+                    f"payment ref {ref_text(ref_bytes)!r} is being sent by another caller: "
+                    "retry with the same ref to get its result"
+                )
+            signed = self.signer.sign_transaction({**tx, "nonce": slot.nonce})
+            tx_hash = bytes(signed.hash)
+            self.journal.put(
+                *key,
+                {
+                    "chain_id": self.chain.chain_id,
+                    "vault": self.vault.address,
+                    "agent": self.address,
+                    "ref": "0x" + ref_bytes.hex(),
+                    "nonce": slot.nonce,
+                    "tx_hash": "0x" + tx_hash.hex(),
+                    "raw_tx": "0x" + bytes(signed.raw_transaction).hex(),
+                    "token": info.address,
+                    "to": to,
+                    "amount": str(amount),
+                    "created": time.time(),
+                },
+            )
+            try:
+                broadcast(self.chain, bytes(signed.raw_transaction))
+            except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep the journal
+                slot.tx_hash = tx_hash  # it may have reached the node
+                raise PaymentPendingError(
+                    f"broadcasting payment ref {ref_text(ref_bytes)!r} failed or timed out "
+                    f"({type(exc).__name__}); it may still be mined: retry pay with the same ref"
+                ) from None
+            slot.tx_hash = tx_hash
+        return self._finish(tx_hash, info, to, amount, ref_bytes)
+
+    def _finish(
+        self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
+    ) -> Paid | Escalated:
+        try:
+            receipt = wait_receipt(self.chain, tx_hash)
+        except TimeExhausted:
+            raise PaymentPendingError(
+                f"payment 0x{tx_hash.hex()} (ref {ref_text(ref)!r}) is not mined yet: retry pay "
+                "with the same ref to wait for it"
+            ) from None
+        return self._result(receipt, info, to, amount, ref)
+
+    def _result(
+        self, receipt: TxReceipt, info: TokenInfo, to: str, amount: int, ref: bytes
+    ) -> Paid | Escalated:
+        tx = TxResult.from_receipt(receipt)
+        if receipt["status"] != 1:
+            raise TransactionFailedError(
+                f"payment {tx.tx_hash} was mined but reverted; retry with a new ref",
+                receipt=receipt,
+            )
+        events = self.vault.contract.events
+        for e in events.RequestCreated().process_receipt(receipt, errors=DISCARD):
+            a = e["args"]
+            return Escalated(
+                tx.tx_hash,
+                tx.gas_used,
+                int(a["requestId"]),
+                reasons_from_bits(int(a["reasons"])),
+                info,
+                to,
+                amount,
+                ref_text(ref),
+            )
+        return Paid(tx.tx_hash, tx.gas_used, info, to, amount, ref_text(ref))
+
+    def _recover(self, entry: dict[str, Any], ref: bytes) -> Paid | Escalated | None:
+        """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
+        None if that transaction can never be mined (its nonce went to another one)."""
+        tx_hash = bytes.fromhex(entry["tx_hash"][2:])
+        info = self.vault.token(entry["token"])
+        to, amount = entry["to"], int(entry["amount"])
+        try:
+            receipt = self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+            return self._result(receipt, info, to, amount, ref)
+        except TransactionNotFound:
+            pass
+        with NONCES.lock(self.chain, self.address):
+            mined_nonce = self.chain.w3.eth.get_transaction_count(_addr(self.address), "latest")
+            if int(mined_nonce) > int(entry["nonce"]):
+                try:
+                    receipt = self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+                    return self._result(receipt, info, to, amount, ref)
+                except TransactionNotFound:
+                    # the nonce was used by another transaction: this one is dead
+                    self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
+                    return None
+            try:
+                broadcast(self.chain, bytes.fromhex(entry["raw_tx"][2:]))
+            except (Web3RPCError, ValueError) as exc:
+                message = str(exc).lower()
+                if "known" not in message and "nonce" not in message:
+                    raise
+        return self._finish(tx_hash, info, to, amount, ref)
+
+    def _onchain_result(self, ref: bytes) -> Paid | Escalated | None:
+        """An earlier payment or request of this agent with ``ref``, from the vault's logs."""
+        events = self.vault.contract.events
+        from_block = self._from_block()
+        for event, escalated in ((events.PaymentExecuted, False), (events.RequestCreated, True)):
+            try:
+                logs = event().get_logs(
+                    from_block=from_block, argument_filters={"agent": self.address}
+                )
+            except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
+                return None
+            for log in logs:
+                a = log["args"]
+                if bytes(a["ref"]) != ref or (not escalated and int(a["requestId"]) != 0):
+                    continue
+                receipt = self.chain.w3.eth.get_transaction_receipt(log["transactionHash"])
+                info = self.vault.token(str(a["token"]))
+                return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
+        return None
+
+    def _from_block(self) -> int:
+        for entry in self.vault.deployments.vaults().values():
+            if entry.get("address") == self.vault.address and entry.get("block"):
+                return int(entry["block"])
+        return 0
+
+    # ------------------------------------------------------------------ requests
+
+    def cancel(self, request_id: int) -> TxResult:
+        """Withdraw one of this agent's own pending requests."""
+        from agentwallet.vault import send
+
+        data = self.vault.contract.encode_abi("cancel", args=[request_id])
+        receipt = send(self.chain, self.signer, self.vault.address, bytes(HexBytes(data)))
+        return TxResult.from_receipt(receipt)
+
+
+__all__ = [
+    "AgentWallet",
+    "Escalated",
+    "Journal",
+    "Paid",
+    "PaymentCheck",
+    "Remaining",
+    "broadcast",
+    "evaluate_policy",
+]

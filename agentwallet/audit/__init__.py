@@ -1,0 +1,74 @@
+"""Audit and monitoring: who authorised what, answered from the chain's events.
+
+- :mod:`~agentwallet.audit.events`: decode AgentVault/AgentVaultFactory logs; range-adaptive reader.
+- :mod:`~agentwallet.audit.index`: the SQLite index, incremental and reorg-safe sync.
+- :mod:`~agentwallet.audit.reports`: trail, spend, requests, owners, summary (from the index).
+- :mod:`~agentwallet.audit.reconcile`: balances vs deposits - payments.
+- :mod:`~agentwallet.audit.watch`: alerts (and optional auto-pause) on new blocks.
+- :mod:`~agentwallet.audit.whatif`: replay history against proposed limits (contract GCRA math).
+"""
+
+from agentwallet.audit.errors import (
+    AuditError,
+    AuditIndexError,
+    BlockRangeError,
+    LogReadError,
+    NotAVaultAddressError,
+    ReorgDuringSyncError,
+    WhatIfError,
+)
+from agentwallet.audit.events import (
+    AuditEvent,
+    EventCodec,
+    EventFilter,
+    LogReader,
+    RawLog,
+    log_source,
+    read_events,
+)
+from agentwallet.audit.index import AuditIndex, SyncResult, SyncState, default_db_path
+from agentwallet.audit.reconcile import ReconcileRow, reconcile
+from agentwallet.audit.reports import (
+    owners_report,
+    requests_report,
+    spend_report,
+    summary_report,
+    trail,
+)
+from agentwallet.audit.watch import Alert, WatchConfig, Watcher, watch_loop
+from agentwallet.audit.whatif import Limits, evaluate, whatif
+
+__all__ = [
+    "Alert",
+    "AuditError",
+    "AuditEvent",
+    "AuditIndex",
+    "AuditIndexError",
+    "BlockRangeError",
+    "EventCodec",
+    "EventFilter",
+    "Limits",
+    "LogReadError",
+    "LogReader",
+    "NotAVaultAddressError",
+    "RawLog",
+    "ReconcileRow",
+    "ReorgDuringSyncError",
+    "SyncResult",
+    "SyncState",
+    "WatchConfig",
+    "Watcher",
+    "WhatIfError",
+    "default_db_path",
+    "evaluate",
+    "log_source",
+    "owners_report",
+    "read_events",
+    "reconcile",
+    "requests_report",
+    "spend_report",
+    "summary_report",
+    "trail",
+    "watch_loop",
+    "whatif",
+]

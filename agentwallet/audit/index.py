@@ -1,0 +1,664 @@
+"""The local audit index: decoded events in SQLite, synced incrementally and reorg-safely.
+
+Sync reads vault (and optionally factory) logs from the last synced block to ``head -
+confirmations`` in batches. Each batch is written in one SQLite transaction together with the
+new sync state, so the index is never half-written. Before each batch the stored hash of the last
+synced block is compared with the node's; on a mismatch the index walks back over its stored
+block hashes to the newest block the node still has (the common ancestor: a block hash commits to
+all its ancestors), deletes everything above it and re-syncs. A batch whose end block changed hash
+while it was being read is discarded and read again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_abi.abi import decode as abi_decode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+
+from agentwallet.audit.errors import (
+    AuditIndexError,
+    LogReadError,
+    NotAVaultAddressError,
+    ReorgDuringSyncError,
+)
+from agentwallet.audit.events import (
+    ETH,
+    AuditEvent,
+    EventCodec,
+    EventFilter,
+    LogReader,
+    LogSource,
+    check_range,
+    decode_all,
+    log_source,
+)
+from agentwallet.chain import Chain
+
+SCHEMA_NAME = "agentwallet-audit"
+SCHEMA_VERSION = 1
+DEFAULT_DB_NAME = "audit.sqlite"
+MAX_REORG_RETRIES = 5
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE blocks (
+    chain_id INTEGER NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL,
+    parent_hash TEXT, timestamp INTEGER NOT NULL, PRIMARY KEY (chain_id, number)
+);
+CREATE TABLE events (
+    chain_id INTEGER NOT NULL, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
+    block_time INTEGER NOT NULL, block_hash TEXT NOT NULL, tx_hash TEXT NOT NULL,
+    emitter TEXT NOT NULL, vault TEXT NOT NULL, name TEXT NOT NULL, agent TEXT, actor TEXT,
+    token TEXT, recipient TEXT, request_id INTEGER, kind TEXT, amount TEXT, ref TEXT,
+    args TEXT NOT NULL,
+    PRIMARY KEY (chain_id, block_number, log_index)
+);
+CREATE INDEX events_vault ON events (chain_id, vault, block_number);
+CREATE INDEX events_agent ON events (chain_id, vault, agent, block_number);
+CREATE INDEX events_token ON events (chain_id, vault, token);
+CREATE INDEX events_recipient ON events (chain_id, vault, recipient);
+CREATE INDEX events_request ON events (chain_id, vault, request_id);
+CREATE INDEX events_kind ON events (chain_id, vault, name, kind);
+CREATE INDEX events_block ON events (chain_id, block_number);
+CREATE TABLE sync_state (
+    chain_id INTEGER NOT NULL, vault_set TEXT NOT NULL, vaults TEXT NOT NULL, factory TEXT,
+    from_block INTEGER NOT NULL, last_block INTEGER NOT NULL, last_hash TEXT,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (chain_id, vault_set)
+);
+CREATE TABLE tokens (
+    chain_id INTEGER NOT NULL, address TEXT NOT NULL, symbol TEXT NOT NULL, decimals INTEGER,
+    PRIMARY KEY (chain_id, address)
+);
+CREATE TABLE alerts (key TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
+"""
+
+EVENT_COLUMNS = (
+    "chain_id, block_number, log_index, block_time, block_hash, tx_hash, emitter, vault, name, "
+    "agent, actor, token, recipient, request_id, kind, amount, ref, args"
+)
+
+
+def default_db_path() -> Path:
+    home = os.environ.get("AGENTWALLET_HOME") or str(Path.home() / ".agentwallet")
+    return Path(home) / DEFAULT_DB_NAME
+
+
+@dataclass(frozen=True)
+class TokenMeta:
+    address: str
+    symbol: str
+    decimals: int | None  #: None: unknown (amounts shown in base units)
+
+
+@dataclass(frozen=True)
+class SyncState:
+    chain_id: int
+    vaults: tuple[str, ...]
+    factory: str | None
+    from_block: int
+    last_block: int
+    last_hash: str | None
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one :meth:`AuditIndex.sync` did."""
+
+    chain_id: int
+    vaults: tuple[str, ...]
+    from_block: int
+    to_block: int
+    events: int
+    batches: int
+    reorgs: int  #: how often a reorg was detected and rolled back
+    rolled_back_blocks: int
+    seconds: float
+    range_halvings: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__, vaults=list(self.vaults))
+
+
+def vault_set_key(vaults: Iterable[str], factory: str | None = None) -> str:
+    key = ",".join(sorted(v.lower() for v in vaults))
+    return key + (f"|factory={factory.lower()}" if factory else "")
+
+
+THRESHOLD_SELECTOR = keccak(text="threshold()")[:4]
+REQUEST_COUNT_SELECTOR = keccak(text="requestCount()")[:4]
+
+
+def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
+    """Checksummed vault addresses; raises :class:`NotAVaultAddressError` for an address that has
+    no code or does not answer ``threshold()`` and ``requestCount()`` like an AgentVault."""
+    out = []
+    if not vaults:
+        raise NotAVaultAddressError("no vault given: pass at least one vault address")
+    for vault in vaults:
+        try:
+            address = to_checksum_address(vault)
+        except ValueError:
+            raise NotAVaultAddressError(f"{vault!r} is not an address") from None
+        code = chain.w3.eth.get_code(address)
+        if not code:
+            raise NotAVaultAddressError(
+                f"{address} has no code on chain {chain.chain_id}: it is not a vault (wrong "
+                "address, or wrong chain?)"
+            )
+        try:
+            for selector in (THRESHOLD_SELECTOR, REQUEST_COUNT_SELECTOR):
+                raw = chain.w3.eth.call({"to": address, "data": selector})
+                if len(raw) != 32:
+                    raise ValueError("bad return size")
+            if (
+                int.from_bytes(
+                    chain.w3.eth.call({"to": address, "data": THRESHOLD_SELECTOR}), "big"
+                )
+                == 0
+            ):
+                raise ValueError("threshold 0: not initialised")
+        except Exception:  # noqa: BLE001 - any failure: it does not behave like a vault
+            raise NotAVaultAddressError(
+                f"{address} does not answer threshold()/requestCount() like an initialised "
+                "AgentVault: it is not a vault"
+            ) from None
+        out.append(address)
+    return tuple(out)
+
+
+class AuditIndex:
+    """The SQLite audit index. ``AuditIndex(path)`` creates the file if missing; a file that is
+    not an agentwallet audit index raises :class:`AuditIndexError` (never overwritten)."""
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = Path(path) if path is not None else default_db_path()
+        self.codec = EventCodec()
+        fresh = not self.path.exists() or self.path.stat().st_size == 0
+        if fresh:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(str(self.path), isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise AuditIndexError(
+                f"{self.path} is not a readable SQLite audit index ({exc}): move it away or "
+                "pass another --db"
+            ) from None
+        if not tables:
+            with self._tx():
+                for statement in SCHEMA.strip().split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [("schema", SCHEMA_NAME), ("version", str(SCHEMA_VERSION))],
+                )
+            return
+        if "meta" not in tables:
+            raise AuditIndexError(
+                f"{self.path} is a SQLite file but not an agentwallet audit index (no meta "
+                "table): pass another --db"
+            )
+        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        if meta.get("schema") != SCHEMA_NAME:
+            raise AuditIndexError(
+                f"{self.path} is not an agentwallet audit index (schema {meta.get('schema')!r}): "
+                "pass another --db"
+            )
+        if meta.get("version") != str(SCHEMA_VERSION):
+            raise AuditIndexError(
+                f"{self.path} has audit index schema version {meta.get('version')}, this "
+                f"agentwallet reads version {SCHEMA_VERSION}: delete it and run `agentwallet "
+                "audit sync` again (the index is rebuilt from the chain)"
+            )
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> AuditIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------ state
+
+    def state(
+        self, chain_id: int, vaults: Iterable[str], factory: str | None = None
+    ) -> SyncState | None:
+        row = self.db.execute(
+            "SELECT vaults, factory, from_block, last_block, last_hash FROM sync_state "
+            "WHERE chain_id = ? AND vault_set = ?",
+            (chain_id, vault_set_key(vaults, factory)),
+        ).fetchone()
+        if row is None:
+            return None
+        return SyncState(chain_id, tuple(json.loads(row[0])), row[1], row[2], row[3], row[4])
+
+    def states(self, chain_id: int | None = None) -> list[SyncState]:
+        rows = self.db.execute(
+            "SELECT chain_id, vaults, factory, from_block, last_block, last_hash FROM sync_state"
+            + (" WHERE chain_id = ?" if chain_id is not None else ""),
+            (chain_id,) if chain_id is not None else (),
+        ).fetchall()
+        return [SyncState(r[0], tuple(json.loads(r[1])), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def chain_ids(self) -> list[int]:
+        return [r[0] for r in self.db.execute("SELECT DISTINCT chain_id FROM sync_state")]
+
+    # ------------------------------------------------------------------------------ sync
+
+    def sync(
+        self,
+        chain: Chain,
+        vaults: Sequence[str],
+        *,
+        factory: str | None = None,
+        from_block: int = 0,
+        to_block: int | None = None,
+        confirmations: int = 0,
+        reader: LogReader | None = None,
+        batch_blocks: int = 100_000,
+        check: bool = True,
+    ) -> SyncResult:
+        """Bring the index for ``vaults`` (and ``factory``'s VaultCreated events for them) up
+        to ``to_block`` (default ``head - confirmations``)."""
+        started = time.perf_counter()
+        vaults = (
+            check_vaults(chain, vaults) if check else tuple(to_checksum_address(v) for v in vaults)
+        )
+        factory = to_checksum_address(factory) if factory else None
+        source = reader.source if reader else log_source(chain)
+        reader = reader or LogReader(source)
+        chain_id = chain.chain_id
+        key = vault_set_key(vaults, factory)
+        addresses = [*vaults, *([factory] if factory else [])]
+        wanted_vaults = {v.lower() for v in vaults}
+        total = batches = reorgs = rolled_back = 0
+        first_start: int | None = None
+        target = 0
+        retries = 0
+        while True:
+            head = source.head()
+            target = head - confirmations if to_block is None else to_block
+            if to_block is not None:
+                check_range(from_block, to_block, head)
+            ancestor = self._check_reorg(chain_id, source)
+            if ancestor is not None:
+                reorgs += 1
+                rolled_back += ancestor[1]
+            state = self.state(chain_id, vaults, factory)
+            start = state.last_block + 1 if state else from_block
+            if first_start is None:
+                first_start = start
+            try:
+                while start <= target:
+                    end = min(target, start + batch_blocks - 1)
+                    count = self._sync_batch(
+                        chain_id,
+                        key,
+                        vaults,
+                        factory,
+                        from_block,
+                        source,
+                        reader,
+                        start,
+                        end,
+                        addresses,
+                        wanted_vaults,
+                    )
+                    total += count
+                    batches += 1
+                    start = end + 1
+                break
+            except ReorgDuringSyncError:
+                retries += 1
+                if retries > MAX_REORG_RETRIES:
+                    raise ReorgDuringSyncError(
+                        f"the chain reorganised {retries} times during this sync: wait for it "
+                        "to settle or use --confirmations"
+                    ) from None
+        if state is None and target < from_block:
+            # nothing to read yet: remember the set so `watch` and reports know it
+            with self._tx():
+                self._write_state(chain_id, key, vaults, factory, from_block, from_block - 1, None)
+        self._cache_tokens(chain, chain_id)
+        return SyncResult(
+            chain_id=chain_id,
+            vaults=vaults,
+            from_block=first_start or from_block,
+            to_block=target,
+            events=total,
+            batches=batches,
+            reorgs=reorgs,
+            rolled_back_blocks=rolled_back,
+            seconds=time.perf_counter() - started,
+            range_halvings=reader.halvings,
+        )
+
+    def _sync_batch(
+        self,
+        chain_id: int,
+        key: str,
+        vaults: tuple[str, ...],
+        factory: str | None,
+        from_block: int,
+        source: LogSource,
+        reader: LogReader,
+        start: int,
+        end: int,
+        addresses: list[str],
+        wanted_vaults: set[str],
+    ) -> int:
+        end_hash, end_parent, end_time = source.block_header(end)
+        events: list[AuditEvent] = []
+        times: dict[int, int] = {end: end_time}
+        for _, _, logs in reader.chunks(start, end, addresses, None):
+            for event in decode_all(self.codec, logs, source, times):
+                if event.name == "VaultCreated" and event.vault.lower() not in wanted_vaults:
+                    continue
+                events.append(event)
+        again = source.block_header(end)[0]
+        if again != end_hash:
+            raise ReorgDuringSyncError(f"block {end} changed from {end_hash} to {again}")
+        blocks: dict[int, tuple[str, str | None, int]] = {
+            e.block_number: (e.block_hash, None, e.block_time) for e in events
+        }
+        blocks[end] = (end_hash, end_parent, end_time)
+        with self._tx() as db:
+            db.executemany(
+                f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                [_event_row(chain_id, e) for e in events],
+            )
+            db.executemany(
+                "INSERT INTO blocks VALUES (?,?,?,?,?) ON CONFLICT (chain_id, number) DO UPDATE "
+                "SET hash = excluded.hash, parent_hash = coalesce(excluded.parent_hash, "
+                "blocks.parent_hash), timestamp = excluded.timestamp",
+                [(chain_id, n, h, p, t) for n, (h, p, t) in blocks.items()],
+            )
+            self._write_state(chain_id, key, vaults, factory, from_block, end, end_hash)
+        return len(events)
+
+    def _write_state(
+        self,
+        chain_id: int,
+        key: str,
+        vaults: tuple[str, ...],
+        factory: str | None,
+        from_block: int,
+        last_block: int,
+        last_hash: str | None,
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO sync_state VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (chain_id, vault_set) "
+            "DO UPDATE SET last_block = excluded.last_block, last_hash = excluded.last_hash, "
+            "updated_at = excluded.updated_at",
+            (
+                chain_id,
+                key,
+                json.dumps(list(vaults)),
+                factory,
+                from_block,
+                last_block,
+                last_hash,
+                int(time.time()),
+            ),
+        )
+
+    def _check_reorg(self, chain_id: int, source: LogSource) -> tuple[int, int] | None:
+        """Roll back to the common ancestor if the node no longer has our newest stored block.
+        Returns (ancestor block, blocks rolled back) or None when nothing changed."""
+        rows = self.db.execute(
+            "SELECT number, hash FROM blocks WHERE chain_id = ? ORDER BY number DESC",
+            (chain_id,),
+        )
+        newest: int | None = None
+        ancestor = -1
+        for number, stored_hash in rows:
+            if newest is None:
+                newest = number
+            if self._node_hash(source, number) == stored_hash:
+                ancestor = number
+                break
+        rows.close()
+        if newest is None or ancestor == newest:
+            return None
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM events WHERE chain_id = ? AND block_number > ?", (chain_id, ancestor)
+            )
+            db.execute("DELETE FROM blocks WHERE chain_id = ? AND number > ?", (chain_id, ancestor))
+            row = db.execute(
+                "SELECT hash FROM blocks WHERE chain_id = ? AND number = ?", (chain_id, ancestor)
+            ).fetchone()
+            db.execute(
+                "UPDATE sync_state SET last_block = max(?, from_block - 1), last_hash = ? "
+                "WHERE chain_id = ? AND last_block > ?",
+                (ancestor, row[0] if row else None, chain_id, ancestor),
+            )
+        return ancestor, newest - ancestor
+
+    @staticmethod
+    def _node_hash(source: LogSource, number: int) -> str | None:
+        try:
+            return source.block_header(number)[0]
+        except LogReadError:
+            raise
+        except Exception:  # noqa: BLE001 - the node does not have the block any more
+            return None
+
+    # ------------------------------------------------------------------------------ tokens
+
+    def _cache_tokens(self, chain: Chain, chain_id: int) -> None:
+        known = {
+            r[0]
+            for r in self.db.execute("SELECT address FROM tokens WHERE chain_id = ?", (chain_id,))
+        }
+        seen = {
+            r[0]
+            for r in self.db.execute(
+                "SELECT DISTINCT token FROM events WHERE chain_id = ? AND token IS NOT NULL",
+                (chain_id,),
+            )
+        }
+        missing = sorted(seen - known)
+        if not missing:
+            return
+        rows: list[tuple[int, str, str, int | None]] = []
+        for address in missing:
+            if address == ETH:
+                rows.append((chain_id, address, "ETH", 18))
+                continue
+            symbol, decimals = read_token_meta(chain, address)
+            rows.append((chain_id, address, symbol, decimals))
+        with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", rows)
+
+    def token(self, chain_id: int, address: str) -> TokenMeta:
+        if address == ETH:
+            return TokenMeta(ETH, "ETH", 18)
+        row = self.db.execute(
+            "SELECT symbol, decimals FROM tokens WHERE chain_id = ? AND address = ?",
+            (chain_id, address),
+        ).fetchone()
+        if row is None:
+            return TokenMeta(address, address[:10], None)
+        return TokenMeta(address, row[0], row[1])
+
+    # ------------------------------------------------------------------------------ queries
+
+    def events(
+        self,
+        chain_id: int,
+        flt: EventFilter | None = None,
+        request_ids: Iterable[int] | None = None,
+    ) -> list[AuditEvent]:
+        """Events in the index matching ``flt`` (or whose request id is in ``request_ids``,
+        OR-ed with the agent filter), oldest first."""
+        flt = flt or EventFilter()
+        where = ["chain_id = ?"]
+        params: list[Any] = [chain_id]
+        if flt.vaults is not None:
+            where.append(f"vault IN ({','.join('?' * len(flt.vaults))})")
+            params += [to_checksum_address(v) for v in flt.vaults]
+        if flt.names is not None:
+            where.append(f"name IN ({','.join('?' * len(flt.names))})")
+            params += list(flt.names)
+        ids = sorted(set(request_ids or ()))
+        if flt.agent is not None and ids:
+            where.append(
+                f"(agent = ? OR (request_id IN ({','.join('?' * len(ids))}) AND request_id > 0))"
+            )
+            params += [to_checksum_address(flt.agent), *ids]
+        elif flt.agent is not None:
+            where.append("agent = ?")
+            params.append(to_checksum_address(flt.agent))
+        elif ids:
+            where.append(f"request_id IN ({','.join('?' * len(ids))})")
+            params += ids
+        for column, value in (("token", flt.token), ("recipient", flt.recipient)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(to_checksum_address(value))
+        if flt.request_id is not None:
+            where.append("request_id = ?")
+            params.append(flt.request_id)
+        ranges: tuple[tuple[str, str, str | int | None], ...] = (
+            ("kind", "=", flt.kind),
+            ("block_number", ">=", flt.from_block),
+            ("block_number", "<=", flt.to_block),
+            ("block_time", ">=", flt.since),
+            ("block_time", "<=", flt.until),
+        )
+        for column, op, bound in ranges:
+            if bound is not None:
+                where.append(f"{column} {op} ?")
+                params.append(bound)
+        rows = self.db.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
+            "ORDER BY block_number, log_index",
+            params,
+        )
+        return [_row_event(r) for r in rows]
+
+    def count(self, chain_id: int | None = None) -> int:
+        if chain_id is None:
+            return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT count(*) FROM events WHERE chain_id = ?", (chain_id,)
+            ).fetchone()[0]
+        )
+
+    def last_block_time(self, chain_id: int) -> int | None:
+        row = self.db.execute(
+            "SELECT timestamp FROM blocks WHERE chain_id = ? ORDER BY number DESC LIMIT 1",
+            (chain_id,),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    def insert_events(self, chain_id: int, events: Iterable[AuditEvent]) -> int:
+        """Insert decoded events directly (benchmarks, imports). Not a sync: no state change."""
+        rows = [_event_row(chain_id, e) for e in events]
+        with self._tx() as db:
+            db.executemany(
+                f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
+                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+        return len(rows)
+
+    def alert_seen(self, key: str) -> bool:
+        """Record an alert key; True if it had been recorded before (dedup across runs)."""
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO alerts VALUES (?, ?)", (key, int(time.time())))
+            return cur.rowcount == 0
+
+
+def _event_row(chain_id: int, e: AuditEvent) -> tuple[Any, ...]:
+    return (
+        chain_id,
+        e.block_number,
+        e.log_index,
+        e.block_time,
+        e.block_hash,
+        e.tx_hash,
+        e.emitter,
+        e.vault,
+        e.name,
+        e.agent,
+        e.actor,
+        e.token,
+        e.recipient,
+        e.request_id,
+        e.kind,
+        None if e.amount is None else str(e.amount),
+        e.ref,
+        e.args_json(),
+    )
+
+
+def _row_event(r: Sequence[Any]) -> AuditEvent:
+    return AuditEvent(
+        block_number=r[1],
+        log_index=r[2],
+        block_time=r[3],
+        block_hash=r[4],
+        tx_hash=r[5],
+        emitter=r[6],
+        vault=r[7],
+        name=r[8],
+        agent=r[9],
+        actor=r[10],
+        token=r[11],
+        recipient=r[12],
+        request_id=r[13],
+        kind=r[14],
+        amount=None if r[15] is None else int(r[15]),
+        ref=r[16],
+        args=json.loads(r[17]),
+    )
+
+
+def read_token_meta(chain: Chain, address: str) -> tuple[str, int | None]:
+    """(symbol, decimals) of an ERC-20, read from the token; a token that does not answer gets
+    its short address and unknown decimals."""
+    symbol = address[:10]
+    decimals: int | None = None
+    try:
+        raw = chain.w3.eth.call({"to": address, "data": keccak(text="symbol()")[:4]})
+        try:
+            symbol = abi_decode(["string"], raw)[0]
+        except Exception:  # noqa: BLE001 - some old tokens return bytes32
+            symbol = bytes(raw[:32]).rstrip(b"\0").decode("utf-8", "replace") or symbol
+    except Exception:  # noqa: BLE001 - no symbol(): keep the short address
+        pass
+    try:
+        raw = chain.w3.eth.call({"to": address, "data": keccak(text="decimals()")[:4]})
+        decimals = int.from_bytes(raw[:32], "big") if len(raw) >= 32 else None
+    except Exception:  # noqa: BLE001 - no decimals(): amounts stay in base units
+        decimals = None
+    return symbol, decimals

@@ -1,0 +1,437 @@
+"""Payment commands: ``pay`` (as an agent), ``requests``, ``approve``, ``reject``, ``sign``,
+``execute`` (as owners)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from agentwallet.cli._common import (
+    chain_of,
+    confirm_signature,
+    label,
+    names_by_address,
+    obj_of,
+    parse_positive,
+    resolve_address,
+    signer_of,
+    vault_of,
+    vault_option,
+    yes_option,
+)
+from agentwallet.cli._output import budget, emit_json, kv_table, say, short, span, table
+
+if TYPE_CHECKING:
+    from agentwallet.vault import RequestInfo, Vault
+
+
+# ------------------------------------------------------------------------------------ pay
+
+
+@click.command("pay")
+@click.argument("recipient", metavar="TO")
+@click.argument("amount")
+@click.option("--token", default=None, metavar="SYMBOL", help="ERC-20 symbol (default ETH).")
+@click.option(
+    "--ref",
+    default=None,
+    metavar="TEXT",
+    help="Reference / idempotency key (invoice id); a retry with it never pays twice.",
+)
+@vault_option
+@click.pass_context
+def pay(
+    ctx: click.Context,
+    recipient: str,
+    amount: str,
+    token: str | None,
+    ref: str | None,
+    vault_name: str,
+) -> None:
+    """Pay AMOUNT to TO as the agent given by --as.
+
+    Inside the agent's limits the vault pays at once; outside them it opens a request for the
+    owners (status "escalated").
+    """
+    from agentwallet.agent import AgentWallet
+    from agentwallet.units import format_amount
+
+    to = resolve_address(recipient)
+    vault = vault_of(ctx, vault_name)
+    info = vault.token(token)
+    value = parse_positive(amount, info)
+    signer = signer_of(ctx, "the agent")
+    wallet = AgentWallet(chain_of(ctx), vault, signer)
+    result = wallet.pay(to, value, None if info.symbol == "ETH" else info.address, ref=ref)
+    remaining = wallet.remaining().get(info.symbol)
+    data: dict[str, Any] = {
+        "status": result.status,
+        "tx_hash": result.tx_hash,
+        "gas_used": result.gas_used,
+        "request_id": getattr(result, "request_id", None),
+        "reasons": list(getattr(result, "reasons", ())),
+        "agent": signer.address,
+        "to": to,
+        "token": info.symbol,
+        "amount": format_amount(value, info.decimals),
+        "ref": ref,
+        "remaining": format_amount(remaining.available, info.decimals) if remaining else None,
+    }
+    if obj_of(ctx).json:
+        emit_json(data)
+        return
+    names = names_by_address()
+    rows: list[tuple[str, Any]] = [
+        ("status", data["status"]),
+        ("agent", label(signer.address, names)),
+        ("to", label(to, names)),
+        ("amount", f"{data['amount']} {info.symbol}"),
+    ]
+    if ref:
+        rows.append(("ref", ref))
+    if result.status == "escalated":
+        rows += [
+            ("request", data["request_id"]),
+            ("reasons", ", ".join(data["reasons"])),
+        ]
+    if remaining is not None:
+        rows.append(("budget left", f"{budget(remaining.available, info.decimals)} {info.symbol}"))
+    rows += [("tx", data["tx_hash"]), ("gas used", data["gas_used"])]
+    click.echo(kv_table(rows))
+    if result.status == "escalated":
+        click.echo(f"\nwaiting for owners: agentwallet --as OWNER approve {data['request_id']}")
+
+
+# ------------------------------------------------------------------------------------ requests
+
+
+def _request_record(r: RequestInfo, now: int) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "kind": r.kind,
+        "status": r.status,
+        "agent": r.agent,
+        "to": r.to,
+        "token": r.token.symbol,
+        "token_address": r.token.address,
+        "amount": r.amount_text,
+        "amount_base_units": str(r.amount),
+        "reasons": list(r.reasons),
+        "action": r.action,
+        "ref": r.ref,
+        "created_at": r.created_at,
+        "expires_at": r.expires_at,
+        "age": now - r.created_at,
+        "expires_in": r.expires_at - now,
+        "approvals": list(r.approvals),
+        "threshold": r.threshold,
+    }
+
+
+def _what(r: RequestInfo, vault: Vault | None = None, names: dict[str, str] | None = None) -> str:
+    """A payment's amount, or a governance call in words (addresses as key names, limits in
+    token units) when ``vault`` is given."""
+    if r.kind == "payment":
+        return r.amount_text
+    if vault is None or not r.data or r.data == "0x":
+        return r.action
+    return describe_governance(vault, bytes.fromhex(r.data[2:]), names or {}) or r.action
+
+
+def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str:
+    """``setLimits(travel, ETH: 0.5 per payment, 1 per 1d)``; "" if ``data`` is no vault call."""
+    from agentwallet.errors import AgentWalletError
+    from agentwallet.units import format_amount
+
+    try:
+        fn, args = vault.contract.decode_function_input(data)
+    except Exception:  # noqa: BLE001 - not a vault call: the caller shows the raw text
+        return ""
+    parts: list[str] = []
+    decimals = 18
+    if "token" in args:
+        try:
+            info = vault.token(str(args["token"]))
+            decimals = info.decimals
+            parts.append(info.symbol)
+        except AgentWalletError:
+            parts.append(short(str(args["token"])))
+    for key, value in args.items():
+        if key == "token":
+            continue
+        if isinstance(value, str) and value.startswith("0x") and key == "agent":
+            parts.insert(0, label(value, names))
+        elif isinstance(value, str) and value.startswith("0x"):
+            parts.append(f"{key} {label(value, names)}")
+        elif key in ("maxPerPayment", "allowance"):
+            parts.append(f"{key} {format_amount(int(value), decimals)}")
+        elif key in ("period", "requestExpiry"):
+            parts.append(f"{key} {span(int(value))}")
+        elif key in ("validAfter", "validUntil") and not value:
+            continue
+        else:
+            parts.append(f"{key} {value}")
+    return f"{fn.fn_name}({', '.join(parts)})"
+
+
+@click.command("requests")
+@click.option("--all", "show_all", is_flag=True, help="Include decided and expired requests.")
+@vault_option
+@click.pass_context
+def requests(ctx: click.Context, show_all: bool, vault_name: str) -> None:
+    """List requests waiting for owners (pending ones; --all for every one)."""
+    vault = vault_of(ctx, vault_name)
+    items = vault.requests(status="all" if show_all else "pending")
+    now = chain_of(ctx).timestamp()
+    if obj_of(ctx).json:
+        emit_json({"vault": vault.address, "requests": [_request_record(r, now) for r in items]})
+        return
+    if not items:
+        click.echo("no pending requests" if not show_all else "no requests yet")
+        return
+    names = names_by_address()
+    headers = ["id", "agent", "to", "amount", "reasons", "age", "expires in", "approvals"]
+    if show_all:
+        headers.insert(1, "status")
+    rows = []
+    for r in items:
+        row: list[Any] = [
+            r.id,
+            label(r.agent, names) + (" (owner)" if r.kind == "governance" else ""),
+            label(r.to, names) if r.kind == "payment" else "vault",
+            _what(r, vault, names),
+            ", ".join(r.reasons) or ("governance" if r.kind == "governance" else "-"),
+            span(now - r.created_at),
+            "-"
+            if r.status not in ("pending", "expired")
+            else span(r.expires_at - now)
+            if r.expires_at > now
+            else "expired",
+            f"{len(r.approvals)}/{r.threshold}",
+        ]
+        if show_all:
+            row.insert(1, r.status)
+        rows.append(row)
+    click.echo(table(headers, rows))
+
+
+# ------------------------------------------------------------------------------------ deciding
+
+
+def _signing_table(vault: Vault, r: RequestInfo, chain_id: int, names: dict[str, str]) -> str:
+    """Exactly what an owner approves: vault, chain, request, agent, recipient, amount, why."""
+    expires = dt.datetime.fromtimestamp(r.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    rows: list[tuple[str, Any]] = [
+        ("vault", vault.address),
+        ("chain id", chain_id),
+        ("request", f"#{r.id} ({r.kind}, {r.status})"),
+    ]
+    if r.kind == "payment":
+        rows += [
+            ("agent", label(r.agent, names) + f"  {r.agent}"),
+            ("recipient", label(r.to, names) + f"  {r.to}"),
+            ("amount", f"{r.amount_text}  ({r.amount} base units)"),
+            ("token", f"{r.token.symbol} {r.token.address}"),
+            ("reasons", ", ".join(r.reasons) or "-"),
+        ]
+    else:
+        rows += [
+            ("proposed by", label(r.agent, names)),
+            ("action", _what(r, vault, names)),
+            ("call", r.action),
+        ]
+    rows += [
+        ("ref", r.ref or "-"),
+        ("expires", expires),
+        (
+            "approvals",
+            f"{len(r.approvals)}/{r.threshold}: "
+            + (", ".join(label(a, names) for a in r.approvals) or "none"),
+        ),
+    ]
+    return kv_table(rows)
+
+
+def _show_and_confirm(
+    ctx: click.Context, vault: Vault, r: RequestInfo, yes: bool, verb: str
+) -> None:
+    obj = obj_of(ctx)
+    names = names_by_address()
+    say(
+        obj.json,
+        f"you are about to {verb}:\n" + _signing_table(vault, r, chain_of(ctx).chain_id, names),
+    )
+    confirm_signature(ctx, yes, f"{verb} request {r.id}?")
+
+
+def _pending(vault: Vault, request_id: int) -> RequestInfo:
+    """The request, which must still be pending (before anything is signed or sent)."""
+    from agentwallet.errors import RequestNotPendingError
+
+    r = vault.request(request_id)
+    if r.status != "pending":
+        raise RequestNotPendingError(
+            f"request {request_id} is {r.status}, not pending: it was already decided "
+            "(see `agentwallet requests --all`)"
+        )
+    return r
+
+
+@click.command("approve")
+@click.argument("request_id", metavar="ID", type=int)
+@yes_option
+@vault_option
+@click.pass_context
+def approve(ctx: click.Context, request_id: int, yes: bool, vault_name: str) -> None:
+    """Approve request ID on-chain as the owner given by --as (the threshold-th approval executes
+    it). Shows what is being approved and asks first."""
+    vault = vault_of(ctx, vault_name)
+    signer = signer_of(ctx, "an owner of the vault")
+    r = _pending(vault, request_id)
+    _show_and_confirm(ctx, vault, r, yes, "approve")
+    result = vault.approve(signer, request_id)
+    after = vault.request(request_id)
+    data = {
+        "request_id": request_id,
+        "status": after.status,
+        "executed": after.status == "executed",
+        "approvals": len(after.approvals),
+        "threshold": after.threshold,
+        "tx_hash": result.tx_hash,
+        "gas_used": result.gas_used,
+    }
+    if obj_of(ctx).json:
+        emit_json(data)
+    elif after.status == "executed":
+        click.echo(
+            f"\napproved: request {request_id} reached the threshold and executed "
+            f"(tx {result.tx_hash})"
+        )
+    else:
+        click.echo(
+            f"\napproved: request {request_id} has {len(after.approvals)}/"
+            f"{after.threshold} approvals (tx {result.tx_hash})"
+        )
+
+
+@click.command("reject")
+@click.argument("request_id", metavar="ID", type=int)
+@vault_option
+@click.pass_context
+def reject(ctx: click.Context, request_id: int, vault_name: str) -> None:
+    """Reject request ID as the owner given by --as: one owner suffices; it can never execute."""
+    vault = vault_of(ctx, vault_name)
+    signer = signer_of(ctx, "an owner of the vault")
+    r = _pending(vault, request_id)
+    result = vault.reject(signer, request_id)
+    if obj_of(ctx).json:
+        emit_json({"request_id": request_id, "status": "rejected", "tx_hash": result.tx_hash})
+    else:
+        click.echo(
+            f"rejected request {request_id} ({_what(r, vault)} to {short(r.to)}); "
+            f"tx {result.tx_hash}"
+        )
+
+
+@click.command("sign")
+@click.argument("request_id", metavar="ID", type=int)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the signed approval (JSON) here instead of stdout.",
+)
+@yes_option
+@vault_option
+@click.pass_context
+def sign(ctx: click.Context, request_id: int, out: Path | None, yes: bool, vault_name: str) -> None:
+    """Sign request ID off-chain (EIP-712) as the owner given by --as; nothing is sent.
+
+    Give the output to whoever runs `agentwallet execute ID --sig FILE ...`.
+    """
+    vault = vault_of(ctx, vault_name)
+    signer = signer_of(ctx, "an owner of the vault")
+    r = _pending(vault, request_id)
+    obj = obj_of(ctx)
+    names = names_by_address()
+    # the table goes to stderr when the signature itself is printed on stdout
+    click.echo(
+        "you are about to sign:\n" + _signing_table(vault, r, chain_of(ctx).chain_id, names),
+        err=obj.json or out is None,
+    )
+    confirm_signature(ctx, yes, f"sign request {request_id}?")
+    approval = vault.sign(signer, request_id)
+    text = approval.to_json()
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n")
+    if obj.json:
+        emit_json({"request_id": request_id, "signer": signer.address, "file": str(out)})
+    else:
+        click.echo(f"\nsigned request {request_id} as {label(signer.address, names)}: {out}")
+
+
+def _load_approval(text: str) -> Any:
+    from agentwallet.errors import AgentWalletError
+    from agentwallet.vault import SignedApproval
+
+    raw = text if text.lstrip().startswith("{") else None
+    if raw is None:
+        path = Path(text)
+        if not path.is_file():
+            raise AgentWalletError(
+                f"--sig {text!r}: no such file; pass the file written by "
+                "`agentwallet sign ID --out FILE` or its JSON contents"
+            )
+        raw = path.read_text()
+    try:
+        json.loads(raw)
+    except ValueError:
+        raise AgentWalletError(
+            f"--sig {text!r} is neither a file nor signed-approval JSON: pass the file written "
+            "by `agentwallet sign ID --out FILE` or its contents"
+        ) from None
+    return SignedApproval.from_json(raw)
+
+
+@click.command("execute")
+@click.argument("request_id", metavar="ID", type=int)
+@click.option(
+    "--sig",
+    "sigs",
+    multiple=True,
+    metavar="FILE_OR_JSON",
+    help="An owner's signed approval from `agentwallet sign` (repeat).",
+)
+@vault_option
+@click.pass_context
+def execute(ctx: click.Context, request_id: int, sigs: tuple[str, ...], vault_name: str) -> None:
+    """Execute request ID: with the collected --sig approvals, or, without any, with the
+    on-chain approvals it already has. Sent by --as (any key with gas)."""
+    vault = vault_of(ctx, vault_name)
+    approvals = [_load_approval(s) for s in sigs]
+    sender = signer_of(ctx, "any key with ETH for gas")
+    _pending(vault, request_id)
+    if approvals:
+        result = vault.execute_with_signatures(sender, request_id, approvals)
+    else:
+        result = vault.execute(sender, request_id)
+    after = vault.request(request_id)
+    if obj_of(ctx).json:
+        emit_json(
+            {
+                "request_id": request_id,
+                "status": after.status,
+                "tx_hash": result.tx_hash,
+                "gas_used": result.gas_used,
+                "signatures": len(approvals),
+            }
+        )
+    else:
+        how = f"{len(approvals)} signatures" if approvals else "on-chain approvals"
+        click.echo(f"request {request_id} {after.status} with {how} (tx {result.tx_hash})")

@@ -1,0 +1,1033 @@
+"""Owners' side of a vault: create, fund, propose/approve/reject governance and payment requests,
+co-sign off-chain (EIP-712), and instant risk-reducing actions.
+
+Every transaction is signed locally by a :class:`~agentwallet.keys.Signer` (or any eth-account
+``LocalAccount``), simulated first (a revert raises the typed
+:class:`~agentwallet.errors.ContractRevertError` subclass and nothing is sent), and sent with a
+nonce from a per-(chain, address) lock so threads never collide.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_typing import ChecksumAddress, HexAddress, HexStr
+from eth_utils.crypto import keccak
+from hexbytes import HexBytes
+from web3.contract import Contract
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.logs import DISCARD
+from web3.types import TxReceipt
+
+from agentwallet.chain import Chain
+from agentwallet.deployments import ETH_TOKEN, Deployments, TokenInfo, checksum
+from agentwallet.errors import (
+    AgentWalletError,
+    ContractRevertError,
+    InsufficientFundsError,
+    InsufficientGasError,
+    NotAVaultError,
+    SignatureMismatchError,
+    TransactionFailedError,
+    decode_revert,
+)
+from agentwallet.keys import Signer
+from agentwallet.units import ETH, format_amount
+
+__all__ = [
+    "ETH",
+    "AgentView",
+    "ApprovalResult",
+    "PolicyView",
+    "RequestInfo",
+    "RequestRef",
+    "SignedApproval",
+    "TokenInfo",
+    "TxResult",
+    "Vault",
+    "deploy_factory",
+    "reasons_from_bits",
+    "to_ref",
+]
+
+REASON_OVER_PER_PAYMENT = 1
+REASON_OVER_ALLOWANCE = 2
+REASON_RECIPIENT_NOT_ALLOWED = 4
+REASON_TOKEN_NOT_IN_SCOPE = 8
+REASON_TEXT = {
+    REASON_OVER_PER_PAYMENT: "over per-payment limit",
+    REASON_OVER_ALLOWANCE: "over period allowance",
+    REASON_RECIPIENT_NOT_ALLOWED: "recipient not allowed",
+    REASON_TOKEN_NOT_IN_SCOPE: "token not in scope",
+}
+REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
+AGENT_STATUS = ("none", "active", "paused", "revoked")
+REQUEST_KIND = ("payment", "governance")
+ZERO_REF = b"\x00" * 32
+
+
+class Account(Protocol):
+    """What sending needs from a key: an address and local transaction signing."""
+
+    @property
+    def address(self) -> Any: ...
+
+    def sign_transaction(self, tx: Any) -> Any: ...
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction: hash (0x hex), gas used, block number."""
+
+    tx_hash: str
+    gas_used: int
+    block_number: int
+
+    @classmethod
+    def from_receipt(cls, receipt: TxReceipt) -> TxResult:
+        return cls(
+            HexBytes(receipt["transactionHash"]).to_0x_hex(),
+            int(receipt["gasUsed"]),
+            int(receipt["blockNumber"]),
+        )
+
+
+@dataclass(frozen=True)
+class ApprovalResult(TxResult):
+    """An on-chain approval; ``executed`` is True when it reached the threshold and ran."""
+
+    executed: bool = False
+
+
+@dataclass(frozen=True)
+class RequestRef:
+    """A new governance request: its id, whether it executed at once (threshold 1), the tx."""
+
+    request_id: int
+    executed: bool
+    tx: TxResult
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """A request as co-signers see it. ``status`` is "expired" for a pending request past its
+    expiry; ``approvals`` are the current owners whose approval counts now."""
+
+    id: int
+    kind: str
+    status: str
+    agent: str
+    token: TokenInfo
+    to: str
+    amount: int
+    amount_text: str
+    reasons: tuple[str, ...]
+    ref: str
+    created_at: int
+    expires_at: int
+    approvals: tuple[str, ...]
+    threshold: int
+    action: str
+    data: str = ""
+
+
+@dataclass(frozen=True)
+class SignedApproval:
+    """An owner's off-chain EIP-712 approval of one request, portable as JSON."""
+
+    vault: str
+    chain_id: int
+    request_id: int
+    signer: str
+    signature: str  #: 0x hex, 65 bytes
+
+    def to_json(self) -> str:
+        """One-line JSON with every field."""
+        return json.dumps(
+            {
+                "vault": self.vault,
+                "chain_id": self.chain_id,
+                "request_id": self.request_id,
+                "signer": self.signer,
+                "signature": self.signature,
+            },
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> SignedApproval:
+        """Parse :meth:`to_json` output (text or an already parsed dict)."""
+        try:
+            data = json.loads(text) if isinstance(text, str) else dict(text)
+            return cls(
+                vault=checksum(data["vault"], "vault address"),
+                chain_id=int(data["chain_id"]),
+                request_id=int(data["request_id"]),
+                signer=checksum(data["signer"], "signer address"),
+                signature=str(data["signature"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AgentWalletError(
+                f"not a signed approval ({exc}): expected JSON with vault, chain_id, "
+                "request_id, signer, signature"
+            ) from None
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """An agent's limits for one token; ``available`` is spendable in one payment now
+    (ignoring ``max_per_payment``)."""
+
+    max_per_payment: int
+    allowance: int
+    period: int
+    available: int
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """An agent's settings and its limits per token address (only tokens in scope)."""
+
+    address: str
+    status: str
+    valid_after: int
+    valid_until: int
+    allowlist: bool
+    open_requests: int
+    policies: dict[str, PolicyView] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def reasons_from_bits(bits: int) -> tuple[str, ...]:
+    """Escalation reason bitmask -> human reasons, in bit order."""
+    return tuple(text for bit, text in REASON_TEXT.items() if bits & bit)
+
+
+def to_ref(ref: str | bytes | None) -> bytes:
+    """A payment reference as bytes32: None -> zeros; ``0x`` + 64 hex -> those bytes; other
+    text -> utf-8 right-padded if <= 32 bytes, else its keccak; bytes likewise."""
+    if ref is None:
+        return ZERO_REF
+    if isinstance(ref, str):
+        if len(ref) == 66 and ref.startswith("0x"):
+            try:
+                return bytes.fromhex(ref[2:])
+            except ValueError:
+                pass
+        raw = ref.encode()
+    else:
+        raw = bytes(ref)
+    return raw.ljust(32, b"\x00") if len(raw) <= 32 else keccak(raw)
+
+
+def ref_text(ref: bytes) -> str:
+    """bytes32 ref -> its text if it is printable utf-8 padded with zeros, else 0x hex."""
+    stripped = bytes(ref).rstrip(b"\x00")
+    if stripped and b"\x00" not in stripped:
+        try:
+            text = stripped.decode()
+        except UnicodeDecodeError:
+            text = ""
+        if text and text.isprintable():
+            return text
+    return "0x" + bytes(ref).hex() if stripped else ""
+
+
+def _addr(address: str) -> ChecksumAddress:
+    return ChecksumAddress(HexAddress(HexStr(checksum(address))))
+
+
+def revert_data(exc: BaseException) -> bytes | None:
+    """Raw revert data carried by a web3 exception, if any."""
+    data: Any = getattr(exc, "data", None)
+    if isinstance(data, dict):
+        data = data.get("data")
+    if data is None and isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
+        error = exc.rpc_response.get("error")
+        if isinstance(error, dict):
+            data = error.get("data")
+    if isinstance(data, str) and data.startswith("0x"):
+        try:
+            return bytes.fromhex(data[2:])
+        except ValueError:
+            return None
+    if isinstance(data, bytes | bytearray):
+        return bytes(data)
+    return None
+
+
+def _is_insufficient_funds(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "insufficient funds" in text or "cannot afford" in text
+
+
+class NonceManager:
+    """One lock and local nonce counter per (chain, address).
+
+    Inside :meth:`reserve` the caller signs and broadcasts with the yielded nonce; the counter
+    advances only if the block exits without an error. The next nonce is the node's pending
+    count, or the local counter if that is ahead and its last transaction is still known to the
+    node (a dropped transaction, or a reverted dev-chain snapshot, resets the counter).
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[int, str, str], threading.RLock] = {}
+        self._next: dict[tuple[int, str, str], tuple[int, bytes]] = {}
+
+    def _key(self, chain: Chain, address: str) -> tuple[int, str, str]:
+        return (id(chain.w3), chain.url or "embedded", address)
+
+    def chain_lock(self, chain: Chain) -> threading.RLock:
+        """One lock per embedded chain: eth-tester is not thread-safe, so every agentwallet
+        transaction on it (simulate, sign, send, receipt) runs under this lock."""
+        key = (id(chain.w3), "embedded-chain", "")
+        with self._guard:
+            return self._locks.setdefault(key, threading.RLock())
+
+    @contextmanager
+    def exclusive(self, chain: Chain) -> Iterator[None]:
+        """Hold :meth:`chain_lock` on the embedded chain; a no-op on JSON-RPC chains."""
+        if chain.is_embedded:
+            with self.chain_lock(chain):
+                yield
+        else:
+            yield
+
+    def lock(self, chain: Chain, address: str) -> threading.RLock:
+        """The lock serialising signing+broadcast for ``address`` on ``chain``."""
+        key = self._key(chain, address)
+        with self._guard:
+            return self._locks.setdefault(key, threading.RLock())
+
+    @contextmanager
+    def reserve(self, chain: Chain, address: str) -> Iterator[NonceSlot]:
+        """Hold the address's lock and yield a :class:`NonceSlot` with the next nonce; set
+        ``slot.tx_hash`` once broadcast so the counter advances."""
+        key = self._key(chain, address)
+        with self.lock(chain, address):
+            pending = int(chain.w3.eth.get_transaction_count(_addr(address), "pending"))
+            nonce = pending
+            local = self._next.get(key)
+            if local is not None and local[0] > pending:
+                try:
+                    chain.w3.eth.get_transaction(HexStr(HexBytes(local[1]).to_0x_hex()))
+                    nonce = local[0]
+                except (TransactionNotFound, ValueError):
+                    nonce = pending
+            slot = NonceSlot(nonce)
+            yield slot
+            if slot.tx_hash is not None:
+                self._next[key] = (nonce + 1, slot.tx_hash)
+
+
+@dataclass
+class NonceSlot:
+    """A reserved nonce; set ``tx_hash`` after broadcasting it."""
+
+    nonce: int
+    tx_hash: bytes | None = None
+
+
+#: The process-wide nonce manager used by every Vault and AgentWallet.
+NONCES = NonceManager()
+
+
+def broadcast(chain: Chain, raw_tx: bytes) -> bytes:
+    """Send a signed raw transaction; return its hash. (A seam for tests that simulate
+    crashes and timeouts around broadcasting.)"""
+    return bytes(chain.w3.eth.send_raw_transaction(raw_tx))
+
+
+def wait_receipt(chain: Chain, tx_hash: bytes, timeout: float = 120.0) -> TxReceipt:
+    """Wait for the receipt of ``tx_hash``."""
+    return chain.w3.eth.wait_for_transaction_receipt(
+        HexBytes(tx_hash), timeout=timeout, poll_latency=0.05
+    )
+
+
+def simulate(
+    chain: Chain,
+    sender: str,
+    to: str | None,
+    data: bytes,
+    value: int = 0,
+    *,
+    format_amount: Any = None,
+) -> int:
+    """Estimate gas for a call from ``sender``; a revert raises the decoded typed error."""
+    tx: dict[str, Any] = {"from": _addr(sender), "data": HexBytes(data), "value": value}
+    if to is not None:
+        tx["to"] = _addr(to)
+    try:
+        return int(chain.w3.eth.estimate_gas(cast(Any, tx)))
+    except (ContractLogicError, Web3RPCError) as exc:
+        raw = revert_data(exc)
+        if raw is not None:
+            raise decode_revert(raw, format_amount=format_amount) from None
+        if _is_insufficient_funds(exc):
+            raise InsufficientGasError(
+                f"{sender} cannot pay for this transaction: send it gas with "
+                "`agentwallet faucet` or a transfer"
+            ) from None
+        raise ContractRevertError(f"the transaction would fail: {exc}") from None
+    except Exception as exc:
+        if _is_insufficient_funds(exc):  # py-evm: "cannot afford txn gas"
+            raise InsufficientGasError(
+                f"{sender} has not enough ETH for gas: send it gas with "
+                "`agentwallet faucet` or a transfer"
+            ) from None
+        raise
+
+
+def build_tx(
+    chain: Chain, sender: str, to: str | None, data: bytes, value: int, gas: int
+) -> dict[str, Any]:
+    """A complete EIP-1559 transaction (without nonce) after checking ``sender`` can pay for
+    it; :class:`InsufficientGasError` otherwise (nothing is sent)."""
+    fees = chain.fee_params()
+    gas_limit = int(gas * 1.2) + 10_000
+    tx: dict[str, Any] = {
+        "chainId": chain.chain_id,
+        "data": HexBytes(data),
+        "value": value,
+        "gas": gas_limit,
+        **fees,
+    }
+    if to is not None:
+        tx["to"] = _addr(to)
+    balance = int(chain.w3.eth.get_balance(_addr(sender)))
+    cost = gas_limit * fees["maxFeePerGas"] + value
+    if balance < cost:
+        need = format_amount(cost, 18)
+        have = format_amount(balance, 18)
+        raise InsufficientGasError(
+            f"{sender} has {have} ETH but this transaction may cost up to {need} ETH: send it "
+            "gas with `agentwallet faucet` or a transfer"
+        )
+    return tx
+
+
+def send(
+    chain: Chain,
+    sender: Account,
+    to: str | None,
+    data: bytes,
+    value: int = 0,
+    *,
+    format_amount: Any = None,
+) -> TxReceipt:
+    """Simulate, sign with a managed nonce, broadcast and wait; return the receipt.
+
+    Reverts raise the typed :class:`ContractRevertError` before anything is sent; a mined
+    transaction with status 0 raises :class:`TransactionFailedError`.
+    """
+    with NONCES.exclusive(chain):
+        return _send(chain, sender, to, data, value, format_amount=format_amount)
+
+
+def _send(
+    chain: Chain, sender: Account, to: str | None, data: bytes, value: int, *, format_amount: Any
+) -> TxReceipt:
+    address = str(sender.address)
+    gas = simulate(chain, address, to, data, value, format_amount=format_amount)
+    tx = build_tx(chain, address, to, data, value, gas)
+    with NONCES.reserve(chain, address) as slot:
+        signed = sender.sign_transaction({**tx, "nonce": slot.nonce})
+        slot.tx_hash = broadcast(chain, bytes(signed.raw_transaction))
+    receipt = wait_receipt(chain, slot.tx_hash)
+    if receipt["status"] != 1:
+        raise TransactionFailedError(
+            f"transaction {HexBytes(slot.tx_hash).to_0x_hex()} was mined but reverted",
+            receipt=receipt,
+        )
+    return receipt
+
+
+def deploy_factory(chain: Chain, sender: Account) -> str:
+    """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
+    from agentwallet.compiler import load_artifact
+
+    artifact = load_artifact("AgentVaultFactory")
+    receipt = send(chain, sender, None, bytes.fromhex(artifact["bytecode"].removeprefix("0x")))
+    address = receipt["contractAddress"]
+    if address is None:  # pragma: no cover - a successful creation always has an address
+        raise TransactionFailedError("the factory deployment produced no address", receipt=receipt)
+    return checksum(str(address))
+
+
+# ---------------------------------------------------------------------------------------------
+# Vault
+# ---------------------------------------------------------------------------------------------
+
+
+class Vault:
+    """An AgentVault on a chain. Build it with :meth:`create` or :meth:`at`."""
+
+    def __init__(self, chain: Chain, address: str, deployments: Deployments | None = None) -> None:
+        self.chain = chain
+        self.address = checksum(address, "vault address")
+        self.deployments = deployments or Deployments(chain)
+        self.contract: Contract = chain.contract("AgentVault", self.address)
+        self._token_cache: dict[str, TokenInfo] = {}
+
+    def __repr__(self) -> str:
+        return f"Vault({self.address}, chain_id={self.chain.chain_id})"
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def create(
+        cls,
+        chain: Chain,
+        sender: Account,
+        owners: Sequence[str],
+        threshold: int,
+        request_expiry: int = 3 * 86400,
+        max_open_requests: int = 10,
+        name: str = "main",
+        salt: bytes | None = None,
+        deployments: Deployments | None = None,
+    ) -> Vault:
+        """Create a vault through the chain's factory (deployed first if none is recorded)
+        and record it under ``name``."""
+        deployments = deployments or Deployments(chain)
+        factory_address = deployments.factory()
+        if factory_address is None:
+            factory_address = deploy_factory(chain, sender)
+            deployments.record_factory(factory_address)
+        factory = chain.contract("AgentVaultFactory", factory_address)
+        owner_list = [checksum(o, "owner address") for o in owners]
+        salt_bytes = to_ref(salt) if salt is not None else secrets.token_bytes(32)
+        data = factory.encode_abi(
+            "createVault",
+            args=[owner_list, threshold, request_expiry, max_open_requests, salt_bytes],
+        )
+        receipt = send(chain, sender, factory_address, HexBytes(data))
+        events = factory.events.VaultCreated().process_receipt(receipt, errors=DISCARD)
+        if not events:  # pragma: no cover - createVault always emits
+            raise TransactionFailedError("createVault emitted no VaultCreated", receipt=receipt)
+        address = checksum(str(events[0]["args"]["vault"]))
+        deployments.record_vault(
+            name,
+            address,
+            tx=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+            block=int(receipt["blockNumber"]),
+            owners=owner_list,
+            threshold=threshold,
+            factory=factory_address,
+        )
+        return cls(chain, address, deployments)
+
+    @classmethod
+    def at(
+        cls, chain: Chain, name_or_address: str, deployments: Deployments | None = None
+    ) -> Vault:
+        """The vault recorded as ``name_or_address`` (or at that address). Raises
+        :class:`NotAVaultError` if no AgentVault answers there."""
+        deployments = deployments or Deployments(chain)
+        address = deployments.vault_address(name_or_address)
+        vault = cls(chain, address, deployments)
+        if not chain.w3.eth.get_code(_addr(address)):
+            raise NotAVaultError(
+                f"no contract at {address} on chain {chain.chain_id}: wrong address or chain?"
+            )
+        try:
+            vault.contract.functions.threshold().call()
+            vault.contract.functions.getOwners().call()
+        except Exception:  # noqa: BLE001 - anything else is not a vault
+            raise NotAVaultError(
+                f"the contract at {address} does not answer threshold()/getOwners(): "
+                "it is not an AgentVault"
+            ) from None
+        return vault
+
+    # ------------------------------------------------------------------ views
+
+    def owners(self) -> list[str]:
+        """Current owners, checksummed."""
+        return [checksum(str(o)) for o in self.contract.functions.getOwners().call()]
+
+    def threshold(self) -> int:
+        """Approvals needed to execute a request."""
+        return int(self.contract.functions.threshold().call())
+
+    def paused(self) -> bool:
+        """Whether the vault is paused."""
+        return bool(self.contract.functions.paused().call())
+
+    def token(self, symbol_or_address: str | None = None) -> TokenInfo:
+        """None/"ETH" -> ETH (18 decimals); a recorded symbol; or an address (read on-chain)."""
+        key = symbol_or_address or "ETH"
+        cached = self._token_cache.get(key)
+        if cached is None:
+            cached = self.deployments.token(symbol_or_address)
+            self._token_cache[key] = cached
+        return cached
+
+    def balance(self, token: str | TokenInfo | None = None) -> int:
+        """The vault's balance of ``token`` (default ETH) in base units."""
+        info = token if isinstance(token, TokenInfo) else self.token(token)
+        return token_balance(self.chain, info, self.address)
+
+    def format(self, token: str | None, amount: int) -> str:
+        """``amount`` of ``token`` as "1.5 tUSDC"."""
+        info = self.token(token)
+        return f"{format_amount(amount, info.decimals)} {info.symbol}"
+
+    def _fmt(self, token: str, amount: int) -> str:
+        try:
+            return self.format(token, amount)
+        except AgentWalletError:
+            return f"{amount} base units of {token}"
+
+    def _send(self, sender: Account, fn_name: str, *args: Any, value: int = 0) -> TxReceipt:
+        data = self.contract.encode_abi(fn_name, args=list(args))
+        return send(
+            self.chain, sender, self.address, HexBytes(data), value, format_amount=self._fmt
+        )
+
+    def request_count(self) -> int:
+        """Number of requests ever created (ids are 1..count)."""
+        return int(self.contract.functions.requestCount().call())
+
+    # ------------------------------------------------------------------ funding
+
+    def fund(self, sender: Account, amount: int, token: str | None = None) -> TxResult:
+        """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit."""
+        if amount <= 0:
+            raise InsufficientFundsError(f"fund amount must be > 0, not {amount}")
+        info = self.token(token)
+        if info.is_eth:
+            receipt = send(self.chain, sender, self.address, b"", amount)
+            return TxResult.from_receipt(receipt)
+        erc20 = self.chain.contract("TestUSDC", info.address)
+        held = int(erc20.functions.balanceOf(_addr(str(sender.address))).call())
+        if held < amount:
+            raise InsufficientFundsError(
+                f"{sender.address} holds {format_amount(held, info.decimals)} {info.symbol}, "
+                f"less than the {format_amount(amount, info.decimals)} {info.symbol} to deposit"
+            )
+        approve = erc20.encode_abi("approve", args=[self.address, amount])
+        send(self.chain, sender, info.address, HexBytes(approve))
+        return TxResult.from_receipt(self._send(sender, "deposit", info.address, amount))
+
+    # ------------------------------------------------------------------ governance
+
+    def propose(
+        self, sender: Account, fn_name: str, *args: Any, ref: str | bytes | None = None
+    ) -> RequestRef:
+        """Propose the vault call ``fn_name(*args)`` (the proposer's approval counts; with
+        threshold 1 it executes at once)."""
+        data = self.contract.encode_abi(fn_name, args=list(args))
+        receipt = self._send(sender, "propose", HexBytes(data), to_ref(ref))
+        created = self.contract.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
+        request_id = int(created[0]["args"]["requestId"])
+        return RequestRef(
+            request_id, self._executed_in(receipt, request_id), TxResult.from_receipt(receipt)
+        )
+
+    def _executed_in(self, receipt: TxReceipt, request_id: int) -> bool:
+        executed = self.contract.events.RequestExecuted().process_receipt(receipt, errors=DISCARD)
+        return any(int(e["args"]["requestId"]) == request_id for e in executed)
+
+    def propose_add_agent(
+        self,
+        sender: Account,
+        agent: str,
+        valid_after: int = 0,
+        valid_until: int = 0,
+        allowlist: bool = False,
+        ref: str | bytes | None = None,
+    ) -> RequestRef:
+        """Propose adding ``agent`` (validity window in unix seconds, 0 = open)."""
+        return self.propose(
+            sender,
+            "addAgent",
+            checksum(agent, "agent address"),
+            valid_after,
+            valid_until,
+            allowlist,
+            ref=ref,
+        )
+
+    def propose_set_limits(
+        self,
+        sender: Account,
+        agent: str,
+        token: str | None,
+        max_per_payment: int,
+        allowance: int,
+        period: int,
+        ref: str | bytes | None = None,
+    ) -> RequestRef:
+        """Propose the agent's limits for ``token`` (base units; ``period`` seconds)."""
+        return self.propose(
+            sender,
+            "setLimits",
+            checksum(agent, "agent address"),
+            self.token(token).address,
+            max_per_payment,
+            allowance,
+            period,
+            ref=ref,
+        )
+
+    def propose_allow_recipient(
+        self, sender: Account, agent: str, recipient: str, ref: str | bytes | None = None
+    ) -> RequestRef:
+        """Propose adding ``recipient`` to the agent's allowlist."""
+        return self.propose(
+            sender,
+            "allowRecipient",
+            checksum(agent, "agent address"),
+            checksum(recipient, "recipient address"),
+            ref=ref,
+        )
+
+    def propose_unpause(self, sender: Account, ref: str | bytes | None = None) -> RequestRef:
+        """Propose unpausing the vault."""
+        return self.propose(sender, "unpause", ref=ref)
+
+    def propose_unpause_agent(
+        self, sender: Account, agent: str, ref: str | bytes | None = None
+    ) -> RequestRef:
+        """Propose unpausing a paused agent."""
+        return self.propose(sender, "unpauseAgent", checksum(agent, "agent address"), ref=ref)
+
+    def propose_add_owner(
+        self, sender: Account, owner: str, threshold: int, ref: str | bytes | None = None
+    ) -> RequestRef:
+        """Propose adding ``owner`` and setting the threshold."""
+        return self.propose(
+            sender, "addOwner", checksum(owner, "owner address"), threshold, ref=ref
+        )
+
+    def propose_remove_owner(
+        self, sender: Account, owner: str, threshold: int, ref: str | bytes | None = None
+    ) -> RequestRef:
+        """Propose removing ``owner`` and setting the threshold."""
+        return self.propose(
+            sender, "removeOwner", checksum(owner, "owner address"), threshold, ref=ref
+        )
+
+    def propose_change_threshold(
+        self, sender: Account, threshold: int, ref: str | bytes | None = None
+    ) -> RequestRef:
+        """Propose a new threshold."""
+        return self.propose(sender, "changeThreshold", threshold, ref=ref)
+
+    # ------------------------------------------------------------------ one-owner actions
+
+    def pause(self, sender: Account) -> TxResult:
+        """Pause the vault (one owner; unpausing needs the threshold)."""
+        return TxResult.from_receipt(self._send(sender, "pause"))
+
+    def pause_agent(self, sender: Account, agent: str) -> TxResult:
+        """Pause an agent (one owner)."""
+        return TxResult.from_receipt(self._send(sender, "pauseAgent", checksum(agent)))
+
+    def revoke_agent(self, sender: Account, agent: str) -> TxResult:
+        """Revoke an agent for good (one owner)."""
+        return TxResult.from_receipt(self._send(sender, "revokeAgent", checksum(agent)))
+
+    def reduce_limits(
+        self, sender: Account, agent: str, token: str | None, max_per_payment: int, allowance: int
+    ) -> TxResult:
+        """Lower an agent's limits for ``token`` (one owner; each value <= the current)."""
+        return TxResult.from_receipt(
+            self._send(
+                sender,
+                "reduceLimits",
+                checksum(agent),
+                self.token(token).address,
+                max_per_payment,
+                allowance,
+            )
+        )
+
+    def remove_token(self, sender: Account, agent: str, token: str | None) -> TxResult:
+        """Take ``token`` out of the agent's scope (one owner)."""
+        return TxResult.from_receipt(
+            self._send(sender, "removeToken", checksum(agent), self.token(token).address)
+        )
+
+    def remove_recipient(self, sender: Account, agent: str, recipient: str) -> TxResult:
+        """Remove ``recipient`` from the agent's allowlist (one owner)."""
+        return TxResult.from_receipt(
+            self._send(sender, "removeRecipient", checksum(agent), checksum(recipient))
+        )
+
+    def enforce_allowlist(self, sender: Account, agent: str) -> TxResult:
+        """Switch the agent's recipient allowlist on (one owner)."""
+        return TxResult.from_receipt(self._send(sender, "enforceAllowlist", checksum(agent)))
+
+    # ------------------------------------------------------------------ co-signing
+
+    def approve(self, sender: Account, request_id: int) -> ApprovalResult:
+        """Approve a pending request on-chain; ``executed`` says whether it ran."""
+        receipt = self._send(sender, "approve", request_id)
+        base = TxResult.from_receipt(receipt)
+        return ApprovalResult(
+            base.tx_hash, base.gas_used, base.block_number, self._executed_in(receipt, request_id)
+        )
+
+    def reject(self, sender: Account, request_id: int) -> TxResult:
+        """Reject a pending request (one owner); it can never execute."""
+        return TxResult.from_receipt(self._send(sender, "reject", request_id))
+
+    def execute(self, sender: Account, request_id: int) -> TxResult:
+        """Execute a request whose on-chain approvals already meet the threshold."""
+        return TxResult.from_receipt(self._send(sender, "execute", request_id))
+
+    def expire(self, sender: Account, request_id: int) -> TxResult:
+        """Mark a pending request past its expiry as expired."""
+        return TxResult.from_receipt(self._send(sender, "expire", request_id))
+
+    def typed_data(self, request_id: int) -> dict[str, Any]:
+        """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
+        domain = self.contract.functions.eip712Domain().call()
+        _, name, version, chain_id, verifying, _, _ = domain
+        r = self.contract.functions.getRequest(request_id).call()
+        kind, status, agent, _, expires_at, _, token, to, amount, ref, data = r
+        if int(status) == 0:
+            from agentwallet.errors import UnknownRequestError
+
+            raise UnknownRequestError(
+                f"no request {request_id} in vault {self.address}: list them with `requests`",
+                error_name="UnknownRequest",
+                args_by_name={"requestId": request_id},
+            )
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                "Request": [
+                    {"name": "requestId", "type": "uint256"},
+                    {"name": "kind", "type": "uint8"},
+                    {"name": "agent", "type": "address"},
+                    {"name": "token", "type": "address"},
+                    {"name": "to", "type": "address"},
+                    {"name": "amount", "type": "uint256"},
+                    {"name": "ref", "type": "bytes32"},
+                    {"name": "dataHash", "type": "bytes32"},
+                    {"name": "expiresAt", "type": "uint256"},
+                ],
+            },
+            "primaryType": "Request",
+            "domain": {
+                "name": name,
+                "version": version,
+                "chainId": int(chain_id),
+                "verifyingContract": checksum(str(verifying)),
+            },
+            "message": {
+                "requestId": request_id,
+                "kind": int(kind),
+                "agent": checksum(str(agent)),
+                "token": checksum(str(token)),
+                "to": checksum(str(to)),
+                "amount": int(amount),
+                "ref": bytes(ref),
+                "dataHash": keccak(bytes(data)),
+                "expiresAt": int(expires_at),
+            },
+        }
+
+    def sign(self, signer: Any, request_id: int) -> SignedApproval:
+        """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (a
+        :class:`~agentwallet.keys.Signer`); checks the digest equals ``requestDigest``."""
+        message = self.typed_data(request_id)
+        digest = _hash_eip191_message(encode_typed_data(full_message=message))
+        onchain = bytes(self.contract.functions.requestDigest(request_id).call())
+        if bytes(digest) != onchain:
+            raise SignatureMismatchError(
+                f"local EIP-712 digest 0x{bytes(digest).hex()} differs from the vault's "
+                f"requestDigest 0x{onchain.hex()}: refusing to sign"
+            )
+        if isinstance(signer, Signer):
+            signed = signer.sign_typed_data(message)
+        else:  # a plain LocalAccount
+            signed = signer.sign_message(encode_typed_data(full_message=message))
+        return SignedApproval(
+            self.address,
+            self.chain.chain_id,
+            request_id,
+            checksum(str(signer.address)),
+            HexBytes(signed.signature).to_0x_hex(),
+        )
+
+    def execute_with_signatures(
+        self, sender: Account, request_id: int, approvals: Sequence[SignedApproval]
+    ) -> TxResult:
+        """Execute ``request_id`` with off-chain approvals (sorted by signer here)."""
+        for a in approvals:
+            if (
+                a.vault != self.address
+                or a.chain_id != self.chain.chain_id
+                or a.request_id != request_id
+            ):
+                raise AgentWalletError(
+                    f"approval by {a.signer} is for vault {a.vault} chain {a.chain_id} request "
+                    f"{a.request_id}, not vault {self.address} chain {self.chain.chain_id} "
+                    f"request {request_id}"
+                )
+        ordered = sorted(approvals, key=lambda a: int(a.signer, 16))
+        sigs = [(a.signer, HexBytes(a.signature)) for a in ordered]
+        return TxResult.from_receipt(self._send(sender, "executeWithSignatures", request_id, sigs))
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, request_id: int) -> RequestInfo:
+        """One request, decoded for humans."""
+        r = self.contract.functions.getRequest(request_id).call()
+        kind, status, agent, created_at, expires_at, reasons, token, to, amount, ref, data = r
+        if int(status) == 0:
+            from agentwallet.errors import UnknownRequestError
+
+            raise UnknownRequestError(
+                f"no request {request_id} in vault {self.address}: list them with `requests`",
+                error_name="UnknownRequest",
+                args_by_name={"requestId": request_id},
+            )
+        status_text = REQUEST_STATUS[int(status)]
+        if status_text == "pending" and self.chain.timestamp() > int(expires_at):
+            status_text = "expired"
+        owners = self.owners()
+        approvals = tuple(
+            o for o in owners if self.contract.functions.hasApproved(request_id, o).call()
+        )
+        kind_text = REQUEST_KIND[int(kind)]
+        info = self.token(checksum(str(token))) if kind_text == "payment" else ETH_TOKEN
+        action = ""
+        if kind_text == "governance":
+            action = self.describe_call(bytes(data))
+            amount_text = ""
+        else:
+            amount_text = f"{format_amount(int(amount), info.decimals)} {info.symbol}"
+            action = f"pay {amount_text} to {checksum(str(to))}"
+        return RequestInfo(
+            id=request_id,
+            kind=kind_text,
+            status=status_text,
+            agent=checksum(str(agent)),
+            token=info,
+            to=checksum(str(to)),
+            amount=int(amount),
+            amount_text=amount_text,
+            reasons=reasons_from_bits(int(reasons)),
+            ref=ref_text(bytes(ref)),
+            created_at=int(created_at),
+            expires_at=int(expires_at),
+            approvals=approvals,
+            threshold=self.threshold(),
+            action=action,
+            data="0x" + bytes(data).hex(),
+        )
+
+    def describe_call(self, data: bytes) -> str:
+        """A governance call as text, e.g. ``setLimits(agent=0xab.., token=tUSDC, ...)``."""
+        try:
+            fn, args = self.contract.decode_function_input(data)
+        except Exception:  # noqa: BLE001 - not a vault call
+            return "0x" + data.hex()
+        parts = []
+        for key, value in args.items():
+            if key == "token":
+                try:
+                    value = self.token(str(value)).symbol
+                except AgentWalletError:
+                    pass
+            parts.append(f"{key}={value}")
+        return f"{fn.fn_name}({', '.join(parts)})"
+
+    def requests(self, status: str | None = "pending") -> list[RequestInfo]:
+        """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
+        "expired"; None or "all" for every request), oldest first."""
+        result = []
+        for request_id in range(1, self.request_count() + 1):
+            info = self.request(request_id)
+            if status in (None, "all") or info.status == status:
+                result.append(info)
+        return result
+
+    # ------------------------------------------------------------------ agents
+
+    def agents(self) -> list[AgentView]:
+        """Every agent ever added (from executed addAgent requests), with its settings."""
+        seen: list[str] = []
+        for request_id in range(1, self.request_count() + 1):
+            r = self.contract.functions.getRequest(request_id).call()
+            if int(r[0]) != 1 or int(r[1]) != 2:
+                continue
+            try:
+                fn, args = self.contract.decode_function_input(bytes(r[10]))
+            except Exception:  # noqa: BLE001
+                continue
+            if fn.fn_name == "addAgent":
+                address = checksum(str(args["agent"]))
+                if address not in seen:
+                    seen.append(address)
+        return [self.agent(a) for a in seen]
+
+    def _policy_tokens(self, agent: str) -> list[str]:
+        tokens = [t.address for t in self.deployments.tokens().values()]
+        for request_id in range(1, self.request_count() + 1):
+            r = self.contract.functions.getRequest(request_id).call()
+            if int(r[0]) != 1 or int(r[1]) != 2:
+                continue
+            try:
+                fn, args = self.contract.decode_function_input(bytes(r[10]))
+            except Exception:  # noqa: BLE001
+                continue
+            if fn.fn_name == "setLimits" and checksum(str(args["agent"])) == agent:
+                token = checksum(str(args["token"]))
+                if token not in tokens:
+                    tokens.append(token)
+        return tokens
+
+    def policy(self, agent: str, token: str | None = None) -> PolicyView:
+        """The agent's limits for ``token`` now."""
+        p = self.contract.functions.getPolicy(_addr(agent), self.token(token).address).call()
+        return PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+
+    def agent(self, address: str) -> AgentView:
+        """An agent's settings and its limits for every token in scope."""
+        agent = checksum(address, "agent address")
+        a = self.contract.functions.getAgent(agent).call()
+        policies = {}
+        for token in self._policy_tokens(agent):
+            p = self.contract.functions.getPolicy(agent, token).call()
+            if int(p[2]) != 0:
+                policies[token] = PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+        return AgentView(
+            agent, AGENT_STATUS[int(a[0])], int(a[1]), int(a[2]), bool(a[3]), int(a[4]), policies
+        )
+
+
+def token_balance(chain: Chain, token: TokenInfo, holder: str) -> int:
+    """``holder``'s balance of ``token`` in base units."""
+    if token.is_eth:
+        return int(chain.w3.eth.get_balance(_addr(holder)))
+    erc20 = chain.contract("TestUSDC", token.address)
+    return int(erc20.functions.balanceOf(_addr(holder)).call())

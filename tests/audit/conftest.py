@@ -1,0 +1,28 @@
+"""Session-wide deployed worlds for the audit tests (deployed before the per-test snapshot)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agentwallet.audit.index import AuditIndex
+from agentwallet.chain import Chain
+from tests.audit._helpers import World, build_world
+
+
+@pytest.fixture(scope="session")
+def anvil_world(anvil_chain: Chain) -> World:
+    return build_world(anvil_chain)
+
+
+@pytest.fixture(scope="session")
+def embedded_world(chain: Chain) -> World:
+    return build_world(chain)
+
+
+@pytest.fixture
+def index(tmp_path: Path) -> AuditIndex:
+    idx = AuditIndex(tmp_path / "audit.sqlite")
+    yield idx  # type: ignore[misc]
+    idx.close()

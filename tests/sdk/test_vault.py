@@ -1,0 +1,126 @@
+"""The owners' flow on a real EVM (embedded chain and anvil)."""
+
+import pytest
+from eth_account import Account
+
+from agentwallet.agent import AgentWallet, Escalated, Paid
+from agentwallet.errors import (
+    AgentNotActiveError,
+    AlreadyApprovedError,
+    InvalidSignatureError,
+    NotAVaultError,
+    NotOwnerError,
+    RequestNotPendingError,
+)
+from agentwallet.vault import SignedApproval, Vault
+
+from .conftest import DAY, USDC, World
+
+
+def test_create_records_and_reopens_the_vault(world: World) -> None:
+    v = Vault.at(world.chain, "test", world.deployments)
+    assert v.address == world.vault.address
+    assert v.owners() == [o.address for o in world.owners]
+    assert v.threshold() == 2 and not v.paused()
+    assert v.balance() == 5 * 10**18 and v.balance("tUSDC") == 10_000 * USDC
+    with pytest.raises(NotAVaultError):
+        Vault.at(world.chain, world.usdc.address, world.deployments)
+    with pytest.raises(NotAVaultError):
+        Vault.at(world.chain, world.payee, world.deployments)
+
+
+def test_adding_an_agent_needs_the_threshold(world: World) -> None:
+    v, (o0, _, o2) = world.vault, world.owners
+    newcomer = Account.create().address
+    ref = v.propose_add_agent(o0, newcomer, ref="add newcomer")
+    assert not ref.executed and v.agent(newcomer).status == "none"
+    pending = v.request(ref.request_id)
+    assert pending.kind == "governance" and pending.status == "pending"
+    assert pending.approvals == (o0.address,) and pending.threshold == 2
+    assert pending.action.startswith(f"addAgent(agent={newcomer}") and pending.ref == "add newcomer"
+    with pytest.raises(AlreadyApprovedError):
+        v.approve(o0, ref.request_id)
+    with pytest.raises(NotOwnerError):
+        v.approve(world.agent, ref.request_id)
+    result = v.approve(o2, ref.request_id)
+    assert result.executed and result.gas_used > 0
+    assert v.agent(newcomer).status == "active"
+    assert v.request(ref.request_id).status == "executed"
+
+
+def test_agent_pays_inside_and_escalates_outside_then_owners_approve(world: World) -> None:
+    v, (o0, o1, _) = world.vault, world.owners
+    agent = AgentWallet(world.chain, v, world.agent)
+    paid = agent.pay(world.payee, 40 * USDC, "tUSDC", ref="inv-1")
+    assert isinstance(paid, Paid) and paid.status == "paid" and paid.gas_used > 0
+    assert v.balance("tUSDC") == 9_960 * USDC
+    over = agent.pay(world.payee, 150 * USDC, "tUSDC", ref="inv-2")
+    assert isinstance(over, Escalated) and over.status == "escalated"
+    assert over.reasons == ("over per-payment limit",)
+    assert v.balance("tUSDC") == 9_960 * USDC
+
+    (info,) = v.requests()
+    assert info.id == over.request_id and info.kind == "payment" and info.status == "pending"
+    assert info.agent == world.agent.address and info.to == world.payee
+    assert info.token == world.usdc and info.amount == 150 * USDC
+    assert info.amount_text == "150 tUSDC" and info.reasons == ("over per-payment limit",)
+    assert info.ref == "inv-2" and info.approvals == () and info.threshold == 2
+    assert info.expires_at - info.created_at == 3 * DAY
+
+    first = v.approve(o0, over.request_id)
+    assert not first.executed and v.request(over.request_id).approvals == (o0.address,)
+    second = v.approve(o1, over.request_id)
+    assert second.executed
+    assert v.balance("tUSDC") == 9_810 * USDC
+    assert v.requests() == [] and v.requests("executed")[-1].id == over.request_id
+    with pytest.raises(RequestNotPendingError, match="already decided"):
+        v.approve(world.owners[2], over.request_id)
+
+
+def test_rejected_request_never_pays(world: World) -> None:
+    v = world.vault
+    agent = AgentWallet(world.chain, v, world.agent)
+    over = agent.pay(world.payee, 10**18, ref="big eth")
+    assert isinstance(over, Escalated)
+    assert set(over.reasons) == {"over per-payment limit", "over period allowance"}
+    v.reject(world.owners[2], over.request_id)
+    assert v.request(over.request_id).status == "rejected"
+    with pytest.raises(RequestNotPendingError):
+        v.approve(world.owners[0], over.request_id)
+    assert v.balance() == 5 * 10**18
+
+
+def test_off_chain_signatures_execute_a_request(world: World) -> None:
+    v, (o0, o1, o2) = world.vault, world.owners
+    agent = AgentWallet(world.chain, v, world.agent)
+    over = agent.pay(world.payee, 700 * USDC, "tUSDC", ref="sig")
+    assert isinstance(over, Escalated)
+    sigs = [SignedApproval.from_json(v.sign(o, over.request_id).to_json()) for o in (o2, o0)]
+    forged = SignedApproval(
+        v.address, world.chain.chain_id, over.request_id, o1.address, sigs[0].signature
+    )
+    with pytest.raises(InvalidSignatureError):
+        v.execute_with_signatures(world.outsider, over.request_id, [sigs[1], forged])
+    before = v.balance("tUSDC")
+    v.execute_with_signatures(world.outsider, over.request_id, sigs)  # anyone may submit
+    assert v.balance("tUSDC") == before - 700 * USDC
+    assert v.request(over.request_id).status == "executed"
+
+
+def test_revoked_agent_cannot_pay_and_nothing_is_sent(world: World) -> None:
+    v = world.vault
+    v.revoke_agent(world.owners[1], world.agent.address)
+    agent = AgentWallet(world.chain, v, world.agent)
+    nonce = world.chain.w3.eth.get_transaction_count(world.agent.address)
+    with pytest.raises(AgentNotActiveError, match="revoked"):
+        agent.pay(world.payee, 1 * USDC, "tUSDC")
+    assert world.chain.w3.eth.get_transaction_count(world.agent.address) == nonce
+    assert v.agent(world.agent.address).status == "revoked"
+
+
+def test_agents_and_policies(world: World) -> None:
+    (view,) = world.vault.agents()
+    assert view.address == world.agent.address and view.status == "active"
+    usdc = view.policies[world.usdc.address]
+    assert (usdc.max_per_payment, usdc.allowance, usdc.period) == (100 * USDC, 500 * USDC, DAY)
+    assert usdc.available == 500 * USDC
