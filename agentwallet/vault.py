@@ -804,16 +804,9 @@ class Vault:
         """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
         domain = self.contract.functions.eip712Domain().call()
         _, name, version, chain_id, verifying, _, _ = domain
-        r = self.contract.functions.getRequest(request_id).call()
-        kind, status, agent, _, expires_at, _, token, to, amount, ref, data = r
-        if int(status) == 0:
-            from agentwallet.errors import UnknownRequestError
-
-            raise UnknownRequestError(
-                f"no request {request_id} in vault {self.address}: list them with `requests`",
-                error_name="UnknownRequest",
-                args_by_name={"requestId": request_id},
-            )
+        kind, _, agent, _, expires_at, _, token, to, amount, ref, data = self._stored_request(
+            request_id
+        )
         return {
             "types": {
                 "EIP712Domain": [
@@ -900,16 +893,8 @@ class Vault:
 
     def request(self, request_id: int) -> RequestInfo:
         """One request, decoded for humans."""
-        r = self.contract.functions.getRequest(request_id).call()
+        r = self._stored_request(request_id)
         kind, status, agent, created_at, expires_at, reasons, token, to, amount, ref, data = r
-        if int(status) == 0:
-            from agentwallet.errors import UnknownRequestError
-
-            raise UnknownRequestError(
-                f"no request {request_id} in vault {self.address}: list them with `requests`",
-                error_name="UnknownRequest",
-                args_by_name={"requestId": request_id},
-            )
         status_text = REQUEST_STATUS[int(status)]
         if status_text == "pending" and self.chain.timestamp() > int(expires_at):
             status_text = "expired"
@@ -976,31 +961,42 @@ class Vault:
     def agents(self) -> list[AgentView]:
         """Every agent ever added (from executed addAgent requests), with its settings."""
         seen: list[str] = []
-        for request_id in range(1, self.request_count() + 1):
-            r = self.contract.functions.getRequest(request_id).call()
-            if int(r[0]) != 1 or int(r[1]) != 2:
-                continue
-            try:
-                fn, args = self.contract.decode_function_input(bytes(r[10]))
-            except Exception:  # noqa: BLE001
-                continue
-            if fn.fn_name == "addAgent":
+        for fn_name, args in self._executed_governance_calls():
+            if fn_name == "addAgent":
                 address = checksum(str(args["agent"]))
                 if address not in seen:
                     seen.append(address)
         return [self.agent(a) for a in seen]
 
-    def _policy_tokens(self, agent: str) -> list[str]:
-        tokens = [t.address for t in self.deployments.tokens().values()]
+    def _stored_request(self, request_id: int) -> Sequence[Any]:
+        """``getRequest(request_id)`` as the contract returns it; an unknown id raises."""
+        r = self.contract.functions.getRequest(request_id).call()
+        if int(r[1]) == 0:
+            from agentwallet.errors import UnknownRequestError
+
+            raise UnknownRequestError(
+                f"no request {request_id} in vault {self.address}: list them with `requests`",
+                error_name="UnknownRequest",
+                args_by_name={"requestId": request_id},
+            )
+        return cast(Sequence[Any], r)
+
+    def _executed_governance_calls(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """(function name, arguments) of every executed governance request, oldest first."""
         for request_id in range(1, self.request_count() + 1):
             r = self.contract.functions.getRequest(request_id).call()
-            if int(r[0]) != 1 or int(r[1]) != 2:
+            if int(r[0]) != 1 or int(r[1]) != 2:  # Governance, Executed
                 continue
             try:
                 fn, args = self.contract.decode_function_input(bytes(r[10]))
-            except Exception:  # noqa: BLE001
+            except Exception:  # noqa: BLE001 - not a call this ABI knows
                 continue
-            if fn.fn_name == "setLimits" and checksum(str(args["agent"])) == agent:
+            yield fn.fn_name, dict(args)
+
+    def _policy_tokens(self, agent: str) -> list[str]:
+        tokens = [t.address for t in self.deployments.tokens().values()]
+        for fn_name, args in self._executed_governance_calls():
+            if fn_name == "setLimits" and checksum(str(args["agent"])) == agent:
                 token = checksum(str(args["token"]))
                 if token not in tokens:
                     tokens.append(token)
