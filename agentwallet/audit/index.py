@@ -12,7 +12,6 @@ while it was being read is discarded and read again.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -43,6 +42,7 @@ from agentwallet.audit.events import (
     log_source,
 )
 from agentwallet.chain import Chain
+from agentwallet.keys import home_dir
 
 SCHEMA_NAME = "agentwallet-audit"
 SCHEMA_VERSION = 1
@@ -89,8 +89,7 @@ EVENT_COLUMNS = (
 
 
 def default_db_path() -> Path:
-    home = os.environ.get("AGENTWALLET_HOME") or str(Path.home() / ".agentwallet")
-    return Path(home) / DEFAULT_DB_NAME
+    return home_dir() / DEFAULT_DB_NAME
 
 
 @dataclass(frozen=True)

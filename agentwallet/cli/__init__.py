@@ -7,7 +7,6 @@ exit code 1, never a traceback. Command modules register at the bottom of this f
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 
 import click
 
-from agentwallet.errors import AgentWalletError
+from agentwallet.cli._common import ErrorReportingGroup
+from agentwallet.keys import home_dir
 
 DEFAULT_NODE_URL = "http://127.0.0.1:8545"
 
@@ -32,29 +32,13 @@ class CliContext:
         return self.rpc or DEFAULT_NODE_URL
 
 
-def agentwallet_home() -> Path:
-    """``$AGENTWALLET_HOME``, default ``~/.agentwallet``."""
-    return Path(os.environ.get("AGENTWALLET_HOME") or Path.home() / ".agentwallet")
-
-
 def emit(ctx: click.Context, data: dict[str, Any], text: str) -> None:
     """Print ``data`` as JSON under ``--json``, else ``text``."""
     obj: CliContext = ctx.obj
     click.echo(json.dumps(data, sort_keys=True) if obj.json else text)
 
 
-class _Group(click.Group):
-    """Turns AgentWalletError into a one-line error and exit code 1."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AgentWalletError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--rpc",
     envvar="AGENTWALLET_RPC",
@@ -111,7 +95,7 @@ def node_cmd(port: int, state: Path | None, block_time: float | None) -> None:
     """Run a local anvil node in the foreground until Ctrl-C."""
     from agentwallet.node import start_anvil
 
-    state = state or agentwallet_home() / "node-state.json"
+    state = state or home_dir() / "node-state.json"
     node = start_anvil(port=port, state=state, block_time=block_time, quiet=False)
     click.echo(f"anvil listening on {node.url} (chain id 31337), state in {state}", err=True)
     try:

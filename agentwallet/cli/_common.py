@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 import click
 
@@ -29,6 +30,27 @@ class Options(Protocol):
     signer: str | None
 
     def rpc_or_node(self) -> str: ...
+
+
+def report_errors(fn: F) -> F:
+    """AgentWalletError → one line ``error: ...`` on stderr and exit code 1, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AgentWalletError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return cast(F, wrapper)
+
+
+class ErrorReportingGroup(click.Group):
+    """A click group whose commands report AgentWalletError as :func:`report_errors` does."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return report_errors(super().invoke)(ctx)
 
 
 class ConfirmationRequiredError(AgentWalletError):

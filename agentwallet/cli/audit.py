@@ -7,7 +7,6 @@ Reports read the local index (``--db``, default ``$AGENTWALLET_HOME/audit.sqlite
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import sys
@@ -21,7 +20,8 @@ import click
 from agentwallet.audit.errors import AuditIndexError, WhatIfError
 from agentwallet.audit.events import ETH
 from agentwallet.audit.index import AuditIndex, default_db_path
-from agentwallet.errors import AgentWalletError, ConfigurationError
+from agentwallet.cli._common import ErrorReportingGroup, report_errors
+from agentwallet.errors import ConfigurationError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,20 +42,6 @@ def _obj(ctx: click.Context) -> Any:
         obj = CliContext(rpc=None, json=False, signer=None)
         ctx.find_root().obj = obj
     return obj
-
-
-def _errors(fn: F) -> F:
-    """AgentWalletError → ``error: ...`` on stderr, exit 1 (also outside the main group)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except AgentWalletError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _connect(ctx: click.Context) -> Any:
@@ -134,16 +120,7 @@ def _report_options(fn: F) -> F:
     return fn
 
 
-class _AuditGroup(click.Group):
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AgentWalletError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-
-
-@click.group("audit", cls=_AuditGroup)
+@click.group("audit", cls=ErrorReportingGroup)
 def audit() -> None:
     """Who authorised what: index vault events and report from the index."""
 
@@ -163,7 +140,6 @@ def audit() -> None:
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @click.pass_context
-@_errors
 def sync_cmd(
     ctx: click.Context,
     vaults: tuple[str, ...],
@@ -203,7 +179,6 @@ def sync_cmd(
 @_report_options
 @click.option("--agent", required=True, help="Agent address or key name.")
 @click.pass_context
-@_errors
 def trail_cmd(
     ctx: click.Context,
     vault: str,
@@ -235,7 +210,6 @@ def trail_cmd(
 @click.option("--agent", default=None, help="Only this agent (address or key name).")
 @click.option("--token", default=None, help="Only this token address (ETH = 0x0…0).")
 @click.pass_context
-@_errors
 def spend_cmd(
     ctx: click.Context,
     vault: str,
@@ -275,7 +249,6 @@ def spend_cmd(
     show_default=True,
 )
 @click.pass_context
-@_errors
 def requests_cmd(
     ctx: click.Context,
     vault: str,
@@ -315,7 +288,6 @@ def requests_cmd(
 @audit.command("owners")
 @_report_options
 @click.pass_context
-@_errors
 def owners_cmd(
     ctx: click.Context,
     vault: str,
@@ -336,7 +308,6 @@ def owners_cmd(
 @audit.command("summary")
 @_report_options
 @click.pass_context
-@_errors
 def summary_cmd(
     ctx: click.Context,
     vault: str,
@@ -363,7 +334,6 @@ def summary_cmd(
 @audit.command("reconcile")
 @_report_options
 @click.pass_context
-@_errors
 def reconcile_cmd(
     ctx: click.Context,
     vault: str,
@@ -435,7 +405,6 @@ def parse_units(text: str, decimals: int | None) -> int:
 @click.option("--valid-after", type=int, default=0, help="Unix time; earlier payments refused.")
 @click.option("--valid-until", type=int, default=0, help="Unix time; later payments refused.")
 @click.pass_context
-@_errors
 def whatif_cmd(
     ctx: click.Context,
     vault: str,
@@ -532,7 +501,7 @@ def whatif_cmd(
 @click.option("--burst-window", default="1h", show_default=True)
 @click.option("--confirmations", type=int, default=0, show_default=True)
 @click.pass_context
-@_errors
+@report_errors
 def watch(
     ctx: click.Context,
     vaults: tuple[str, ...],
