@@ -92,6 +92,20 @@ def _chain_id(ctx: click.Context, index: AuditIndex, vault: str, chain_id: int |
     return int(_connect(ctx).chain_id)
 
 
+def _report(
+    ctx: click.Context,
+    vault: str,
+    db: Path | None,
+    chain_id: int | None,
+    report: Callable[..., Any],
+    *args: Any,
+) -> Any:
+    """``report(index, chain_id, vault, *args)`` from the index; the vault by address or name."""
+    vault = _vault_address(ctx, None, vault)
+    with _open(db) as index:
+        return report(index, _chain_id(ctx, index, vault, chain_id), vault, *args)
+
+
 def _out(
     ctx: click.Context, rows: Any, as_csv: bool, as_json: bool, columns: list[str] | None = None
 ) -> None:
@@ -192,10 +206,7 @@ def trail_cmd(
     escalations and decisions, pauses."""
     from agentwallet.audit.reports import trail
 
-    vault = _vault_address(ctx, None, vault)
-    agent = str(_agent_address(agent))
-    with _open(db) as index:
-        rows = trail(index, _chain_id(ctx, index, vault, chain_id), vault, agent)
+    rows = _report(ctx, vault, db, chain_id, trail, str(_agent_address(agent)))
     _out(
         ctx,
         rows,
@@ -223,12 +234,9 @@ def spend_cmd(
     """Executed payments per agent, token and UTC day (direct vs via request)."""
     from agentwallet.audit.reports import spend_report
 
-    vault = _vault_address(ctx, None, vault)
     if token and token.upper() == "ETH":
         token = ETH
-    with _open(db) as index:
-        agent = _agent_address(agent)
-        rows = spend_report(index, _chain_id(ctx, index, vault, chain_id), vault, agent, token)
+    rows = _report(ctx, vault, db, chain_id, spend_report, _agent_address(agent), token)
     _out(
         ctx,
         rows,
@@ -261,9 +269,7 @@ def requests_cmd(
     """Requests by status (open = pending and not expired, as of the last indexed block)."""
     from agentwallet.audit.reports import requests_report
 
-    vault = _vault_address(ctx, None, vault)
-    with _open(db) as index:
-        rows = requests_report(index, _chain_id(ctx, index, vault, chain_id), vault, status)
+    rows = _report(ctx, vault, db, chain_id, requests_report, status)
     _out(
         ctx,
         rows,
@@ -299,9 +305,7 @@ def owners_cmd(
     """Decisions per owner: proposals, approvals, rejections, executions."""
     from agentwallet.audit.reports import owners_report
 
-    vault = _vault_address(ctx, None, vault)
-    with _open(db) as index:
-        rows = owners_report(index, _chain_id(ctx, index, vault, chain_id), vault)
+    rows = _report(ctx, vault, db, chain_id, owners_report)
     _out(ctx, rows, as_csv, as_json)
 
 
@@ -319,9 +323,7 @@ def summary_cmd(
     """The vault as its events tell it: owners, threshold, agents and limits, totals."""
     from agentwallet.audit.reports import summary_report
 
-    vault = _vault_address(ctx, None, vault)
-    with _open(db) as index:
-        data = summary_report(index, _chain_id(ctx, index, vault, chain_id), vault)
+    data = _report(ctx, vault, db, chain_id, summary_report)
     if as_json or as_csv or _obj(ctx).json:
         click.echo(json.dumps(data, indent=2, sort_keys=True))
         return
