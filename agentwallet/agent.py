@@ -245,7 +245,12 @@ class AgentWallet:
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
-        info = self._token(token)
+        return self._prepare(to, amount, self._token(token), b"\x01" * 32)[0]
+
+    def _prepare(
+        self, to: str, amount: int, info: TokenInfo, ref: bytes
+    ) -> tuple[PaymentCheck, dict[str, Any]]:
+        """:meth:`check`, plus the unsigned transaction (no nonce) paying with ``ref``."""
         self._check_agent_state()
         bits, policy = self._local_reasons(to, amount, info)
         if bits == 0:
@@ -256,12 +261,13 @@ class AgentWallet:
                     f"{info.symbol}, less than the {format_amount(amount, info.decimals)} "
                     f"{info.symbol} to pay: ask an owner to fund it"
                 )
-        data = self._pay_data(info, to, amount, b"\x01" * 32)
+        data = self._pay_data(info, to, amount, ref)
         gas = simulate(
             self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
         )
-        build_tx(self.chain, self.address, self.vault.address, data, 0, gas)  # gas check
-        return PaymentCheck(bits == 0, reasons_from_bits(bits), int(policy[3]), int(policy[0]))
+        tx = build_tx(self.chain, self.address, self.vault.address, data, 0, gas)  # gas check
+        check = PaymentCheck(bits == 0, reasons_from_bits(bits), int(policy[3]), int(policy[0]))
+        return check, tx
 
     def remaining(self) -> dict[str, Remaining]:
         """The agent's budget per token symbol, for every token in its scope."""
@@ -308,15 +314,11 @@ class AgentWallet:
             recovered = self._recover(entry, ref_bytes)
             if recovered is not None:
                 return recovered
-        earlier = self._onchain_result(ref_bytes)
-        if earlier is not None:
-            return earlier
-        self.check(to, amount, info.address)
-        data = self._pay_data(info, to, amount, ref_bytes)
-        gas = simulate(
-            self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
-        )
-        tx = build_tx(self.chain, self.address, self.vault.address, data, 0, gas)
+        if ref is not None:  # a freshly generated ref cannot be on-chain yet: skip the log scan
+            earlier = self._onchain_result(ref_bytes)
+            if earlier is not None:
+                return earlier
+        _, tx = self._prepare(to, amount, info, ref_bytes)
         with NONCES.reserve(self.chain, self.address) as slot:
             if self.journal.get(*key) is not None:  # another thread took this ref meanwhile
                 raise PaymentPendingError(
