@@ -293,6 +293,18 @@ class UnknownAgentError(ContractRevertError):
     hint = "that address was never added as an agent"
 
 
+class SignatureExpiredError(ContractRevertError):
+    hint = "the owners' signatures are past their deadline: ask them to sign again"
+
+
+class TooManyAgentsError(ContractRevertError):
+    hint = "the vault holds its maximum number of agents: revoke one it no longer needs"
+
+
+class TooManyTokensError(ContractRevertError):
+    hint = "the agent has limits for its maximum number of tokens: remove one it no longer needs"
+
+
 #: Solidity error name -> exception class.
 REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     cls.__name__.removesuffix("Error"): cls
@@ -332,6 +344,9 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
         InvalidMaxOpenRequestsError,
         NotGovernanceCallError,
         UnknownAgentError,
+        SignatureExpiredError,
+        TooManyAgentsError,
+        TooManyTokensError,
     )
 }
 
@@ -347,7 +362,6 @@ def _describe_arg(name: str, value: object, error_name: str) -> str:
     if isinstance(value, bytes):
         return f"{name}=0x{value.hex()}"
     return f"{name}={value}"
-
 
 
 def decode_revert(

@@ -10,6 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -114,11 +115,13 @@ def start_anvil(
     state: Path | None = None,
     block_time: float | None = None,
     quiet: bool = True,
+    extra_args: Sequence[str] = (),
 ) -> AnvilProcess:
     """Start anvil on 127.0.0.1:``port`` (Prague, chain id 31337) and wait until it answers.
 
     ``state``: a file anvil loads on start (if it exists) and writes on exit, so the chain
     survives restarts. ``block_time``: mine every N seconds instead of on each transaction.
+    ``extra_args``: more anvil flags (e.g. ``--steps-tracing`` for opcode traces).
     """
     if rpc_chain_id(f"http://127.0.0.1:{port}", timeout=0.5) is not None:
         raise ChainConnectionError(
@@ -138,6 +141,7 @@ def start_anvil(
         command += ["--state", str(state)]
     if block_time is not None:
         command += ["--block-time", str(block_time)]
+    command += list(extra_args)
     output = subprocess.DEVNULL if quiet else None
     process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL)
     node = AnvilProcess(process, port, state)

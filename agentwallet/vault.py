@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
+from eth_account import Account as EthAccount
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_typing import ChecksumAddress, HexAddress, HexStr
 from eth_utils.crypto import keccak
@@ -39,6 +40,7 @@ from agentwallet.errors import (
     decode_revert,
 )
 from agentwallet.keys import Signer
+from agentwallet.signatures import OwnerSignature, pack_signatures
 from agentwallet.units import ETH, format_amount
 
 __all__ = [
@@ -145,13 +147,17 @@ class RequestInfo:
 
 @dataclass(frozen=True)
 class SignedApproval:
-    """An owner's off-chain EIP-712 approval of one request, portable as JSON."""
+    """An owner's off-chain EIP-712 approval of one request, portable as JSON.
+
+    ``signature`` is 65 bytes r|s|v for an EOA owner; with ``contract`` the owner is a contract
+    (ERC-1271, e.g. a Safe) and ``signature`` is whatever its ``isValidSignature`` accepts."""
 
     vault: str
     chain_id: int
     request_id: int
     signer: str
-    signature: str  #: 0x hex, 65 bytes
+    signature: str  #: 0x hex
+    contract: bool = False
 
     def to_json(self) -> str:
         """One-line JSON with every field."""
@@ -162,6 +168,7 @@ class SignedApproval:
                 "request_id": self.request_id,
                 "signer": self.signer,
                 "signature": self.signature,
+                "contract": self.contract,
             },
             sort_keys=True,
         )
@@ -177,6 +184,7 @@ class SignedApproval:
                 request_id=int(data["request_id"]),
                 signer=checksum(data["signer"], "signer address"),
                 signature=str(data["signature"]),
+                contract=bool(data.get("contract", False)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise AgentWalletError(
@@ -885,9 +893,25 @@ class Vault:
                     f"{a.request_id}, not vault {self.address} chain {self.chain.chain_id} "
                     f"request {request_id}"
                 )
-        ordered = sorted(approvals, key=lambda a: int(a.signer, 16))
-        sigs = [(a.signer, HexBytes(a.signature)) for a in ordered]
-        return TxResult.from_receipt(self._send(sender, "executeWithSignatures", request_id, sigs))
+        digest = bytes(self.contract.functions.requestDigest(request_id).call())
+        for a in approvals:
+            if a.contract:
+                continue  # an ERC-1271 owner: only its contract can tell; the vault asks it
+            try:
+                by = str(EthAccount._recover_hash(digest, signature=bytes(HexBytes(a.signature))))
+            except Exception:  # noqa: BLE001 - malformed bytes: eth_keys raises several types
+                by = "nobody (not a valid 65-byte ECDSA signature)"
+            if by != a.signer:
+                raise SignatureMismatchError(
+                    f"approval says it is by {a.signer} but its signature over request "
+                    f"{request_id}'s digest is by {by}: it was made for another request, vault "
+                    "or chain, or by another key; ask the owner to sign again"
+                )
+        packed = pack_signatures(
+            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in approvals
+        )
+        receipt = self._send(sender, "executeWithSignatures", request_id, packed)
+        return TxResult.from_receipt(receipt)
 
     # ------------------------------------------------------------------ requests
 
@@ -959,8 +983,9 @@ class Vault:
     # ------------------------------------------------------------------ agents
 
     def agents(self) -> list[AgentView]:
-        """Every agent ever added (from executed addAgent requests), with its settings."""
-        seen: list[str] = []
+        """Every agent ever added, with its settings: the vault's list of active and paused
+        agents, then revoked ones (found in the executed addAgent requests)."""
+        seen = [checksum(str(a)) for a in self.contract.functions.getAgents().call()]
         for fn_name, args in self._executed_governance_calls():
             if fn_name == "addAgent":
                 address = checksum(str(args["agent"]))
@@ -993,15 +1018,6 @@ class Vault:
                 continue
             yield fn.fn_name, dict(args)
 
-    def _policy_tokens(self, agent: str) -> list[str]:
-        tokens = [t.address for t in self.deployments.tokens().values()]
-        for fn_name, args in self._executed_governance_calls():
-            if fn_name == "setLimits" and checksum(str(args["agent"])) == agent:
-                token = checksum(str(args["token"]))
-                if token not in tokens:
-                    tokens.append(token)
-        return tokens
-
     def policy(self, agent: str, token: str | None = None) -> PolicyView:
         """The agent's limits for ``token`` now."""
         p = self.contract.functions.getPolicy(_addr(agent), self.token(token).address).call()
@@ -1012,10 +1028,9 @@ class Vault:
         agent = checksum(address, "agent address")
         a = self.contract.functions.getAgent(agent).call()
         policies = {}
-        for token in self._policy_tokens(agent):
+        for token in self.contract.functions.getAgentTokens(agent).call():
             p = self.contract.functions.getPolicy(agent, token).call()
-            if int(p[2]) != 0:
-                policies[token] = PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+            policies[checksum(str(token))] = PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
         return AgentView(
             agent, AGENT_STATUS[int(a[0])], int(a[1]), int(a[2]), bool(a[3]), int(a[4]), policies
         )

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {ReentrancyGuardTransient} from "@openzeppelin/contracts/utils/ReentrancyGuardTransient.sol";
 import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
@@ -41,6 +42,10 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     uint256 public constant MIN_REQUEST_EXPIRY = 1 hours;
     uint256 public constant MAX_REQUEST_EXPIRY = 365 days;
     uint256 public constant MAX_OPEN_REQUESTS_CAP = 1000;
+    /// @notice Agents a vault can hold at once (active or paused; revoked ones leave the list), and
+    /// tokens one agent can have limits for. They bound what {pause} has to rewrite.
+    uint256 public constant MAX_AGENTS = 64;
+    uint256 public constant MAX_TOKENS_PER_AGENT = 8;
 
     /// @notice EIP-712 type owners sign to approve a request off-chain.
     bytes32 public constant REQUEST_TYPEHASH = keccak256(
@@ -57,17 +62,24 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     /// @dev Transient slot holding the id of the governance request being executed.
     bytes32 private constant EXECUTING_SLOT = keccak256("agentwallet.AgentVault.executingRequest");
 
-    // Policy word layout: | maxPerPayment (88) | allowance (88) | period (32) | tat (48) |
+    // Policy word layout: | maxPerPayment (88) | allowance (88) | period (32) | ALLOWLIST | FAST | tat (46) |
     // `tat` is the theoretical arrival time of the budget (GCRA) in 1/256 s: the budget is full when
     // tat <= now; each payment of x moves tat forward by x * period / allowance; a payment runs only
     // if the new tat stays within one period of now. Equivalent to a token bucket of size `allowance`
     // refilling at allowance/period, kept in one storage word.
-    uint256 private constant TAT_BITS = 48;
+    // FAST caches, in the word {pay} reads anyway, that every other rule holds: the vault is not
+    // paused, the agent is active, past its `validAfter` and has no `validUntil`, and the token is in
+    // scope. ALLOWLIST (meaningful with FAST) mirrors the agent's `useAllowlist`. Every action that
+    // changes one of those rewrites the flags of the agent's words ({_setFlags}); a word without FAST
+    // takes the full checks, and a payment that passes them sets FAST again when it may.
     uint256 private constant PERIOD_SHIFT = 48;
     uint256 private constant ALLOWANCE_SHIFT = 80;
     uint256 private constant MAX_SHIFT = 168;
     uint256 private constant TIME_SCALE_BITS = 8;
-    uint256 private constant MASK_48 = (1 << 48) - 1;
+    uint256 private constant TAT_MASK = (1 << 46) - 1;
+    uint256 private constant FAST = 1 << 46;
+    uint256 private constant ALLOWLIST = 1 << 47;
+    uint256 private constant FLAGS = FAST | ALLOWLIST;
     uint256 private constant MASK_32 = (1 << 32) - 1;
     uint256 private constant MASK_88 = (1 << 88) - 1;
 
@@ -111,6 +123,11 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     mapping(uint256 => StoredRequest) private _requests;
     /// @dev requestId => owner => owner epoch at the time of approval (0 = none).
     mapping(uint256 => mapping(address => uint256)) private _approvals;
+    /// @dev Agents not revoked, and each one's index + 1 in that list (0 = not listed).
+    address[] private _agentList;
+    mapping(address => uint256) private _agentPosition;
+    /// @dev Tokens each agent has limits for (period != 0), the words {_setFlags} rewrites.
+    mapping(address => address[]) private _agentTokens;
 
     // ------------------------------------------------------------------------------------------
     // Modifiers
@@ -196,15 +213,23 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         nonReentrant
         returns (uint256 requestId)
     {
-        if (_config.paused) revert VaultIsPaused();
         if (to == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
-        AgentInfo memory agent = _agents[msg.sender];
-        _checkAgentCanPay(msg.sender, agent);
-
         uint256 word = _policies[msg.sender][token];
-        (uint32 reasons, uint256 newWord) = _evaluate(word, amount);
-        if (agent.useAllowlist && !_allowlist[msg.sender][to]) reasons |= REASON_RECIPIENT_NOT_ALLOWED;
+        uint32 reasons;
+        uint256 newWord;
+        if (word & FAST != 0) {
+            // Vault, agent status, validity window and scope already hold (see FAST): one word read.
+            (reasons, newWord) = _evaluate(word, amount);
+            if (word & ALLOWLIST != 0 && !_allowlist[msg.sender][to]) reasons |= REASON_RECIPIENT_NOT_ALLOWED;
+        } else {
+            if (_config.paused) revert VaultIsPaused();
+            AgentInfo memory agent = _agents[msg.sender];
+            _checkAgentCanPay(msg.sender, agent);
+            (reasons, newWord) = _evaluate(word, amount);
+            if (agent.useAllowlist && !_allowlist[msg.sender][to]) reasons |= REASON_RECIPIENT_NOT_ALLOWED;
+            newWord = (newWord & ~FLAGS) | _flags(agent, false);
+        }
 
         // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
         if (reasons == 0) {
@@ -219,7 +244,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
             emit PaymentExecuted(msg.sender, token, to, amount, ref, 0);
             return 0;
         }
-        return _createPaymentRequest(agent, token, to, amount, ref, reasons);
+        return _createPaymentRequest(_agents[msg.sender], token, to, amount, ref, reasons);
     }
 
     /// @inheritdoc IAgentVault
@@ -263,27 +288,17 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IAgentVault
-    function executeWithSignatures(uint256 requestId, Signature[] calldata signatures) external nonReentrant {
+    function executeWithSignatures(uint256 requestId, bytes calldata signatures) external nonReentrant {
         StoredRequest storage r = _requests[requestId];
         _checkPending(requestId, r);
         _checkNotExpired(requestId, r);
-        uint256 n = signatures.length;
         uint256 t = _config.threshold;
-        if (n < t) revert NotEnoughApprovals(requestId, n, t);
-        bytes32 digest = _requestDigest(requestId, r);
+        address[] memory signers = _checkSignatures(requestId, _requestDigest(requestId, r), signatures, t);
         bytes32 ref = r.ref;
-        address previous = address(0);
-        for (uint256 i = 0; i < n; ++i) {
-            address signer = signatures[i].signer;
-            if (signer <= previous) revert SignersNotSorted(previous, signer);
-            previous = signer;
-            if (!_isOwner(signer)) revert NotAnOwner(signer);
-            if (!SignatureChecker.isValidSignatureNow(signer, digest, signatures[i].signature)) {
-                revert InvalidSignature(signer);
-            }
-            emit RequestApproved(requestId, signer, i + 1, true, ref);
+        for (uint256 i = 0; i < t; ++i) {
+            emit RequestApproved(requestId, signers[i], i + 1, true, ref);
         }
-        _execute(requestId, r, n);
+        _execute(requestId, r, t);
     }
 
     /// @inheritdoc IAgentVault
@@ -294,30 +309,17 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         uint256 amount,
         bytes32 ref,
         uint256 deadline,
-        Signature[] calldata signatures
+        bytes calldata signatures
     ) external nonReentrant {
         Config memory c = _config;
         if (c.paused) revert VaultIsPaused();
         if (block.timestamp > deadline) revert SignatureExpired(deadline);
         if (to == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
-        uint256 n = signatures.length;
-        if (n < c.threshold) revert NotEnoughApprovals(0, n, c.threshold);
         uint256 nonce = c.signedNonce;
         _config.signedNonce = c.signedNonce + 1;
         bytes32 digest = _signedPaymentDigest(agent, token, to, amount, ref, nonce, deadline);
-        address[] memory signers = new address[](n);
-        address previous = address(0);
-        for (uint256 i = 0; i < n; ++i) {
-            address signer = signatures[i].signer;
-            if (signer <= previous) revert SignersNotSorted(previous, signer);
-            previous = signer;
-            if (!_isOwner(signer)) revert NotAnOwner(signer);
-            if (!SignatureChecker.isValidSignatureNow(signer, digest, signatures[i].signature)) {
-                revert InvalidSignature(signer);
-            }
-            signers[i] = signer;
-        }
+        address[] memory signers = _checkSignatures(0, digest, signatures, c.threshold);
         if (token == address(0)) {
             if (address(this).balance < amount) revert InsufficientBalance(token, address(this).balance, amount);
             // slither-disable-next-line arbitrary-send-eth (`to` is authorised by threshold owner signatures above)
@@ -353,6 +355,10 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IAgentVault
     function pause() external onlyOwner {
         _config.paused = true;
+        uint256 n = _agentList.length;
+        for (uint256 i = 0; i < n; ++i) {
+            _setFlags(_agentList[i], 0);
+        }
         emit VaultPaused(msg.sender);
     }
 
@@ -361,6 +367,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         AgentInfo storage a = _knownAgent(agent);
         if (a.status != AgentStatus.Active) revert AgentNotActive(agent, a.status);
         a.status = AgentStatus.Paused;
+        _setFlags(agent, 0);
         emit AgentStatusChanged(agent, AgentStatus.Paused, msg.sender, 0);
     }
 
@@ -369,6 +376,8 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         AgentInfo storage a = _knownAgent(agent);
         if (a.status == AgentStatus.Revoked) revert AgentNotActive(agent, a.status);
         a.status = AgentStatus.Revoked;
+        _setFlags(agent, 0);
+        _unlistAgent(agent);
         emit AgentStatusChanged(agent, AgentStatus.Revoked, msg.sender, 0);
     }
 
@@ -385,7 +394,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         uint256 currentAllowance = (word >> ALLOWANCE_SHIFT) & MASK_88;
         if (maxPerPayment > currentMax) revert LimitNotReduced(currentMax, maxPerPayment);
         if (allowance > currentAllowance) revert LimitNotReduced(currentAllowance, allowance);
-        _policies[agent][token] = _rewritePolicy(word, maxPerPayment, allowance, period);
+        _policies[agent][token] = _rewritePolicy(word, maxPerPayment, allowance, period) | (word & FLAGS);
         emit LimitsChanged(agent, token, maxPerPayment, allowance, uint32(period), msg.sender, 0);
     }
 
@@ -393,7 +402,9 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     function removeToken(address agent, address token) external onlyOwner {
         _knownAgent(agent);
         // keep only the budget state, so re-adding the token cannot refill a spent budget
-        _policies[agent][token] &= MASK_48;
+        uint256 word = _policies[agent][token];
+        _policies[agent][token] = word & TAT_MASK;
+        if ((word >> PERIOD_SHIFT) & MASK_32 != 0) _unlistToken(agent, token);
         emit LimitsChanged(agent, token, 0, 0, 0, msg.sender, 0);
     }
 
@@ -408,6 +419,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     function enforceAllowlist(address agent) external onlyOwner {
         AgentInfo storage a = _knownAgent(agent);
         a.useAllowlist = true;
+        _setFlags(agent, _flags(a, _config.paused));
         emit AgentConfigured(agent, a.validAfter, a.validUntil, true, 0);
     }
 
@@ -425,6 +437,12 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         a.validAfter = validAfter;
         a.validUntil = validUntil;
         a.useAllowlist = useAllowlist;
+        if (_agentPosition[agent] == 0) {
+            if (_agentList.length >= MAX_AGENTS) revert TooManyAgents(MAX_AGENTS);
+            _agentList.push(agent);
+            _agentPosition[agent] = _agentList.length;
+        }
+        _setFlags(agent, _flags(a, _config.paused));
         emit AgentConfigured(agent, validAfter, validUntil, useAllowlist, _executing());
     }
 
@@ -433,6 +451,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         AgentInfo storage a = _knownAgent(agent);
         if (a.status != AgentStatus.Paused) revert AgentNotActive(agent, a.status);
         a.status = AgentStatus.Active;
+        _setFlags(agent, _flags(a, _config.paused));
         emit AgentStatusChanged(agent, AgentStatus.Active, address(this), _executing());
     }
 
@@ -441,11 +460,19 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         external
         onlyVault
     {
-        _knownAgent(agent);
+        AgentInfo storage a = _knownAgent(agent);
         if (maxPerPayment > MAX_LIMIT) revert LimitTooLarge(maxPerPayment, MAX_LIMIT);
         if (allowance > MAX_LIMIT) revert LimitTooLarge(allowance, MAX_LIMIT);
         if (period == 0) revert InvalidPeriod(period);
-        _policies[agent][token] = _rewritePolicy(_policies[agent][token], maxPerPayment, allowance, period);
+        uint256 word = _policies[agent][token];
+        if ((word >> PERIOD_SHIFT) & MASK_32 == 0) {
+            if (_agentTokens[agent].length >= MAX_TOKENS_PER_AGENT) {
+                revert TooManyTokens(agent, MAX_TOKENS_PER_AGENT);
+            }
+            _agentTokens[agent].push(token);
+        }
+        _policies[agent][token] =
+            _rewritePolicy(word, maxPerPayment, allowance, period) | _flags(a, _config.paused);
         emit LimitsChanged(agent, token, maxPerPayment, allowance, period, address(this), _executing());
     }
 
@@ -460,6 +487,11 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     /// @inheritdoc IAgentVault
     function unpause() external onlyVault {
         _config.paused = false;
+        uint256 n = _agentList.length;
+        for (uint256 i = 0; i < n; ++i) {
+            address agent = _agentList[i];
+            _setFlags(agent, _flags(_agents[agent], false));
+        }
         emit VaultUnpaused(_executing());
     }
 
@@ -596,6 +628,16 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
     }
 
     /// @inheritdoc IAgentVault
+    function getAgents() external view returns (address[] memory) {
+        return _agentList;
+    }
+
+    /// @inheritdoc IAgentVault
+    function getAgentTokens(address agent) external view returns (address[] memory) {
+        return _agentTokens[agent];
+    }
+
+    /// @inheritdoc IAgentVault
     function getPolicy(address agent, address token) external view returns (PolicyView memory p) {
         uint256 word = _policies[agent][token];
         p.maxPerPayment = word >> MAX_SHIFT;
@@ -669,12 +711,12 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         if (amount > allowance) return (reasons | REASON_OVER_ALLOWANCE, word);
         uint256 scaledPeriod = period << TIME_SCALE_BITS;
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
-        uint256 tat = word & MASK_48;
+        uint256 tat = word & TAT_MASK;
         uint256 start = tat > nowScaled ? tat : nowScaled;
         // amount <= allowance <= 2^88 and scaledPeriod < 2^40: no overflow; round the cost up.
         uint256 newTat = start + (amount * scaledPeriod + allowance - 1) / allowance;
         if (newTat > nowScaled + scaledPeriod) return (reasons | REASON_OVER_ALLOWANCE, word);
-        newWord = (word & ~MASK_48) | newTat;
+        newWord = (word & ~TAT_MASK) | newTat;
     }
 
     /// @dev Budget available now in a packed policy word.
@@ -684,7 +726,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         uint256 allowance = (word >> ALLOWANCE_SHIFT) & MASK_88;
         uint256 scaledPeriod = period << TIME_SCALE_BITS;
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
-        uint256 tat = word & MASK_48;
+        uint256 tat = word & TAT_MASK;
         uint256 start = tat > nowScaled ? tat : nowScaled;
         if (start >= nowScaled + scaledPeriod) return 0;
         return (nowScaled + scaledPeriod - start) * allowance / scaledPeriod;
@@ -701,7 +743,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
         returns (uint256)
     {
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
-        uint256 oldTat = word & MASK_48;
+        uint256 oldTat = word & TAT_MASK;
         uint256 tat = 0;
         if (oldTat > nowScaled) {
             uint256 scaledPeriod = period << TIME_SCALE_BITS;
@@ -721,6 +763,92 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
             tat = nowScaled + (used < scaledPeriod ? used : scaledPeriod);
         }
         return (maxPerPayment << MAX_SHIFT) | (allowance << ALLOWANCE_SHIFT) | (period << PERIOD_SHIFT) | tat;
+    }
+
+    /// @dev The FAST/ALLOWLIST bits an agent's words may carry now (see the policy word layout).
+    function _flags(AgentInfo memory a, bool vaultPaused) private view returns (uint256) {
+        if (vaultPaused || a.status != AgentStatus.Active || a.validUntil != 0 || block.timestamp < a.validAfter) {
+            return 0;
+        }
+        return a.useAllowlist ? FLAGS : FAST;
+    }
+
+    /// @dev Writes `flags` into every policy word of `agent` (at most MAX_TOKENS_PER_AGENT).
+    function _setFlags(address agent, uint256 flags) private {
+        address[] storage tokens = _agentTokens[agent];
+        mapping(address => uint256) storage policies = _policies[agent];
+        uint256 n = tokens.length;
+        for (uint256 i = 0; i < n; ++i) {
+            address token = tokens[i];
+            uint256 word = policies[token];
+            uint256 updated = (word & ~FLAGS) | flags;
+            if (updated != word) policies[token] = updated;
+        }
+    }
+
+    function _unlistAgent(address agent) private {
+        uint256 position = _agentPosition[agent];
+        if (position == 0) return;
+        address last = _agentList[_agentList.length - 1];
+        _agentList[position - 1] = last;
+        _agentPosition[last] = position;
+        _agentList.pop();
+        delete _agentPosition[agent];
+    }
+
+    function _unlistToken(address agent, address token) private {
+        address[] storage tokens = _agentTokens[agent];
+        uint256 n = tokens.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (tokens[i] == token) {
+                tokens[i] = tokens[n - 1];
+                tokens.pop();
+                return;
+            }
+        }
+    }
+
+    /// @dev Checks the first `count` packed signatures (see {executeWithSignatures}) over `digest`
+    /// and returns their signers: strictly ascending, each a current owner.
+    function _checkSignatures(uint256 requestId, bytes32 digest, bytes calldata signatures, uint256 count)
+        private
+        view
+        returns (address[] memory signers)
+    {
+        uint256 staticEnd = count * 65;
+        if (signatures.length < staticEnd) revert NotEnoughApprovals(requestId, signatures.length / 65, count);
+        signers = new address[](count);
+        address previous = address(0);
+        for (uint256 i = 0; i < count; ++i) {
+            uint256 pos = i * 65;
+            bytes32 r = bytes32(signatures[pos:pos + 32]);
+            bytes32 s = bytes32(signatures[pos + 32:pos + 64]);
+            uint8 v = uint8(signatures[pos + 64]);
+            address signer;
+            if (v == 0) {
+                // ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
+                if (uint256(r) >> 160 != 0) revert InvalidSignature(address(0));
+                signer = address(uint160(uint256(r)));
+                uint256 offset = uint256(s);
+                if (offset < staticEnd || offset > signatures.length - 32) revert InvalidSignature(signer);
+                uint256 length = uint256(bytes32(signatures[offset:offset + 32]));
+                if (length > signatures.length - offset - 32) revert InvalidSignature(signer);
+                if (!SignatureChecker.isValidERC1271SignatureNow(
+                        signer, digest, signatures[offset + 32:offset + 32 + length]
+                    )) {
+                    revert InvalidSignature(signer);
+                }
+            } else {
+                ECDSA.RecoverError error;
+                // slither-disable-next-line unused-return (the third value only details `error`)
+                (signer, error,) = ECDSA.tryRecover(digest, v, r, s);
+                if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+            }
+            if (signer <= previous) revert SignersNotSorted(previous, signer);
+            if (!_isOwner(signer)) revert NotAnOwner(signer);
+            previous = signer;
+            signers[i] = signer;
+        }
     }
 
     function _createPaymentRequest(

@@ -19,6 +19,7 @@ from eth_account.signers.local import LocalAccount
 
 from agentwallet.chain import Chain, connect
 from agentwallet.node import free_port, start_anvil
+from agentwallet.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400
@@ -48,7 +49,8 @@ TARGETS = {
 }
 
 
-def measure(chain: Chain) -> list[tuple[str, int]]:
+def measure(chain: Chain, hashes: dict[str, str] | None = None) -> list[tuple[str, int]]:
+    """Runs every path once; fills `hashes` (label -> transaction hash) when given."""
     accounts = chain.dev_accounts
     deployer, o1, o2, o3, agent, relayer = accounts[:6]
     recipient = accounts[6]
@@ -60,6 +62,8 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
         used = int(receipt["gasUsed"])
         if label:
             rows.append((label, used))
+            if hashes is not None:
+                hashes[label] = receipt["transactionHash"].to_0x_hex()
         return used
 
     factory = chain.deploy("AgentVaultFactory", sender=deployer)
@@ -131,7 +135,7 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
     request_id = vault.functions.requestCount().call()
     digest = vault.functions.requestDigest(request_id).call()
     signers = sorted([o1, o2], key=lambda a: int(a.address, 16))
-    sigs = [(s.address, s.unsafe_sign_hash(digest).signature) for s in signers]
+    sigs = pack_signatures((s.address, s.unsafe_sign_hash(digest).signature) for s in signers)
     gas(
         "escalated request executed with 2 off-chain signatures",
         vault.functions.executeWithSignatures(request_id, sigs),
@@ -145,17 +149,56 @@ def measure(chain: Chain) -> list[tuple[str, int]]:
         digest = vault.functions.signedPaymentDigest(
             agent.address, ETH, recipient.address, 10**15, ref, deadline
         ).call()
-        sigs = [(s.address, s.unsafe_sign_hash(digest).signature) for s in signers]
-        used = gas(
-            "",
+        sigs = pack_signatures((s.address, s.unsafe_sign_hash(digest).signature) for s in signers)
+        gas(
+            "ETH payment with 2 owner signatures (payWithSignatures)" if i == 1 else "",
             vault.functions.payWithSignatures(
                 agent.address, ETH, recipient.address, 10**15, ref, deadline, sigs
             ),
             relayer,
         )
-    rows.append(("ETH payment with 2 owner signatures (payWithSignatures)", used))
-    gas("pause an agent (one owner)", vault.functions.pauseAgent(agent.address), o3)
+    # an agent with a validity end takes the full checks on every payment
+    govern("", "addAgent", agent.address, 0, chain.timestamp() + 30 * DAY, False)
+    gas(
+        "direct ETH payment, agent with a validity end (full checks)",
+        pay(ETH, recipient.address, 10**15, b"\x0a" * 32),
+        agent,
+    )
+    govern("", "addAgent", agent.address, 0, 0, False)
+    gas("pause the vault (one owner; 1 agent, 2 tokens)", vault.functions.pause(), o3)
+    govern("", "unpause")
+    gas("pause an agent (one owner; 2 tokens)", vault.functions.pauseAgent(agent.address), o3)
     return rows
+
+
+def measure_pause_worst_case(chain: Chain) -> list[tuple[str, int]]:
+    """pause() with MAX_AGENTS agents holding MAX_TOKENS_PER_AGENT tokens each (1-of-1 vault so
+    that every governance call executes as it is proposed)."""
+    deployer, owner = chain.dev_accounts[:2]
+    factory = chain.deploy("AgentVaultFactory", sender=deployer)
+    create = factory.functions.createVault([owner.address], 1, 3 * DAY, 10, b"\x01" * 32)
+    chain.transact(create, deployer)
+    address = factory.functions.predictVaultAddress(
+        [owner.address], 1, 3 * DAY, 10, b"\x01" * 32
+    ).call()
+    vault = chain.contract("AgentVault", address)
+    max_agents = vault.functions.MAX_AGENTS().call()
+    max_tokens = vault.functions.MAX_TOKENS_PER_AGENT().call()
+    tokens = [Account.create().address for _ in range(max_tokens)]
+
+    def govern(fn_name: str, *args: Any) -> None:
+        chain.transact(
+            vault.functions.propose(vault.encode_abi(fn_name, list(args)), b"\x00" * 32), owner
+        )
+
+    for _ in range(max_agents):
+        agent = Account.create().address
+        govern("addAgent", agent, 0, 0, False)
+        for token in tokens:
+            govern("setLimits", agent, token, 10**18, 5 * 10**18, DAY)
+    receipt = chain.transact(vault.functions.pause(), owner)
+    label = f"pause the vault, worst case ({max_agents} agents x {max_tokens} tokens)"
+    return [(label, int(receipt["gasUsed"]))]
 
 
 def render(rows: list[tuple[str, int]], command: str) -> str:
@@ -179,10 +222,12 @@ def main(argv: list[str] | None = None) -> int:
     command = "python scripts/bench_gas.py" + (f" --rpc {args.rpc}" if args.rpc else "")
     run: Callable[[Chain], list[tuple[str, int]]] = measure
     if args.rpc:
-        rows = run(connect(args.rpc))
+        chain = connect(args.rpc)
+        rows = run(chain) + measure_pause_worst_case(chain)
     else:
         with start_anvil(port=free_port()) as node:
-            rows = run(connect(node.url))
+            chain = connect(node.url)
+            rows = run(chain) + measure_pause_worst_case(chain)
     print(render(rows, command))
     return 0
 

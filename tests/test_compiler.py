@@ -118,3 +118,14 @@ def test_solc_override_with_wrong_program_is_a_clear_error(
 def test_load_unknown_artifact_says_how_to_fix() -> None:
     with pytest.raises(CompilerError, match="agentwallet compile"):
         load_artifact("NoSuchContract")
+
+
+def test_every_vault_error_has_a_typed_python_exception() -> None:
+    from agentwallet.errors import REVERT_ERRORS
+
+    abi = load_artifact("AgentVault")["abi"]
+    names = {item["name"] for item in abi if item["type"] == "error"}
+    # OpenZeppelin's own errors (reentrancy guard, SafeERC20, ECDSA, strings) stay generic
+    vault_errors = {n for n in names if not n.startswith(("ReentrancyGuard", "SafeERC20", "ECDSA"))}
+    missing = sorted(vault_errors - set(REVERT_ERRORS) - {"InvalidShortString", "StringTooLong"})
+    assert missing == []

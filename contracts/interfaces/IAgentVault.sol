@@ -70,13 +70,6 @@ interface IAgentVault {
         bytes data;
     }
 
-    /// @notice An owner's off-chain EIP-712 approval of a request. `signer` is the owner (an EOA, or
-    /// a contract that validates through ERC-1271).
-    struct Signature {
-        address signer;
-        bytes signature;
-    }
-
     // ------------------------------------------------------------------------------------------
     // Events
     // ------------------------------------------------------------------------------------------
@@ -211,6 +204,8 @@ interface IAgentVault {
     error NotGovernanceCall(bytes4 selector);
     error UnknownAgent(address agent);
     error SignatureExpired(uint256 deadline);
+    error TooManyAgents(uint256 max);
+    error TooManyTokens(address agent, uint256 max);
 
     // ------------------------------------------------------------------------------------------
     // Set-up
@@ -259,15 +254,21 @@ interface IAgentVault {
     /// now (e.g. after a deposit or after the threshold was lowered). Anyone may call it.
     function execute(uint256 requestId) external;
 
-    /// @notice Executes a pending request with owner EIP-712 signatures collected off-chain,
-    /// sorted by signer address ascending, distinct, every signer a current owner.
-    function executeWithSignatures(uint256 requestId, Signature[] calldata signatures) external;
+    /// @notice Executes a pending request with owner EIP-712 signatures over {requestDigest}
+    /// collected off-chain.
+    /// @param signatures the threshold's worth of owner signatures, packed as in Safe: 65 bytes each,
+    /// `r | s | v`, ordered by signer address strictly ascending (so no owner counts twice), every
+    /// signer a current owner. `v` 27/28: an EOA's ECDSA signature (low `s` only). `v` 0: an
+    /// ERC-1271 owner (a contract such as a Safe); `r` is its address and `s` the byte offset in
+    /// `signatures` of its signature, stored there as a 32-byte length and the bytes, after the
+    /// 65-byte parts. Signatures beyond the threshold are ignored.
+    function executeWithSignatures(uint256 requestId, bytes calldata signatures) external;
 
     /// @notice Pays at once with owner EIP-712 signatures over `SignedPayment(address agent,address
-    /// token,address to,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)`, sorted by signer
-    /// ascending, at least the threshold, no stored request. `nonce` is {signedPaymentNonce} (one
-    /// vault-wide sequence, so a signature set is good for one payment only). Anyone may send it
-    /// (e.g. a relayer); the vault must not be paused.
+    /// token,address to,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)`, no stored
+    /// request. `nonce` is {signedPaymentNonce} (one vault-wide sequence, so a signature set is good
+    /// for one payment only). Anyone may send it (e.g. a relayer); the vault must not be paused.
+    /// @param signatures packed as for {executeWithSignatures}
     function payWithSignatures(
         address agent,
         address token,
@@ -275,7 +276,7 @@ interface IAgentVault {
         uint256 amount,
         bytes32 ref,
         uint256 deadline,
-        Signature[] calldata signatures
+        bytes calldata signatures
     ) external;
 
     /// @notice One owner rejects a pending request; it can never execute.
@@ -338,6 +339,10 @@ interface IAgentVault {
         uint256 deadline
     ) external view returns (bytes32);
     function getAgent(address agent) external view returns (AgentInfo memory);
+    /// @notice Agents that are active or paused (revoked ones leave the list), at most MAX_AGENTS.
+    function getAgents() external view returns (address[] memory);
+    /// @notice Tokens an agent has limits for, at most MAX_TOKENS_PER_AGENT.
+    function getAgentTokens(address agent) external view returns (address[] memory);
     function getPolicy(address agent, address token) external view returns (PolicyView memory);
     function isRecipientAllowed(address agent, address recipient) external view returns (bool);
     function getRequest(uint256 requestId) external view returns (Request memory);

@@ -35,6 +35,7 @@ from web3.types import TxReceipt
 from agentwallet.chain import Chain
 from agentwallet.compiler import artifact_names, load_artifact
 from agentwallet.errors import TransactionFailedError
+from agentwallet.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400
@@ -377,34 +378,20 @@ class Env:
         """The full EIP-712 message an owner signs to approve ``request_id``."""
         v = vault if vault is not None else self.vault
         r = self.request(request_id, v)
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                "Request": [
-                    {"name": "requestId", "type": "uint256"},
-                    {"name": "kind", "type": "uint8"},
-                    {"name": "agent", "type": "address"},
-                    {"name": "token", "type": "address"},
-                    {"name": "to", "type": "address"},
-                    {"name": "amount", "type": "uint256"},
-                    {"name": "ref", "type": "bytes32"},
-                    {"name": "dataHash", "type": "bytes32"},
-                    {"name": "expiresAt", "type": "uint256"},
-                ],
-            },
-            "primaryType": "Request",
-            "domain": {
-                "name": "AgentVault",
-                "version": "1",
-                "chainId": self.chain.chain_id if chain_id is None else chain_id,
-                "verifyingContract": v.address,
-            },
-            "message": {
+        return self.typed_message(
+            "Request",
+            [
+                ("requestId", "uint256"),
+                ("kind", "uint8"),
+                ("agent", "address"),
+                ("token", "address"),
+                ("to", "address"),
+                ("amount", "uint256"),
+                ("ref", "bytes32"),
+                ("dataHash", "bytes32"),
+                ("expiresAt", "uint256"),
+            ],
+            {
                 "requestId": request_id,
                 "kind": r["kind"],
                 "agent": r["agent"],
@@ -415,6 +402,38 @@ class Env:
                 "dataHash": Web3.keccak(r["data"]),
                 "expiresAt": r["expiresAt"],
             },
+            vault=v,
+            chain_id=chain_id,
+        )
+
+    def typed_message(
+        self,
+        primary: str,
+        fields: list[tuple[str, str]],
+        message: dict[str, Any],
+        *,
+        vault: Contract | None = None,
+        chain_id: int | None = None,
+    ) -> dict[str, Any]:
+        """An EIP-712 message in the vault's domain, written out independently of the SDK."""
+        return {
+            "types": {
+                "EIP712Domain": [
+                    {"name": "name", "type": "string"},
+                    {"name": "version", "type": "string"},
+                    {"name": "chainId", "type": "uint256"},
+                    {"name": "verifyingContract", "type": "address"},
+                ],
+                primary: [{"name": name, "type": kind} for name, kind in fields],
+            },
+            "primaryType": primary,
+            "domain": {
+                "name": "AgentVault",
+                "version": "1",
+                "chainId": self.chain.chain_id if chain_id is None else chain_id,
+                "verifyingContract": (vault if vault is not None else self.vault).address,
+            },
+            "message": message,
         }
 
     def sign(
@@ -437,6 +456,12 @@ class Env:
         """(signer, signature) pairs sorted ascending by signer, as the vault requires."""
         pairs = [(s.address, self.sign(request_id, s, vault=vault)) for s in signers]
         return sorted(pairs, key=lambda p: int(p[0], 16))
+
+    def packed(
+        self, request_id: int, signers: list[LocalAccount], *, vault: Contract | None = None
+    ) -> bytes:
+        """The signers' signatures packed as executeWithSignatures takes them."""
+        return pack_signatures(self.signatures(request_id, signers, vault=vault))
 
 
 def ref_or(value: bytes) -> bytes:

@@ -122,7 +122,7 @@ def test_one_owner_rejection_makes_a_request_unexecutable(env: Env) -> None:
     env.govern("changeThreshold", 1)
     with expect_revert("RequestNotPending", rid, REJECTED):
         env.send(env.vault.functions.execute(rid), env.outsider)
-    sigs = env.signatures(rid, [env.owners[0], env.owners[1]])
+    sigs = env.packed(rid, [env.owners[0], env.owners[1]])
     with expect_revert("RequestNotPending", rid, REJECTED):
         env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
     assert env.vault.functions.getAgent(env.agent.address).call()[4] == 0

@@ -113,12 +113,12 @@ def test_reentrant_execute_with_signatures_is_blocked(env: Env) -> None:
     attacker = env.deploy("ReentrantRecipient")
     target = fresh_address("sig-target")
     other = env.pay(ETH, target, 3 * ETHER)[1]
-    sigs = env.signatures(other, env.owners[:2])
+    sigs = env.packed(other, env.owners[:2])
     paying = env.pay(ETH, attacker.address, 2 * ETHER)[1]
     data = env.calldata("executeWithSignatures", other, sigs)
     env.send(attacker.functions.arm(env.vault.address, data, False), env.deployer)
     env.send(
-        env.vault.functions.executeWithSignatures(paying, env.signatures(paying, env.owners[1:])),
+        env.vault.functions.executeWithSignatures(paying, env.packed(paying, env.owners[1:])),
         env.outsider,
     )
     _assert_blocked(attacker)

@@ -1,10 +1,16 @@
-"""Off-chain EIP-712 approvals (executeWithSignatures), attacked the ways signatures get abused."""
+"""Off-chain EIP-712 approvals (executeWithSignatures, payWithSignatures), attacked the ways
+signatures get abused. Signatures travel packed, Safe style: 65 bytes r|s|v per owner, v = 0 for
+an ERC-1271 owner whose own signature sits after the 65-byte parts."""
 
 from __future__ import annotations
 
+from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 
+from agentwallet.signatures import OwnerSignature, pack_signatures
 from tests.contracts.conftest import (
+    ETH,
+    ETHER,
     EXECUTED,
     REQUEST_EXPIRY,
     USDC,
@@ -16,6 +22,17 @@ from tests.contracts.conftest import (
 )
 
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+ZERO = "0x0000000000000000000000000000000000000000"
+
+
+def recovered(digest: bytes, signature: bytes) -> str:
+    """The address an ECDSA signature recovers to over ``digest`` (what the vault sees)."""
+    return str(Account._recover_hash(digest, signature=signature))
+
+
+def contract_part(signer: str, offset: int) -> bytes:
+    """The 65-byte static part of an ERC-1271 owner's signature: r = owner, s = offset, v = 0."""
+    return int(signer, 16).to_bytes(32, "big") + offset.to_bytes(32, "big") + b"\x00"
 
 
 def test_typed_data_signature_matches_the_vault_digest(env: Env) -> None:
@@ -33,7 +50,8 @@ def test_two_sorted_owner_signatures_execute(env: Env) -> None:
     to = fresh_address("signed")
     rid = env.escalate(700 * USDC, to)
     signers = sorted_accounts([env.owners[2], env.owners[0]])
-    sigs = env.signatures(rid, signers)
+    sigs = env.packed(rid, signers)
+    assert len(sigs) == 2 * 65
     # anyone can submit them: here the agent itself does
     receipt = env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.agent)
     approvals = env.events(receipt, "RequestApproved")
@@ -51,70 +69,118 @@ def test_digest_signed_with_unsafe_sign_hash_executes(env: Env) -> None:
     rid = env.escalate()
     digest = env.vault.functions.requestDigest(rid).call()
     signers = sorted_accounts(env.owners[:2])
-    sigs = [(s.address, bytes(s.unsafe_sign_hash(digest).signature)) for s in signers]
+    sigs = pack_signatures(
+        (s.address, bytes(s.unsafe_sign_hash(digest).signature)) for s in signers
+    )
     env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
     assert env.status(rid) == EXECUTED
 
 
 def test_too_few_signatures_revert(env: Env) -> None:
     rid = env.escalate()
-    sigs = env.signatures(rid, [env.owners[0]])
+    sigs = env.packed(rid, [env.owners[0]])
     with expect_revert("NotEnoughApprovals", rid, 1, 2):
         env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
+    with expect_revert("NotEnoughApprovals", rid, 1, 2):  # one and a half signatures
+        env.send(env.vault.functions.executeWithSignatures(rid, sigs + sigs[:40]), env.outsider)
+
+
+def test_signatures_beyond_the_threshold_are_ignored(env: Env) -> None:
+    rid = env.escalate()
+    signers = sorted_accounts(env.owners)
+    receipt = env.send(
+        env.vault.functions.executeWithSignatures(rid, env.packed(rid, signers)), env.outsider
+    )
+    approvals = env.events(receipt, "RequestApproved")
+    assert [a["owner"] for a in approvals] == [s.address for s in signers[:2]]
+    assert env.event(receipt, "RequestExecuted")["approvals"] == 2
 
 
 def test_unsorted_signers_revert(env: Env) -> None:
     rid = env.escalate()
-    sigs = env.signatures(rid, env.owners[:2])
-    reversed_sigs = list(reversed(sigs))
-    with expect_revert("SignersNotSorted", reversed_sigs[0][0], reversed_sigs[1][0]):
-        env.send(env.vault.functions.executeWithSignatures(rid, reversed_sigs), env.outsider)
+    pairs = env.signatures(rid, env.owners[:2])
+    backwards = pairs[1][1] + pairs[0][1]
+    with expect_revert("SignersNotSorted", pairs[1][0], pairs[0][0]):
+        env.send(env.vault.functions.executeWithSignatures(rid, backwards), env.outsider)
 
 
 def test_one_owner_signing_twice_counts_once(env: Env) -> None:
     rid = env.escalate()
-    (pair,) = env.signatures(rid, [env.owners[0]])
-    with expect_revert("SignersNotSorted", pair[0], pair[0]):
-        env.send(env.vault.functions.executeWithSignatures(rid, [pair, pair]), env.outsider)
+    ((signer, sig),) = env.signatures(rid, [env.owners[0]])
+    with expect_revert("SignersNotSorted", signer, signer):
+        env.send(env.vault.functions.executeWithSignatures(rid, sig + sig), env.outsider)
 
 
 def test_signature_by_a_non_owner_reverts(env: Env) -> None:
     rid = env.escalate()
     # the agent signs its own request as if it were an owner
-    sigs = env.signatures(rid, [env.owners[0], env.agent])
+    sigs = env.packed(rid, [env.owners[0], env.agent])
     with expect_revert("NotAnOwner", env.agent.address):
         env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.agent)
 
 
-def test_signature_claimed_for_another_owner_reverts(env: Env) -> None:
+def test_eoa_owner_cannot_be_claimed_through_the_contract_signature_path(env: Env) -> None:
+    """v = 0 names the signer outright (ERC-1271). Naming an EOA owner that way must fail: an
+    EOA answers every call with empty success, which must not read as approval."""
     rid = env.escalate()
-    # the outsider's signature presented under owner 1's name
+    first = sorted_accounts(env.owners[:2])
     forged = env.sign(rid, env.outsider)
-    pairs = sorted(
-        [(env.owners[0].address, env.sign(rid, env.owners[0])), (env.owners[1].address, forged)],
-        key=lambda p: int(p[0], 16),
-    )
-    with expect_revert("InvalidSignature", env.owners[1].address):
-        env.send(env.vault.functions.executeWithSignatures(rid, pairs), env.outsider)
+    valid = env.sign(rid, first[0])
+    packed = valid + contract_part(first[1].address, 130) + len(forged).to_bytes(32, "big") + forged
+    with expect_revert("InvalidSignature", first[1].address):
+        env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+    assert env.status(rid) == 1
+
+
+def test_malformed_contract_signature_parts_are_rejected(env: Env) -> None:
+    rid = env.escalate()
+    owner = sorted_accounts(env.owners[:1])[0]
+    valid = env.sign(rid, owner)
+    signer = env.owners[1].address
+    tail = (65).to_bytes(32, "big") + env.sign(rid, env.owners[1])
+    cases = [
+        ("offset into the 65-byte parts", contract_part(signer, 64) + tail, signer),
+        ("offset past the end", contract_part(signer, 10_000) + tail, signer),
+        ("offset at the end", contract_part(signer, 130 + len(tail)) + tail, signer),
+        (
+            "length past the end",
+            contract_part(signer, 130) + (1 << 200).to_bytes(32, "big") + tail[32:],
+            signer,
+        ),
+        (
+            "dirty bits above the address",
+            (int(signer, 16) | (1 << 200)).to_bytes(32, "big")
+            + (130).to_bytes(32, "big")
+            + b"\x00"
+            + tail,
+            ZERO,
+        ),
+    ]
+    for label, second, blamed in cases:
+        packed = valid + second if int(owner.address, 16) < int(signer, 16) else second + valid
+        with expect_revert("InvalidSignature", blamed):
+            env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+        assert env.status(rid) == 1, label
 
 
 def test_malleable_high_s_signature_is_rejected(env: Env) -> None:
     rid = env.escalate()
     sigs = env.signatures(rid, env.owners[:2])
-    signer, good = sigs[0]
+    good = sigs[0][1]
     r, s, v = good[:32], int.from_bytes(good[32:64], "big"), good[64]
     flipped = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
-    with expect_revert("InvalidSignature", signer):
-        env.send(
-            env.vault.functions.executeWithSignatures(rid, [(signer, flipped), sigs[1]]),
-            env.outsider,
-        )
-    env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)  # originals work
+    # the flipped signature recovers the same owner, but only low-s signatures are accepted
+    digest = env.vault.functions.requestDigest(rid).call()
+    assert recovered(digest, flipped) == sigs[0][0]
+    with expect_revert("InvalidSignature", ZERO):
+        env.send(env.vault.functions.executeWithSignatures(rid, flipped + sigs[1][1]), env.outsider)
+    packed = pack_signatures(sigs)
+    env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
 
 
 def test_signatures_cannot_be_replayed_after_execution(env: Env) -> None:
     rid = env.escalate()
-    sigs = env.signatures(rid, env.owners[1:])
+    sigs = env.packed(rid, env.owners[1:])
     env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
     before = env.usdc_of(env.vault.address)
     with expect_revert("RequestNotPending", rid, EXECUTED):
@@ -126,9 +192,11 @@ def test_signature_with_another_chain_id_is_rejected(env: Env) -> None:
     rid = env.escalate()
     sigs = env.signatures(rid, env.owners[:2])
     wrong = env.sign(rid, env.owners[2], chain_id=env.chain.chain_id + 1)
-    pairs = sorted([sigs[0], (env.owners[2].address, wrong)], key=lambda p: int(p[0], 16))
-    with expect_revert("InvalidSignature", env.owners[2].address):
-        env.send(env.vault.functions.executeWithSignatures(rid, pairs), env.outsider)
+    # over this chain's digest the signature recovers some unrelated address, not owner 3
+    stranger = recovered(env.vault.functions.requestDigest(rid).call(), wrong)
+    assert stranger != env.owners[2].address
+    with expect_revert("NotAnOwner", stranger):
+        env.send(env.vault.functions.executeWithSignatures(rid, wrong + sigs[0][1]), env.outsider)
 
 
 def test_signatures_for_one_vault_are_rejected_by_another_with_the_same_owners(env: Env) -> None:
@@ -155,13 +223,14 @@ def test_signatures_for_one_vault_are_rejected_by_another_with_the_same_owners(e
     theirs = env.typed_request(rid, vault=other)
     assert mine["message"] == theirs["message"]
     assert mine["domain"]["verifyingContract"] != theirs["domain"]["verifyingContract"]
-    sigs = env.signatures(rid, env.owners[:2])
-    with expect_revert("InvalidSignature", sigs[0][0]):
+    sigs = env.packed(rid, env.owners[:2])
+    stranger = recovered(other.functions.requestDigest(rid).call(), sigs[:65])
+    with expect_revert("NotAnOwner", stranger):
         env.send(other.functions.executeWithSignatures(rid, sigs), env.outsider)
     assert other.functions.getRequest(rid).call()[1] == 1  # still pending
     # the vault they were made for accepts them; the other one needs its own
     env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
-    own = env.signatures(rid, env.owners[:2], vault=other)
+    own = env.packed(rid, env.owners[:2], vault=other)
     env.send(other.functions.executeWithSignatures(rid, own), env.outsider)
     assert env.usdc_of(to) == 1_000 * USDC
 
@@ -176,11 +245,11 @@ def test_erc1271_contract_owner_can_sign(env: Env) -> None:
     wallet_sig = env.sign(rid, key_holder)  # the EOA behind the wallet signs the digest
     # a wrong signature (another key) is rejected for the contract owner
     wrong = env.sign(rid, env.outsider)
-    owner_pair = (env.owners[0].address, env.sign(rid, env.owners[0]))
-    bad = sorted([owner_pair, (wallet.address, wrong)], key=lambda p: int(p[0], 16))
+    owner_sig = OwnerSignature(env.owners[0].address, env.sign(rid, env.owners[0]))
+    bad = pack_signatures([owner_sig, OwnerSignature(wallet.address, wrong, contract=True)])
     with expect_revert("InvalidSignature", wallet.address):
         env.send(env.vault.functions.executeWithSignatures(rid, bad), env.outsider)
-    good = sorted([owner_pair, (wallet.address, wallet_sig)], key=lambda p: int(p[0], 16))
+    good = pack_signatures([owner_sig, OwnerSignature(wallet.address, wallet_sig, contract=True)])
     receipt = env.send(env.vault.functions.executeWithSignatures(rid, good), env.outsider)
     assert wallet.address in [a["owner"] for a in env.events(receipt, "RequestApproved")]
     assert env.usdc_of(to) == 250 * USDC
@@ -189,7 +258,7 @@ def test_erc1271_contract_owner_can_sign(env: Env) -> None:
 def test_governance_request_can_execute_with_signatures(env: Env) -> None:
     new_owner = env.spare[2]
     _r, gid = env.propose("addOwner", new_owner.address, 2)
-    sigs = env.signatures(gid, [env.owners[1], env.owners[2]])
+    sigs = env.packed(gid, [env.owners[1], env.owners[2]])
     receipt = env.send(env.vault.functions.executeWithSignatures(gid, sigs), env.outsider)
     assert env.event(receipt, "OwnerAdded") == {"owner": new_owner.address, "requestId": gid}
     assert env.vault.functions.isOwner(new_owner.address).call()
@@ -198,3 +267,160 @@ def test_governance_request_can_execute_with_signatures(env: Env) -> None:
 def test_clone_eip712_domain_names_the_clone(env: Env) -> None:
     domain = env.vault.functions.eip712Domain().call()
     assert tuple(domain[1:5]) == ("AgentVault", "1", env.chain.chain_id, env.vault.address)
+
+
+# ---------------------------------------------------------------------------- payWithSignatures
+
+
+def signed_payment_message(
+    env: Env, token: str, to: str, amount: int, pay_ref: bytes, nonce: int, deadline: int
+) -> dict[str, object]:
+    """The EIP-712 SignedPayment message written out independently of the SDK."""
+    fields = [
+        ("agent", "address"),
+        ("token", "address"),
+        ("to", "address"),
+        ("amount", "uint256"),
+        ("ref", "bytes32"),
+        ("nonce", "uint256"),
+        ("deadline", "uint256"),
+    ]
+    values = [env.agent.address, token, to, amount, pay_ref, nonce, deadline]
+    return env.typed_message(
+        "SignedPayment",
+        fields,
+        {name: value for (name, _), value in zip(fields, values, strict=True)},
+    )
+
+
+def signed_payment(
+    env: Env, token: str, to: str, amount: int, pay_ref: bytes, deadline: int, signers: list
+) -> bytes:
+    nonce = env.vault.functions.signedPaymentNonce().call()
+    message = encode_typed_data(
+        full_message=signed_payment_message(env, token, to, amount, pay_ref, nonce, deadline)
+    )
+    return pack_signatures((s.address, bytes(s.sign_message(message).signature)) for s in signers)
+
+
+def test_signed_payment_digest_matches_eip712_typed_data(env: Env) -> None:
+    to = fresh_address("digest")
+    deadline = env.now() + 3600
+    digest = env.vault.functions.signedPaymentDigest(
+        env.agent.address, ETH, to, ETHER, ref("d"), deadline
+    ).call()
+    nonce = env.vault.functions.signedPaymentNonce().call()
+    message = signed_payment_message(env, ETH, to, ETHER, ref("d"), nonce, deadline)
+    assert _hash_eip191_message(encode_typed_data(full_message=message)) == digest
+
+
+def test_owners_signed_payment_pays_once_and_names_the_signers(env: Env) -> None:
+    to = fresh_address("signed-pay")
+    deadline = env.now() + 3600
+    signers = sorted_accounts(env.owners[:2])
+    nonce = env.vault.functions.signedPaymentNonce().call()
+    sigs = signed_payment(env, ETH, to, 3 * ETHER, ref("sp"), deadline, signers)
+    call = env.vault.functions.payWithSignatures(
+        env.agent.address, ETH, to, 3 * ETHER, ref("sp"), deadline, sigs
+    )
+    receipt = env.send(call, env.outsider)  # a relayer: anyone may send it
+    assert env.eth_of(to) == 3 * ETHER
+    event = env.event(receipt, "SignedPaymentExecuted")
+    assert event["agent"] == env.agent.address
+    assert (event["token"], event["to"], event["amount"]) == (ETH, to, 3 * ETHER)
+    assert (event["ref"], event["nonce"]) == (ref("sp"), nonce)
+    assert list(event["signers"]) == [s.address for s in signers]
+    assert env.vault.functions.signedPaymentNonce().call() == nonce + 1
+    # the same signatures again: the nonce moved on, so they recover strangers
+    stranger = recovered(
+        env.vault.functions.signedPaymentDigest(
+            env.agent.address, ETH, to, 3 * ETHER, ref("sp"), deadline
+        ).call(),
+        sigs[:65],
+    )
+    with expect_revert("NotAnOwner", stranger):
+        env.send(call, env.outsider)
+    assert env.eth_of(to) == 3 * ETHER
+
+
+def test_signed_payment_in_an_erc20_by_a_contract_owner(env: Env) -> None:
+    key_holder = env.spare[1]
+    wallet = env.deploy("ERC1271Owner", key_holder.address)
+    env.govern("addOwner", wallet.address, 2)
+    to = fresh_address("signed-usdc")
+    deadline = env.now() + 3600
+    nonce = env.vault.functions.signedPaymentNonce().call()
+    message = encode_typed_data(
+        full_message=signed_payment_message(
+            env, env.usdc.address, to, 700 * USDC, ref("u"), nonce, deadline
+        )
+    )
+    sigs = pack_signatures(
+        [
+            OwnerSignature(
+                env.owners[0].address, bytes(env.owners[0].sign_message(message).signature)
+            ),
+            OwnerSignature(
+                wallet.address, bytes(key_holder.sign_message(message).signature), contract=True
+            ),
+        ]
+    )
+    receipt = env.send(
+        env.vault.functions.payWithSignatures(
+            env.agent.address, env.usdc.address, to, 700 * USDC, ref("u"), deadline, sigs
+        ),
+        env.outsider,
+    )
+    assert env.usdc_of(to) == 700 * USDC
+    assert wallet.address in env.event(receipt, "SignedPaymentExecuted")["signers"]
+
+
+def test_signed_payment_refuses_what_the_owners_did_not_sign(env: Env) -> None:
+    to = fresh_address("tampered")
+    deadline = env.now() + 3600
+    signers = sorted_accounts(env.owners[:2])
+    sigs = signed_payment(env, ETH, to, ETHER, ref("t"), deadline, signers)
+    digest = env.vault.functions.signedPaymentDigest(
+        env.agent.address, ETH, to, 2 * ETHER, ref("t"), deadline
+    ).call()
+    stranger = recovered(digest, sigs[:65])
+    with expect_revert("NotAnOwner", stranger):  # amount raised by the relayer
+        env.send(
+            env.vault.functions.payWithSignatures(
+                env.agent.address, ETH, to, 2 * ETHER, ref("t"), deadline, sigs
+            ),
+            env.outsider,
+        )
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.signedPaymentNonce().call() == 0
+
+
+def test_signed_payment_checks_deadline_pause_threshold_and_inputs(env: Env) -> None:
+    to = fresh_address("checks")
+    signers = sorted_accounts(env.owners[:2])
+    pay = env.vault.functions.payWithSignatures
+    late = env.now() + 10
+    sigs = signed_payment(env, ETH, to, ETHER, ref("c"), late, signers)
+    env.chain.increase_time(11)
+    with expect_revert("SignatureExpired", late):
+        env.send(pay(env.agent.address, ETH, to, ETHER, ref("c"), late, sigs), env.outsider)
+    deadline = env.now() + 3600
+    one = signed_payment(env, ETH, to, ETHER, ref("c"), deadline, signers[:1])
+    with expect_revert("NotEnoughApprovals", 0, 1, 2):
+        env.send(pay(env.agent.address, ETH, to, ETHER, ref("c"), deadline, one), env.outsider)
+    sigs = signed_payment(env, ETH, ZERO, ETHER, ref("c"), deadline, signers)
+    with expect_revert("ZeroAddress"):
+        env.send(pay(env.agent.address, ETH, ZERO, ETHER, ref("c"), deadline, sigs), env.outsider)
+    sigs = signed_payment(env, ETH, to, 0, ref("c"), deadline, signers)
+    with expect_revert("ZeroAmount"):
+        env.send(pay(env.agent.address, ETH, to, 0, ref("c"), deadline, sigs), env.outsider)
+    huge = env.eth_of(env.vault.address) + 1
+    sigs = signed_payment(env, ETH, to, huge, ref("c"), deadline, signers)
+    with expect_revert("InsufficientBalance", ETH, huge - 1, huge):
+        env.send(pay(env.agent.address, ETH, to, huge, ref("c"), deadline, sigs), env.outsider)
+    sigs = signed_payment(env, ETH, to, ETHER, ref("c"), deadline, signers)
+    env.send(env.vault.functions.pause(), env.owners[2])
+    with expect_revert("VaultIsPaused"):
+        env.send(pay(env.agent.address, ETH, to, ETHER, ref("c"), deadline, sigs), env.outsider)
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.signedPaymentNonce().call() == 0

@@ -7,10 +7,10 @@ from agentwallet.agent import AgentWallet, Escalated, Paid
 from agentwallet.errors import (
     AgentNotActiveError,
     AlreadyApprovedError,
-    InvalidSignatureError,
     NotAVaultError,
     NotOwnerError,
     RequestNotPendingError,
+    SignatureMismatchError,
 )
 from agentwallet.vault import SignedApproval, Vault
 
@@ -99,7 +99,7 @@ def test_off_chain_signatures_execute_a_request(world: World) -> None:
     forged = SignedApproval(
         v.address, world.chain.chain_id, over.request_id, o1.address, sigs[0].signature
     )
-    with pytest.raises(InvalidSignatureError):
+    with pytest.raises(SignatureMismatchError, match=f"by {o1.address} but .* is by {o2.address}"):
         v.execute_with_signatures(world.outsider, over.request_id, [sigs[1], forged])
     before = v.balance("tUSDC")
     v.execute_with_signatures(world.outsider, over.request_id, sigs)  # anyone may submit
