@@ -9,6 +9,7 @@ nonce from a per-(chain, address) lock so threads never collide.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import secrets
 import threading
@@ -73,6 +74,7 @@ REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expir
 AGENT_STATUS = ("none", "active", "paused", "revoked")
 REQUEST_KIND = ("payment", "governance")
 ZERO_REF = b"\x00" * 32
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 
 class Account(Protocol):
@@ -190,6 +192,72 @@ class SignedApproval:
             raise AgentWalletError(
                 f"not a signed approval ({exc}): expected JSON with vault, chain_id, "
                 "request_id, signer, signature"
+            ) from None
+
+
+@dataclass(frozen=True)
+class SignedPayment:
+    """One owner's EIP-712 signature of a payment that needs no stored request
+    (``payWithSignatures``), portable as JSON. Anyone holding the threshold's worth of them for
+    the same payment can submit it (a relayer, an agent, an owner). ``nonce`` is the vault's
+    ``signedPaymentNonce`` when signed: the set pays once, and only while no other signed
+    payment executed in between. ``agent`` is the attribution recorded in the event (may be the
+    zero address)."""
+
+    vault: str
+    chain_id: int
+    agent: str
+    token: str
+    to: str
+    amount: int
+    ref: str  #: 0x hex, 32 bytes
+    nonce: int
+    deadline: int
+    signer: str
+    signature: str  #: 0x hex
+    contract: bool = False
+
+    def payment(self) -> tuple[str, int, str, str, str, int, str, int, int]:
+        """Everything the owners signed, to check that several signatures agree."""
+        return (
+            self.vault,
+            self.chain_id,
+            self.agent,
+            self.token,
+            self.to,
+            self.amount,
+            self.ref,
+            self.nonce,
+            self.deadline,
+        )
+
+    def to_json(self) -> str:
+        """One-line JSON with every field."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> SignedPayment:
+        """Parse :meth:`to_json` output (text or an already parsed dict)."""
+        try:
+            data = json.loads(text) if isinstance(text, str) else dict(text)
+            return cls(
+                vault=checksum(data["vault"], "vault address"),
+                chain_id=int(data["chain_id"]),
+                agent=checksum(data["agent"], "agent address"),
+                token=checksum(data["token"], "token address"),
+                to=checksum(data["to"], "recipient address"),
+                amount=int(data["amount"]),
+                ref=HexBytes(data["ref"]).to_0x_hex(),
+                nonce=int(data["nonce"]),
+                deadline=int(data["deadline"]),
+                signer=checksum(data["signer"], "signer address"),
+                signature=str(data["signature"]),
+                contract=bool(data.get("contract", False)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AgentWalletError(
+                f"not a signed payment ({exc}): expected JSON with vault, chain_id, agent, "
+                "token, to, amount, ref, nonce, deadline, signer, signature"
             ) from None
 
 
@@ -808,13 +876,11 @@ class Vault:
         """Mark a pending request past its expiry as expired."""
         return TxResult.from_receipt(self._send(sender, "expire", request_id))
 
-    def typed_data(self, request_id: int) -> dict[str, Any]:
-        """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
-        domain = self.contract.functions.eip712Domain().call()
-        _, name, version, chain_id, verifying, _, _ = domain
-        kind, _, agent, _, expires_at, _, token, to, amount, ref, data = self._stored_request(
-            request_id
-        )
+    def _typed(
+        self, primary: str, fields: list[tuple[str, str]], message: dict[str, Any]
+    ) -> dict[str, Any]:
+        """An EIP-712 message in this vault's domain (read from ``eip712Domain``)."""
+        _, name, version, chain_id, verifying, _, _ = self.contract.functions.eip712Domain().call()
         return {
             "types": {
                 "EIP712Domain": [
@@ -823,26 +889,72 @@ class Vault:
                     {"name": "chainId", "type": "uint256"},
                     {"name": "verifyingContract", "type": "address"},
                 ],
-                "Request": [
-                    {"name": "requestId", "type": "uint256"},
-                    {"name": "kind", "type": "uint8"},
-                    {"name": "agent", "type": "address"},
-                    {"name": "token", "type": "address"},
-                    {"name": "to", "type": "address"},
-                    {"name": "amount", "type": "uint256"},
-                    {"name": "ref", "type": "bytes32"},
-                    {"name": "dataHash", "type": "bytes32"},
-                    {"name": "expiresAt", "type": "uint256"},
-                ],
+                primary: [{"name": n, "type": t} for n, t in fields],
             },
-            "primaryType": "Request",
+            "primaryType": primary,
             "domain": {
                 "name": name,
                 "version": version,
                 "chainId": int(chain_id),
                 "verifyingContract": checksum(str(verifying)),
             },
-            "message": {
+            "message": message,
+        }
+
+    def _sign_typed(self, signer: Any, message: dict[str, Any], onchain: bytes) -> str:
+        """Sign ``message`` after checking its digest equals the vault's ``onchain`` one."""
+        digest = _hash_eip191_message(encode_typed_data(full_message=message))
+        if bytes(digest) != bytes(onchain):
+            raise SignatureMismatchError(
+                f"local EIP-712 digest 0x{bytes(digest).hex()} differs from the vault's "
+                f"0x{bytes(onchain).hex()}: refusing to sign"
+            )
+        if isinstance(signer, Signer):
+            signed = signer.sign_typed_data(message)
+        else:  # a plain LocalAccount
+            signed = signer.sign_message(encode_typed_data(full_message=message))
+        return HexBytes(signed.signature).to_0x_hex()
+
+    def _check_signers(
+        self, digest: bytes, signed: Sequence[SignedApproval | SignedPayment]
+    ) -> bytes:
+        """Check each ECDSA signature is by its claimed signer; return them packed."""
+        for a in signed:
+            if a.contract:
+                continue  # an ERC-1271 owner: only its contract can tell; the vault asks it
+            try:
+                by = str(EthAccount._recover_hash(digest, signature=bytes(HexBytes(a.signature))))
+            except Exception:  # noqa: BLE001 - malformed bytes: eth_keys raises several types
+                by = "nobody (not a valid 65-byte ECDSA signature)"
+            if by != a.signer:
+                raise SignatureMismatchError(
+                    f"signature says it is by {a.signer} but over this digest it is by {by}: "
+                    "it was made for another request, payment, vault or chain, or by another "
+                    "key; ask the owner to sign again"
+                )
+        return pack_signatures(
+            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in signed
+        )
+
+    def typed_data(self, request_id: int) -> dict[str, Any]:
+        """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
+        kind, _, agent, _, expires_at, _, token, to, amount, ref, data = self._stored_request(
+            request_id
+        )
+        return self._typed(
+            "Request",
+            [
+                ("requestId", "uint256"),
+                ("kind", "uint8"),
+                ("agent", "address"),
+                ("token", "address"),
+                ("to", "address"),
+                ("amount", "uint256"),
+                ("ref", "bytes32"),
+                ("dataHash", "bytes32"),
+                ("expiresAt", "uint256"),
+            ],
+            {
                 "requestId": request_id,
                 "kind": int(kind),
                 "agent": checksum(str(agent)),
@@ -853,29 +965,15 @@ class Vault:
                 "dataHash": keccak(bytes(data)),
                 "expiresAt": int(expires_at),
             },
-        }
+        )
 
     def sign(self, signer: Any, request_id: int) -> SignedApproval:
         """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (a
         :class:`~agentwallet.keys.Signer`); checks the digest equals ``requestDigest``."""
-        message = self.typed_data(request_id)
-        digest = _hash_eip191_message(encode_typed_data(full_message=message))
         onchain = bytes(self.contract.functions.requestDigest(request_id).call())
-        if bytes(digest) != onchain:
-            raise SignatureMismatchError(
-                f"local EIP-712 digest 0x{bytes(digest).hex()} differs from the vault's "
-                f"requestDigest 0x{onchain.hex()}: refusing to sign"
-            )
-        if isinstance(signer, Signer):
-            signed = signer.sign_typed_data(message)
-        else:  # a plain LocalAccount
-            signed = signer.sign_message(encode_typed_data(full_message=message))
+        signature = self._sign_typed(signer, self.typed_data(request_id), onchain)
         return SignedApproval(
-            self.address,
-            self.chain.chain_id,
-            request_id,
-            checksum(str(signer.address)),
-            HexBytes(signed.signature).to_0x_hex(),
+            self.address, self.chain.chain_id, request_id, checksum(str(signer.address)), signature
         )
 
     def execute_with_signatures(
@@ -894,23 +992,131 @@ class Vault:
                     f"request {request_id}"
                 )
         digest = bytes(self.contract.functions.requestDigest(request_id).call())
-        for a in approvals:
-            if a.contract:
-                continue  # an ERC-1271 owner: only its contract can tell; the vault asks it
-            try:
-                by = str(EthAccount._recover_hash(digest, signature=bytes(HexBytes(a.signature))))
-            except Exception:  # noqa: BLE001 - malformed bytes: eth_keys raises several types
-                by = "nobody (not a valid 65-byte ECDSA signature)"
-            if by != a.signer:
-                raise SignatureMismatchError(
-                    f"approval says it is by {a.signer} but its signature over request "
-                    f"{request_id}'s digest is by {by}: it was made for another request, vault "
-                    "or chain, or by another key; ask the owner to sign again"
-                )
-        packed = pack_signatures(
-            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in approvals
-        )
+        packed = self._check_signers(digest, approvals)
         receipt = self._send(sender, "executeWithSignatures", request_id, packed)
+        return TxResult.from_receipt(receipt)
+
+    # ------------------------------------------------------------ signed payments
+
+    def sign_payment(
+        self,
+        signer: Any,
+        to: str,
+        amount: int,
+        token: str | None = None,
+        *,
+        agent: str = ZERO_ADDRESS,
+        ref: str | bytes | None = None,
+        deadline: int | None = None,
+    ) -> SignedPayment:
+        """Sign, as an owner, a payment of ``amount`` base units of ``token`` to ``to`` that
+        runs at once with the threshold's signatures (``payWithSignatures``), no stored
+        request. ``deadline`` defaults to one hour from the chain's time; the nonce is the
+        vault's current one. Checks the digest equals the vault's ``signedPaymentDigest``."""
+        if amount <= 0:
+            raise AgentWalletError(f"amount must be positive, got {amount}")
+        tok = self.token(token)
+        to_address = checksum(to, "recipient address")
+        agent_address = checksum(agent, "agent address")
+        raw_ref = to_ref(ref)
+        deadline = self.chain.timestamp() + 3600 if deadline is None else int(deadline)
+        nonce = int(self.contract.functions.signedPaymentNonce().call())
+        message = self.payment_typed_data(
+            agent_address, tok.address, to_address, amount, raw_ref, nonce, deadline
+        )
+        onchain = self.contract.functions.signedPaymentDigest(
+            agent_address, tok.address, to_address, amount, raw_ref, deadline
+        ).call()
+        signature = self._sign_typed(signer, message, bytes(onchain))
+        return SignedPayment(
+            self.address,
+            self.chain.chain_id,
+            agent_address,
+            tok.address,
+            to_address,
+            amount,
+            HexBytes(raw_ref).to_0x_hex(),
+            nonce,
+            deadline,
+            checksum(str(signer.address)),
+            signature,
+        )
+
+    def payment_typed_data(
+        self, agent: str, token: str, to: str, amount: int, ref: bytes, nonce: int, deadline: int
+    ) -> dict[str, Any]:
+        """The full EIP-712 ``SignedPayment`` message owners sign for ``payWithSignatures``."""
+        return self._typed(
+            "SignedPayment",
+            [
+                ("agent", "address"),
+                ("token", "address"),
+                ("to", "address"),
+                ("amount", "uint256"),
+                ("ref", "bytes32"),
+                ("nonce", "uint256"),
+                ("deadline", "uint256"),
+            ],
+            {
+                "agent": agent,
+                "token": token,
+                "to": to,
+                "amount": int(amount),
+                "ref": bytes(ref),
+                "nonce": int(nonce),
+                "deadline": int(deadline),
+            },
+        )
+
+    def pay_with_signatures(self, sender: Account, signed: Sequence[SignedPayment]) -> TxResult:
+        """Submit owners' signatures of one payment (anyone may send it). All must sign the
+        same payment, for this vault and chain, at the vault's current nonce, before the
+        deadline; each ECDSA signature must be by its claimed signer."""
+        if not signed:
+            raise AgentWalletError("no signatures: collect them with Vault.sign_payment")
+        first = signed[0]
+        for s in signed:
+            if s.payment() != first.payment():
+                raise AgentWalletError(
+                    f"signature by {s.signer} is for a different payment than {first.signer}'s: "
+                    "every owner must sign the same vault, chain, agent, token, recipient, "
+                    "amount, ref, nonce and deadline"
+                )
+        if (first.vault, first.chain_id) != (self.address, self.chain.chain_id):
+            raise AgentWalletError(
+                f"signatures are for vault {first.vault} on chain {first.chain_id}, not "
+                f"{self.address} on chain {self.chain.chain_id}"
+            )
+        nonce = int(self.contract.functions.signedPaymentNonce().call())
+        if first.nonce != nonce:
+            raise AgentWalletError(
+                f"signatures are for signed-payment nonce {first.nonce} but the vault is at "
+                f"{nonce}: {'another signed payment ran since; ' if first.nonce < nonce else ''}"
+                "ask the owners to sign again"
+            )
+        if self.chain.timestamp() > first.deadline:
+            raise AgentWalletError(
+                f"signatures expired at {first.deadline} (chain time {self.chain.timestamp()}): "
+                "ask the owners to sign again"
+            )
+        raw_ref = bytes(HexBytes(first.ref))
+        digest = bytes(
+            self.contract.functions.signedPaymentDigest(
+                first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
+            ).call()
+        )
+        packed = self._check_signers(digest, signed)
+        receipt = self._send(
+            sender,
+            "payWithSignatures",
+            first.agent,
+            first.token,
+            first.to,
+            first.amount,
+            raw_ref,
+            first.deadline,
+            packed,
+        )
         return TxResult.from_receipt(receipt)
 
     # ------------------------------------------------------------------ requests

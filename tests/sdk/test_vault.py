@@ -1,18 +1,22 @@
 """The owners' flow on a real EVM (embedded chain and anvil)."""
 
+import dataclasses
+
 import pytest
 from eth_account import Account
+from web3.logs import DISCARD
 
 from agentwallet.agent import AgentWallet, Escalated, Paid
 from agentwallet.errors import (
     AgentNotActiveError,
+    AgentWalletError,
     AlreadyApprovedError,
     NotAVaultError,
     NotOwnerError,
     RequestNotPendingError,
     SignatureMismatchError,
 )
-from agentwallet.vault import SignedApproval, Vault
+from agentwallet.vault import SignedApproval, SignedPayment, Vault
 
 from .conftest import DAY, USDC, World
 
@@ -105,6 +109,51 @@ def test_off_chain_signatures_execute_a_request(world: World) -> None:
     v.execute_with_signatures(world.outsider, over.request_id, sigs)  # anyone may submit
     assert v.balance("tUSDC") == before - 700 * USDC
     assert v.request(over.request_id).status == "executed"
+
+
+def test_owners_signed_payment_is_relayed_once(world: World) -> None:
+    v, (o0, _, o2) = world.vault, world.owners
+    agent = world.agent.address
+    signed = [
+        SignedPayment.from_json(
+            v.sign_payment(o, world.payee, 3 * USDC, "tUSDC", agent=agent, ref="inv-9").to_json()
+        )
+        for o in (o2, o0)
+    ]
+    assert signed[0].payment() == signed[1].payment()
+    before = v.balance("tUSDC")
+    result = v.pay_with_signatures(world.outsider, signed)  # a relayer submits
+    assert v.balance("tUSDC") == before - 3 * USDC
+    (event,) = v.contract.events.SignedPaymentExecuted().process_receipt(
+        world.chain.w3.eth.get_transaction_receipt(result.tx_hash), errors=DISCARD
+    )
+    assert event["args"]["agent"] == world.agent.address
+    assert sorted(event["args"]["signers"]) == sorted([o0.address, o2.address])
+    assert event["args"]["ref"] == b"inv-9".ljust(32, b"\0")
+    with pytest.raises(AgentWalletError, match="nonce 0 but the vault is at 1"):
+        v.pay_with_signatures(world.outsider, signed)
+    assert v.balance("tUSDC") == before - 3 * USDC
+
+
+def test_signed_payment_refuses_mixed_forged_or_late_signatures(world: World) -> None:
+    v, (o0, o1, o2) = world.vault, world.owners
+    a = v.sign_payment(o0, world.payee, 1 * USDC, "tUSDC", ref="x")
+    b = v.sign_payment(o1, world.payee, 2 * USDC, "tUSDC", ref="x")
+    with pytest.raises(AgentWalletError, match="different payment"):
+        v.pay_with_signatures(world.outsider, [a, b])
+    by_o2 = v.sign_payment(o2, world.payee, 1 * USDC, "tUSDC", ref="x")
+    forged = dataclasses.replace(by_o2, signer=o1.address)
+    with pytest.raises(SignatureMismatchError, match=f"by {o1.address} but .* is by {o2.address}"):
+        v.pay_with_signatures(world.outsider, [a, forged])
+    late = [
+        v.sign_payment(o, world.payee, 1 * USDC, "tUSDC", deadline=world.chain.timestamp() + 5)
+        for o in (o0, o1)
+    ]
+    world.chain.increase_time(10)
+    with pytest.raises(AgentWalletError, match="expired"):
+        v.pay_with_signatures(world.outsider, late)
+    with pytest.raises(AgentWalletError, match="amount must be positive"):
+        v.sign_payment(o0, world.payee, 0, "tUSDC")
 
 
 def test_revoked_agent_cannot_pay_and_nothing_is_sent(world: World) -> None:
