@@ -1087,6 +1087,13 @@ class Vault:
                 f"signatures are for vault {first.vault} on chain {first.chain_id}, not "
                 f"{self.address} on chain {self.chain.chain_id}"
             )
+        signers = {s.signer for s in signed}
+        threshold = self.threshold()
+        if len(signers) < threshold:
+            raise AgentWalletError(
+                f"the payment needs {threshold} owner signatures, got {len(signers)} "
+                f"({', '.join(sorted(signers))}): collect more with sign_payment"
+            )
         nonce = int(self.contract.functions.signedPaymentNonce().call())
         if first.nonce != nonce:
             raise AgentWalletError(

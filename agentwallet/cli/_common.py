@@ -208,6 +208,13 @@ def vault_option(f: F) -> F:
     return decorated
 
 
+def token_option(f: F) -> F:
+    decorated: F = click.option(
+        "--token", default=None, metavar="SYMBOL", help="ERC-20 symbol (default ETH)."
+    )(f)
+    return decorated
+
+
 def yes_option(f: F) -> F:
     decorated: F = click.option(
         "--yes", "-y", is_flag=True, help="Sign without asking (the table is still shown)."

@@ -1,10 +1,11 @@
 """Payment commands: ``pay`` (as an agent), ``requests``, ``approve``, ``reject``, ``sign``,
-``execute`` (as owners)."""
+``execute``, ``sign-payment``, ``pay-signed`` (as owners and relayers)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +20,7 @@ from agentwallet.cli._common import (
     parse_positive,
     resolve_address,
     signer_of,
+    token_option,
     vault_of,
     vault_option,
     yes_option,
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 @click.command("pay")
 @click.argument("recipient", metavar="TO")
 @click.argument("amount")
-@click.option("--token", default=None, metavar="SYMBOL", help="ERC-20 symbol (default ETH).")
+@token_option
 @click.option(
     "--ref",
     default=None,
@@ -337,14 +339,33 @@ def reject(ctx: click.Context, request_id: int, vault_name: str) -> None:
         )
 
 
+def _out_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option(
+        "--out",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help=f"Write the {what} (JSON) here instead of stdout.",
+    )
+
+
+def _write_signed(
+    ctx: click.Context, text: str, out: Path | None, fields: dict[str, Any], what: str
+) -> None:
+    """A signature's JSON to stdout, or to ``out`` with a confirmation line."""
+    if out is None:
+        click.echo(text)
+        return
+    out.write_text(text + "\n")
+    if obj_of(ctx).json:
+        emit_json({**fields, "file": str(out)})
+    else:
+        signer = label(str(fields["signer"]), names_by_address())
+        click.echo(f"\nsigned {what} as {signer}: {out}")
+
+
 @click.command("sign")
 @click.argument("request_id", metavar="ID", type=int)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Write the signed approval (JSON) here instead of stdout.",
-)
+@_out_option("signed approval")
 @yes_option
 @vault_option
 @click.pass_context
@@ -365,38 +386,15 @@ def sign(ctx: click.Context, request_id: int, out: Path | None, yes: bool, vault
     )
     confirm_signature(ctx, yes, f"sign request {request_id}?")
     approval = vault.sign(signer, request_id)
-    text = approval.to_json()
-    if out is None:
-        click.echo(text)
-        return
-    out.write_text(text + "\n")
-    if obj.json:
-        emit_json({"request_id": request_id, "signer": signer.address, "file": str(out)})
-    else:
-        click.echo(f"\nsigned request {request_id} as {label(signer.address, names)}: {out}")
+    fields = {"request_id": request_id, "signer": signer.address}
+    _write_signed(ctx, approval.to_json(), out, fields, f"request {request_id}")
 
 
 def _load_approval(text: str) -> Any:
-    from agentwallet.errors import AgentWalletError
     from agentwallet.vault import SignedApproval
 
-    raw = text if text.lstrip().startswith("{") else None
-    if raw is None:
-        path = Path(text)
-        if not path.is_file():
-            raise AgentWalletError(
-                f"--sig {text!r}: no such file; pass the file written by "
-                "`agentwallet sign ID --out FILE` or its JSON contents"
-            )
-        raw = path.read_text()
-    try:
-        json.loads(raw)
-    except ValueError:
-        raise AgentWalletError(
-            f"--sig {text!r} is neither a file nor signed-approval JSON: pass the file written "
-            "by `agentwallet sign ID --out FILE` or its contents"
-        ) from None
-    return SignedApproval.from_json(raw)
+    how = "`agentwallet sign ID --out FILE`"
+    return SignedApproval.from_json(_load_json_arg(text, "signed-approval", how))
 
 
 @click.command("execute")
@@ -435,3 +433,145 @@ def execute(ctx: click.Context, request_id: int, sigs: tuple[str, ...], vault_na
     else:
         how = f"{len(approvals)} signatures" if approvals else "on-chain approvals"
         click.echo(f"request {request_id} {after.status} with {how} (tx {result.tx_hash})")
+
+
+# ------------------------------------------------------------------------ signed payments
+
+
+@click.command("sign-payment")
+@click.argument("recipient", metavar="TO")
+@click.argument("amount")
+@token_option
+@click.option(
+    "--agent",
+    "agent_name",
+    default=None,
+    metavar="NAME_OR_ADDRESS",
+    help="Agent the payment is recorded for (default: none).",
+)
+@click.option("--ref", default=None, metavar="TEXT", help="Reference (invoice id).")
+@click.option(
+    "--valid-for",
+    default="1h",
+    show_default=True,
+    metavar="DURATION",
+    help="How long the signature stays usable (45s, 30m, 12h, 1d).",
+)
+@_out_option("signed payment")
+@yes_option
+@vault_option
+@click.pass_context
+def sign_payment(
+    ctx: click.Context,
+    recipient: str,
+    amount: str,
+    token: str | None,
+    agent_name: str | None,
+    ref: str | None,
+    valid_for: str,
+    out: Path | None,
+    yes: bool,
+    vault_name: str,
+) -> None:
+    """Sign off-chain (EIP-712), as the owner given by --as, a payment of AMOUNT to TO that runs
+    at once once the threshold of owners signed it, with no request stored; nothing is sent.
+
+    Give the outputs to whoever runs `agentwallet pay-signed --sig FILE ...`. The signatures
+    are good for one payment, before the deadline, while no other signed payment runs first.
+    """
+    from agentwallet.units import format_amount, parse_duration
+
+    vault = vault_of(ctx, vault_name)
+    info = vault.token(token)
+    value = parse_positive(amount, info)
+    to = resolve_address(recipient)
+    agent = resolve_address(agent_name) if agent_name else "0x" + "00" * 20
+    seconds = parse_duration(valid_for)
+    signer = signer_of(ctx, "an owner of the vault")
+    chain = chain_of(ctx)
+    deadline = chain.timestamp() + seconds
+    obj = obj_of(ctx)
+    names = names_by_address()
+    ends = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    rows: list[tuple[str, Any]] = [
+        ("vault", vault.address),
+        ("chain id", chain.chain_id),
+        ("recipient", label(to, names) + f"  {to}"),
+        ("amount", f"{format_amount(value, info.decimals)} {info.symbol}  ({value} base units)"),
+        ("token", f"{info.symbol} {info.address}"),
+        ("for agent", label(agent, names) if agent_name else "-"),
+        ("ref", ref or "-"),
+        ("nonce", vault.contract.functions.signedPaymentNonce().call()),
+        ("valid until", ends),
+    ]
+    click.echo("you are about to sign a payment:\n" + kv_table(rows), err=obj.json or out is None)
+    confirm_signature(ctx, yes, "sign this payment?")
+    signed = vault.sign_payment(
+        signer, to, value, info.address, agent=agent, ref=ref, deadline=deadline
+    )
+    fields = {"signer": signer.address, "nonce": signed.nonce}
+    _write_signed(ctx, signed.to_json(), out, fields, "the payment")
+
+
+def _load_json_arg(text: str, what: str, how: str) -> str:
+    """``--sig`` value: a file's path or the JSON itself."""
+    from agentwallet.errors import AgentWalletError
+
+    if text.lstrip().startswith("{"):
+        raw = text
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise AgentWalletError(f"--sig {text!r}: no such file; pass the file written by {how}")
+        raw = path.read_text()
+    try:
+        json.loads(raw)
+    except ValueError:
+        raise AgentWalletError(
+            f"--sig {text!r} is neither a file nor {what} JSON: pass the file written by {how} "
+            "or its contents"
+        ) from None
+    return raw
+
+
+@click.command("pay-signed")
+@click.option(
+    "--sig",
+    "sigs",
+    multiple=True,
+    required=True,
+    metavar="FILE_OR_JSON",
+    help="An owner's signed payment from `agentwallet sign-payment` (repeat).",
+)
+@vault_option
+@click.pass_context
+def pay_signed(ctx: click.Context, sigs: tuple[str, ...], vault_name: str) -> None:
+    """Submit the owners' signed payment (payWithSignatures). Sent by --as (any key with gas,
+    e.g. a relayer); the owners' signatures are what authorise it."""
+    from agentwallet.units import format_amount
+    from agentwallet.vault import SignedPayment
+
+    how = "`agentwallet sign-payment TO AMOUNT --out FILE`"
+    signed = [SignedPayment.from_json(_load_json_arg(s, "signed-payment", how)) for s in sigs]
+    vault = vault_of(ctx, vault_name)
+    sender = signer_of(ctx, "any key with ETH for gas")
+    result = vault.pay_with_signatures(sender, signed)
+    first = signed[0]
+    info = vault.token(first.token)
+    data = {
+        "status": "paid",
+        "to": first.to,
+        "token": info.symbol,
+        "amount": format_amount(first.amount, info.decimals),
+        "signers": sorted({s.signer for s in signed}),
+        "nonce": first.nonce,
+        "tx_hash": result.tx_hash,
+        "gas_used": result.gas_used,
+    }
+    if obj_of(ctx).json:
+        emit_json(data)
+    else:
+        click.echo(
+            f"paid {data['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
+            f"owner signatures (tx {result.tx_hash})"
+        )

@@ -16,6 +16,7 @@ from agentwallet.cli._common import (
     parse_positive,
     resolve_address,
     signer_of,
+    token_option,
     vault_of,
     vault_option,
 )
@@ -198,7 +199,7 @@ def deploy(
 
 @click.command("fund")
 @click.argument("amount")
-@click.option("--token", default=None, metavar="SYMBOL", help="ERC-20 symbol (default ETH).")
+@token_option
 @vault_option
 @click.pass_context
 def fund(ctx: click.Context, amount: str, token: str | None, vault_name: str) -> None:

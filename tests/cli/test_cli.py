@@ -82,7 +82,7 @@ def test_help_on_every_command_and_subcommand() -> None:
 
     paths = walk(main, [])
     expected = {"key", "faucet", "deploy", "fund", "agent", "pay", "requests", "approve",
-                "reject", "sign", "execute", "demo"}  # fmt: skip
+                "reject", "sign", "execute", "sign-payment", "pay-signed", "demo"}  # fmt: skip
     assert expected <= {p[0] for p in paths if p}
     for path in paths:
         result = runner.invoke(main, [*path, "--help"])
@@ -239,6 +239,35 @@ def test_approve_and_sign_without_a_terminal_or_yes_sign_nothing(world: World) -
     cli("--as", "alice", "execute", request_id).fails("approvals")
     assert world.nonces() == before
     assert world.sdk_vault().request(int(request_id)).approvals == ()
+
+
+def test_owners_sign_a_payment_off_chain_and_anyone_submits_it(
+    world: World, tmp_path: Path
+) -> None:
+    cli = world.cli
+    payee = Web3.to_checksum_address("0x5e110000000000000000000000000000000005e2")
+    args = ("sign-payment", payee, "0.3", "--agent", "travel", "--ref", "big-invoice")
+    before = world.nonces()
+    refused = cli("--as", "bob", *args)
+    assert refused.code == 1 and refused.out == ""  # nothing signed without --yes
+    bob_file = tmp_path / "bob-payment.json"
+    shown = cli("--as", "bob", *args, "--out", str(bob_file), "--yes").ok()
+    for needle in (world.vault, "31337", payee, "0.3 ETH", "travel", "big-invoice"):
+        assert needle in shown.out, needle
+    carol = cli("--as", "carol", *args, "--yes").ok()
+    assert json.loads(carol.out)["signer"] == world.addr["carol"]
+    cli("--as", "alice", "pay-signed", "--sig", str(bob_file)).fails("needs 2 owner signatures")
+    assert world.nonces() == before  # signing sends nothing, nor does a short set
+    paid = _json(
+        cli("--as", "alice", "--json", "pay-signed", "--sig", str(bob_file),
+            "--sig", carol.out.strip())
+    )  # fmt: skip
+    assert paid["status"] == "paid" and paid["amount"] == "0.3"
+    assert paid["signers"] == sorted([world.addr["bob"], world.addr["carol"]])
+    assert world.chain.w3.eth.get_balance(payee) == Web3.to_wei("0.3", "ether")
+    again = cli("--as", "alice", "pay-signed", "--sig", str(bob_file), "--sig", carol.out.strip())
+    again.fails("nonce 0 but the vault is at 1")
+    assert world.chain.w3.eth.get_balance(payee) == Web3.to_wei("0.3", "ether")
 
 
 # ------------------------------------------------------------------------------------ bad input
