@@ -22,6 +22,8 @@ from eth_utils.crypto import keccak
 from agentwallet.audit.errors import BlockRangeError, LogReadError
 from agentwallet.chain import Chain
 
+ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+
 ETH = "0x0000000000000000000000000000000000000000"
 REQUEST_KINDS = ("payment", "governance")
 AGENT_STATUSES = ("none", "active", "paused", "revoked")
@@ -168,6 +170,10 @@ class EventCodec:
                     agent = call[1].get("agent")
         elif name == "PaymentExecuted":
             recipient = args["to"]
+        elif name == "SignedPaymentExecuted":
+            recipient = args["to"]
+            if agent == ZERO_ADDRESS:  # the owners paid without naming an agent
+                agent = None
         elif name == "RecipientChanged":
             recipient = args["recipient"]
         elif name in ("RequestApproved", "RequestRejected", "OwnerAdded", "OwnerRemoved"):

@@ -49,7 +49,7 @@ def reconcile(
 
     A positive difference is money that arrived without a Deposited event (a plain ERC-20
     transfer to the vault, ETH forced in by selfdestruct or as a block reward). A negative
-    difference is money that left without a PaymentExecuted event (a fee-on-transfer or
+    difference is money that left without a (Signed)PaymentExecuted event (a fee-on-transfer or
     rebasing token, or a token that can move the vault's balance by itself).
     """
     vault = to_checksum_address(vault)
@@ -66,7 +66,11 @@ def reconcile(
         block = max(s.last_block for s in states)
     events = index.events(
         chain_id,
-        EventFilter(vaults=(vault,), names=("Deposited", "PaymentExecuted"), to_block=block),
+        EventFilter(
+            vaults=(vault,),
+            names=("Deposited", "PaymentExecuted", "SignedPaymentExecuted"),
+            to_block=block,
+        ),
     )
     deposits: dict[str, int] = defaultdict(int)
     payments: dict[str, int] = defaultdict(int)
@@ -84,8 +88,8 @@ def reconcile(
             note = "more than the events explain: funds arrived without a Deposited event"
         elif diff < 0:
             note = (
-                "less than the events explain: funds left without a PaymentExecuted event "
-                "(fee-on-transfer/rebasing token?)"
+                "less than the events explain: funds left without a PaymentExecuted or "
+                "SignedPaymentExecuted event (fee-on-transfer/rebasing token?)"
             )
         else:
             note = "ok"

@@ -306,6 +306,10 @@ def _describe(e: AuditEvent, r: RequestState | None, amounts: Amounts, codec: Ev
     if name == "PaymentExecuted":
         paid = f"paid {amounts.text(int(a['amount']), e.token)} to {a['to']}"
         return f"{paid} via request #{rid}" if rid else f"{paid} directly (within limits)"
+    if name == "SignedPaymentExecuted":
+        signers = ", ".join(a["signers"])
+        paid = f"paid {amounts.text(int(a['amount']), e.token)} to {a['to']}"
+        return f"{paid} on the signatures of owners {signers} (signed-payment nonce {a['nonce']})"
     if name == "RequestCreated":
         if e.kind == "payment":
             reasons = ", ".join(reason_texts(int(a["reasons"])))
@@ -351,16 +355,20 @@ def spend_report(
     agent: str | None = None,
     token: str | None = None,
 ) -> list[SpendRow]:
-    """Executed payments per agent, token and UTC day: direct vs via approved request."""
+    """Executed payments per agent, token and UTC day: direct (inside the agent's limits) vs
+    authorised by owners (an approved request, or their signatures on a signed payment; those
+    without an agent are listed under agent "")."""
+    names = ("PaymentExecuted", "SignedPaymentExecuted")
     events = index.events(
-        chain_id, EventFilter(vaults=(vault,), names=("PaymentExecuted",), agent=agent, token=token)
+        chain_id, EventFilter(vaults=(vault,), names=names, agent=agent, token=token)
     )
     sums: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
     for e in events:
         day = datetime.fromtimestamp(e.block_time, UTC).strftime("%Y-%m-%d")
         s = sums[(e.agent or "", e.token or ETH, day)]
         s[0] += 1
-        s[1 if not e.request_id else 2] += int(e.amount or 0)
+        by_owners = e.name == "SignedPaymentExecuted" or bool(e.request_id)
+        s[2 if by_owners else 1] += int(e.amount or 0)
     amounts = Amounts(index, chain_id)
     rows = []
     for (ag, tok, day), (n, direct, via) in sorted(sums.items()):
@@ -470,6 +478,8 @@ def summary_report(
         elif e.name == "PaymentExecuted":
             paid[a["token"]] += int(a["amount"])
             agents.setdefault(a["agent"], {"status": "active", "limits": {}})
+        elif e.name == "SignedPaymentExecuted":
+            paid[a["token"]] += int(a["amount"])
         elif e.name == "AgentConfigured":
             ag = agents.setdefault(a["agent"], {"status": "active", "limits": {}})
             ag["allowlist"] = bool(a["useAllowlist"])

@@ -22,10 +22,17 @@ from agentwallet.audit.events import (
 )
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.reconcile import reconcile
-from agentwallet.audit.reports import owners_report, requests_report, summary_report, trail
+from agentwallet.audit.reports import (
+    owners_report,
+    requests_report,
+    spend_report,
+    summary_report,
+    trail,
+)
 from agentwallet.chain import Chain
 from agentwallet.cli import audit as audit_cli
 from agentwallet.cli import main
+from agentwallet.signatures import pack_signatures
 from tests.audit._helpers import ETH, World
 
 
@@ -209,6 +216,43 @@ def test_reconcile_finds_funds_sent_without_an_event(anvil_world: World, index: 
     rows = {r.symbol: r for r in reconcile(index, chain, world.vault.address)}
     assert rows["tUSDC"].difference_base_units == 7 * 10**6
     assert rows["tUSDC"].difference == "7" and "without a Deposited event" in rows["tUSDC"].note
+
+
+def test_owners_signed_payments_are_reported_and_reconciled(
+    anvil_world: World, index: AuditIndex
+) -> None:
+    """payWithSignatures moves funds without a PaymentExecuted: the audit must still see it,
+    name the signers, count it in spend and summary, and reconcile the vault to zero."""
+    chain, world = anvil_world.chain, anvil_world
+    vault, cid = world.vault, chain.chain_id
+    signers = sorted(world.owners[:2], key=lambda a: int(a.address, 16))
+    for agent, amount in ((world.agent.address, 3 * 10**6), (ETH, 4 * 10**6)):
+        deadline = chain.timestamp() + 3600
+        ref = b"signed".ljust(32, b"\0")
+        digest = vault.functions.signedPaymentDigest(
+            agent, world.usdc.address, world.payees[2], amount, ref, deadline
+        ).call()
+        packed = pack_signatures((s.address, s.unsafe_sign_hash(digest).signature) for s in signers)
+        call = vault.functions.payWithSignatures(
+            agent, world.usdc.address, world.payees[2], amount, ref, deadline, packed
+        )
+        world.send(world.owners[2], call)  # any sender: here the third owner relays
+    index.sync(chain, [vault.address])
+    entries = trail(index, cid, vault.address, world.agent.address)
+    names = ", ".join(s.address for s in signers)
+    assert any(
+        e.what == f"paid 3 tUSDC to {world.payees[2]} on the signatures of owners {names} "
+        "(signed-payment nonce 0)"
+        for e in entries
+    ), [e.what for e in entries]
+    spend = {(r.agent, r.day): r for r in spend_report(index, cid, vault.address, token=None)}
+    mine = [r for (agent, _), r in spend.items() if agent == world.agent.address]
+    assert sum(int(r.via_request) for r in mine if r.symbol == "tUSDC") >= 3
+    nobody = [r for (agent, _), r in spend.items() if agent == ""]
+    assert [(r.symbol, r.via_request, r.direct) for r in nobody] == [("tUSDC", "4", "0")]
+    rows = {r.symbol: r for r in reconcile(index, chain, vault.address)}
+    assert rows["tUSDC"].difference_base_units == 0, rows["tUSDC"]
+    assert summary_report(index, cid, vault.address)["payments"]["tUSDC"].startswith("7")
 
 
 def _cli() -> click.Group:
