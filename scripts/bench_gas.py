@@ -196,9 +196,15 @@ def measure_pause_worst_case(chain: Chain) -> list[tuple[str, int]]:
         govern("addAgent", agent, 0, 0, False)
         for token in tokens:
             govern("setLimits", agent, token, 10**18, 5 * 10**18, DAY)
-    receipt = chain.transact(vault.functions.pause(), owner)
-    label = f"pause the vault, worst case ({max_agents} agents x {max_tokens} tokens)"
-    return [(label, int(receipt["gasUsed"]))]
+    size = f"{max_agents} agents x {max_tokens} tokens"
+    paused = chain.transact(vault.functions.pause(), owner)
+    unpause = vault.functions.propose(vault.encode_abi("unpause", []), b"\x00" * 32)
+    unpaused = chain.transact(unpause, owner)
+    return [
+        (f"pause the vault, worst case ({size})", int(paused["gasUsed"])),
+        (f"unpause (governance, executes at once in a 1-of-1 vault), worst case ({size})",
+         int(unpaused["gasUsed"])),
+    ]  # fmt: skip
 
 
 def render(rows: list[tuple[str, int]], command: str) -> str:
