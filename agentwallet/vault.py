@@ -75,6 +75,8 @@ AGENT_STATUS = ("none", "active", "paused", "revoked")
 REQUEST_KIND = ("payment", "governance")
 ZERO_REF = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+#: An SSTORE to a warm, non-zero slot (EIP-2929): what one more flag rewrite costs.
+PER_WORD_GAS = 2_900
 
 
 class Account(Protocol):
@@ -473,12 +475,14 @@ def simulate(
 
 
 def build_tx(
-    chain: Chain, sender: str, to: str | None, data: bytes, value: int, gas: int
+    chain: Chain, sender: str, to: str | None, data: bytes, value: int, gas: int, extra_gas: int = 0
 ) -> dict[str, Any]:
     """A complete EIP-1559 transaction (without nonce) after checking ``sender`` can pay for
-    it; :class:`InsufficientGasError` otherwise (nothing is sent)."""
+    it; :class:`InsufficientGasError` otherwise (nothing is sent). The gas limit is the
+    estimate ``gas`` plus 20 % and 10,000, plus ``extra_gas`` for state that may change
+    between the estimate and the block."""
     fees = chain.fee_params()
-    gas_limit = int(gas * 1.2) + 10_000
+    gas_limit = int(gas * 1.2) + 10_000 + extra_gas
     tx: dict[str, Any] = {
         "chainId": chain.chain_id,
         "data": HexBytes(data),
@@ -508,6 +512,7 @@ def send(
     value: int = 0,
     *,
     format_amount: Any = None,
+    extra_gas: int = 0,
 ) -> TxReceipt:
     """Simulate, sign with a managed nonce, broadcast and wait; return the receipt.
 
@@ -515,15 +520,24 @@ def send(
     transaction with status 0 raises :class:`TransactionFailedError`.
     """
     with NONCES.exclusive(chain):
-        return _send(chain, sender, to, data, value, format_amount=format_amount)
+        return _send(
+            chain, sender, to, data, value, format_amount=format_amount, extra_gas=extra_gas
+        )
 
 
 def _send(
-    chain: Chain, sender: Account, to: str | None, data: bytes, value: int, *, format_amount: Any
+    chain: Chain,
+    sender: Account,
+    to: str | None,
+    data: bytes,
+    value: int,
+    *,
+    format_amount: Any,
+    extra_gas: int = 0,
 ) -> TxReceipt:
     address = str(sender.address)
     gas = simulate(chain, address, to, data, value, format_amount=format_amount)
-    tx = build_tx(chain, address, to, data, value, gas)
+    tx = build_tx(chain, address, to, data, value, gas, extra_gas)
     with NONCES.reserve(chain, address) as slot:
         signed = sender.sign_transaction({**tx, "nonce": slot.nonce})
         slot.tx_hash = broadcast(chain, bytes(signed.raw_transaction))
@@ -673,11 +687,26 @@ class Vault:
         except AgentWalletError:
             return f"{amount} base units of {token}"
 
-    def _send(self, sender: Account, fn_name: str, *args: Any, value: int = 0) -> TxReceipt:
+    def _send(
+        self, sender: Account, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
+    ) -> TxReceipt:
         data = self.contract.encode_abi(fn_name, args=list(args))
         return send(
-            self.chain, sender, self.address, HexBytes(data), value, format_amount=self._fmt
+            self.chain,
+            sender,
+            self.address,
+            HexBytes(data),
+            value,
+            format_amount=self._fmt,
+            extra_gas=extra_gas,
         )
+
+    def _flag_rewrite_margin(self, agents: Sequence[str]) -> int:
+        """Gas an emergency action may need beyond its estimate: an agent can arm its fast path
+        (a payment that sets FAST on a policy word) between the estimate and the block, and
+        each such word then costs the action one more storage write."""
+        words = sum(len(self.contract.functions.getAgentTokens(a).call()) for a in agents)
+        return PER_WORD_GAS * words
 
     def request_count(self) -> int:
         """Number of requests ever created (ids are 1..count)."""
@@ -813,15 +842,20 @@ class Vault:
 
     def pause(self, sender: Account) -> TxResult:
         """Pause the vault (one owner; unpausing needs the threshold)."""
-        return TxResult.from_receipt(self._send(sender, "pause"))
+        margin = self._flag_rewrite_margin(self.contract.functions.getAgents().call())
+        return TxResult.from_receipt(self._send(sender, "pause", extra_gas=margin))
 
     def pause_agent(self, sender: Account, agent: str) -> TxResult:
         """Pause an agent (one owner)."""
-        return TxResult.from_receipt(self._send(sender, "pauseAgent", checksum(agent)))
+        address = checksum(agent)
+        margin = self._flag_rewrite_margin([address])
+        return TxResult.from_receipt(self._send(sender, "pauseAgent", address, extra_gas=margin))
 
     def revoke_agent(self, sender: Account, agent: str) -> TxResult:
         """Revoke an agent for good (one owner)."""
-        return TxResult.from_receipt(self._send(sender, "revokeAgent", checksum(agent)))
+        address = checksum(agent)
+        margin = self._flag_rewrite_margin([address])
+        return TxResult.from_receipt(self._send(sender, "revokeAgent", address, extra_gas=margin))
 
     def reduce_limits(
         self, sender: Account, agent: str, token: str | None, max_per_payment: int, allowance: int
@@ -915,11 +949,30 @@ class Vault:
             signed = signer.sign_message(encode_typed_data(full_message=message))
         return HexBytes(signed.signature).to_0x_hex()
 
-    def _check_signers(
-        self, digest: bytes, signed: Sequence[SignedApproval | SignedPayment]
+    def _current_signers(
+        self, signed: Sequence[SignedApproval | SignedPayment]
+    ) -> list[SignedApproval | SignedPayment]:
+        """The threshold's worth of signatures the vault will read: current owners only, one
+        each, lowest addresses first. (The vault checks the lowest ``threshold`` signers and
+        nothing else, so a stale signature, e.g. by an owner removed since, must not be
+        among them.) Too few raises :class:`AgentWalletError`."""
+        owners = {checksum(str(o)) for o in self.owners()}
+        threshold = self.threshold()
+        usable = {a.signer: a for a in signed if a.signer in owners}
+        if len(usable) < threshold:
+            strangers = sorted({a.signer for a in signed} - owners)
+            note = f"; not owners (any more): {', '.join(strangers)}" if strangers else ""
+            raise AgentWalletError(
+                f"this needs {threshold} owner signatures, got {len(usable)}{note}: collect "
+                "more from current owners"
+            )
+        return sorted(usable.values(), key=lambda a: int(a.signer, 16))[:threshold]
+
+    def _checked_pack(
+        self, digest: bytes, chosen: Sequence[SignedApproval | SignedPayment]
     ) -> bytes:
         """Check each ECDSA signature is by its claimed signer; return them packed."""
-        for a in signed:
+        for a in chosen:
             if a.contract:
                 continue  # an ERC-1271 owner: only its contract can tell; the vault asks it
             try:
@@ -933,7 +986,7 @@ class Vault:
                     "key; ask the owner to sign again"
                 )
         return pack_signatures(
-            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in signed
+            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in chosen
         )
 
     def typed_data(self, request_id: int) -> dict[str, Any]:
@@ -991,8 +1044,9 @@ class Vault:
                     f"{a.request_id}, not vault {self.address} chain {self.chain.chain_id} "
                     f"request {request_id}"
                 )
+        chosen = self._current_signers(approvals)
         digest = bytes(self.contract.functions.requestDigest(request_id).call())
-        packed = self._check_signers(digest, approvals)
+        packed = self._checked_pack(digest, chosen)
         receipt = self._send(sender, "executeWithSignatures", request_id, packed)
         return TxResult.from_receipt(receipt)
 
@@ -1087,13 +1141,7 @@ class Vault:
                 f"signatures are for vault {first.vault} on chain {first.chain_id}, not "
                 f"{self.address} on chain {self.chain.chain_id}"
             )
-        signers = {s.signer for s in signed}
-        threshold = self.threshold()
-        if len(signers) < threshold:
-            raise AgentWalletError(
-                f"the payment needs {threshold} owner signatures, got {len(signers)} "
-                f"({', '.join(sorted(signers))}): collect more with sign_payment"
-            )
+        chosen = self._current_signers(signed)
         nonce = int(self.contract.functions.signedPaymentNonce().call())
         if first.nonce != nonce:
             raise AgentWalletError(
@@ -1112,7 +1160,7 @@ class Vault:
                 first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
             ).call()
         )
-        packed = self._check_signers(digest, signed)
+        packed = self._checked_pack(digest, chosen)
         receipt = self._send(
             sender,
             "payWithSignatures",

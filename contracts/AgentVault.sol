@@ -829,6 +829,16 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
                 // ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
                 if (uint256(r) >> 160 != 0) revert InvalidSignature(address(0));
                 signer = address(uint160(uint256(r)));
+            } else {
+                ECDSA.RecoverError error;
+                // slither-disable-next-line unused-return (the third value only details `error`)
+                (signer, error,) = ECDSA.tryRecover(digest, v, r, s);
+                if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+            }
+            if (signer <= previous) revert SignersNotSorted(previous, signer);
+            if (!_isOwner(signer)) revert NotAnOwner(signer);
+            if (v == 0) {
+                // only an owner's contract is ever called
                 uint256 offset = uint256(s);
                 if (offset < staticEnd || offset > signatures.length - 32) revert InvalidSignature(signer);
                 uint256 length = uint256(bytes32(signatures[offset:offset + 32]));
@@ -838,14 +848,7 @@ contract AgentVault is IAgentVault, EIP712, ReentrancyGuardTransient {
                     )) {
                     revert InvalidSignature(signer);
                 }
-            } else {
-                ECDSA.RecoverError error;
-                // slither-disable-next-line unused-return (the third value only details `error`)
-                (signer, error,) = ECDSA.tryRecover(digest, v, r, s);
-                if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
             }
-            if (signer <= previous) revert SignersNotSorted(previous, signer);
-            if (!_isOwner(signer)) revert NotAnOwner(signer);
             previous = signer;
             signers[i] = signer;
         }

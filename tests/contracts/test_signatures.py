@@ -255,6 +255,19 @@ def test_erc1271_contract_owner_can_sign(env: Env) -> None:
     assert env.usdc_of(to) == 250 * USDC
 
 
+def test_contract_signature_naming_a_non_owner_is_refused_before_any_call(env: Env) -> None:
+    """v = 0 names the signer; a contract that is not an owner is refused by the owner check,
+    before the vault would ever call its isValidSignature."""
+    wallet = env.deploy("ERC1271Owner", env.outsider.address)
+    rid = env.escalate()
+    wallet_sig = env.sign(rid, env.outsider)  # valid for the wallet, which is no owner
+    owner_sig = OwnerSignature(env.owners[0].address, env.sign(rid, env.owners[0]))
+    packed = pack_signatures([owner_sig, OwnerSignature(wallet.address, wallet_sig, contract=True)])
+    with expect_revert("NotAnOwner", wallet.address):
+        env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+    assert env.status(rid) == 1
+
+
 def test_governance_request_can_execute_with_signatures(env: Env) -> None:
     new_owner = env.spare[2]
     _r, gid = env.propose("addOwner", new_owner.address, 2)

@@ -111,6 +111,27 @@ def test_off_chain_signatures_execute_a_request(world: World) -> None:
     assert v.request(over.request_id).status == "executed"
 
 
+def test_signature_by_a_non_owner_is_left_out_when_enough_owners_signed(world: World) -> None:
+    """The vault reads only the lowest ``threshold`` signers: a stray signature (an outsider's,
+    or an owner's removed since) must not block a set that has enough current owners."""
+    v, (o0, _, o2) = world.vault, world.owners
+    agent = AgentWallet(world.chain, v, world.agent)
+    over = agent.pay(world.payee, 600 * USDC, "tUSDC", ref="stray")
+    assert isinstance(over, Escalated)
+    stray = v.sign(world.outsider, over.request_id)
+    approvals = [stray, v.sign(o0, over.request_id), v.sign(o2, over.request_id)]
+    v.execute_with_signatures(world.outsider, over.request_id, approvals)
+    assert v.request(over.request_id).status == "executed"
+    again = agent.pay(world.payee, 600 * USDC, "tUSDC", ref="stray-2")
+    assert isinstance(again, Escalated)
+    with pytest.raises(AgentWalletError, match=f"got 1; not owners .*{world.outsider.address}"):
+        v.execute_with_signatures(
+            world.outsider,
+            again.request_id,
+            [v.sign(world.outsider, again.request_id), v.sign(o0, again.request_id)],
+        )
+
+
 def test_owners_signed_payment_is_relayed_once(world: World) -> None:
     v, (o0, _, o2) = world.vault, world.owners
     agent = world.agent.address
