@@ -11,7 +11,7 @@ import json
 import re
 import sys
 from collections.abc import Callable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,6 +22,7 @@ from agentwallet.audit.events import ETH
 from agentwallet.audit.index import AuditIndex, default_db_path
 from agentwallet.cli._common import ErrorReportingGroup, report_errors
 from agentwallet.errors import ConfigurationError
+from agentwallet.units import parse_amount, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -365,27 +366,6 @@ def reconcile_cmd(
         sys.exit(2)
 
 
-def parse_duration(text: str) -> int:
-    match = re.fullmatch(r"\s*(\d+)\s*([smhdw]?)\s*", text)
-    if not match:
-        raise WhatIfError(f"duration {text!r} is not like 30s, 15m, 12h, 1d, 2w or seconds")
-    return (
-        int(match.group(1))
-        * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[match.group(2)]
-    )
-
-
-def parse_units(text: str, decimals: int | None) -> int:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise WhatIfError(f"amount {text!r} is not a number") from None
-    scaled = value.scaleb(decimals or 0)
-    if value < 0 or scaled != scaled.to_integral_value():
-        raise WhatIfError(f"amount {text!r} is negative or has more than {decimals} decimals")
-    return int(scaled)
-
-
 @audit.command("what-if")
 @_report_options
 @click.option("--agent", required=True, help="Agent address or key name.")
@@ -436,8 +416,8 @@ def whatif_cmd(
             token = ETH if parts[0].upper() == "ETH" else parts[0]
             decimals = index.token(cid, token).decimals
             proposed[token] = Limits(
-                parse_units(parts[1], decimals),
-                parse_units(parts[2], decimals),
+                parse_amount(parts[1], decimals or 0),
+                parse_amount(parts[2], decimals or 0),
                 parse_duration(parts[3]),
             )
         rows = whatif(
