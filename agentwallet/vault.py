@@ -13,10 +13,10 @@ import dataclasses
 import json
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from eth_account import Account as EthAccount
 from eth_account.messages import _hash_eip191_message, encode_typed_data
@@ -75,6 +75,7 @@ AGENT_STATUS = ("none", "active", "paused", "revoked")
 REQUEST_KIND = ("payment", "governance")
 ZERO_REF = b"\x00" * 32
 ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
+_T = TypeVar("_T")
 #: An SSTORE to a warm, non-zero slot (EIP-2929): what one more flag rewrite costs.
 PER_WORD_GAS = 2_900
 
@@ -165,23 +166,13 @@ class SignedApproval:
 
     def to_json(self) -> str:
         """One-line JSON with every field."""
-        return json.dumps(
-            {
-                "vault": self.vault,
-                "chain_id": self.chain_id,
-                "request_id": self.request_id,
-                "signer": self.signer,
-                "signature": self.signature,
-                "contract": self.contract,
-            },
-            sort_keys=True,
-        )
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> SignedApproval:
         """Parse :meth:`to_json` output (text or an already parsed dict)."""
-        try:
-            data = json.loads(text) if isinstance(text, str) else dict(text)
+
+        def build(data: dict[str, Any]) -> SignedApproval:
             return cls(
                 vault=checksum(data["vault"], "vault address"),
                 chain_id=int(data["chain_id"]),
@@ -190,11 +181,8 @@ class SignedApproval:
                 signature=str(data["signature"]),
                 contract=bool(data.get("contract", False)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AgentWalletError(
-                f"not a signed approval ({exc}): expected JSON with vault, chain_id, "
-                "request_id, signer, signature"
-            ) from None
+
+        return _parse_signed(cls, "signed approval", text, build)
 
 
 @dataclass(frozen=True)
@@ -240,8 +228,8 @@ class SignedPayment:
     @classmethod
     def from_json(cls, text: str | dict[str, Any]) -> SignedPayment:
         """Parse :meth:`to_json` output (text or an already parsed dict)."""
-        try:
-            data = json.loads(text) if isinstance(text, str) else dict(text)
+
+        def build(data: dict[str, Any]) -> SignedPayment:
             return cls(
                 vault=checksum(data["vault"], "vault address"),
                 chain_id=int(data["chain_id"]),
@@ -256,11 +244,22 @@ class SignedPayment:
                 signature=str(data["signature"]),
                 contract=bool(data.get("contract", False)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise AgentWalletError(
-                f"not a signed payment ({exc}): expected JSON with vault, chain_id, agent, "
-                "token, to, amount, ref, nonce, deadline, signer, signature"
-            ) from None
+
+        return _parse_signed(cls, "signed payment", text, build)
+
+
+def _parse_signed(
+    cls: type, what: str, text: str | dict[str, Any], build: Callable[[dict[str, Any]], _T]
+) -> _T:
+    """``build`` from JSON text or a dict; a missing or malformed field is one clear error
+    naming the fields ``cls`` requires."""
+    try:
+        return build(json.loads(text) if isinstance(text, str) else dict(text))
+    except (KeyError, TypeError, ValueError) as exc:
+        required = ", ".join(
+            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
+        )
+        raise AgentWalletError(f"not a {what} ({exc}): expected JSON with {required}") from None
 
 
 @dataclass(frozen=True)
