@@ -58,6 +58,7 @@ COMPILER_SETTINGS: dict[str, Any] = {
                 "evm.deployedBytecode.linkReferences",
                 "evm.deployedBytecode.immutableReferences",
                 "evm.methodIdentifiers",
+                "storageLayout",
                 "userdoc",
                 "devdoc",
             ],
@@ -339,11 +340,17 @@ def _contract_kinds(output: Mapping[str, Any]) -> dict[tuple[str, str], tuple[st
     return kinds
 
 
+#: Interfaces that get an ABI-only artifact (empty bytecode): ``IAgentVault`` is the one ABI of a
+#: vault (its core, admin, config and lens together), the ABI clients load for a vault address.
+ABI_ONLY_INTERFACES = frozenset({"IAgentVault"})
+
+
 def build_artifacts(
     sources: Mapping[str, str], output: Mapping[str, Any]
 ) -> dict[str, dict[str, Any]]:
     """One artifact per deployable contract under ``contracts/`` (no abstract, interface,
-    library or empty bytecode), keyed by contract name."""
+    library or empty bytecode), keyed by contract name, plus ABI-only artifacts for
+    :data:`ABI_ONLY_INTERFACES`."""
     kinds = _contract_kinds(output)
     digest = sources_hash(sources)
     artifacts: dict[str, dict[str, Any]] = {}
@@ -353,6 +360,18 @@ def build_artifacts(
         for name, data in sorted(output["contracts"][unit].items()):
             kind, abstract = kinds.get((unit, name), ("contract", False))
             bytecode = data.get("evm", {}).get("bytecode", {}).get("object", "")
+            if kind == "interface" and name in ABI_ONLY_INTERFACES:
+                artifacts[name] = {
+                    "contractName": name,
+                    "sourceName": unit,
+                    "abi": data["abi"],
+                    "bytecode": "0x",
+                    "deployedBytecode": "0x",
+                    "solcVersion": SOLC_VERSION,
+                    "settings": COMPILER_SETTINGS,
+                    "sourcesHash": digest,
+                }
+                continue
             if kind != "contract" or abstract or not bytecode:
                 continue
             runtime_size = len(data["evm"]["deployedBytecode"]["object"]) // 2
@@ -374,6 +393,7 @@ def build_artifacts(
                 "abi": data["abi"],
                 "bytecode": "0x" + bytecode,
                 "deployedBytecode": "0x" + data["evm"]["deployedBytecode"]["object"],
+                "storageLayout": data.get("storageLayout", {}),
                 "solcVersion": SOLC_VERSION,
                 "settings": COMPILER_SETTINGS,
                 "sourcesHash": digest,

@@ -2,17 +2,21 @@
 pragma solidity 0.8.30;
 
 import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
-import {AgentVault} from "./AgentVault.sol";
 import {IAgentVault} from "./interfaces/IAgentVault.sol";
 
 /// @title AgentVaultFactory
 /// @notice Deploys AgentVaults as EIP-1167 minimal clones with CREATE2 and initialises them in the
 /// same transaction, so no one can front-run the initialisation. The address depends on every
 /// initialisation parameter and the caller's salt, so a squatter cannot take a vault's address with
-/// other owners.
+/// other owners. Every vault runs four immutable parts, deployed once before the factory (together
+/// their creation code is over EIP-3860's initcode limit for one constructor): {AgentVaultLens},
+/// {AgentVaultConfig} (pointing at the lens), {AgentVaultAdmin} (pointing at the config) and the
+/// core {AgentVault} (pointing at the admin), which the clones delegate to.
 contract AgentVaultFactory {
-    /// @notice The AgentVault every clone delegates to; deployed by this factory's constructor.
+    /// @notice The AgentVault core every clone delegates to.
     address public immutable implementation;
+
+    error NotAContract(address account);
 
     /// @notice A vault was created.
     event VaultCreated(
@@ -25,11 +29,12 @@ contract AgentVaultFactory {
         bytes32 salt
     );
 
-    constructor() {
-        implementation = address(new AgentVault());
+    constructor(address implementation_) {
+        if (implementation_.code.length == 0) revert NotAContract(implementation_);
+        implementation = implementation_;
     }
 
-    /// @notice Creates and initialises a vault. See {IAgentVault-initialize} for the parameters.
+    /// @notice Creates and initialises a vault. See {IAgentVaultCore-initialize} for the parameters.
     /// @param salt any value chosen by the caller to make several vaults with the same settings
     function createVault(
         address[] calldata owners,

@@ -40,7 +40,7 @@ def test_compile_writes_one_artifact_per_deployable_contract(tmp_path: Path) -> 
     assert text == json.dumps(json.loads(text), sort_keys=True, indent=2) + "\n"
     artifact = json.loads(text)
     assert set(artifact) == {
-        "contractName", "sourceName", "abi", "bytecode", "deployedBytecode",
+        "contractName", "sourceName", "abi", "bytecode", "deployedBytecode", "storageLayout",
         "solcVersion", "settings", "sourcesHash",
     }  # fmt: skip
     assert artifact["sourceName"] == "contracts/Probe.sol"

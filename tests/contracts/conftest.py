@@ -1,14 +1,19 @@
 """Fixtures and helpers for the AgentVault contract tests.
 
 One deployment per chain per session (``env``, parametrized over the embedded chain and anvil
-through ``any_chain``): a factory, TestUSDC, a 2-of-3 vault funded with ETH and tUSDC, and one
-agent whose ETH and tUSDC limits were added through governance (propose + approve). The root
+through ``any_chain``): the vault's four parts and a factory, TestUSDC, a 2-of-3 vault funded
+with ETH and tUSDC, and one agent whose ETH and tUSDC limits were added through governance
+(propose + approve). The root
 ``tests/conftest.py`` takes a snapshot before every test that uses a chain and reverts after it,
 so each test starts from exactly this state.
 
 Reverts are asserted by error *name* with :func:`expect_revert`: the selector in the revert data
 is looked up among the errors of every compiled artifact, so a test fails if the vault reverts
 for any other reason (including a panic).
+
+The vault stores only a hash of each request; every call acting on one takes the whole
+``Request``. :class:`Env` records every ``RequestCreated`` it sees in a receipt, so tests name
+requests by id: ``env.rq.approve(rid)`` is the ``approve(request, data)`` call for request ``rid``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from web3.types import TxReceipt
 from agentwallet.chain import Chain
 from agentwallet.compiler import artifact_names, load_artifact
 from agentwallet.errors import TransactionFailedError
-from agentwallet.signatures import pack_signatures
+from agentwallet.signatures import OwnerSignature, pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400
@@ -47,11 +52,15 @@ REASON_OVER_PER_PAYMENT = 1
 REASON_OVER_ALLOWANCE = 2
 REASON_RECIPIENT_NOT_ALLOWED = 4
 REASON_TOKEN_NOT_IN_SCOPE = 8
+MAX_PERIOD = (1 << 30) - 1
 
-# RequestStatus / AgentStatus / RequestKind as numbered in IAgentVault
-NONE, PENDING, EXECUTED, REJECTED, CANCELLED, EXPIRED = range(6)
-AGENT_NONE, AGENT_ACTIVE, AGENT_PAUSED, AGENT_REVOKED = range(4)
+# RequestStatus / AgentStatus / RequestKind as numbered in IAgentVaultBase
+NONE, PENDING, EXECUTED, REJECTED, CANCELLED, EXPIRED, AGENT_REVOKED_REQUEST = range(7)
+AGENT_NONE, AGENT_ACTIVE, AGENT_PAUSED, AGENT_REVOKED, AGENT_ROTATED = range(5)
 KIND_PAYMENT, KIND_GOVERNANCE = range(2)
+EMPTY_HASH = bytes(Web3.keccak(b""))
+#: the vault's parts in deployment order: each points at the next one
+VAULT_PARTS = ("AgentVaultLens", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
 
 # The agent's limits set up in every env.
 USDC_MAX = 100 * USDC
@@ -184,6 +193,63 @@ def expect_revert(error_name: str, *args: Any) -> Iterator[Reverted]:
 
 # ---------------------------------------------------------------------------------- env
 
+REQUEST_FIELDS = (
+    "id kind agent lineage token to amount ref reasons dataHash expiresAt"
+).split()
+
+
+@dataclass
+class Stored:
+    """A request as created (from its RequestCreated event) and its governance call data."""
+
+    request: tuple[Any, ...]
+    data: bytes
+
+    def field(self, name: str) -> Any:
+        return self.request[REQUEST_FIELDS.index(name)]
+
+
+class RequestCalls:
+    """The request calls of one vault, naming requests by id (their contents are looked up)."""
+
+    def __init__(self, env: Env, vault: Contract) -> None:
+        self.env = env
+        self.vault = vault
+
+    def req(self, rid: int) -> tuple[Any, ...]:
+        stored = self.env.requests.get((self.vault.address, rid))
+        if stored is None:  # a request that was never created: any contents will do
+            return (rid, 0, ETH, 0, ETH, ETH, 0, b"\0" * 32, 0, EMPTY_HASH, 0)
+        return stored.request
+
+    def data(self, rid: int) -> bytes:
+        stored = self.env.requests.get((self.vault.address, rid))
+        return stored.data if stored is not None else b""
+
+    def approve(self, rid: int) -> ContractFunction:
+        return self.vault.functions.approve(self.req(rid), self.data(rid))
+
+    def execute(self, rid: int) -> ContractFunction:
+        return self.vault.functions.execute(self.req(rid), self.data(rid))
+
+    def executeWithSignatures(self, rid: int, signatures: bytes) -> ContractFunction:  # noqa: N802
+        return self.vault.functions.executeWithSignatures(self.req(rid), self.data(rid), signatures)
+
+    def reject(self, rid: int) -> ContractFunction:
+        return self.vault.functions.reject(self.req(rid))
+
+    def cancel(self, rid: int) -> ContractFunction:
+        return self.vault.functions.cancel(self.req(rid))
+
+    def expire(self, rid: int) -> ContractFunction:
+        return self.vault.functions.expire(self.req(rid))
+
+    def requestDigest(self, rid: int) -> ContractFunction:  # noqa: N802
+        return self.vault.functions.requestDigest(self.req(rid))
+
+    def requestStatus(self, rid: int) -> ContractFunction:  # noqa: N802
+        return self.vault.functions.requestStatus(self.req(rid))
+
 
 @dataclass
 class Env:
@@ -199,10 +265,21 @@ class Env:
     outsider: LocalAccount
     deployer: LocalAccount
     spare: list[LocalAccount] = field(default_factory=list)
+    parts: dict[str, str] = field(default_factory=dict)
+    #: (vault address, request id) -> the request as created
+    requests: dict[tuple[str, int], Stored] = field(default_factory=dict)
 
     @property
     def w3(self) -> Web3:
         return self.chain.w3
+
+    @property
+    def rq(self) -> RequestCalls:
+        """Request calls on the main vault."""
+        return RequestCalls(self, self.vault)
+
+    def rq_of(self, vault: Contract) -> RequestCalls:
+        return RequestCalls(self, vault)
 
     # ------------------------------------------------------------ transactions
 
@@ -219,7 +296,33 @@ class Env:
         tx["value"] = value
         if gas is not None:
             tx["gas"] = gas
-        return self.chain.send_transaction(sender, tx, check=check)
+        receipt = self.chain.send_transaction(sender, tx, check=check)
+        self.record_requests(receipt)
+        return receipt
+
+    def record_requests(self, receipt: TxReceipt) -> None:
+        """Remember every request created in ``receipt`` (by any vault)."""
+        decoder = self.contract("IAgentVault", ETH)
+        topic = bytes(Web3.keccak(text=_event_signature(decoder, "RequestCreated")))
+        for log in receipt["logs"]:
+            if not log["topics"] or bytes(log["topics"][0]) != topic:
+                continue
+            ev = decoder.events.RequestCreated().process_log(log)["args"]
+            data = bytes(ev["data"])
+            request = (
+                ev["requestId"],
+                ev["kind"],
+                ev["agent"],
+                ev["lineage"],
+                ev["token"],
+                ev["to"],
+                ev["amount"],
+                bytes(ev["ref"]),
+                ev["reasons"],
+                EMPTY_HASH if ev["kind"] == KIND_PAYMENT else bytes(Web3.keccak(data)),
+                ev["expiresAt"],
+            )
+            self.requests[(log["address"], ev["requestId"])] = Stored(request, data)
 
     def send_eth(self, sender: LocalAccount, to: str, amount: int) -> TxReceipt:
         return self.chain.send_transaction(sender, {"to": to, "value": amount})
@@ -306,9 +409,34 @@ class Env:
         """Run a governance call on the vault: owner 0 proposes, owner 1 approves (2-of-3)."""
         v = vault if vault is not None else self.vault
         _receipt, request_id = self.propose(function, *args, vault=v)
-        receipt = self.send(v.functions.approve(request_id), self.owners[1])
+        receipt = self.send(self.rq_of(v).approve(request_id), self.owners[1])
         assert self.event(receipt, "RequestExecuted", v)["requestId"] == request_id
         return receipt, request_id
+
+    def govern_signed(
+        self,
+        calls: list[tuple[str, tuple[Any, ...]]],
+        signers: list[LocalAccount] | None = None,
+        *,
+        nonce: int = 0,
+        deadline: int | None = None,
+        sender: LocalAccount | None = None,
+        vault: Contract | None = None,
+        gas: int | None = None,
+    ) -> TxReceipt:
+        """Run a batch of governance calls from owners' signatures in one transaction."""
+        v = vault if vault is not None else self.vault
+        data = [self.calldata(fn, *args, vault=v) for fn, args in calls]
+        deadline = self.now() + DAY if deadline is None else deadline
+        signers = signers if signers is not None else self.owners[:2]
+        packed = self.pack(
+            [
+                (s.address, self.sign_typed(self.typed_governance(data, nonce, deadline, vault=v), s))
+                for s in signers
+            ]
+        )
+        fn = v.functions.executeGovernance(data, nonce, deadline, packed)
+        return self.send(fn, sender or self.outsider, gas=gas)
 
     def add_agent(
         self,
@@ -335,7 +463,7 @@ class Env:
         fn = self.factory.functions.createVault(owners, threshold, expiry, max_open, ref_or(salt))
         receipt = self.send(fn, self.deployer)
         address = self.event(receipt, "VaultCreated", self.factory)["vault"]
-        return self.contract("AgentVault", address)
+        return self.contract("IAgentVault", address)
 
     # ------------------------------------------------------------ reading
 
@@ -359,12 +487,19 @@ class Env:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def request(self, request_id: int, vault: Contract | None = None) -> dict[str, Any]:
+        """The request as created, with its status now (``requestStatus``)."""
         v = vault if vault is not None else self.vault
-        keys = ("kind status agent createdAt expiresAt reasons token to amount ref data").split()
-        return dict(zip(keys, v.functions.getRequest(request_id).call(), strict=True))
+        stored = self.requests[(v.address, request_id)]
+        out = dict(zip(REQUEST_FIELDS, stored.request, strict=True))
+        out["data"] = stored.data
+        out["status"] = int(self.rq_of(v).requestStatus(request_id).call())
+        return out
 
-    def status(self, request_id: int) -> int:
-        return int(self.request(request_id)["status"])
+    def status(self, request_id: int, vault: Contract | None = None) -> int:
+        v = vault if vault is not None else self.vault
+        if (v.address, request_id) not in self.requests:
+            return int(v.functions.requestRecord(request_id).call()[0])
+        return int(self.rq_of(v).requestStatus(request_id).call())
 
     def available(self, token: str, agent: str | None = None) -> int:
         policy = self.vault.functions.getPolicy(agent or self.agent.address, token).call()
@@ -377,32 +512,98 @@ class Env:
     ) -> dict[str, Any]:
         """The full EIP-712 message an owner signs to approve ``request_id``."""
         v = vault if vault is not None else self.vault
-        r = self.request(request_id, v)
+        stored = self.requests[(v.address, request_id)]
+        r = dict(zip(REQUEST_FIELDS, stored.request, strict=True))
         return self.typed_message(
             "Request",
             [
-                ("requestId", "uint256"),
+                ("id", "uint256"),
                 ("kind", "uint8"),
                 ("agent", "address"),
+                ("lineage", "uint32"),
                 ("token", "address"),
                 ("to", "address"),
                 ("amount", "uint256"),
                 ("ref", "bytes32"),
-                ("dataHash", "bytes32"),
-                ("expiresAt", "uint256"),
+                ("reasons", "uint32"),
+                ("data", "bytes"),
+                ("expiresAt", "uint40"),
             ],
             {
-                "requestId": request_id,
+                "id": request_id,
                 "kind": r["kind"],
                 "agent": r["agent"],
+                "lineage": r["lineage"],
                 "token": r["token"],
                 "to": r["to"],
                 "amount": r["amount"],
                 "ref": r["ref"],
-                "dataHash": Web3.keccak(r["data"]),
+                "reasons": r["reasons"],
+                "data": stored.data,
                 "expiresAt": r["expiresAt"],
             },
             vault=v,
+            chain_id=chain_id,
+        )
+
+    def typed_governance(
+        self,
+        calls: list[bytes],
+        nonce: int,
+        deadline: int,
+        *,
+        vault: Contract | None = None,
+        chain_id: int | None = None,
+    ) -> dict[str, Any]:
+        return self.typed_message(
+            "Governance",
+            [("calls", "bytes[]"), ("nonce", "uint256"), ("deadline", "uint256")],
+            {"calls": list(calls), "nonce": nonce, "deadline": deadline},
+            vault=vault,
+            chain_id=chain_id,
+        )
+
+    def typed_payment(
+        self, payment: tuple[Any, ...], *, vault: Contract | None = None, chain_id: int | None = None
+    ) -> dict[str, Any]:
+        names = ["agent", "token", "to", "amount", "ref", "nonce", "deadline"]
+        kinds = ["address", "address", "address", "uint256", "bytes32", "uint256", "uint256"]
+        return self.typed_message(
+            "SignedPayment",
+            list(zip(names, kinds, strict=True)),
+            dict(zip(names, payment, strict=True)),
+            vault=vault,
+            chain_id=chain_id,
+        )
+
+    def typed_intent(
+        self, intent: tuple[Any, ...], *, vault: Contract | None = None, chain_id: int | None = None
+    ) -> dict[str, Any]:
+        names = ["token", "to", "amount", "ref", "nonce", "deadline", "maxFee"]
+        kinds = ["address", "address", "uint256", "bytes32", "uint256", "uint256", "uint256"]
+        return self.typed_message(
+            "Intent",
+            list(zip(names, kinds, strict=True)),
+            dict(zip(names, intent, strict=True)),
+            vault=vault,
+            chain_id=chain_id,
+        )
+
+    def typed_rotation(
+        self,
+        old: str,
+        new: str,
+        nonce: int,
+        deadline: int,
+        *,
+        vault: Contract | None = None,
+        chain_id: int | None = None,
+    ) -> dict[str, Any]:
+        return self.typed_message(
+            "RotateKey",
+            [("oldKey", "address"), ("newKey", "address"), ("nonce", "uint256"), ("deadline", "uint256")],
+            {"oldKey": old, "newKey": new, "nonce": nonce, "deadline": deadline},
+            vault=vault,
             chain_id=chain_id,
         )
 
@@ -436,6 +637,15 @@ class Env:
             "message": message,
         }
 
+    @staticmethod
+    def sign_typed(typed: dict[str, Any], signer: LocalAccount) -> bytes:
+        """65-byte r|s|v EIP-712 signature of ``signer`` over a full typed message."""
+        return bytes(signer.sign_message(encode_typed_data(full_message=typed)).signature)
+
+    @staticmethod
+    def pack(pairs: list[tuple[str, bytes]] | list[OwnerSignature]) -> bytes:
+        return pack_signatures(pairs)
+
     def sign(
         self,
         request_id: int,
@@ -445,10 +655,9 @@ class Env:
         chain_id: int | None = None,
     ) -> bytes:
         """65-byte r|s|v EIP-712 signature of ``signer`` over the request."""
-        message = encode_typed_data(
-            full_message=self.typed_request(request_id, vault=vault, chain_id=chain_id)
+        return self.sign_typed(
+            self.typed_request(request_id, vault=vault, chain_id=chain_id), signer
         )
-        return bytes(signer.sign_message(message).signature)
 
     def signatures(
         self, request_id: int, signers: list[LocalAccount], *, vault: Contract | None = None
@@ -463,6 +672,56 @@ class Env:
         """The signers' signatures packed as executeWithSignatures takes them."""
         return pack_signatures(self.signatures(request_id, signers, vault=vault))
 
+    def signed_payment(
+        self,
+        payment: tuple[Any, ...],
+        signers: list[LocalAccount],
+        *,
+        vault: Contract | None = None,
+        chain_id: int | None = None,
+    ) -> bytes:
+        """The signers' packed signatures over a SignedPayment tuple."""
+        typed = self.typed_payment(payment, vault=vault, chain_id=chain_id)
+        return pack_signatures([(s.address, self.sign_typed(typed, s)) for s in signers])
+
+    def intent(
+        self,
+        to: str,
+        amount: int,
+        *,
+        token: str | None = None,
+        reference: bytes = b"intent",
+        nonce: int = 0,
+        deadline: int | None = None,
+        max_fee: int = 0,
+    ) -> tuple[Any, ...]:
+        deadline = self.now() + DAY if deadline is None else deadline
+        return (
+            token if token is not None else ETH,
+            to,
+            amount,
+            ref_or(reference),
+            nonce,
+            deadline,
+            max_fee,
+        )
+
+    def sign_intent(
+        self,
+        intent: tuple[Any, ...],
+        signer: LocalAccount | None = None,
+        *,
+        vault: Contract | None = None,
+        chain_id: int | None = None,
+    ) -> bytes:
+        typed = self.typed_intent(intent, vault=vault, chain_id=chain_id)
+        return self.sign_typed(typed, signer if signer is not None else self.agent)
+
+
+def _event_signature(contract: Contract, name: str) -> str:
+    entry = next(e for e in contract.abi if e.get("type") == "event" and e["name"] == name)
+    return f"{name}({','.join(_abi_type(i) for i in entry['inputs'])})"
+
 
 def ref_or(value: bytes) -> bytes:
     return value.ljust(32, b"\0")
@@ -472,11 +731,23 @@ def sorted_accounts(accounts: list[LocalAccount]) -> list[LocalAccount]:
     return sorted(accounts, key=lambda a: int(a.address, 16))
 
 
+def deploy_parts(chain: Chain, deployer: LocalAccount) -> dict[str, str]:
+    """The vault's four parts, each pointing at the next, and a factory for the core."""
+    parts: dict[str, str] = {}
+    previous: tuple[Any, ...] = ()
+    for name in VAULT_PARTS:
+        contract = chain.deploy(name, *previous, sender=deployer)
+        parts[name] = contract.address
+        previous = (contract.address,)
+    return parts
+
+
 def build_env(chain: Chain, name: str) -> Env:
     dev = chain.dev_accounts
     deployer = dev[0]
     owners = [dev[1], dev[2], dev[3]]
-    factory = chain.deploy("AgentVaultFactory", sender=deployer)
+    parts = deploy_parts(chain, deployer)
+    factory = chain.deploy("AgentVaultFactory", parts["AgentVault"], sender=deployer)
     usdc = chain.deploy("TestUSDC", sender=deployer)
     env = Env(
         name=name,
@@ -489,6 +760,7 @@ def build_env(chain: Chain, name: str) -> Env:
         outsider=dev[5],
         deployer=deployer,
         spare=[dev[6], dev[7], dev[8], dev[9]],
+        parts=parts,
     )
     env.vault = env.create_vault([o.address for o in owners], 2, salt=b"main")
     env.send_eth(deployer, env.vault.address, VAULT_ETH)

@@ -1,0 +1,295 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+/// @title IAgentVaultBase
+/// @notice Types, events and errors shared by every part of an AgentVault (core, admin, lens).
+/// @dev Token `address(0)` means ETH. Amounts are in the token's base units. An agent is known by
+/// its key (the address that signs) and by its *lineage*, a number fixed when the agent is added
+/// that survives key rotation: its allowlist, its open requests and its sub-agents hang off the
+/// lineage, its limits and budgets off the current key.
+interface IAgentVaultBase {
+    // ------------------------------------------------------------------------------------------
+    // Types
+    // ------------------------------------------------------------------------------------------
+
+    /// @notice Lifecycle of an agent key. `None`: never added. `Revoked`: ended by an owner (its
+    /// open requests die with it). `Rotated`: the key handed its rights to a new key.
+    enum AgentStatus {
+        None,
+        Active,
+        Paused,
+        Revoked,
+        Rotated
+    }
+
+    /// @notice Lifecycle of a request. `Expired` is only stored once someone calls {expire}; a
+    /// `Pending` request past its `expiresAt` can no longer be approved or executed either way.
+    /// `AgentRevoked` is never stored: it is what a pending payment request of a revoked agent is.
+    enum RequestStatus {
+        None,
+        Pending,
+        Executed,
+        Rejected,
+        Cancelled,
+        Expired,
+        AgentRevoked
+    }
+
+    /// @notice `Payment`: an escalated agent payment. `Governance`: a threshold-gated call on the vault itself.
+    enum RequestKind {
+        Payment,
+        Governance
+    }
+
+    /// @notice An agent key's vault-wide settings.
+    struct AgentInfo {
+        AgentStatus status;
+        bool useAllowlist; // when true, recipients not on the agent's allowlist escalate
+        uint40 validAfter; // payments revert before this time
+        uint40 validUntil; // payments revert after this time; 0 = no end
+        uint16 openRequests; // pending payment requests of the agent's lineage
+        uint32 lineage; // stable across key rotation; a re-added key gets a new one
+        uint32 parent; // lineage of the agent that delegated to this one; 0 = added by the owners
+    }
+
+    /// @notice An agent's limits for one token, as returned by {IAgentVaultAdmin-getPolicy}.
+    struct PolicyView {
+        uint256 maxPerPayment; // largest single payment that runs without a human
+        uint256 allowance; // budget that refills continuously over `period`
+        uint32 period; // seconds; 0 = the token is out of the agent's scope
+        uint256 available; // what the agent could spend in one payment right now (ignoring maxPerPayment)
+    }
+
+    /// @notice A request as it was created (every field is in {RequestCreated}). The vault stores
+    /// only a hash of it; every call that acts on a request takes it whole and checks the hash.
+    /// For `Governance` requests `agent` is the proposing owner, `lineage`, `token`, `amount` and
+    /// `reasons` are 0, `to` is the vault and `dataHash` is `keccak256` of the call on the vault.
+    /// For `Payment` requests `dataHash` is `keccak256("")`.
+    struct Request {
+        uint256 id;
+        RequestKind kind;
+        address agent;
+        uint32 lineage;
+        address token;
+        address to;
+        uint256 amount;
+        bytes32 ref;
+        uint32 reasons;
+        bytes32 dataHash;
+        uint40 expiresAt;
+    }
+
+    /// @notice A payment the owners sign off-chain ({IAgentVaultCore-payWithSignatures}). `agent` is
+    /// attribution only (may be 0). `nonce` is any unused nonce of the owners' payment space.
+    struct SignedPayment {
+        address agent;
+        address token;
+        address to;
+        uint256 amount;
+        bytes32 ref;
+        uint256 nonce;
+        uint256 deadline;
+    }
+
+    /// @notice A payment an agent signs off-chain for anyone to submit ({IAgentVaultCore-payWithIntent}).
+    /// The signer is the agent. `nonce` is any unused nonce of the agent key's space. `maxFee` is the
+    /// most the submitter may take in the same token, counted with `amount` against the agent's limits.
+    struct Intent {
+        address token;
+        address to;
+        uint256 amount;
+        bytes32 ref;
+        uint256 nonce;
+        uint256 deadline;
+        uint256 maxFee;
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Events
+    // ------------------------------------------------------------------------------------------
+
+    /// @notice Funds arrived through {IAgentVaultCore-deposit} or a plain ETH transfer. `amount` is what the vault received.
+    event Deposited(address indexed from, address indexed token, uint256 amount);
+
+    /// @notice An agent was added or re-configured through governance (`requestId` 0 when the
+    /// change came from owners' signatures), or one owner switched its allowlist on (`requestId` 0).
+    event AgentConfigured(
+        address indexed agent,
+        uint32 indexed lineage,
+        uint40 validAfter,
+        uint40 validUntil,
+        bool useAllowlist,
+        uint256 requestId
+    );
+
+    /// @notice An agent was paused or revoked by one owner (`by`, requestId 0), or unpaused through
+    /// governance (`by` = the vault).
+    event AgentStatusChanged(address indexed agent, AgentStatus status, address indexed by, uint256 requestId);
+
+    /// @notice An agent's key moved to `newKey`: by the agent itself (`by` = the old key, with both
+    /// keys' signatures) or through governance (`by` = the vault). Limits, budgets, allowlist,
+    /// tokens and open requests moved with it; `oldKey` can no longer act.
+    event AgentRotated(address indexed oldKey, address indexed newKey, uint32 indexed lineage, address by);
+
+    /// @notice Revoking `agent` closed its `count` open requests: none of them can be approved or executed.
+    event OpenRequestsClosed(address indexed agent, uint32 indexed lineage, uint256 count);
+
+    /// @notice An agent's limits for `token` changed. Raises come through governance (`by` = the
+    /// vault); reductions and removals are one owner's call (`requestId` 0). `period` 0 means
+    /// removed from scope. `available` is what the agent can spend right after the change: never
+    /// more than right before it.
+    event LimitsChanged(
+        address indexed agent,
+        address indexed token,
+        uint256 maxPerPayment,
+        uint256 allowance,
+        uint32 period,
+        uint256 available,
+        address by,
+        uint256 requestId
+    );
+
+    /// @notice A recipient was added to (`allowed` true, through governance) or removed from (one
+    /// owner) an agent's allowlist.
+    event RecipientChanged(
+        address indexed agent, address indexed recipient, bool allowed, address by, uint256 requestId
+    );
+
+    /// @notice Funds left the vault: directly inside an agent's limits (`requestId` 0, sent by the
+    /// agent or relayed from its signed intent) or by an executed payment request.
+    event PaymentExecuted(
+        address indexed agent, address indexed token, address indexed to, uint256 amount, bytes32 ref, uint256 requestId
+    );
+
+    /// @notice The submitter of an agent's intent took `fee` (counted against the agent's limits).
+    event RelayFeePaid(address indexed agent, address indexed token, address indexed relayer, uint256 fee, bytes32 ref);
+
+    /// @notice A payment escalated or an owner proposed a governance call. `reasons` is a bitmask of
+    /// REASON_* bits (0 for governance). Together with `requestId` these fields are the {Request}.
+    event RequestCreated(
+        uint256 indexed requestId,
+        address indexed agent,
+        address indexed token,
+        RequestKind kind,
+        uint32 lineage,
+        address to,
+        uint256 amount,
+        bytes32 ref,
+        uint32 reasons,
+        uint40 expiresAt,
+        bytes data
+    );
+
+    /// @notice An owner approved a request on-chain. `approvals` counts the valid approvals at that moment.
+    event RequestApproved(uint256 indexed requestId, address indexed owner, uint256 approvals, bytes32 ref);
+
+    /// @notice An owner rejected a request. A payment request closes at the first rejection; a
+    /// governance request closes (`closed`) once so many owners rejected it that the threshold can
+    /// no longer be reached.
+    event RequestRejected(
+        uint256 indexed requestId, address indexed owner, uint256 rejections, bool closed, bytes32 ref
+    );
+
+    /// @notice The agent withdrew its own pending request.
+    event RequestCancelled(uint256 indexed requestId, address indexed agent, bytes32 ref);
+
+    /// @notice A request passed its expiry and was marked expired.
+    event RequestExpired(uint256 indexed requestId, bytes32 ref);
+
+    /// @notice A request reached the threshold and its action ran. `executor` sent the transaction;
+    /// `signers` are the owners whose off-chain signatures authorised it (empty when the approvals
+    /// were given on-chain).
+    event RequestExecuted(
+        uint256 indexed requestId, address indexed executor, uint256 approvals, bytes32 ref, address[] signers
+    );
+
+    /// @notice A payment authorised by owner signatures alone ({IAgentVaultCore-payWithSignatures}),
+    /// without a stored request. `agent` is the attribution the owners signed (may be 0).
+    event SignedPaymentExecuted(
+        address indexed agent,
+        address indexed token,
+        address indexed to,
+        uint256 amount,
+        bytes32 ref,
+        uint256 nonce,
+        address[] signers
+    );
+
+    /// @notice A batch of governance calls ran on the strength of owners' signatures
+    /// ({IAgentVaultAdmin-executeGovernance}); the calls' own events follow with requestId 0.
+    event GovernanceExecuted(
+        uint256 indexed nonce, bytes32 indexed callsHash, address indexed executor, uint256 calls, address[] signers
+    );
+
+    /// @notice Nonces of `space` were marked used without being spent (an agent key, or the owners'
+    /// payment or governance space), by the space itself, an owner, or governance.
+    event NoncesInvalidated(address indexed space, uint256 wordPos, uint256 mask, address indexed by);
+
+    event OwnerAdded(address indexed owner, uint256 indexed requestId);
+    event OwnerRemoved(address indexed owner, uint256 indexed requestId);
+    event ThresholdChanged(uint256 threshold, uint256 indexed requestId);
+    event RequestExpiryChanged(uint256 requestExpiry, uint256 indexed requestId);
+    event MaxOpenRequestsChanged(uint256 maxOpenRequests, uint256 indexed requestId);
+    event VaultPaused(address indexed by);
+    event VaultUnpaused(uint256 indexed requestId);
+
+    // ------------------------------------------------------------------------------------------
+    // Errors (each carries the offending values)
+    // ------------------------------------------------------------------------------------------
+
+    error AlreadyInitialized();
+    error NotDelegateCall();
+    error NotOwner(address caller);
+    error OnlyVault(address caller);
+    error VaultIsPaused();
+    error ZeroAddress();
+    error ZeroAmount();
+    error AgentNotActive(address agent, AgentStatus status);
+    error AgentNotYetValid(address agent, uint40 validAfter);
+    error AgentExpired(address agent, uint40 validUntil);
+    error AgentIsOwner(address account);
+    error InvalidAgent(address account);
+    error InvalidValidity(uint40 validAfter, uint40 validUntil);
+    error TooManyOpenRequests(address agent, uint256 open, uint256 max);
+    error LimitTooLarge(uint256 value, uint256 max);
+    error InvalidPeriod(uint256 period);
+    error LimitNotReduced(uint256 current, uint256 proposed);
+    error TokenNotInScope(address agent, address token);
+    error UnknownRequest(uint256 requestId);
+    error RequestMismatch(uint256 requestId);
+    error DataMismatch(uint256 requestId);
+    error RequestNotPending(uint256 requestId, RequestStatus status);
+    error RequestHasExpired(uint256 requestId, uint40 expiresAt);
+    error RequestNotExpired(uint256 requestId, uint40 expiresAt);
+    error AlreadyApproved(uint256 requestId, address owner);
+    error AlreadyRejected(uint256 requestId, address owner);
+    error NotEnoughApprovals(uint256 requestId, uint256 approvals, uint256 threshold);
+    error NotEnoughSignatures(uint256 given, uint256 threshold);
+    error SignersNotSorted(address previous, address signer);
+    error InvalidSignature(address signer);
+    error NotRequestAgent(uint256 requestId, address caller);
+    error InsufficientBalance(address token, uint256 balance, uint256 amount);
+    error EthTransferFailed(address to, uint256 amount);
+    error InvalidThreshold(uint256 threshold, uint256 owners);
+    error AlreadyOwner(address owner);
+    error NotAnOwner(address account);
+    error TooManyOwners(uint256 owners, uint256 max);
+    error InvalidRequestExpiry(uint256 requestExpiry);
+    error InvalidMaxOpenRequests(uint256 maxOpenRequests);
+    error NotGovernanceCall(bytes4 selector);
+    error UnknownAgent(address agent);
+    error SignatureExpired(uint256 deadline);
+    error TooManyAgents(uint256 max);
+    error TooManyTokens(address agent, uint256 max);
+    error NonceAlreadyUsed(address space, uint256 nonce);
+    error NotNonceAuthority(address space, address caller);
+    error FeeTooHigh(uint256 fee, uint256 maxFee);
+    error UnsupportedExecutionMode(bytes32 mode);
+    error ExecutionMismatch(uint256 index);
+    error InvalidPermissionContext(uint256 index);
+    error LengthMismatch();
+    error PaymentOutsidePolicy(address agent, uint32 reasons);
+    error InvalidNewKey(address account);
+    error CounterOverflow();
+    error EmptyBatch();
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.30;
+
+import {IAgentVaultBase} from "./IAgentVaultBase.sol";
+
+/// @title IAgentVaultConfig
+/// @notice Agents, limits, owners, the brakes and key rotation. Reducing risk is one owner's call;
+/// adding risk runs only as a call of the vault on itself, i.e. through governance.
+interface IAgentVaultConfig is IAgentVaultBase {
+    // ------------------------------------------------------------------------------------------
+    // Risk-reducing actions: any single owner, instant
+    // ------------------------------------------------------------------------------------------
+
+    function pause() external;
+    function pauseAgent(address agent) external;
+    /// @notice Ends an agent: its key can no longer pay, its open requests die, and re-adding the
+    /// address later starts from nothing (no limits, tokens or allowlist come back).
+    function revokeAgent(address agent) external;
+    /// @notice Lowers an agent's limits for a token; each new value must be <= the current one.
+    function reduceLimits(address agent, address token, uint256 maxPerPayment, uint256 allowance) external;
+    /// @notice Takes a token out of an agent's scope: every later payment in it escalates.
+    function removeToken(address agent, address token) external;
+    function removeRecipient(address agent, address recipient) external;
+    /// @notice Switches an agent's recipient allowlist on.
+    function enforceAllowlist(address agent) external;
+
+
+    // ------------------------------------------------------------------------------------------
+    // Key rotation
+    // ------------------------------------------------------------------------------------------
+
+    /// @notice An agent moves its rights to `newKey`: both keys sign EIP-712
+    /// `RotateKey(address oldKey,address newKey,uint256 nonce,uint256 deadline)` (the new key's
+    /// signature proves it is held; `oldSig` may be empty when the old key sends the call itself).
+    /// Anyone may submit. `nonce` is from the old key's space.
+    function rotateAgentKey(
+        address oldKey,
+        address newKey,
+        uint256 nonce,
+        uint256 deadline,
+        bytes calldata oldSig,
+        bytes calldata newSig
+    ) external;
+
+    // ------------------------------------------------------------------------------------------
+    // Risk-adding actions: only the vault itself, through governance
+    // ------------------------------------------------------------------------------------------
+
+    function addAgent(address agent, uint40 validAfter, uint40 validUntil, bool useAllowlist) external;
+    function unpauseAgent(address agent) external;
+    function setLimits(address agent, address token, uint256 maxPerPayment, uint256 allowance, uint32 period)
+        external;
+    function allowRecipient(address agent, address recipient) external;
+    function unpause() external;
+    function addOwner(address owner, uint256 threshold) external;
+    function removeOwner(address owner, uint256 threshold) external;
+    /// @notice Replaces `oldOwner` by `newOwner` at the same place (Safe's swapOwner). The old
+    /// owner's approvals stop counting.
+    function swapOwner(address oldOwner, address newOwner) external;
+    function changeThreshold(uint256 threshold) external;
+    function setRequestExpiry(uint256 requestExpiry) external;
+    function setMaxOpenRequests(uint256 maxOpenRequests) external;
+    /// @notice The owners move an agent's rights to `newKey` (its key was lost).
+    function replaceAgentKey(address oldKey, address newKey) external;
+}

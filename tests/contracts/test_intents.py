@@ -1,0 +1,259 @@
+"""Agent-signed intents (gasless, relayed) and the vault as its own ERC-7710 delegation manager.
+
+Who gains if a rule breaks: a relayer or facilitator (changes what it submits, takes a bigger
+fee, replays), another vault or chain (replays a signature), or a stranger (forges an agent)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import abi as eth_abi
+from eth_account import Account
+from web3 import Web3
+
+from .conftest import (
+    DAY,
+    ETH,
+    ETH_MAX,
+    ETHER,
+    KIND_PAYMENT,
+    REASON_OVER_PER_PAYMENT,
+    USDC,
+    USDC_MAX,
+    Env,
+    expect_revert,
+    fresh_address,
+    ref,
+)
+
+SINGLE_DEFAULT = b"\0" * 32
+INTENT_TYPE = "(address,address,uint256,bytes32,uint256,uint256,uint256)"
+
+
+def relay(env: Env, intent: tuple[Any, ...], signature: bytes, fee: int = 0, sender=None):
+    return env.send(
+        env.vault.functions.payWithIntent(intent, fee, signature), sender or env.outsider
+    )
+
+
+def context(intent: tuple[Any, ...], signature: bytes) -> bytes:
+    return eth_abi.encode([INTENT_TYPE, "bytes"], [intent, signature])
+
+
+def execution(target: str, value: int, call_data: bytes = b"") -> bytes:
+    return bytes.fromhex(target[2:]) + value.to_bytes(32, "big") + call_data
+
+
+def transfer_call(env: Env, to: str, amount: int) -> bytes:
+    return env.calldata("transfer", to, amount, vault=env.usdc)
+
+
+# ---------------------------------------------------------------------------------- relayed
+
+
+def test_a_relayed_intent_pays_exactly_like_the_agent_would(env: Env) -> None:
+    to = fresh_address("intent-shop")
+    intent = env.intent(to, ETHER // 2, reference=b"invoice-9", nonce=3)
+    before = env.available(ETH)
+    receipt = relay(env, intent, env.sign_intent(intent))
+    paid = env.event(receipt, "PaymentExecuted")
+    assert (paid["agent"], paid["to"], paid["amount"], paid["requestId"]) == (
+        env.agent.address,
+        to,
+        ETHER // 2,
+        0,
+    )
+    assert paid["ref"] == ref("invoice-9")
+    assert env.eth_of(to) == ETHER // 2
+    assert env.available(ETH) <= before - ETHER // 2
+    assert env.vault.functions.isNonceUsed(env.agent.address, 3).call() is True
+
+
+def test_the_relayer_fee_is_capped_by_the_agent_and_counted_against_its_limits(env: Env) -> None:
+    to = fresh_address("fee-shop")
+    intent = env.intent(to, 10 * USDC, token=env.usdc.address, nonce=4, max_fee=1 * USDC)
+    signature = env.sign_intent(intent)
+    with expect_revert("FeeTooHigh", 1 * USDC + 1, 1 * USDC):
+        relay(env, intent, signature, fee=1 * USDC + 1)
+    before = env.available(env.usdc.address)
+    receipt = relay(env, intent, signature, fee=1 * USDC, sender=env.spare[0])
+    fee = env.event(receipt, "RelayFeePaid")
+    assert (fee["relayer"], fee["fee"]) == (env.spare[0].address, 1 * USDC)
+    assert env.usdc_of(env.spare[0].address) == 1 * USDC
+    assert env.available(env.usdc.address) <= before - 11 * USDC
+    # amount + fee over the per-payment limit escalates (and no fee is paid then)
+    big = env.intent(to, USDC_MAX, token=env.usdc.address, nonce=5, max_fee=1 * USDC)
+    receipt = relay(env, big, env.sign_intent(big), fee=1 * USDC, sender=env.spare[0])
+    created = env.event(receipt, "RequestCreated")
+    assert created["reasons"] == REASON_OVER_PER_PAYMENT and created["amount"] == USDC_MAX
+    assert env.usdc_of(env.spare[0].address) == 1 * USDC
+
+
+def test_an_intent_outside_the_limits_becomes_the_agents_request(env: Env) -> None:
+    intent = env.intent(fresh_address("big"), ETH_MAX + 1, nonce=6)
+    receipt = relay(env, intent, env.sign_intent(intent))
+    created = env.event(receipt, "RequestCreated")
+    assert (created["kind"], created["agent"], created["reasons"]) == (
+        KIND_PAYMENT,
+        env.agent.address,
+        REASON_OVER_PER_PAYMENT,
+    )
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 6):
+        relay(env, intent, env.sign_intent(intent))
+
+
+def test_replayed_reordered_and_cancelled_nonces(env: Env) -> None:
+    to = fresh_address("nonces")
+    intents = {n: env.intent(to, 1_000, nonce=n) for n in (300, 7, 256, 8)}
+    for n in (300, 7, 256):  # any order
+        relay(env, intents[n], env.sign_intent(intents[n]))
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 7):
+        relay(env, intents[7], env.sign_intent(intents[7]))
+    # the agent cancels nonce 8 before anyone submits it; an owner can too
+    receipt = env.send(env.vault.functions.invalidateNonces(env.agent.address, 0, 1 << 8), env.agent)
+    assert env.event(receipt, "NoncesInvalidated")["by"] == env.agent.address
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 8):
+        relay(env, intents[8], env.sign_intent(intents[8]))
+    env.send(env.vault.functions.invalidateNonces(env.agent.address, 0, 1 << 9), env.owners[2])
+    with expect_revert("NotNonceAuthority"):
+        env.send(env.vault.functions.invalidateNonces(env.agent.address, 0, 1 << 10), env.outsider)
+
+
+def test_signatures_for_another_vault_chain_agent_or_intent_are_refused(env: Env) -> None:
+    to = fresh_address("forged")
+    intent = env.intent(to, 1_000, nonce=11)
+    other = env.create_vault([o.address for o in env.owners], 2, salt=b"intent-other")
+    # signed for the other vault: recovers to a stranger here
+    with expect_revert("AgentNotActive"):
+        relay(env, intent, env.sign_intent(intent, vault=other))
+    with expect_revert("AgentNotActive"):
+        relay(env, intent, env.sign_intent(intent, chain_id=env.chain.chain_id + 1))
+    stranger = Account.from_key(Web3.keccak(text="not-an-agent"))
+    with expect_revert("AgentNotActive", stranger.address, 0):
+        relay(env, intent, env.sign_intent(intent, stranger))
+    # the relayer changes the recipient or amount: the signature no longer names the agent
+    changed = (intent[0], fresh_address("thief"), *intent[2:])
+    with expect_revert("AgentNotActive"):
+        relay(env, changed, env.sign_intent(intent))
+    bigger = (*intent[:2], intent[2] * 1000, *intent[3:])
+    with expect_revert("AgentNotActive"):
+        relay(env, bigger, env.sign_intent(intent))
+    # a malleable (high-s) copy of a valid signature
+    sig = env.sign_intent(intent)
+    n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+    s = int.from_bytes(sig[32:64], "big")
+    malleable = sig[:32] + (n - s).to_bytes(32, "big") + bytes([55 - sig[64]])
+    with expect_revert("InvalidSignature"):
+        relay(env, intent, malleable)
+    with expect_revert("SignatureExpired"):
+        late = env.intent(to, 1_000, nonce=12, deadline=env.now() - 1)
+        relay(env, late, env.sign_intent(late))
+
+
+def test_intents_of_a_paused_or_revoked_agent_or_vault_do_not_run(env: Env) -> None:
+    intent = env.intent(fresh_address("stopped"), 1_000, nonce=13)
+    signature = env.sign_intent(intent)
+    env.send(env.vault.functions.pause(), env.owners[0])
+    with expect_revert("VaultIsPaused"):
+        relay(env, intent, signature)
+    env.govern_signed([("unpause", ())], nonce=77)
+    env.send(env.vault.functions.revokeAgent(env.agent.address), env.owners[0])
+    with expect_revert("AgentNotActive", env.agent.address, 3):
+        relay(env, intent, signature)
+
+
+# ---------------------------------------------------------------------------------- ERC-7710
+
+
+def test_redeem_delegations_settles_exactly_the_intended_eth_and_token_transfers(env: Env) -> None:
+    to = fresh_address("x402-seller")
+    eth_intent = env.intent(to, 1_000, nonce=20)
+    usdc_intent = env.intent(to, 3 * USDC, token=env.usdc.address, nonce=21)
+    receipt = env.send(
+        env.vault.functions.redeemDelegations(
+            [context(eth_intent, env.sign_intent(eth_intent)), context(usdc_intent, env.sign_intent(usdc_intent))],
+            [SINGLE_DEFAULT, SINGLE_DEFAULT],
+            [execution(to, 1_000), execution(env.usdc.address, 0, transfer_call(env, to, 3 * USDC))],
+        ),
+        env.spare[1],
+    )
+    assert len(env.events(receipt, "PaymentExecuted")) == 2
+    assert env.eth_of(to) == 1_000 and env.usdc_of(to) == 3 * USDC
+    # replaying the settlement
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 20):
+        env.send(
+            env.vault.functions.redeemDelegations(
+                [context(eth_intent, env.sign_intent(eth_intent))], [SINGLE_DEFAULT], [execution(to, 1_000)]
+            ),
+            env.spare[1],
+        )
+
+
+def test_redeem_delegations_refuses_any_execution_other_than_the_intent(env: Env) -> None:
+    to, thief = fresh_address("seller"), fresh_address("thief")
+    intent = env.intent(to, 2 * USDC, token=env.usdc.address, nonce=30)
+    ctx = context(intent, env.sign_intent(intent))
+    token = env.usdc.address
+    bad_executions = [
+        execution(token, 0, transfer_call(env, thief, 2 * USDC)),  # other recipient
+        execution(token, 0, transfer_call(env, to, 3 * USDC)),  # other amount
+        execution(token, 1, transfer_call(env, to, 2 * USDC)),  # with value
+        execution(to, 0, transfer_call(env, to, 2 * USDC)),  # other target
+        execution(token, 0, transfer_call(env, to, 2 * USDC) + b"\0"),  # extra data
+        execution(token, 0, env.calldata("approve", thief, 2 * USDC, vault=env.usdc)),
+        b"\x01" * 51,  # malformed
+    ]
+    for bad in bad_executions:
+        with expect_revert("ExecutionMismatch", 0):
+            env.send(env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [bad]), env.outsider)
+    good = execution(token, 0, transfer_call(env, to, 2 * USDC))
+    for mode in (b"\x01" + b"\0" * 31, b"\0\x01" + b"\0" * 30, b"\0" * 31 + b"\x01"):
+        with expect_revert("UnsupportedExecutionMode"):
+            env.send(env.vault.functions.redeemDelegations([ctx], [mode], [good]), env.outsider)
+    with expect_revert("LengthMismatch"):
+        env.send(env.vault.functions.redeemDelegations([ctx], [], [good]), env.outsider)
+    with expect_revert("InvalidPermissionContext", 0):
+        env.send(env.vault.functions.redeemDelegations([b"\x00" * 5], [SINGLE_DEFAULT], [good]), env.outsider)
+    env.send(env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [good]), env.outsider)
+    assert env.usdc_of(to) == 2 * USDC and env.usdc_of(thief) == 0
+
+
+def test_redeem_delegations_reverts_outside_the_limits_instead_of_escalating(env: Env) -> None:
+    to = fresh_address("too-much")
+    intent = env.intent(to, ETH_MAX + 1, nonce=40)
+    with expect_revert("PaymentOutsidePolicy", env.agent.address, REASON_OVER_PER_PAYMENT):
+        env.send(
+            env.vault.functions.redeemDelegations(
+                [context(intent, env.sign_intent(intent))], [SINGLE_DEFAULT], [execution(to, ETH_MAX + 1)]
+            ),
+            env.outsider,
+        )
+    assert env.vault.functions.isNonceUsed(env.agent.address, 40).call() is False
+
+
+def test_a_batch_of_delegations_is_atomic(env: Env) -> None:
+    to = fresh_address("atomic-7710")
+    ok = env.intent(to, 1_000, nonce=50)
+    bad = env.intent(to, 1_000, nonce=51)
+    with expect_revert("ExecutionMismatch", 1):
+        env.send(
+            env.vault.functions.redeemDelegations(
+                [context(ok, env.sign_intent(ok)), context(bad, env.sign_intent(bad))],
+                [SINGLE_DEFAULT, SINGLE_DEFAULT],
+                [execution(to, 1_000), execution(to, 999)],
+            ),
+            env.outsider,
+        )
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.isNonceUsed(env.agent.address, 50).call() is False
+
+
+def test_intent_digest_view_matches_the_typed_data(env: Env) -> None:
+    from eth_account.messages import encode_typed_data
+
+    intent = env.intent(fresh_address("digest"), 5, nonce=60, max_fee=2)
+    typed = env.typed_intent(intent)
+    message = encode_typed_data(full_message=typed)
+    expected = Web3.keccak(b"\x19" + message.version + message.header + message.body)
+    assert env.vault.functions.intentDigest(intent).call() == expected
+    assert DAY  # keep the import used for readers: deadlines default to a day
