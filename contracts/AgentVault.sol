@@ -4,7 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {Proxy} from "@openzeppelin/contracts/proxy/Proxy.sol";
+import {Forwarder} from "./base/Forwarder.sol";
 import {IAgentVaultCore} from "./interfaces/IAgentVaultCore.sol";
 import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
 import {PolicyWord} from "./libraries/PolicyWord.sol";
@@ -25,7 +25,7 @@ import {PolicyWord} from "./libraries/PolicyWord.sol";
 ///   them (0 when owners' signatures made them).
 /// - An approval counts only while its owner is still the same owner (owner epoch), and only
 ///   approvals of current owners count toward the current threshold.
-contract AgentVault is IAgentVaultCore, AgentVaultStorage, Proxy {
+contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
     using SafeERC20 for IERC20;
 
     /// @notice The admin extension every other selector is forwarded to.
@@ -108,20 +108,43 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Proxy {
         nonReentrant
         returns (uint256 requestId)
     {
-        uint32 reasons = _pay(msg.sender, token, to, amount, 0, ref);
+        uint32 reasons = _pay(msg.sender, token, to, amount, amount, ref);
         if (reasons != 0) return _newPaymentRequest(msg.sender, token, to, amount, ref, reasons);
     }
 
     /// @inheritdoc IAgentVaultCore
-    function payWithIntent(Intent calldata intent, uint256 fee, bytes calldata signature)
+    function payWithIntent(Intent calldata intent, uint256 fee, bytes32 r, bytes32 vs)
         external
         nonReentrant
         returns (uint256 requestId)
     {
         if (fee > intent.maxFee) revert FeeTooHigh(fee, intent.maxFee);
-        address agent = _intentSigner(intent, signature);
-        uint32 reasons = _pay(agent, intent.token, intent.to, intent.amount, fee, intent.ref);
-        if (reasons != 0) return _newPaymentRequest(agent, intent.token, intent.to, intent.amount, intent.ref, reasons);
+        if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
+        bytes32 typeHash = INTENT_TYPEHASH;
+        bytes32 structHash;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, typeHash)
+            calldatacopy(add(p, 0x20), intent, 0xe0)
+            structHash := keccak256(p, 0x100)
+        }
+        ECDSA.RecoverError error;
+        address agent;
+        // slither-disable-next-line unused-return (the third value only details `error`)
+        (agent, error,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
+        if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+        _useNonce(agent, intent.nonce);
+        // the signature covers these words as they are: dirty words recover another signer
+        address token = intent.token;
+        address to = intent.to;
+        uint256 amount = intent.amount;
+        bytes32 ref = intent.ref;
+        uint32 reasons = _pay(agent, token, to, amount, amount + fee, ref);
+        if (reasons != 0) return _newPaymentRequest(agent, token, to, amount, ref, reasons);
+        if (fee != 0) {
+            _send(token, msg.sender, fee);
+            emit RelayFeePaid(agent, token, msg.sender, fee, ref);
+        }
     }
 
     /// @inheritdoc IAgentVaultCore
@@ -146,37 +169,60 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Proxy {
                 : target == intent.token && value == 0
                     && keccak256(callData) == keccak256(abi.encodeCall(IERC20.transfer, (intent.to, intent.amount)));
             if (!exact) revert ExecutionMismatch(i);
-            address agent = _intentSigner(intent, signature);
-            uint32 reasons = _pay(agent, intent.token, intent.to, intent.amount, 0, intent.ref);
+            if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
+            address agent = _recoverAgent(keccak256(abi.encode(INTENT_TYPEHASH, intent)), signature, intent.nonce);
+            uint32 reasons = _pay(agent, intent.token, intent.to, intent.amount, intent.amount, intent.ref);
             if (reasons != 0) revert PaymentOutsidePolicy(agent, reasons);
         }
     }
 
     /// @inheritdoc IAgentVaultCore
     function payWithSignatures(SignedPayment calldata payment, bytes calldata signatures) external nonReentrant {
-        Config memory c = _layout().config;
-        if (c.paused) revert VaultIsPaused();
+        uint256 cw = _sload(_configSlot());
+        if ((cw >> CW_PAUSED) & 0xff != 0) revert VaultIsPaused();
         if (block.timestamp > payment.deadline) revert SignatureExpired(payment.deadline);
-        if (payment.to == address(0)) revert ZeroAddress();
-        if (payment.amount == 0) revert ZeroAmount();
+        address to = payment.to;
+        uint256 amount = payment.amount;
+        if (to == address(0)) revert ZeroAddress();
+        if (amount == 0) revert ZeroAmount();
         _useNonce(PAYMENT_SPACE, payment.nonce);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(SIGNED_PAYMENT_TYPEHASH, payment)));
-        address[] memory signers = _checkSignatures(digest, signatures, c.threshold);
+        bytes32 typeHash = SIGNED_PAYMENT_TYPEHASH;
+        bytes32 structHash;
+        // the struct as it lies in calldata (dirty words give another digest: no owner signed it)
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, typeHash)
+            calldatacopy(add(p, 0x20), payment, 0xe0)
+            structHash := keccak256(p, 0x100)
+        }
+        address[] memory signers =
+            _checkSignatures(_hashTypedDataV4(structHash), signatures, (cw >> CW_THRESHOLD) & 0xff);
+        address token = payment.token;
         // slither-disable-next-line arbitrary-send-eth (`to` is authorised by threshold owner signatures above)
-        _transferOut(payment.token, payment.to, payment.amount, false);
-        emit SignedPaymentExecuted(
-            payment.agent, payment.token, payment.to, payment.amount, payment.ref, payment.nonce, signers
+        _send(token, to, amount);
+        emit SignedPaymentExecuted(payment.agent, token, to, amount, payment.ref, signers);
+    }
+
+    /// @inheritdoc IAgentVaultCore
+    function executePaymentWithSignatures(PaymentRequest calldata request, bytes calldata signatures)
+        external
+        nonReentrant
+    {
+        (bytes32 structHash, uint256 agentSlot, uint256 aw) = _openPayment(request);
+        address[] memory signers = _checkSignatures(
+            _hashTypedDataV4(structHash), signatures, (_sload(_configSlot()) >> CW_THRESHOLD) & 0xff
         );
+        _executePayment(request, agentSlot, aw, signers);
     }
 
     // ------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------
 
-    /// @dev An agent's payment of `amount` (+ `fee` to the caller). Inside every limit the budget
-    /// is consumed, the funds move and 0 is returned; otherwise nothing changes and the escalation
-    /// reasons are returned.
-    function _pay(address agent, address token, address to, uint256 amount, uint256 fee, bytes32 ref)
+    /// @dev An agent's payment of `amount`, charging its budget `charge` (the amount plus a relay
+    /// fee). Inside every limit the budget is consumed, the funds move and 0 is returned; otherwise
+    /// nothing changes and the escalation reasons are returned.
+    function _pay(address agent, address token, address to, uint256 amount, uint256 charge, bytes32 ref)
         private
         returns (uint32 reasons)
     {
@@ -187,7 +233,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Proxy {
         uint256 newWord;
         if (word & PolicyWord.FAST != 0) {
             // Vault, agent status, validity window and scope already hold (see FAST): one word read.
-            (reasons, newWord) = PolicyWord.evaluate(word, amount + fee);
+            (reasons, newWord) = PolicyWord.spend(word, charge);
             if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
                 reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
             }
@@ -195,31 +241,25 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Proxy {
             if (l.config.paused) revert VaultIsPaused();
             Agent memory a = l.agents[agent];
             _checkAgentCanPay(agent, a);
-            (reasons, newWord) = PolicyWord.evaluate(word, amount + fee);
+            (reasons, newWord) = PolicyWord.evaluate(word, charge);
             if (a.useAllowlist && !l.allowlist[a.lineage][to]) reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
             newWord = PolicyWord.withFlags(newWord, _flags(a, false));
         }
         // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
         if (reasons == 0) {
             l.policies[agent][token] = newWord;
-            _transferOut(token, to, amount, false);
-            emit PaymentExecuted(agent, token, to, amount, ref, 0);
-            if (fee != 0) {
-                _transferOut(token, msg.sender, fee, false);
-                emit RelayFeePaid(agent, token, msg.sender, fee, ref);
-            }
+            _send(token, to, amount);
+            emit PaymentExecuted(agent, token, to, amount, ref);
         }
     }
 
-    /// @dev The agent that signed `intent`; spends its nonce and checks the deadline.
-    function _intentSigner(Intent memory intent, bytes memory signature) private returns (address agent) {
-        if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
-        bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(INTENT_TYPEHASH, intent)));
+    /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its nonce.
+    function _recoverAgent(bytes32 structHash, bytes memory signature, uint256 nonce) private returns (address agent) {
         ECDSA.RecoverError error;
         // slither-disable-next-line unused-return (the third value only details `error`)
-        (agent, error,) = ECDSA.tryRecover(digest, signature);
+        (agent, error,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
         if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
-        _useNonce(agent, intent.nonce);
+        _useNonce(agent, nonce);
     }
 
     /// @dev A permission context, `abi.encode(Intent, bytes signature)`, read strictly: anything

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 pragma solidity 0.8.30;
 
-import {Proxy} from "@openzeppelin/contracts/proxy/Proxy.sol";
+import {Forwarder} from "./base/Forwarder.sol";
 import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 import {IAgentVaultAdmin} from "./interfaces/IAgentVaultAdmin.sol";
 import {IAgentVaultConfig} from "./interfaces/IAgentVaultConfig.sol";
@@ -12,8 +12,9 @@ import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
 /// the vault's core ({AgentVault}), in the vault's storage; every selector not here goes on, the
 /// same way, to {AgentVaultConfig}.
 /// @dev Any `threshold` owners can always govern: {executeGovernance} runs their signed batch in
-/// one transaction, and a governance request dies only when the threshold can no longer be reached.
-contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Proxy {
+/// one transaction, and a governance proposal dies only when the threshold can no longer be
+/// reached. One owner's no still closes an agent's payment request.
+contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
     using TransientSlot for *;
 
     /// @notice The configuration extension every selector not here is forwarded to.
@@ -25,7 +26,52 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Proxy {
     }
 
     // ------------------------------------------------------------------------------------------
-    // Requests
+    // Payment requests
+    // ------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgentVaultAdmin
+    function approvePayment(PaymentRequest calldata request) external onlyDelegateCall onlyOwner nonReentrant {
+        (, uint256 agentSlot, uint256 aw) = _openPayment(request);
+        (address[] memory approvers, uint256 approvals) = _approve(request.id);
+        if (approvals >= _layout().config.threshold) _executePayment(request, agentSlot, aw, approvers);
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function executePayment(PaymentRequest calldata request) external onlyDelegateCall nonReentrant {
+        (, uint256 agentSlot, uint256 aw) = _openPayment(request);
+        _executePayment(request, agentSlot, aw, _approvedBy(request.id));
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function rejectPayment(PaymentRequest calldata request) external onlyDelegateCall onlyOwner nonReentrant {
+        _checkRecord(request.id, _layout().requests[request.slot], _hashPayment(request));
+        // one owner's no closes an agent's payment request
+        (uint256 agentSlot, uint256 aw, bool alive) = _requestAgentWord(request.agent, request.lineage);
+        _closePayment(request, agentSlot, aw, alive, RequestStatus.Rejected);
+        emit RequestRejected(request.id, msg.sender, 1, true);
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function cancelPayment(PaymentRequest calldata request) external onlyDelegateCall nonReentrant {
+        _checkRecord(request.id, _layout().requests[request.slot], _hashPayment(request));
+        (uint256 agentSlot, uint256 aw, bool alive) = _requestAgentWord(request.agent, request.lineage);
+        // only the lineage's current key, while it lives
+        if (!alive || agentSlot != _agentSlot(msg.sender)) revert NotRequestAgent(request.id, msg.sender);
+        _closePayment(request, agentSlot, aw, true, RequestStatus.Cancelled);
+        emit RequestCancelled(request.id, msg.sender);
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function expirePayment(PaymentRequest calldata request) external onlyDelegateCall nonReentrant {
+        _checkRecord(request.id, _layout().requests[request.slot], _hashPayment(request));
+        if (block.timestamp <= request.expiresAt) revert RequestNotExpired(request.id, request.expiresAt);
+        (uint256 agentSlot, uint256 aw, bool alive) = _requestAgentWord(request.agent, request.lineage);
+        _closePayment(request, agentSlot, aw, alive, RequestStatus.Expired);
+        emit RequestExpired(request.id);
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Governance proposals
     // ------------------------------------------------------------------------------------------
 
     /// @inheritdoc IAgentVaultAdmin
@@ -36,101 +82,77 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Proxy {
         nonReentrant
         returns (uint256 requestId)
     {
-        bytes4 selector = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
-        if (!_isGovernanceSelector(selector)) revert NotGovernanceCall(selector);
-        requestId = _newRequest(RequestKind.Governance, msg.sender, 0, address(0), address(this), 0, ref, 0, data);
-        uint256 approvals = _vote(requestId);
-        emit RequestApproved(requestId, msg.sender, approvals, ref);
-        if (approvals >= _layout().config.threshold) {
-            // a 1-of-n vault: the proposal runs at once
-            Request memory r = Request({
-                id: requestId,
-                kind: RequestKind.Governance,
-                agent: msg.sender,
-                lineage: 0,
-                token: address(0),
-                to: address(this),
-                amount: 0,
-                ref: ref,
-                reasons: 0,
-                dataHash: keccak256(data),
-                expiresAt: uint40(block.timestamp + _layout().config.requestExpiry)
-            });
-            _execute(r, data, approvals, new address[](0));
-        }
+        _checkGovernanceCall(data);
+        Layout storage l = _layout();
+        Config memory c = l.config;
+        requestId = uint256(c.requestCount) + 1;
+        if (requestId > type(uint64).max) revert CounterOverflow();
+        l.config.requestCount = uint64(requestId);
+        uint40 expiresAt = uint40(block.timestamp + c.requestExpiry);
+        l.requests[requestId] = _pendingRecord(
+            keccak256(abi.encode(PROPOSAL_TYPEHASH, requestId, msg.sender, keccak256(data), ref, expiresAt))
+        );
+        emit GovernanceProposed(requestId, msg.sender, ref, expiresAt, data);
+        (address[] memory approvers, uint256 approvals) = _approve(requestId);
+        if (approvals >= c.threshold) _runProposal(requestId, data, approvers);
     }
 
     /// @inheritdoc IAgentVaultAdmin
-    function approve(Request calldata request, bytes calldata data) external onlyDelegateCall onlyOwner nonReentrant {
-        _checkOpen(request);
-        uint256 approvals = _vote(request.id);
-        emit RequestApproved(request.id, msg.sender, approvals, request.ref);
-        if (approvals >= _layout().config.threshold) _execute(request, data, approvals, new address[](0));
+    function approveProposal(GovernanceProposal calldata proposal, bytes calldata data)
+        external
+        onlyDelegateCall
+        onlyOwner
+        nonReentrant
+    {
+        _openProposal(proposal);
+        (address[] memory approvers, uint256 approvals) = _approve(proposal.id);
+        if (approvals >= _layout().config.threshold) _executeProposal(proposal, data, approvers);
     }
 
     /// @inheritdoc IAgentVaultAdmin
-    function execute(Request calldata request, bytes calldata data) external onlyDelegateCall nonReentrant {
-        _checkOpen(request);
-        (uint256 approvals,) = _countVotes(request.id);
-        uint256 t = _layout().config.threshold;
-        if (approvals < t) revert NotEnoughApprovals(request.id, approvals, t);
-        _execute(request, data, approvals, new address[](0));
-    }
-
-    /// @inheritdoc IAgentVaultAdmin
-    function executeWithSignatures(Request calldata request, bytes calldata data, bytes calldata signatures)
+    function executeProposal(GovernanceProposal calldata proposal, bytes calldata data)
         external
         onlyDelegateCall
         nonReentrant
     {
-        bytes32 structHash = _checkOpen(request);
-        uint256 t = _layout().config.threshold;
-        address[] memory signers = _checkSignatures(_hashTypedDataV4(structHash), signatures, t);
-        _execute(request, data, t, signers);
+        _openProposal(proposal);
+        _executeProposal(proposal, data, _approvedBy(proposal.id));
     }
 
     /// @inheritdoc IAgentVaultAdmin
-    function reject(Request calldata request) external onlyDelegateCall onlyOwner nonReentrant {
-        (uint256 record,) = _checkPending(request);
+    function executeProposalWithSignatures(
+        GovernanceProposal calldata proposal,
+        bytes calldata data,
+        bytes calldata signatures
+    ) external onlyDelegateCall nonReentrant {
+        bytes32 structHash = _openProposal(proposal);
+        address[] memory signers =
+            _checkSignatures(_hashTypedDataV4(structHash), signatures, _layout().config.threshold);
+        _executeProposal(proposal, data, signers);
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function rejectProposal(GovernanceProposal calldata proposal) external onlyDelegateCall onlyOwner nonReentrant {
         Layout storage l = _layout();
-        if (request.kind == RequestKind.Payment) {
-            // one owner's no closes an agent's payment request
-            _close(request, record, RequestStatus.Rejected);
-            emit RequestRejected(request.id, msg.sender, 1, true, request.ref);
-            return;
-        }
-        uint256 epoch = l.owners[msg.sender] >> 160;
-        if (l.votes[request.id][msg.sender] == (epoch << 1) | 1) revert AlreadyRejected(request.id, msg.sender);
-        l.votes[request.id][msg.sender] = (epoch << 1) | 1;
-        (, uint256 rejections) = _countVotes(request.id);
+        _checkRecord(proposal.id, l.requests[proposal.id], _hashProposal(proposal));
+        uint256 vote = ((l.owners[msg.sender] >> 160) << 1) | 1;
+        if (l.votes[proposal.id][msg.sender] == vote) revert AlreadyRejected(proposal.id, msg.sender);
+        l.votes[proposal.id][msg.sender] = vote;
+        (, uint256 rejections) = _countVotes(proposal.id);
         Config memory c = l.config;
         // closed once the owners who have not rejected can no longer reach the threshold
         bool closed = rejections > uint256(c.ownerCount) - c.threshold;
-        if (closed) _close(request, record, RequestStatus.Rejected);
-        emit RequestRejected(request.id, msg.sender, rejections, closed, request.ref);
+        if (closed) l.requests[proposal.id] = uint256(RequestStatus.Rejected) | (proposal.id << 40);
+        emit RequestRejected(proposal.id, msg.sender, rejections, closed);
     }
 
     /// @inheritdoc IAgentVaultAdmin
-    function cancel(Request calldata request) external onlyDelegateCall nonReentrant {
-        (uint256 record,) = _checkPending(request);
-        if (request.kind != RequestKind.Payment) revert NotRequestAgent(request.id, msg.sender);
-        Agent storage caller = _layout().agents[msg.sender];
-        if (
-            caller.lineage != request.lineage
-                || (caller.status != AgentStatus.Active && caller.status != AgentStatus.Paused)
-        ) {
-            revert NotRequestAgent(request.id, msg.sender);
-        }
-        _close(request, record, RequestStatus.Cancelled);
-        emit RequestCancelled(request.id, msg.sender, request.ref);
-    }
-
-    /// @inheritdoc IAgentVaultAdmin
-    function expire(Request calldata request) external onlyDelegateCall nonReentrant {
-        (uint256 record,) = _checkPending(request);
-        if (block.timestamp <= request.expiresAt) revert RequestNotExpired(request.id, request.expiresAt);
-        _close(request, record, RequestStatus.Expired);
-        emit RequestExpired(request.id, request.ref);
+    function expireProposal(GovernanceProposal calldata proposal) external onlyDelegateCall nonReentrant {
+        Layout storage l = _layout();
+        _checkRecord(proposal.id, l.requests[proposal.id], _hashProposal(proposal));
+        if (block.timestamp <= proposal.expiresAt) revert RequestNotExpired(proposal.id, proposal.expiresAt);
+        l.requests[proposal.id] = uint256(RequestStatus.Expired) | (proposal.id << 40);
+        emit RequestExpired(proposal.id);
     }
 
     /// @inheritdoc IAgentVaultAdmin
@@ -143,17 +165,27 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Proxy {
         if (n == 0) revert EmptyBatch();
         if (block.timestamp > deadline) revert SignatureExpired(deadline);
         _useNonce(GOVERNANCE_SPACE, nonce);
-        bytes32[] memory hashes = new bytes32[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            hashes[i] = keccak256(calls[i]);
+        // EIP-712 `bytes[]`: keccak256 of the concatenated keccak256 of each call
+        bytes32 callsHash;
+        assembly ("memory-safe") {
+            let hashes := mload(0x40)
+            for { let i := 0 } lt(i, n) { i := add(i, 1) } {
+                let item := add(calls.offset, calldataload(add(calls.offset, shl(5, i))))
+                let length := calldataload(item)
+                let buffer := add(hashes, shl(5, n))
+                calldatacopy(buffer, add(item, 0x20), length)
+                mstore(add(hashes, shl(5, i)), keccak256(buffer, length))
+            }
+            callsHash := keccak256(hashes, shl(5, n))
         }
-        bytes32 callsHash = keccak256(abi.encodePacked(hashes));
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(GOVERNANCE_TYPEHASH, callsHash, nonce, deadline)));
         address[] memory signers = _checkSignatures(digest, signatures, _layout().config.threshold);
+        EXECUTING_SLOT.asUint256().tstore(SIGNED_BATCH);
         for (uint256 i = 0; i < n; ++i) {
-            _callVault(calls[i], 0);
+            _governanceCall(calls[i]);
         }
-        emit GovernanceExecuted(nonce, callsHash, msg.sender, n, signers);
+        EXECUTING_SLOT.asUint256().tstore(0);
+        emit GovernanceExecuted(nonce, msg.sender, signers);
     }
 
     // ------------------------------------------------------------------------------------------
@@ -162,7 +194,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Proxy {
 
     /// @inheritdoc IAgentVaultAdmin
     function invalidateNonces(address space, uint256 wordPos, uint256 mask) external onlyDelegateCall {
-        bool allowed = msg.sender == space || msg.sender == address(this)
+        bool allowed = msg.sender == space || EXECUTING_SLOT.asUint256().tload() != 0
             || (space != GOVERNANCE_SPACE && _isOwner(msg.sender));
         if (!allowed) revert NotNonceAuthority(space, msg.sender);
         _layout().nonces[space][wordPos] |= mask;
@@ -170,87 +202,91 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Proxy {
     }
 
     // ------------------------------------------------------------------------------------------
-    // Internals: requests
+    // Internals
     // ------------------------------------------------------------------------------------------
 
-    /// @dev Reverts unless `r` is exactly a stored request that is still pending; returns the
-    /// record and the request's struct hash.
-    function _checkPending(Request calldata r) private view returns (uint256 record, bytes32 structHash) {
-        record = _layout().requests[r.id];
-        if (record == 0) revert UnknownRequest(r.id);
-        if (record >> BLOCK_BITS <= 0xff) revert RequestNotPending(r.id, RequestStatus(record >> BLOCK_BITS));
-        structHash = _hashRequest(r);
-        if (uint256(structHash) >> BLOCK_BITS != record >> BLOCK_BITS) revert RequestMismatch(r.id);
-    }
-
-    /// @dev {_checkPending}, not expired, and for a payment its agent's lineage alive.
-    function _checkOpen(Request calldata r) private view returns (bytes32 structHash) {
-        (, structHash) = _checkPending(r);
-        if (block.timestamp > r.expiresAt) revert RequestHasExpired(r.id, r.expiresAt);
-        if (r.kind == RequestKind.Payment && !_alive(_requestAgent(r), r.lineage)) {
-            revert RequestNotPending(r.id, RequestStatus.AgentRevoked);
-        }
-    }
-
-    /// @dev Records msg.sender's approval (replacing a rejection) and returns the valid approvals now.
-    function _vote(uint256 requestId) private returns (uint256 approvals) {
+    /// @dev Records msg.sender's approval of `requestId` (replacing a rejection); returns the
+    /// current owners who approved and how many they are.
+    function _approve(uint256 requestId) private returns (address[] memory approvers, uint256 approvals) {
         Layout storage l = _layout();
         uint256 vote = (l.owners[msg.sender] >> 160) << 1;
         if (l.votes[requestId][msg.sender] == vote) revert AlreadyApproved(requestId, msg.sender);
         l.votes[requestId][msg.sender] = vote;
-        (approvals,) = _countVotes(requestId);
+        approvers = _approvers(requestId);
+        approvals = approvers.length;
+        emit RequestApproved(requestId, msg.sender, approvals);
     }
 
-    /// @dev Runs a request's action. Any failure reverts the whole transaction, so a request whose
-    /// action cannot run stays pending and the approval that triggered it is not recorded.
-    function _execute(Request memory r, bytes calldata data, uint256 approvals, address[] memory signers) private {
-        if (keccak256(data) != r.dataHash) revert DataMismatch(r.id);
+    /// @dev The current owners whose on-chain approval of `requestId` counts, if they meet the threshold.
+    function _approvedBy(uint256 requestId) private view returns (address[] memory approvers) {
+        approvers = _approvers(requestId);
+        uint256 t = _layout().config.threshold;
+        if (approvers.length < t) revert NotEnoughApprovals(requestId, approvers.length, t);
+    }
+
+    function _approvers(uint256 requestId) private view returns (address[] memory approvers) {
         Layout storage l = _layout();
-        uint256 record = l.requests[r.id];
-        l.requests[r.id] = (uint256(RequestStatus.Executed) << BLOCK_BITS) | (record & BLOCK_MASK);
-        if (r.kind == RequestKind.Payment) {
-            if (l.config.paused) revert VaultIsPaused();
-            _requestAgent(r).openRequests -= 1;
-            // slither-disable-next-line arbitrary-send-eth (a payment the threshold of owners approved)
-            _transferOut(r.token, r.to, r.amount, true);
-            emit PaymentExecuted(r.agent, r.token, r.to, r.amount, r.ref, r.id);
-        } else {
-            _callVault(data, r.id);
+        mapping(address => uint256) storage votes = l.votes[requestId];
+        approvers = new address[](l.config.ownerCount);
+        uint256 n = 0;
+        address current = address(uint160(l.owners[SENTINEL]));
+        while (current != SENTINEL) {
+            uint256 word = l.owners[current];
+            if (votes[current] == (word >> 160) << 1) approvers[n++] = current;
+            current = address(uint160(word));
         }
-        emit RequestExecuted(r.id, msg.sender, approvals, r.ref, signers);
-    }
-
-    /// @dev Closes a pending request (not executed); frees its agent's slot while the agent lives.
-    function _close(Request calldata r, uint256 record, RequestStatus status) private {
-        _layout().requests[r.id] = (uint256(status) << BLOCK_BITS) | (record & BLOCK_MASK);
-        if (r.kind == RequestKind.Payment) {
-            Agent storage a = _requestAgent(r);
-            if (_alive(a, r.lineage)) a.openRequests -= 1;
+        assembly ("memory-safe") {
+            mstore(approvers, n)
         }
     }
 
-    /// @dev Calls the vault itself with a governance call, marking `requestId` as the one executing.
-    function _callVault(bytes calldata data, uint256 requestId) private {
-        bytes4 selector = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
-        if (!_isGovernanceSelector(selector)) revert NotGovernanceCall(selector);
+    /// @dev Checks that `p` is a pending, unexpired proposal; returns its struct hash.
+    function _openProposal(GovernanceProposal calldata p) private view returns (bytes32 structHash) {
+        structHash = _hashProposal(p);
+        _checkRecord(p.id, _layout().requests[p.id], structHash);
+        if (block.timestamp > p.expiresAt) revert RequestHasExpired(p.id, p.expiresAt);
+    }
+
+    function _executeProposal(GovernanceProposal calldata p, bytes calldata data, address[] memory signers) private {
+        if (keccak256(data) != p.dataHash) revert DataMismatch(p.id);
+        _runProposal(p.id, data, signers);
+    }
+
+    /// @dev Closes proposal `requestId` as executed and runs its call. Any failure reverts the
+    /// whole transaction, so a proposal whose call cannot run stays pending.
+    function _runProposal(uint256 requestId, bytes calldata data, address[] memory signers) private {
+        _layout().requests[requestId] = uint256(RequestStatus.Executed) | (requestId << 40);
         EXECUTING_SLOT.asUint256().tstore(requestId);
-        (bool ok, bytes memory ret) = address(this).call(data);
+        _governanceCall(data);
         EXECUTING_SLOT.asUint256().tstore(0);
-        if (!ok) {
-            assembly ("memory-safe") {
-                revert(add(ret, 32), mload(ret))
-            }
-        }
+        emit RequestExecuted(requestId, msg.sender, signers);
     }
 
-    function _isGovernanceSelector(bytes4 s) private pure returns (bool) {
-        return s == IAgentVaultConfig.addAgent.selector || s == IAgentVaultConfig.unpauseAgent.selector
+    function _checkGovernanceCall(bytes calldata data) private pure {
+        bytes4 s = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
+        bool ok = s == IAgentVaultConfig.addAgent.selector || s == IAgentVaultConfig.unpauseAgent.selector
             || s == IAgentVaultConfig.setLimits.selector || s == IAgentVaultConfig.allowRecipient.selector
             || s == IAgentVaultConfig.unpause.selector || s == IAgentVaultConfig.addOwner.selector
             || s == IAgentVaultConfig.removeOwner.selector || s == IAgentVaultConfig.swapOwner.selector
             || s == IAgentVaultConfig.changeThreshold.selector || s == IAgentVaultConfig.setRequestExpiry.selector
             || s == IAgentVaultConfig.setMaxOpenRequests.selector || s == IAgentVaultConfig.replaceAgentKey.selector
             || s == this.invalidateNonces.selector;
+        if (!ok) revert NotGovernanceCall(s);
+    }
+
+    /// @dev Runs one governance call in the vault's own context (EXECUTING_SLOT is set): the config
+    /// extension's functions directly, this contract's own by delegatecall to itself.
+    function _governanceCall(bytes calldata data) private {
+        _checkGovernanceCall(data);
+        address target = bytes4(data[:4]) == this.invalidateNonces.selector ? SELF : CONFIG;
+        bytes memory call = data;
+        // slither-disable-next-line controlled-delegatecall,low-level-calls (a fixed, immutable target)
+        (bool ok, bytes memory ret) = target.delegatecall(call);
+        if (!ok) {
+            assembly ("memory-safe") {
+                revert(add(ret, 32), mload(ret))
+            }
+        }
     }
 
     /// @dev Forwarding, too, happens only inside a vault.

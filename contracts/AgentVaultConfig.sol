@@ -2,7 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {Proxy} from "@openzeppelin/contracts/proxy/Proxy.sol";
+import {Forwarder} from "./base/Forwarder.sol";
 import {IAgentVaultConfig} from "./interfaces/IAgentVaultConfig.sol";
 import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
 import {PolicyWord} from "./libraries/PolicyWord.sol";
@@ -14,7 +14,7 @@ import {PolicyWord} from "./libraries/PolicyWord.sol";
 /// @dev Reducing risk (pause, pause or revoke an agent, lower a limit, remove a token or a
 /// recipient, switch the allowlist on) is one owner's call; adding risk runs only as a call of the
 /// vault on itself, i.e. through governance ({IAgentVaultAdmin}).
-contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
+contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     /// @notice The lens every selector not here is forwarded to.
     address private immutable LENS;
 
@@ -64,6 +64,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
         a.tokenCount = 0;
         a.tokens = 0;
         a.openRequests = 0;
+        a.freeSlot = 0;
         emit AgentStatusChanged(agent, AgentStatus.Revoked, msg.sender, 0);
         if (m.openRequests != 0) emit OpenRequestsClosed(agent, m.lineage, m.openRequests);
     }
@@ -153,26 +154,30 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
         if (validUntil != 0 && validUntil <= validAfter) revert InvalidValidity(validAfter, validUntil);
         Layout storage l = _layout();
         Agent storage a = l.agents[agent];
+        uint32 lineage;
         if (a.status != AgentStatus.Active && a.status != AgentStatus.Paused) {
             // new, or re-added after a revocation or rotation: a new lineage, nothing comes back
-            Config memory c = l.config;
-            if (c.agentCount >= MAX_AGENTS) revert TooManyAgents(MAX_AGENTS);
-            uint256 lineage = uint256(c.lineageCount) + 1;
-            if (lineage > type(uint32).max) revert CounterOverflow();
-            l.config.lineageCount = uint32(lineage);
-            l.config.agentCount = c.agentCount + 1;
-            l.agentAt[c.agentCount] = agent;
+            uint256 cw = _sload(_configSlot());
+            uint256 count = (cw >> CW_AGENT_COUNT) & 0xff;
+            if (count >= MAX_AGENTS) revert TooManyAgents(MAX_AGENTS);
+            uint256 next = ((cw >> CW_LINEAGE_COUNT) & MASK_32) + 1;
+            if (next > MASK_32) revert CounterOverflow();
+            lineage = uint32(next);
+            cw = (cw & ~((0xff << CW_AGENT_COUNT) | (MASK_32 << CW_LINEAGE_COUNT))) | ((count + 1) << CW_AGENT_COUNT)
+                | (next << CW_LINEAGE_COUNT);
+            _sstore(_configSlot(), cw);
+            l.agentAt[count] = agent;
             l.agents[agent] = Agent({
                 status: AgentStatus.Active,
                 useAllowlist: useAllowlist,
                 validAfter: validAfter,
                 validUntil: validUntil,
                 openRequests: 0,
-                lineage: uint32(lineage),
-                position: c.agentCount + 1,
+                lineage: lineage,
+                position: uint8(count + 1),
                 tokenCount: 0,
                 tokens: 0,
-                parent: 0
+                freeSlot: 0
             });
         } else {
             // re-configured (and active again)
@@ -181,8 +186,9 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
             a.validUntil = validUntil;
             a.useAllowlist = useAllowlist;
             _setFlags(agent, a, _flags(a, l.config.paused));
+            lineage = a.lineage;
         }
-        emit AgentConfigured(agent, a.lineage, validAfter, validUntil, useAllowlist, _executing());
+        emit AgentConfigured(agent, lineage, validAfter, validUntil, useAllowlist, _executing());
     }
 
     /// @inheritdoc IAgentVaultConfig
@@ -207,8 +213,8 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
         Layout storage l = _layout();
         uint256 word = l.policies[agent][token];
         if (!PolicyWord.inScope(word)) _addToken(agent, a, token);
-        uint256 updated =
-            PolicyWord.rewrite(word, maxPerPayment, allowance, period) | _flags(a, l.config.paused);
+        uint256 updated = PolicyWord.rewrite(word, maxPerPayment, allowance, period)
+            | _flagsOf(_sload(_agentSlot(agent)), _sload(_configSlot()));
         l.policies[agent][token] = updated;
         emit LimitsChanged(
             agent,
@@ -357,7 +363,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
     /// @dev Adds `token` to an agent's token set, registering it in the vault's token registry.
     function _addToken(address agent, Agent storage a, address token) private {
         Layout storage l = _layout();
-        uint256 index = l.tokenIndex[token];
+        uint256 index = token == address(0) ? 0 : l.tokenIndex[token]; // ETH is index 0, unstored
         if (index == 0 && token != address(0)) {
             index = uint256(l.config.tokenCount) + 1;
             if (index > MAX_TOKENS) revert TooManyTokens(address(0), MAX_TOKENS);
@@ -423,6 +429,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Proxy {
         a.tokenCount = 0;
         a.tokens = 0;
         a.openRequests = 0;
+        a.freeSlot = 0;
         l.lineageKey[m.lineage] = newKey;
         emit AgentRotated(oldKey, newKey, m.lineage, by);
     }

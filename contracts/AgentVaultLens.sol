@@ -59,8 +59,7 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
             validAfter: a.validAfter,
             validUntil: a.validUntil,
             openRequests: a.openRequests,
-            lineage: a.lineage,
-            parent: a.parent
+            lineage: a.lineage
         });
     }
 
@@ -107,26 +106,18 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
     }
 
     /// @inheritdoc IAgentVaultLens
-    function requestRecord(uint256 requestId) external view returns (RequestStatus status, uint256 createdBlock) {
-        uint256 record = _layout().requests[requestId];
-        if (record == 0) return (RequestStatus.None, 0);
-        uint256 high = record >> BLOCK_BITS;
-        status = high > 0xff ? RequestStatus.Pending : RequestStatus(high);
-        createdBlock = record & BLOCK_MASK;
+    function paymentStatus(PaymentRequest calldata request) external view returns (RequestStatus status) {
+        uint256 record = _layout().requests[request.slot];
+        status = _status(request.id, record, _hashPayment(request), request.expiresAt);
+        if (record >> PENDING_SHIFT != 0 && (status == RequestStatus.Pending || status == RequestStatus.Expired)) {
+            (,, bool alive) = _requestAgentWord(request.agent, request.lineage);
+            if (!alive) status = RequestStatus.AgentRevoked;
+        }
     }
 
     /// @inheritdoc IAgentVaultLens
-    function requestStatus(Request calldata request) external view returns (RequestStatus) {
-        uint256 record = _layout().requests[request.id];
-        if (record == 0) return RequestStatus.None;
-        uint256 high = record >> BLOCK_BITS;
-        if (high <= 0xff) return RequestStatus(high);
-        if (uint256(_hashRequest(request)) >> BLOCK_BITS != high) revert RequestMismatch(request.id);
-        if (request.kind == RequestKind.Payment && !_alive(_requestAgent(request), request.lineage)) {
-            return RequestStatus.AgentRevoked;
-        }
-        if (block.timestamp > request.expiresAt) return RequestStatus.Expired;
-        return RequestStatus.Pending;
+    function proposalStatus(GovernanceProposal calldata proposal) external view returns (RequestStatus) {
+        return _status(proposal.id, _layout().requests[proposal.id], _hashProposal(proposal), proposal.expiresAt);
     }
 
     /// @inheritdoc IAgentVaultLens
@@ -146,8 +137,13 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
     }
 
     /// @inheritdoc IAgentVaultLens
-    function requestDigest(Request calldata request) external view returns (bytes32) {
-        return _hashTypedDataV4(_hashRequest(request));
+    function paymentRequestDigest(PaymentRequest calldata request) external view returns (bytes32) {
+        return _hashTypedDataV4(_hashPayment(request));
+    }
+
+    /// @inheritdoc IAgentVaultLens
+    function proposalDigest(GovernanceProposal calldata proposal) external view returns (bytes32) {
+        return _hashTypedDataV4(_hashProposal(proposal));
     }
 
     /// @inheritdoc IAgentVaultLens
@@ -202,6 +198,21 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
     /// @inheritdoc IAgentVaultLens
     function governanceNonceSpace() external pure returns (address) {
         return GOVERNANCE_SPACE;
+    }
+
+    /// @dev A request's status from its record (see AgentVaultStorage.BLOCK_MASK).
+    function _status(uint256 id, uint256 record, bytes32 structHash, uint40 expiresAt)
+        private
+        view
+        returns (RequestStatus)
+    {
+        bool pending = record >> PENDING_SHIFT != 0;
+        if (pending && (record ^ uint256(structHash)) >> 40 == 0) {
+            return block.timestamp > expiresAt ? RequestStatus.Expired : RequestStatus.Pending;
+        }
+        if (!pending && record != 0 && (record >> 40) & type(uint64).max == id) return RequestStatus(record & 0xff);
+        // the slot holds something else: a later request (ours closed), or `request` was never made
+        return id != 0 && id <= _layout().config.requestCount ? RequestStatus.Closed : RequestStatus.None;
     }
 
     /// @inheritdoc IAgentVaultLens

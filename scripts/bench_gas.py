@@ -101,17 +101,22 @@ class Bench:
         return self.chain.contract("IAgentVault", event["args"]["vault"])
 
     @staticmethod
-    def request_of(vault: Contract, receipt: TxReceipt) -> tuple[tuple[Any, ...], bytes]:
-        ev = vault.events.RequestCreated().process_receipt(receipt, errors=DISCARD)[0]["args"]
-        data = bytes(ev["data"])
+    def request_of(vault: Contract, receipt: TxReceipt) -> tuple[Any, ...]:
+        """The PaymentRequest tuple of the one PaymentRequested event in ``receipt``."""
+        ev = vault.events.PaymentRequested().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        return (
+            ev["requestId"], ev["agent"], ev["lineage"], ev["slot"], ev["token"], ev["to"],
+            ev["amount"], bytes(ev["ref"]), ev["reasons"], ev["expiresAt"],
+        )  # fmt: skip
+
+    @staticmethod
+    def proposal_of(vault: Contract, receipt: TxReceipt) -> tuple[tuple[Any, ...], bytes]:
+        """The GovernanceProposal tuple and call data of the one GovernanceProposed event."""
         from eth_utils import keccak
 
-        request = (
-            ev["requestId"], ev["kind"], ev["agent"], ev["lineage"], ev["token"], ev["to"],
-            ev["amount"], bytes(ev["ref"]), ev["reasons"],
-            EMPTY_HASH if ev["kind"] == 0 else keccak(data), ev["expiresAt"],
-        )  # fmt: skip
-        return request, data
+        ev = vault.events.GovernanceProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]
+        data = bytes(ev["data"])
+        return (ev["requestId"], ev["proposer"], keccak(data), bytes(ev["ref"]), ev["expiresAt"]), data
 
     def pack(self, digest: bytes, signers: list[LocalAccount] | None = None) -> bytes:
         return pack_signatures(
@@ -132,8 +137,8 @@ class Bench:
     def propose_approve(self, vault: Contract, label: str, name: str, *args: Any) -> None:
         data = bytes.fromhex(vault.encode_abi(name, list(args))[2:])
         proposed = self.gas("", vault.functions.propose(data, b"\x01" * 32), self.o1)
-        request, data = self.request_of(vault, proposed)
-        approved = self.gas("", vault.functions.approve(request, data), self.o2)
+        proposal, data = self.proposal_of(vault, proposed)
+        approved = self.gas("", vault.functions.approveProposal(proposal, data), self.o2)
         if label:
             self.rows.append((f"{label}: propose (owner 1)", int(proposed["gasUsed"])))
             self.rows.append((f"{label}: approve + execute (owner 2)", int(approved["gasUsed"])))
@@ -143,8 +148,10 @@ class Bench:
         self.nonces["intent"] += 1
         intent = (token, self.recipient.address, amount, b"\x0b" * 32, nonce, self.chain.timestamp() + DAY, 0)
         digest = vault.functions.intentDigest(intent).call()
-        signature = (signer or self.agent).unsafe_sign_hash(digest).signature
-        self.gas(label, vault.functions.payWithIntent(intent, 0, signature), self.relayer)
+        signed = (signer or self.agent).unsafe_sign_hash(digest)
+        vs = signed.s | ((signed.v - 27) << 255)
+        call = vault.functions.payWithIntent(intent, 0, signed.r.to_bytes(32, "big"), vs.to_bytes(32, "big"))
+        self.gas(label, call, self.relayer)
 
     # ------------------------------------------------------------ the paths
 
@@ -205,20 +212,28 @@ class Bench:
         )
 
         # escalation, then two on-chain approvals
-        escalated = self.gas("escalated ETH payment: request created by pay()", pay(ETH, recipient.address, 2 * 10**18, b"\x05" * 32), agent)
-        request, data = self.request_of(vault, escalated)
-        a1 = self.gas("escalated: approval 1 (owner)", vault.functions.approve(request, data), self.o1)
-        a2 = self.gas("escalated: approval 2 executes the payment", vault.functions.approve(request, data), self.o2)
+        escalated = self.gas(
+            "escalated ETH payment: request created by pay(), first request of the agent (fresh slot)",
+            pay(ETH, recipient.address, 2 * 10**18, b"\x05" * 32),
+            agent,
+        )
+        request = self.request_of(vault, escalated)
+        a1 = self.gas("escalated: approval 1 (owner)", vault.functions.approvePayment(request), self.o1)
+        a2 = self.gas("escalated: approval 2 executes the payment", vault.functions.approvePayment(request), self.o2)
         self.rows.append(
             ("escalated ETH payment end to end (pay + 2 approvals)", int(escalated["gasUsed"]) + int(a1["gasUsed"]) + int(a2["gasUsed"]))
         )
-        # escalation executed with 2 off-chain signatures
-        escalated = self.gas("", pay(ETH, recipient.address, 2 * 10**18, b"\x06" * 32), agent)
-        request, data = self.request_of(vault, escalated)
-        sigs = self.pack(vault.functions.requestDigest(request).call())
+        # escalation executed with 2 off-chain signatures (the slot of the request above is reused)
+        escalated = self.gas(
+            "escalated ETH payment: request created by pay(), in a reused slot",
+            pay(ETH, recipient.address, 2 * 10**18, b"\x06" * 32),
+            agent,
+        )
+        request = self.request_of(vault, escalated)
+        sigs = self.pack(vault.functions.paymentRequestDigest(request).call())
         executed = self.gas(
             "escalated request executed with 2 off-chain signatures",
-            vault.functions.executeWithSignatures(request, data, sigs),
+            vault.functions.executePaymentWithSignatures(request, sigs),
             self.relayer,
         )
         self.rows.append((ESCALATED_SIGNED, int(escalated["gasUsed"]) + int(executed["gasUsed"])))

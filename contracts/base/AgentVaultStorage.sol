@@ -39,9 +39,11 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     /// owners' signatures needs far less); only its first 32 bytes of return data are read.
     uint256 internal constant ERC1271_GAS = 250_000;
 
-    bytes32 internal constant REQUEST_TYPEHASH = keccak256(
-        "Request(uint256 id,uint8 kind,address agent,uint32 lineage,address token,address to,uint256 amount,bytes32 ref,uint32 reasons,bytes data,uint40 expiresAt)"
+    bytes32 internal constant PAYMENT_REQUEST_TYPEHASH = keccak256(
+        "PaymentRequest(uint256 id,address agent,uint32 lineage,uint64 slot,address token,address to,uint256 amount,bytes32 ref,uint32 reasons,uint40 expiresAt)"
     );
+    bytes32 internal constant PROPOSAL_TYPEHASH =
+        keccak256("GovernanceProposal(uint256 id,address proposer,bytes data,bytes32 ref,uint40 expiresAt)");
     bytes32 internal constant SIGNED_PAYMENT_TYPEHASH = keccak256(
         "SignedPayment(address agent,address token,address to,uint256 amount,bytes32 ref,uint256 nonce,uint256 deadline)"
     );
@@ -61,15 +63,41 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
 
     address internal constant SENTINEL = address(1);
     bytes32 internal constant EMPTY_HASH = keccak256("");
-    /// @dev A request record is `hash (high 216 bits) | creation block (40 bits)` while pending and
-    /// `status << 40 | creation block` once closed.
-    uint256 internal constant BLOCK_BITS = 40;
+    /// @dev A request record (at its slot) is, while pending, the request's EIP-712 struct hash
+    /// with its low 40 bits replaced by the creation block; once closed, `status | next free slot
+    /// << 8 | request id << 40` (bits 104 and up zero; a hash has them all zero with p = 2^-152).
     uint256 internal constant BLOCK_MASK = (1 << 40) - 1;
-    /// @dev Transient slot holding the id of the governance request being executed.
+    uint256 internal constant PENDING_SHIFT = 104;
+    /// @dev Transient slot: while governance calls run, the id of the request executing them
+    /// (type(uint256).max for a signed batch); zero otherwise. {onlyVault} accepts only then.
     bytes32 internal constant EXECUTING_SLOT = keccak256("agentwallet.AgentVault.executingRequest");
+    uint256 internal constant SIGNED_BATCH = type(uint256).max;
 
     /// @dev keccak256(abi.encode(uint256(keccak256("agentwallet.vault")) - 1)) & ~bytes32(uint256(0xff))
-    bytes32 private constant LAYOUT_SLOT = 0xe79e714abe350f418da5842700fa6185b1c082738decf0346d4aa06561fc6200;
+    bytes32 internal constant LAYOUT_SLOT = 0xe79e714abe350f418da5842700fa6185b1c082738decf0346d4aa06561fc6200;
+
+    /// @dev Bit offsets of the packed {Agent} and {Config} words as solc lays the structs out
+    /// (first member lowest), for the hot paths that read and write a word whole. A test checks
+    /// them against the views.
+    uint256 internal constant AW_STATUS = 0;
+    uint256 internal constant AW_ALLOWLIST = 8;
+    uint256 internal constant AW_VALID_AFTER = 16;
+    uint256 internal constant AW_VALID_UNTIL = 56;
+    uint256 internal constant AW_LINEAGE = 112;
+    uint256 internal constant AW_POSITION = 144;
+    uint256 internal constant AW_OPEN = 96;
+    uint256 internal constant AW_FREE = 224;
+    uint256 internal constant CW_THRESHOLD = 0;
+    uint256 internal constant CW_PAUSED = 16;
+    uint256 internal constant CW_AGENT_COUNT = 24;
+    uint256 internal constant CW_LINEAGE_COUNT = 88;
+    uint256 internal constant CW_EXPIRY = 40;
+    uint256 internal constant CW_MAX_OPEN = 72;
+    uint256 internal constant CW_REQUEST_COUNT = 184;
+    uint256 internal constant MASK_16 = (1 << 16) - 1;
+    uint256 internal constant MASK_32 = (1 << 32) - 1;
+    uint256 internal constant MASK_40 = (1 << 40) - 1;
+    uint256 internal constant MASK_64 = (1 << 64) - 1;
 
     // ------------------------------------------------------------------------------------------
     // Layout
@@ -100,7 +128,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         uint8 position; // 1-based place in the agent list; 0 = not listed
         uint8 tokenCount;
         uint64 tokens; // registry indices of the tokens it has limits for, 8 bits each
-        uint32 parent; // lineage of the delegating agent; 0 = added by the owners
+        uint32 freeSlot; // head of the lineage's list of reusable request slots; 0 = none
     }
 
     /// @custom:storage-location erc7201:agentwallet.vault
@@ -113,7 +141,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         mapping(address => mapping(address => uint256)) policies;
         /// lineage => recipient => allowed
         mapping(uint256 => mapping(address => bool)) allowlist;
-        /// request id => record (see BLOCK_BITS)
+        /// request slot => record (see BLOCK_MASK); a slot is the id of the first request stored there
         mapping(uint256 => uint256) requests;
         /// request id => owner => owner epoch << 1 | 1 if the vote is a rejection (0 = no vote)
         mapping(uint256 => mapping(address => uint256)) votes;
@@ -135,7 +163,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     }
 
     /// @dev The deployed contract's own address: a call that is not a delegatecall runs with it.
-    address private immutable SELF;
+    address internal immutable SELF;
 
     constructor() EIP712("AgentVault", "1") {
         SELF = address(this);
@@ -156,8 +184,11 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         _;
     }
 
+    /// @dev Risk-adding calls run only inside an authorised governance execution (a request that
+    /// reached the threshold, or a signed batch), which sets EXECUTING_SLOT around them; nothing
+    /// they do calls out of the vault, so no one else can run code while it is set.
     modifier onlyVault() {
-        if (msg.sender != address(this)) revert OnlyVault(msg.sender);
+        if (EXECUTING_SLOT.asUint256().tload() == 0) revert OnlyVault(msg.sender);
         _;
     }
 
@@ -183,10 +214,16 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         signers = new address[](count);
         address previous = address(0);
         for (uint256 i = 0; i < count; ++i) {
-            uint256 pos = i * 65;
-            bytes32 r = bytes32(signatures[pos:pos + 32]);
-            bytes32 s = bytes32(signatures[pos + 32:pos + 64]);
-            uint8 v = uint8(signatures[pos + 64]);
+            bytes32 r;
+            bytes32 s;
+            uint8 v;
+            // within the static part, whose length was checked above
+            assembly ("memory-safe") {
+                let p := add(signatures.offset, mul(i, 65))
+                r := calldataload(p)
+                s := calldataload(add(p, 32))
+                v := byte(0, calldataload(add(p, 64)))
+            }
             address signer;
             if (v == 0) {
                 // ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
@@ -252,6 +289,15 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         return a.useAllowlist ? PolicyWord.FLAGS : PolicyWord.FAST;
     }
 
+    /// @dev {_flags} from the raw agent and config words.
+    function _flagsOf(uint256 aw, uint256 cw) internal view returns (uint256) {
+        if (
+            (cw >> CW_PAUSED) & 0xff != 0 || aw & 0xff != uint256(AgentStatus.Active)
+                || (aw >> AW_VALID_UNTIL) & MASK_40 != 0 || block.timestamp < (aw >> AW_VALID_AFTER) & MASK_40
+        ) return 0;
+        return (aw >> AW_ALLOWLIST) & 0xff != 0 ? PolicyWord.FLAGS : PolicyWord.FAST;
+    }
+
     function _checkAgentCanPay(address key, Agent memory a) internal view {
         if (a.status != AgentStatus.Active) revert AgentNotActive(key, a.status);
         if (block.timestamp < a.validAfter) revert AgentNotYetValid(key, a.validAfter);
@@ -268,80 +314,188 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     // Requests
     // ------------------------------------------------------------------------------------------
 
-    /// @dev The EIP-712 struct hash of a request (`dataHash` stands for the `bytes data` member).
-    function _hashRequest(Request memory r) internal pure returns (bytes32) {
-        return keccak256(
-            abi.encode(
-                REQUEST_TYPEHASH,
-                r.id,
-                uint8(r.kind),
-                r.agent,
-                r.lineage,
-                r.token,
-                r.to,
-                r.amount,
-                r.ref,
-                r.reasons,
-                r.dataHash,
-                r.expiresAt
-            )
-        );
+    /// @dev The EIP-712 struct hash of a payment request, hashed as it lies in calldata (a
+    /// static struct: its ABI words are its EIP-712 words; dirty words give another hash, which
+    /// then matches nothing stored).
+    function _hashPayment(PaymentRequest calldata r) internal pure returns (bytes32 structHash) {
+        bytes32 typeHash = PAYMENT_REQUEST_TYPEHASH;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, typeHash)
+            calldatacopy(add(p, 0x20), r, 0x140)
+            structHash := keccak256(p, 0x160)
+        }
     }
 
-    /// @dev Stores a new pending request from `agent` and emits {RequestCreated}.
-    function _newRequest(
-        RequestKind kind,
-        address agent,
-        uint32 lineage,
-        address token,
-        address to,
-        uint256 amount,
-        bytes32 ref,
-        uint32 reasons,
-        bytes memory data
-    ) internal returns (uint256 requestId) {
-        Layout storage l = _layout();
-        Config memory c = l.config;
-        requestId = uint256(c.requestCount) + 1;
-        if (requestId > type(uint64).max) revert CounterOverflow();
-        l.config.requestCount = uint64(requestId);
-        uint40 expiresAt = uint40(block.timestamp + c.requestExpiry);
-        Request memory r = Request({
-            id: requestId,
-            kind: kind,
-            agent: agent,
-            lineage: lineage,
-            token: token,
-            to: to,
-            amount: amount,
-            ref: ref,
-            reasons: reasons,
-            dataHash: kind == RequestKind.Payment ? EMPTY_HASH : keccak256(data),
-            expiresAt: expiresAt
-        });
-        l.requests[requestId] = (uint256(_hashRequest(r)) & ~BLOCK_MASK) | (block.number & BLOCK_MASK);
-        emit RequestCreated(requestId, agent, token, kind, lineage, to, amount, ref, reasons, expiresAt, data);
+    /// @dev The EIP-712 struct hash of a governance proposal (`dataHash` stands for `bytes data`).
+    function _hashProposal(GovernanceProposal calldata p) internal pure returns (bytes32 structHash) {
+        bytes32 typeHash = PROPOSAL_TYPEHASH;
+        assembly ("memory-safe") {
+            let m := mload(0x40)
+            mstore(m, typeHash)
+            calldatacopy(add(m, 0x20), p, 0xa0)
+            structHash := keccak256(m, 0xc0)
+        }
     }
 
-    /// @dev Escalates an agent's payment into a request, within its open-request allowance.
+    function _pendingRecord(bytes32 structHash) internal view returns (uint256) {
+        return (uint256(structHash) & ~BLOCK_MASK) | (block.number & BLOCK_MASK);
+    }
+
+    /// @dev Reverts unless `record` (of request `id`) holds the request with `structHash`, pending.
+    function _checkRecord(uint256 id, uint256 record, bytes32 structHash) internal pure {
+        if (record >> PENDING_SHIFT == 0) {
+            if (record == 0) revert UnknownRequest(id);
+            if ((record >> 40) & MASK_64 == id) revert RequestNotPending(id, RequestStatus(record & 0xff));
+            revert RequestNotPending(id, RequestStatus.Closed);
+        }
+        if ((record ^ uint256(structHash)) >> 40 != 0) revert RequestMismatch(id);
+    }
+
+    /// @dev The storage slot of an agent key's word.
+    function _agentSlot(address key) internal view returns (uint256 slot) {
+        Agent storage a = _layout().agents[key];
+        assembly ("memory-safe") {
+            slot := a.slot
+        }
+    }
+
+    /// @dev The config word's slot: the first member of the layout.
+    function _configSlot() internal pure returns (uint256) {
+        return uint256(LAYOUT_SLOT);
+    }
+
+    function _sload(uint256 slot) internal view returns (uint256 word) {
+        assembly ("memory-safe") {
+            word := sload(slot)
+        }
+    }
+
+    function _sstore(uint256 slot, uint256 word) internal {
+        assembly ("memory-safe") {
+            sstore(slot, word)
+        }
+    }
+
+    /// @dev Escalates an agent's payment into a request, within its open-request allowance, in a
+    /// reused slot of its lineage when one is free.
     function _newPaymentRequest(address agent, address token, address to, uint256 amount, bytes32 ref, uint32 reasons)
         internal
-        returns (uint256)
+        returns (uint256 requestId)
     {
-        Layout storage l = _layout();
-        Agent storage a = l.agents[agent];
-        uint256 open = a.openRequests;
-        uint256 max = l.config.maxOpenRequests;
-        if (open >= max) revert TooManyOpenRequests(agent, open, max);
-        a.openRequests = uint16(open + 1);
-        return _newRequest(RequestKind.Payment, agent, a.lineage, token, to, amount, ref, reasons, "");
+        (uint256 id, uint256 slot, uint32 lineage, uint40 expiresAt) = _allocateRequest(agent);
+        bytes32 structHash = keccak256(
+            abi.encode(PAYMENT_REQUEST_TYPEHASH, id, agent, lineage, slot, token, to, amount, ref, reasons, expiresAt)
+        );
+        _layout().requests[slot] = _pendingRecord(structHash);
+        emit PaymentRequested(id, agent, token, lineage, uint64(slot), to, amount, ref, reasons, expiresAt);
+        return id;
     }
 
-    /// @dev The word of a payment request's agent lineage, at its current key (following rotations).
-    function _requestAgent(Request memory r) internal view returns (Agent storage a) {
-        Layout storage l = _layout();
-        a = l.agents[r.agent];
-        if (a.lineage != r.lineage || a.status == AgentStatus.Rotated) a = l.agents[l.lineageKey[r.lineage]];
+    /// @dev A new request id and a slot for an agent's payment request (popped from its lineage's
+    /// free list, else the id); counts the request open. Reads and writes the agent and config
+    /// words whole.
+    function _allocateRequest(address agent)
+        private
+        returns (uint256 requestId, uint256 slot, uint32 lineage, uint40 expiresAt)
+    {
+        uint256 agentSlot = _agentSlot(agent);
+        uint256 aw = _sload(agentSlot);
+        uint256 cw = _sload(_configSlot());
+        uint256 open = (aw >> AW_OPEN) & MASK_16;
+        uint256 maxOpen = (cw >> CW_MAX_OPEN) & MASK_16;
+        if (open >= maxOpen) revert TooManyOpenRequests(agent, open, maxOpen);
+        requestId = ((cw >> CW_REQUEST_COUNT) & MASK_64) + 1;
+        if (requestId > MASK_64) revert CounterOverflow();
+        _sstore(_configSlot(), (cw & ~(MASK_64 << CW_REQUEST_COUNT)) | (requestId << CW_REQUEST_COUNT));
+        slot = aw >> AW_FREE;
+        if (slot != 0) {
+            aw = (aw & ~(MASK_32 << AW_FREE)) | (((_layout().requests[slot] >> 8) & MASK_32) << AW_FREE);
+        } else {
+            slot = requestId;
+        }
+        _sstore(agentSlot, aw + (1 << AW_OPEN)); // open < maxOpen <= 1000: no carry
+        lineage = uint32(aw >> AW_LINEAGE);
+        expiresAt = uint40(block.timestamp + ((cw >> CW_EXPIRY) & MASK_32));
+    }
+
+    /// @dev The word of a request's agent lineage at its current key (following rotations), and
+    /// whether that lineage still lives (its key active or paused).
+    function _requestAgentWord(address key, uint256 lineage)
+        internal
+        view
+        returns (uint256 agentSlot, uint256 aw, bool alive)
+    {
+        agentSlot = _agentSlot(key);
+        aw = _sload(agentSlot);
+        uint256 status = aw & 0xff;
+        if ((aw >> AW_LINEAGE) & MASK_32 != lineage || status == uint256(AgentStatus.Rotated)) {
+            agentSlot = _agentSlot(_layout().lineageKey[lineage]);
+            aw = _sload(agentSlot);
+            status = aw & 0xff;
+        }
+        alive = (aw >> AW_LINEAGE) & MASK_32 == lineage
+            && (status == uint256(AgentStatus.Active) || status == uint256(AgentStatus.Paused));
+    }
+
+    /// @dev Checks that `r` is a pending, unexpired payment request of a live agent; returns its
+    /// struct hash and its lineage's current agent word. After the hash matched, `r`'s words are
+    /// the clean words once stored, so they are read without further checks.
+    function _openPayment(PaymentRequest calldata r)
+        internal
+        view
+        returns (bytes32 structHash, uint256 agentSlot, uint256 aw)
+    {
+        structHash = _hashPayment(r);
+        uint256 id = r.id;
+        _checkRecord(id, _layout().requests[_word(r, 3)], structHash);
+        if (block.timestamp > _word(r, 9)) revert RequestHasExpired(id, uint40(_word(r, 9)));
+        bool alive;
+        (agentSlot, aw, alive) = _requestAgentWord(address(uint160(_word(r, 1))), _word(r, 2));
+        if (!alive) revert RequestNotPending(id, RequestStatus.AgentRevoked);
+    }
+
+    /// @dev Word `i` of a calldata payment request (0 id, 1 agent, 2 lineage, 3 slot, 4 token,
+    /// 5 to, 6 amount, 7 ref, 8 reasons, 9 expiresAt).
+    function _word(PaymentRequest calldata r, uint256 i) internal pure returns (uint256 w) {
+        assembly ("memory-safe") {
+            w := calldataload(add(r, shl(5, i)))
+        }
+    }
+
+    /// @dev Closes a payment request (checked by the caller) with `status`; while its lineage
+    /// lives (`alive`, its word `aw` at `agentSlot`), the slot goes on the lineage's free list and
+    /// the open-request count drops.
+    function _closePayment(PaymentRequest calldata r, uint256 agentSlot, uint256 aw, bool alive, RequestStatus status)
+        internal
+    {
+        uint256 slot = _word(r, 3);
+        uint256 entry = uint256(status) | (_word(r, 0) << 40);
+        if (alive) {
+            if (slot <= MASK_32) {
+                entry |= ((aw >> AW_FREE) & MASK_32) << 8;
+                aw = (aw & ~(MASK_32 << AW_FREE)) | (slot << AW_FREE);
+            }
+            _sstore(agentSlot, aw - (1 << AW_OPEN));
+        }
+        _layout().requests[slot] = entry;
+    }
+
+    /// @dev Executes an approved payment request (checked by the caller): closes it and pays.
+    function _executePayment(PaymentRequest calldata r, uint256 agentSlot, uint256 aw, address[] memory signers)
+        internal
+    {
+        if ((_sload(_configSlot()) >> CW_PAUSED) & 0xff != 0) revert VaultIsPaused();
+        _closePayment(r, agentSlot, aw, true, RequestStatus.Executed);
+        address agent = address(uint160(_word(r, 1)));
+        address token = address(uint160(_word(r, 4)));
+        address to = address(uint160(_word(r, 5)));
+        uint256 amount = _word(r, 6);
+        bytes32 ref = bytes32(_word(r, 7));
+        // slither-disable-next-line arbitrary-send-eth (a payment the threshold of owners approved)
+        _transferOut(token, to, amount, true);
+        emit PaymentExecuted(agent, token, to, amount, ref);
+        emit RequestExecuted(_word(r, 0), msg.sender, signers);
     }
 
     /// @dev Whether an agent word still belongs to `lineage` and may act (active or paused).
@@ -378,21 +532,28 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         if (!ok) revert EthTransferFailed(to, amount);
     }
 
-    /// @dev Pays `amount` of `token` to `to`, checking the vault's balance first when `checked`.
-    function _transferOut(address token, address to, uint256 amount, bool checked) internal {
+    /// @dev Pays `amount` of `token` to `to` (a token's own revert if it lacks the balance).
+    function _send(address token, address to, uint256 amount) internal {
         if (token == address(0)) {
             if (address(this).balance < amount) revert InsufficientBalance(token, address(this).balance, amount);
             _sendEth(to, amount);
         } else {
-            if (checked) {
-                uint256 balance = IERC20(token).balanceOf(address(this));
-                if (balance < amount) revert InsufficientBalance(token, balance, amount);
-            }
             IERC20(token).safeTransfer(to, amount);
         }
     }
 
-    function _executing() internal view returns (uint256) {
-        return EXECUTING_SLOT.asUint256().tload();
+    /// @dev {_send}, checking a token balance first when `checked` (a typed error for requests).
+    function _transferOut(address token, address to, uint256 amount, bool checked) internal {
+        if (checked && token != address(0)) {
+            uint256 balance = IERC20(token).balanceOf(address(this));
+            if (balance < amount) revert InsufficientBalance(token, balance, amount);
+        }
+        _send(token, to, amount);
+    }
+
+    /// @dev The id of the request whose governance calls are running (0 for a signed batch).
+    function _executing() internal view returns (uint256 requestId) {
+        requestId = EXECUTING_SLOT.asUint256().tload();
+        if (requestId == SIGNED_BATCH) requestId = 0;
     }
 }

@@ -5,41 +5,63 @@ import {IAgentVaultBase} from "./IAgentVaultBase.sol";
 
 /// @title IAgentVaultAdmin
 /// @notice Requests, co-signing and signed governance. Adding risk needs the threshold: a request
-/// approved on-chain, or owners' signatures over the change ({executeGovernance}).
+/// approved on-chain, or owners' signatures over it ({executeGovernance}); reducing it (a
+/// rejection of an agent's payment request) is one owner's call. The vault stores only a hash of
+/// each request: every call that acts on one takes it whole (as in its creation event).
 interface IAgentVaultAdmin is IAgentVaultBase {
     // ------------------------------------------------------------------------------------------
-    // Requests
+    // Agents' payment requests (executed with signatures: IAgentVaultCore.executePaymentWithSignatures)
     // ------------------------------------------------------------------------------------------
 
-    /// @notice An owner proposes a threshold-gated call on the vault itself (see {executeGovernance}
-    /// for the calls allowed). The proposer's approval is counted. Only `keccak256(data)` is stored;
-    /// `data` is in {RequestCreated} and must be passed again to execute.
-    function propose(bytes calldata data, bytes32 ref) external returns (uint256 requestId);
+    /// @notice An owner approves a pending payment request. The approval that reaches the
+    /// threshold executes it in the same transaction; if the payment cannot run (e.g. not enough
+    /// funds, paused vault) the whole call reverts and the approval is not recorded.
+    function approvePayment(PaymentRequest calldata request) external;
 
-    /// @notice An owner approves a pending request. The approval that reaches the threshold executes
-    /// the request in the same transaction (`data`: the governance call, empty for payments); if the
-    /// action cannot run (e.g. not enough funds) the whole call reverts and the approval is not recorded.
-    function approve(Request calldata request, bytes calldata data) external;
+    /// @notice Executes a pending payment request whose valid on-chain approvals meet the
+    /// threshold in force now (e.g. after a deposit or after the threshold was lowered). Anyone.
+    function executePayment(PaymentRequest calldata request) external;
 
-    /// @notice Executes a pending request whose valid on-chain approvals meet the threshold in force
-    /// now (e.g. after a deposit or after the threshold was lowered). Anyone may call it.
-    function execute(Request calldata request, bytes calldata data) external;
-
-    /// @notice Executes a pending request with owner EIP-712 signatures over the {Request} collected
-    /// off-chain (packed as for {IAgentVaultCore-payWithSignatures}).
-    function executeWithSignatures(Request calldata request, bytes calldata data, bytes calldata signatures)
-        external;
-
-    /// @notice An owner rejects a pending request. A payment request closes at once (one owner's
-    /// no is enough). A governance request closes once more than `owners - threshold` current
-    /// owners rejected it, so no minority can veto what the threshold wants.
-    function reject(Request calldata request) external;
+    /// @notice One owner rejects a pending payment request: it closes at once.
+    function rejectPayment(PaymentRequest calldata request) external;
 
     /// @notice The agent (its current key) withdraws its own pending payment request.
-    function cancel(Request calldata request) external;
+    function cancelPayment(PaymentRequest calldata request) external;
 
-    /// @notice Marks a pending request past its expiry as expired (anyone), freeing the agent's slot.
-    function expire(Request calldata request) external;
+    /// @notice Marks a pending payment request past its expiry as expired (anyone), freeing the agent's slot.
+    function expirePayment(PaymentRequest calldata request) external;
+
+    // ------------------------------------------------------------------------------------------
+    // Governance
+    // ------------------------------------------------------------------------------------------
+
+    /// @notice An owner proposes a threshold-gated call on the vault itself (one of the calls
+    /// {executeGovernance} allows). The proposer's approval is counted. Only a hash is stored;
+    /// `data` is in {GovernanceProposed} and must be passed again to execute.
+    function propose(bytes calldata data, bytes32 ref) external returns (uint256 requestId);
+
+    /// @notice An owner approves a pending proposal; the approval that reaches the threshold runs
+    /// `data` (which must be the proposed call) in the same transaction.
+    function approveProposal(GovernanceProposal calldata proposal, bytes calldata data) external;
+
+    /// @notice Runs a pending proposal whose valid on-chain approvals meet the threshold now. Anyone.
+    function executeProposal(GovernanceProposal calldata proposal, bytes calldata data) external;
+
+    /// @notice Runs a pending proposal with owner EIP-712 signatures over the {GovernanceProposal}
+    /// (packed as for {IAgentVaultCore-payWithSignatures}). Anyone may send it.
+    function executeProposalWithSignatures(
+        GovernanceProposal calldata proposal,
+        bytes calldata data,
+        bytes calldata signatures
+    ) external;
+
+    /// @notice An owner rejects a pending proposal. It closes once more than `owners - threshold`
+    /// current owners rejected it, so no minority can veto what the threshold wants. An owner's
+    /// later approval replaces its rejection (one vote per owner).
+    function rejectProposal(GovernanceProposal calldata proposal) external;
+
+    /// @notice Marks a pending proposal past its expiry as expired (anyone).
+    function expireProposal(GovernanceProposal calldata proposal) external;
 
     /// @notice Runs a batch of governance calls on the vault at once, authorised by the threshold's
     /// worth of owner EIP-712 signatures over `Governance(bytes[] calls,uint256 nonce,uint256

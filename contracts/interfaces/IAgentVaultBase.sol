@@ -22,9 +22,12 @@ interface IAgentVaultBase {
         Rotated
     }
 
-    /// @notice Lifecycle of a request. `Expired` is only stored once someone calls {expire}; a
-    /// `Pending` request past its `expiresAt` can no longer be approved or executed either way.
-    /// `AgentRevoked` is never stored: it is what a pending payment request of a revoked agent is.
+    /// @notice Lifecycle of a request (an agent's escalated payment or an owners' governance
+    /// proposal). `Expired` is only stored once someone calls expire; a `Pending` request past its
+    /// `expiresAt` can no longer be approved or executed either way. `AgentRevoked` is never
+    /// stored: it is what a pending payment request of a revoked agent is. `Closed`: the request
+    /// is no longer pending and its storage slot now holds a later request of the same agent (its
+    /// final status is in its event).
     enum RequestStatus {
         None,
         Pending,
@@ -32,13 +35,8 @@ interface IAgentVaultBase {
         Rejected,
         Cancelled,
         Expired,
-        AgentRevoked
-    }
-
-    /// @notice `Payment`: an escalated agent payment. `Governance`: a threshold-gated call on the vault itself.
-    enum RequestKind {
-        Payment,
-        Governance
+        AgentRevoked,
+        Closed
     }
 
     /// @notice An agent key's vault-wide settings.
@@ -49,7 +47,6 @@ interface IAgentVaultBase {
         uint40 validUntil; // payments revert after this time; 0 = no end
         uint16 openRequests; // pending payment requests of the agent's lineage
         uint32 lineage; // stable across key rotation; a re-added key gets a new one
-        uint32 parent; // lineage of the agent that delegated to this one; 0 = added by the owners
     }
 
     /// @notice An agent's limits for one token, as returned by {IAgentVaultAdmin-getPolicy}.
@@ -60,22 +57,31 @@ interface IAgentVaultBase {
         uint256 available; // what the agent could spend in one payment right now (ignoring maxPerPayment)
     }
 
-    /// @notice A request as it was created (every field is in {RequestCreated}). The vault stores
-    /// only a hash of it; every call that acts on a request takes it whole and checks the hash.
-    /// For `Governance` requests `agent` is the proposing owner, `lineage`, `token`, `amount` and
-    /// `reasons` are 0, `to` is the vault and `dataHash` is `keccak256` of the call on the vault.
-    /// For `Payment` requests `dataHash` is `keccak256("")`.
-    struct Request {
+    /// @notice An agent's escalated payment as it was requested (every field is in
+    /// {PaymentRequested}). The vault stores only a hash of it, at `slot` (a storage place the
+    /// agent's lineage reuses once a request there closes); every call that acts on it takes it
+    /// whole and checks the hash. Owners sign this struct (EIP-712) to approve it off-chain.
+    struct PaymentRequest {
         uint256 id;
-        RequestKind kind;
-        address agent;
-        uint32 lineage;
+        address agent; // the key that asked
+        uint32 lineage; // the agent's lineage (stable across key rotation)
+        uint64 slot;
         address token;
         address to;
         uint256 amount;
         bytes32 ref;
         uint32 reasons;
+        uint40 expiresAt;
+    }
+
+    /// @notice An owner's governance proposal: a call on the vault itself (every field is in
+    /// {GovernanceProposed}). `dataHash` is `keccak256` of the call; the EIP-712 type owners sign
+    /// names it `bytes data`.
+    struct GovernanceProposal {
+        uint256 id;
+        address proposer;
         bytes32 dataHash;
+        bytes32 ref;
         uint40 expiresAt;
     }
 
@@ -155,71 +161,63 @@ interface IAgentVaultBase {
         address indexed agent, address indexed recipient, bool allowed, address by, uint256 requestId
     );
 
-    /// @notice Funds left the vault: directly inside an agent's limits (`requestId` 0, sent by the
-    /// agent or relayed from its signed intent) or by an executed payment request.
-    event PaymentExecuted(
-        address indexed agent, address indexed token, address indexed to, uint256 amount, bytes32 ref, uint256 requestId
-    );
+    /// @notice Funds left the vault for an agent: directly inside its limits (sent by the agent or
+    /// relayed from its signed intent), or by an executed payment request (then {RequestExecuted}
+    /// with the request's id follows in the same transaction).
+    event PaymentExecuted(address indexed agent, address indexed token, address indexed to, uint256 amount, bytes32 ref);
 
     /// @notice The submitter of an agent's intent took `fee` (counted against the agent's limits).
     event RelayFeePaid(address indexed agent, address indexed token, address indexed relayer, uint256 fee, bytes32 ref);
 
-    /// @notice A payment escalated or an owner proposed a governance call. `reasons` is a bitmask of
-    /// REASON_* bits (0 for governance). Together with `requestId` these fields are the {Request}.
-    event RequestCreated(
+    /// @notice An agent's payment escalated into a request. `reasons` is a bitmask of REASON_* bits.
+    /// Together with `requestId` these fields are the {PaymentRequest}.
+    event PaymentRequested(
         uint256 indexed requestId,
         address indexed agent,
         address indexed token,
-        RequestKind kind,
         uint32 lineage,
+        uint64 slot,
         address to,
         uint256 amount,
         bytes32 ref,
         uint32 reasons,
-        uint40 expiresAt,
-        bytes data
+        uint40 expiresAt
+    );
+
+    /// @notice An owner proposed a governance call on the vault ({GovernanceProposal}, with
+    /// `dataHash` = keccak256(data)).
+    event GovernanceProposed(
+        uint256 indexed requestId, address indexed proposer, bytes32 ref, uint40 expiresAt, bytes data
     );
 
     /// @notice An owner approved a request on-chain. `approvals` counts the valid approvals at that moment.
-    event RequestApproved(uint256 indexed requestId, address indexed owner, uint256 approvals, bytes32 ref);
+    event RequestApproved(uint256 indexed requestId, address indexed owner, uint256 approvals);
 
     /// @notice An owner rejected a request. A payment request closes at the first rejection; a
-    /// governance request closes (`closed`) once so many owners rejected it that the threshold can
+    /// governance proposal closes (`closed`) once so many owners rejected it that the threshold can
     /// no longer be reached.
-    event RequestRejected(
-        uint256 indexed requestId, address indexed owner, uint256 rejections, bool closed, bytes32 ref
-    );
+    event RequestRejected(uint256 indexed requestId, address indexed owner, uint256 rejections, bool closed);
 
-    /// @notice The agent withdrew its own pending request.
-    event RequestCancelled(uint256 indexed requestId, address indexed agent, bytes32 ref);
+    /// @notice The agent withdrew its own pending payment request.
+    event RequestCancelled(uint256 indexed requestId, address indexed agent);
 
     /// @notice A request passed its expiry and was marked expired.
-    event RequestExpired(uint256 indexed requestId, bytes32 ref);
+    event RequestExpired(uint256 indexed requestId);
 
     /// @notice A request reached the threshold and its action ran. `executor` sent the transaction;
-    /// `signers` are the owners whose off-chain signatures authorised it (empty when the approvals
-    /// were given on-chain).
-    event RequestExecuted(
-        uint256 indexed requestId, address indexed executor, uint256 approvals, bytes32 ref, address[] signers
-    );
+    /// `signers` are the owners who authorised it, by on-chain approval or off-chain signature.
+    event RequestExecuted(uint256 indexed requestId, address indexed executor, address[] signers);
 
     /// @notice A payment authorised by owner signatures alone ({IAgentVaultCore-payWithSignatures}),
     /// without a stored request. `agent` is the attribution the owners signed (may be 0).
     event SignedPaymentExecuted(
-        address indexed agent,
-        address indexed token,
-        address indexed to,
-        uint256 amount,
-        bytes32 ref,
-        uint256 nonce,
-        address[] signers
+        address indexed agent, address indexed token, address indexed to, uint256 amount, bytes32 ref, address[] signers
     );
 
     /// @notice A batch of governance calls ran on the strength of owners' signatures
-    /// ({IAgentVaultAdmin-executeGovernance}); the calls' own events follow with requestId 0.
-    event GovernanceExecuted(
-        uint256 indexed nonce, bytes32 indexed callsHash, address indexed executor, uint256 calls, address[] signers
-    );
+    /// ({IAgentVaultAdmin-executeGovernance}, the calls in its input); the calls' own events precede
+    /// it, with requestId 0.
+    event GovernanceExecuted(uint256 indexed nonce, address indexed executor, address[] signers);
 
     /// @notice Nonces of `space` were marked used without being spent (an agent key, or the owners'
     /// payment or governance space), by the space itself, an owner, or governance.

@@ -32,8 +32,9 @@ interface IAgentVaultCore is IAgentVaultBase, IERC5267 {
     /// the signer, with `amount + fee` counted against its limits and `fee` paid to the caller. An
     /// intent outside the limits becomes a request, as {pay} would (no fee is paid then). The
     /// intent's nonce is spent either way.
-    /// @param signature the agent's 65-byte EIP-712 signature over the {Intent}
-    function payWithIntent(Intent calldata intent, uint256 fee, bytes calldata signature)
+    /// @param r the agent's EIP-712 signature over the {Intent} in EIP-2098's compact form: `r`
+    /// @param vs and `s` with the parity of `v` in its top bit (64 bytes instead of 65 + padding)
+    function payWithIntent(Intent calldata intent, uint256 fee, bytes32 r, bytes32 vs)
         external
         returns (uint256 requestId);
 
@@ -61,4 +62,9 @@ interface IAgentVaultCore is IAgentVaultBase, IERC5267 {
     /// `signatures` of its signature, stored there as a 32-byte length and the bytes, after the
     /// 65-byte parts. Signatures beyond the threshold are ignored.
     function payWithSignatures(SignedPayment calldata payment, bytes calldata signatures) external;
+
+    /// @notice Executes an agent's pending payment request with the threshold's worth of owner
+    /// EIP-712 signatures over the {PaymentRequest} collected off-chain (packed as for
+    /// {payWithSignatures}). Anyone may send it. Emits {PaymentExecuted} and {RequestExecuted}.
+    function executePaymentWithSignatures(PaymentRequest calldata request, bytes calldata signatures) external;
 }

@@ -26,22 +26,24 @@ interface IAgentVaultLens is IAgentVaultBase {
     /// key it was rotated to (following every later rotation).
     function currentKey(address key) external view returns (address);
 
-    /// @notice What is stored about request `requestId`: `Pending` while open (a revoked agent's
-    /// request stays `Pending` here; {requestStatus} tells), else its final status; and the block
-    /// in which it was created (where its {RequestCreated} event is).
-    function requestRecord(uint256 requestId) external view returns (RequestStatus status, uint256 createdBlock);
-    /// @notice The status of a request now, checking it against the stored hash: also `Expired`
-    /// for a pending request past its expiry and `AgentRevoked` for a revoked agent's request.
-    /// Reverts {RequestMismatch} if `request` is not what was created.
-    function requestStatus(Request calldata request) external view returns (RequestStatus);
+    /// @notice The status of a payment request now: `Pending` only if `request` is exactly the
+    /// pending request stored at its slot (`Expired` past its expiry, `AgentRevoked` for a revoked
+    /// agent's request); its final status once closed; `Closed` once its slot holds a later
+    /// request (then, and for contents that were never requested under a real id, the final
+    /// status is in the request's events); `None` for an id never issued.
+    function paymentStatus(PaymentRequest calldata request) external view returns (RequestStatus);
+    /// @notice The status of a governance proposal now (as for {paymentStatus}).
+    function proposalStatus(GovernanceProposal calldata proposal) external view returns (RequestStatus);
     /// @notice Valid on-chain approvals of a request by current owners.
     function approvalCount(uint256 requestId) external view returns (uint256);
     /// @notice Rejections of a request by current owners.
     function rejectionCount(uint256 requestId) external view returns (uint256);
     function hasApproved(uint256 requestId, address owner) external view returns (bool);
 
-    /// @notice The EIP-712 digest owners sign to approve `request` off-chain.
-    function requestDigest(Request calldata request) external view returns (bytes32);
+    /// @notice The EIP-712 digest owners sign to approve a payment request off-chain.
+    function paymentRequestDigest(PaymentRequest calldata request) external view returns (bytes32);
+    /// @notice The EIP-712 digest owners sign to approve a governance proposal off-chain.
+    function proposalDigest(GovernanceProposal calldata proposal) external view returns (bytes32);
     /// @notice The EIP-712 digest owners sign for {IAgentVaultCore-payWithSignatures}.
     function signedPaymentDigest(SignedPayment calldata payment) external view returns (bytes32);
     /// @notice The EIP-712 digest an agent signs for {IAgentVaultCore-payWithIntent}.

@@ -60,6 +60,11 @@ library PolicyWord {
     /// payment runs). With reasons, `newWord` is `word` unchanged.
     function evaluate(uint256 word, uint256 amount) internal view returns (uint32 reasons, uint256 newWord) {
         if (word & SCOPE == 0) return (REASON_TOKEN_NOT_IN_SCOPE, word);
+        return spend(word, amount);
+    }
+
+    /// @dev {evaluate} for a word known to be in scope (FAST implies it).
+    function spend(uint256 word, uint256 amount) internal view returns (uint32 reasons, uint256 newWord) {
         if (amount > word >> MAX_SHIFT) reasons = REASON_OVER_PER_PAYMENT;
         uint256 a = (word >> ALLOWANCE_SHIFT) & MASK_88;
         if (amount > a) return (reasons | REASON_OVER_ALLOWANCE, word);

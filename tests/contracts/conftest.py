@@ -12,8 +12,9 @@ is looked up among the errors of every compiled artifact, so a test fails if the
 for any other reason (including a panic).
 
 The vault stores only a hash of each request; every call acting on one takes the whole
-``Request``. :class:`Env` records every ``RequestCreated`` it sees in a receipt, so tests name
-requests by id: ``env.rq.approve(rid)`` is the ``approve(request, data)`` call for request ``rid``.
+``PaymentRequest`` or ``GovernanceProposal``. :class:`Env` records every ``PaymentRequested`` and
+``GovernanceProposed`` it sees in a receipt, so tests name requests by id: ``env.rq.approve(rid)``
+is ``approvePayment(request)`` or ``approveProposal(proposal, data)`` for request ``rid``.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ REASON_TOKEN_NOT_IN_SCOPE = 8
 MAX_PERIOD = (1 << 30) - 1
 
 # RequestStatus / AgentStatus / RequestKind as numbered in IAgentVaultBase
-NONE, PENDING, EXECUTED, REJECTED, CANCELLED, EXPIRED, AGENT_REVOKED_REQUEST = range(7)
+NONE, PENDING, EXECUTED, REJECTED, CANCELLED, EXPIRED, AGENT_REVOKED_REQUEST, CLOSED = range(8)
 AGENT_NONE, AGENT_ACTIVE, AGENT_PAUSED, AGENT_REVOKED, AGENT_ROTATED = range(5)
 KIND_PAYMENT, KIND_GOVERNANCE = range(2)
 EMPTY_HASH = bytes(Web3.keccak(b""))
@@ -193,62 +194,93 @@ def expect_revert(error_name: str, *args: Any) -> Iterator[Reverted]:
 
 # ---------------------------------------------------------------------------------- env
 
-REQUEST_FIELDS = (
-    "id kind agent lineage token to amount ref reasons dataHash expiresAt"
-).split()
+PAYMENT_FIELDS = "id agent lineage slot token to amount ref reasons expiresAt".split()
+PROPOSAL_FIELDS = "id proposer dataHash ref expiresAt".split()
 
 
 @dataclass
 class Stored:
-    """A request as created (from its RequestCreated event) and its governance call data."""
+    """A request as created (from its PaymentRequested or GovernanceProposed event)."""
 
-    request: tuple[Any, ...]
-    data: bytes
+    kind: int  # KIND_PAYMENT or KIND_GOVERNANCE
+    request: tuple[Any, ...]  # the PaymentRequest or GovernanceProposal tuple
+    data: bytes = b""  # a proposal's call
 
     def field(self, name: str) -> Any:
-        return self.request[REQUEST_FIELDS.index(name)]
+        fields = PAYMENT_FIELDS if self.kind == KIND_PAYMENT else PROPOSAL_FIELDS
+        return self.request[fields.index(name)]
+
+    def as_dict(self) -> dict[str, Any]:
+        fields = PAYMENT_FIELDS if self.kind == KIND_PAYMENT else PROPOSAL_FIELDS
+        out = dict(zip(fields, self.request, strict=True))
+        out["kind"] = self.kind
+        out["data"] = self.data
+        return out
 
 
 class RequestCalls:
-    """The request calls of one vault, naming requests by id (their contents are looked up)."""
+    """The request calls of one vault, naming requests by id (their contents are looked up):
+    ``approve``, ``execute``, ``executeWithSignatures``, ``reject``, ``expire`` pick the payment
+    or proposal variant by the request's kind."""
 
     def __init__(self, env: Env, vault: Contract) -> None:
         self.env = env
         self.vault = vault
 
-    def req(self, rid: int) -> tuple[Any, ...]:
+    def stored(self, rid: int) -> Stored:
         stored = self.env.requests.get((self.vault.address, rid))
         if stored is None:  # a request that was never created: any contents will do
-            return (rid, 0, ETH, 0, ETH, ETH, 0, b"\0" * 32, 0, EMPTY_HASH, 0)
-        return stored.request
+            return Stored(KIND_PAYMENT, (rid, ETH, 0, rid, ETH, ETH, 0, b"\0" * 32, 0, 0))
+        return stored
+
+    def req(self, rid: int) -> tuple[Any, ...]:
+        return self.stored(rid).request
 
     def data(self, rid: int) -> bytes:
-        stored = self.env.requests.get((self.vault.address, rid))
-        return stored.data if stored is not None else b""
+        return self.stored(rid).data
+
+    def _is_payment(self, rid: int) -> bool:
+        return self.stored(rid).kind == KIND_PAYMENT
 
     def approve(self, rid: int) -> ContractFunction:
-        return self.vault.functions.approve(self.req(rid), self.data(rid))
+        if self._is_payment(rid):
+            return self.vault.functions.approvePayment(self.req(rid))
+        return self.vault.functions.approveProposal(self.req(rid), self.data(rid))
 
     def execute(self, rid: int) -> ContractFunction:
-        return self.vault.functions.execute(self.req(rid), self.data(rid))
+        if self._is_payment(rid):
+            return self.vault.functions.executePayment(self.req(rid))
+        return self.vault.functions.executeProposal(self.req(rid), self.data(rid))
 
     def executeWithSignatures(self, rid: int, signatures: bytes) -> ContractFunction:  # noqa: N802
-        return self.vault.functions.executeWithSignatures(self.req(rid), self.data(rid), signatures)
+        if self._is_payment(rid):
+            return self.vault.functions.executePaymentWithSignatures(self.req(rid), signatures)
+        return self.vault.functions.executeProposalWithSignatures(
+            self.req(rid), self.data(rid), signatures
+        )
 
     def reject(self, rid: int) -> ContractFunction:
-        return self.vault.functions.reject(self.req(rid))
+        if self._is_payment(rid):
+            return self.vault.functions.rejectPayment(self.req(rid))
+        return self.vault.functions.rejectProposal(self.req(rid))
 
     def cancel(self, rid: int) -> ContractFunction:
-        return self.vault.functions.cancel(self.req(rid))
+        return self.vault.functions.cancelPayment(self.req(rid))
 
     def expire(self, rid: int) -> ContractFunction:
-        return self.vault.functions.expire(self.req(rid))
+        if self._is_payment(rid):
+            return self.vault.functions.expirePayment(self.req(rid))
+        return self.vault.functions.expireProposal(self.req(rid))
 
     def requestDigest(self, rid: int) -> ContractFunction:  # noqa: N802
-        return self.vault.functions.requestDigest(self.req(rid))
+        if self._is_payment(rid):
+            return self.vault.functions.paymentRequestDigest(self.req(rid))
+        return self.vault.functions.proposalDigest(self.req(rid))
 
     def requestStatus(self, rid: int) -> ContractFunction:  # noqa: N802
-        return self.vault.functions.requestStatus(self.req(rid))
+        if self._is_payment(rid):
+            return self.vault.functions.paymentStatus(self.req(rid))
+        return self.vault.functions.proposalStatus(self.req(rid))
 
 
 @dataclass
@@ -303,26 +335,30 @@ class Env:
     def record_requests(self, receipt: TxReceipt) -> None:
         """Remember every request created in ``receipt`` (by any vault)."""
         decoder = self.contract("IAgentVault", ETH)
-        topic = bytes(Web3.keccak(text=_event_signature(decoder, "RequestCreated")))
+        payment = bytes(Web3.keccak(text=_event_signature(decoder, "PaymentRequested")))
+        proposal = bytes(Web3.keccak(text=_event_signature(decoder, "GovernanceProposed")))
         for log in receipt["logs"]:
-            if not log["topics"] or bytes(log["topics"][0]) != topic:
-                continue
-            ev = decoder.events.RequestCreated().process_log(log)["args"]
-            data = bytes(ev["data"])
-            request = (
-                ev["requestId"],
-                ev["kind"],
-                ev["agent"],
-                ev["lineage"],
-                ev["token"],
-                ev["to"],
-                ev["amount"],
-                bytes(ev["ref"]),
-                ev["reasons"],
-                EMPTY_HASH if ev["kind"] == KIND_PAYMENT else bytes(Web3.keccak(data)),
-                ev["expiresAt"],
-            )
-            self.requests[(log["address"], ev["requestId"])] = Stored(request, data)
+            topic = bytes(log["topics"][0]) if log["topics"] else b""
+            if topic == payment:
+                ev = decoder.events.PaymentRequested().process_log(log)["args"]
+                request = tuple(
+                    bytes(ev[f]) if f == "ref" else ev["requestId" if f == "id" else f]
+                    for f in PAYMENT_FIELDS
+                )
+                self.requests[(log["address"], ev["requestId"])] = Stored(KIND_PAYMENT, request)
+            elif topic == proposal:
+                ev = decoder.events.GovernanceProposed().process_log(log)["args"]
+                data = bytes(ev["data"])
+                request = (
+                    ev["requestId"],
+                    ev["proposer"],
+                    bytes(Web3.keccak(data)),
+                    bytes(ev["ref"]),
+                    ev["expiresAt"],
+                )
+                self.requests[(log["address"], ev["requestId"])] = Stored(
+                    KIND_GOVERNANCE, request, data
+                )
 
     def send_eth(self, sender: LocalAccount, to: str, amount: int) -> TxReceipt:
         return self.chain.send_transaction(sender, {"to": to, "value": amount})
@@ -376,7 +412,7 @@ class Env:
         v = vault if vault is not None else self.vault
         sender = agent if agent is not None else self.agent
         receipt = self.send(v.functions.pay(token, to, amount, ref_or(reference)), sender, gas=gas)
-        created = self.events(receipt, "RequestCreated", v)
+        created = self.events(receipt, "PaymentRequested", v)
         return receipt, (created[0]["requestId"] if created else 0)
 
     def escalate(self, amount: int = 500 * USDC, to: str | None = None) -> int:
@@ -401,7 +437,7 @@ class Env:
         v = vault if vault is not None else self.vault
         data = self.calldata(function, *args, vault=v)
         receipt = self.send(v.functions.propose(data, ref(function)), proposer or self.owners[0])
-        return receipt, self.event(receipt, "RequestCreated", v)["requestId"]
+        return receipt, self.event(receipt, "GovernanceProposed", v)["requestId"]
 
     def govern(
         self, function: str, *args: Any, vault: Contract | None = None
@@ -487,18 +523,14 @@ class Env:
         return int(self.w3.eth.get_balance(Web3.to_checksum_address(address)))
 
     def request(self, request_id: int, vault: Contract | None = None) -> dict[str, Any]:
-        """The request as created, with its status now (``requestStatus``)."""
+        """The request as created (fields of its struct, ``kind``, ``data``) and its status now."""
         v = vault if vault is not None else self.vault
-        stored = self.requests[(v.address, request_id)]
-        out = dict(zip(REQUEST_FIELDS, stored.request, strict=True))
-        out["data"] = stored.data
+        out = self.requests[(v.address, request_id)].as_dict()
         out["status"] = int(self.rq_of(v).requestStatus(request_id).call())
         return out
 
     def status(self, request_id: int, vault: Contract | None = None) -> int:
         v = vault if vault is not None else self.vault
-        if (v.address, request_id) not in self.requests:
-            return int(v.functions.requestRecord(request_id).call()[0])
         return int(self.rq_of(v).requestStatus(request_id).call())
 
     def available(self, token: str, agent: str | None = None) -> int:
@@ -513,35 +545,42 @@ class Env:
         """The full EIP-712 message an owner signs to approve ``request_id``."""
         v = vault if vault is not None else self.vault
         stored = self.requests[(v.address, request_id)]
-        r = dict(zip(REQUEST_FIELDS, stored.request, strict=True))
+        r = stored.as_dict()
+        if stored.kind == KIND_GOVERNANCE:
+            return self.typed_message(
+                "GovernanceProposal",
+                [
+                    ("id", "uint256"),
+                    ("proposer", "address"),
+                    ("data", "bytes"),
+                    ("ref", "bytes32"),
+                    ("expiresAt", "uint40"),
+                ],
+                {
+                    "id": request_id,
+                    "proposer": r["proposer"],
+                    "data": stored.data,
+                    "ref": r["ref"],
+                    "expiresAt": r["expiresAt"],
+                },
+                vault=v,
+                chain_id=chain_id,
+            )
         return self.typed_message(
-            "Request",
+            "PaymentRequest",
             [
                 ("id", "uint256"),
-                ("kind", "uint8"),
                 ("agent", "address"),
                 ("lineage", "uint32"),
+                ("slot", "uint64"),
                 ("token", "address"),
                 ("to", "address"),
                 ("amount", "uint256"),
                 ("ref", "bytes32"),
                 ("reasons", "uint32"),
-                ("data", "bytes"),
                 ("expiresAt", "uint40"),
             ],
-            {
-                "id": request_id,
-                "kind": r["kind"],
-                "agent": r["agent"],
-                "lineage": r["lineage"],
-                "token": r["token"],
-                "to": r["to"],
-                "amount": r["amount"],
-                "ref": r["ref"],
-                "reasons": r["reasons"],
-                "data": stored.data,
-                "expiresAt": r["expiresAt"],
-            },
+            {name: r[name] for name in PAYMENT_FIELDS},
             vault=v,
             chain_id=chain_id,
         )
@@ -705,6 +744,25 @@ class Env:
             deadline,
             max_fee,
         )
+
+    def compact(self, signature: bytes) -> tuple[bytes, bytes]:
+        """EIP-2098 (r, vs) of a 65-byte r|s|v signature, as payWithIntent takes it."""
+        vs = int.from_bytes(signature[32:64], "big") | ((signature[64] - 27) << 255)
+        return signature[:32], vs.to_bytes(32, "big")
+
+    def relay_intent(
+        self,
+        intent: tuple[Any, ...],
+        signature: bytes,
+        fee: int = 0,
+        sender: LocalAccount | None = None,
+        *,
+        vault: Contract | None = None,
+    ) -> TxReceipt:
+        """Submit an agent's signed intent as a relayer (``payWithIntent``)."""
+        v = vault if vault is not None else self.vault
+        r, vs = self.compact(signature)
+        return self.send(v.functions.payWithIntent(intent, fee, r, vs), sender or self.outsider)
 
     def sign_intent(
         self,

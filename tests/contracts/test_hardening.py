@@ -333,7 +333,7 @@ def test_an_expired_request_of_a_revoked_agent_can_be_marked_and_frees_nothing(e
     env.send(env.vault.functions.revokeAgent(env.agent.address), env.owners[0])
     env.chain.increase_time(2 * DAY)
     env.send(env.rq.expire(rid), env.outsider, gas=FIXED_GAS)
-    assert env.vault.functions.requestRecord(rid).call()[0] == EXPIRED
+    assert env.status(rid) == EXPIRED
 
 
 # ================================================================================ rule 4

@@ -16,7 +16,6 @@ from .conftest import (
     ETH,
     ETH_MAX,
     ETHER,
-    KIND_PAYMENT,
     REASON_OVER_PER_PAYMENT,
     USDC,
     USDC_MAX,
@@ -31,9 +30,7 @@ INTENT_TYPE = "(address,address,uint256,bytes32,uint256,uint256,uint256)"
 
 
 def relay(env: Env, intent: tuple[Any, ...], signature: bytes, fee: int = 0, sender=None):
-    return env.send(
-        env.vault.functions.payWithIntent(intent, fee, signature), sender or env.outsider
-    )
+    return env.relay_intent(intent, signature, fee, sender)
 
 
 def context(intent: tuple[Any, ...], signature: bytes) -> bytes:
@@ -57,12 +54,8 @@ def test_a_relayed_intent_pays_exactly_like_the_agent_would(env: Env) -> None:
     before = env.available(ETH)
     receipt = relay(env, intent, env.sign_intent(intent))
     paid = env.event(receipt, "PaymentExecuted")
-    assert (paid["agent"], paid["to"], paid["amount"], paid["requestId"]) == (
-        env.agent.address,
-        to,
-        ETHER // 2,
-        0,
-    )
+    assert (paid["agent"], paid["to"], paid["amount"]) == (env.agent.address, to, ETHER // 2)
+    assert env.events(receipt, "RequestExecuted") == []
     assert paid["ref"] == ref("invoice-9")
     assert env.eth_of(to) == ETHER // 2
     assert env.available(ETH) <= before - ETHER // 2
@@ -84,7 +77,7 @@ def test_the_relayer_fee_is_capped_by_the_agent_and_counted_against_its_limits(e
     # amount + fee over the per-payment limit escalates (and no fee is paid then)
     big = env.intent(to, USDC_MAX, token=env.usdc.address, nonce=5, max_fee=1 * USDC)
     receipt = relay(env, big, env.sign_intent(big), fee=1 * USDC, sender=env.spare[0])
-    created = env.event(receipt, "RequestCreated")
+    created = env.event(receipt, "PaymentRequested")
     assert created["reasons"] == REASON_OVER_PER_PAYMENT and created["amount"] == USDC_MAX
     assert env.usdc_of(env.spare[0].address) == 1 * USDC
 
@@ -92,12 +85,8 @@ def test_the_relayer_fee_is_capped_by_the_agent_and_counted_against_its_limits(e
 def test_an_intent_outside_the_limits_becomes_the_agents_request(env: Env) -> None:
     intent = env.intent(fresh_address("big"), ETH_MAX + 1, nonce=6)
     receipt = relay(env, intent, env.sign_intent(intent))
-    created = env.event(receipt, "RequestCreated")
-    assert (created["kind"], created["agent"], created["reasons"]) == (
-        KIND_PAYMENT,
-        env.agent.address,
-        REASON_OVER_PER_PAYMENT,
-    )
+    created = env.event(receipt, "PaymentRequested")
+    assert (created["agent"], created["reasons"]) == (env.agent.address, REASON_OVER_PER_PAYMENT)
     with expect_revert("NonceAlreadyUsed", env.agent.address, 6):
         relay(env, intent, env.sign_intent(intent))
 
@@ -138,13 +127,24 @@ def test_signatures_for_another_vault_chain_agent_or_intent_are_refused(env: Env
     bigger = (*intent[:2], intent[2] * 1000, *intent[3:])
     with expect_revert("AgentNotActive"):
         relay(env, bigger, env.sign_intent(intent))
-    # a malleable (high-s) copy of a valid signature
+    # a malleable (high-s) copy of a valid signature, in the compact form and in a permission context
     sig = env.sign_intent(intent)
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     s = int.from_bytes(sig[32:64], "big")
     malleable = sig[:32] + (n - s).to_bytes(32, "big") + bytes([55 - sig[64]])
+    # (the compact form cannot carry a high s: its top bit is v's parity, so it names a stranger)
+    with expect_revert("AgentNotActive"):
+        env.send(
+            env.vault.functions.payWithIntent(intent, 0, sig[:32], (n - s).to_bytes(32, "big")),
+            env.outsider,
+        )
     with expect_revert("InvalidSignature"):
-        relay(env, intent, malleable)
+        env.send(
+            env.vault.functions.redeemDelegations(
+                [context(intent, malleable)], [SINGLE_DEFAULT], [execution(to, 1_000)]
+            ),
+            env.outsider,
+        )
     with expect_revert("SignatureExpired"):
         late = env.intent(to, 1_000, nonce=12, deadline=env.now() - 1)
         relay(env, late, env.sign_intent(late))
