@@ -435,6 +435,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     }
 
     function _requireSigner(bytes32 digest, bytes calldata signature, address expected) private pure {
+        // slither-disable-next-line unused-return (the third value only details `error`)
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
         if (error != ECDSA.RecoverError.NoError || signer != expected) revert InvalidSignature(expected);
     }

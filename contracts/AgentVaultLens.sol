@@ -222,6 +222,7 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
         returns (uint32 reasons)
     {
         Layout storage l = _layout();
+        // slither-disable-next-line unused-return (a dry run: the consumed word is not needed)
         (reasons,) = PolicyWord.evaluate(l.policies[agent][token], amount);
         Agent storage a = l.agents[agent];
         if (a.useAllowlist && !l.allowlist[a.lineage][to]) reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;

@@ -94,9 +94,13 @@ class Bench:
             self.part_addresses.setdefault(name, previous[0])
         return self.chain.deploy("AgentVaultFactory", *previous, sender=self.deployer)
 
-    def create_vault(self, factory: Contract, owners: list[str], threshold: int, salt: bytes) -> Contract:
+    def create_vault(
+        self, factory: Contract, owners: list[str], threshold: int, salt: bytes
+    ) -> Contract:
         fn = factory.functions.createVault(owners, threshold, 3 * DAY, 10, salt)
-        receipt = self.gas(CREATION if threshold == 2 and len(owners) == 3 else "", fn, self.deployer)
+        receipt = self.gas(
+            CREATION if threshold == 2 and len(owners) == 3 else "", fn, self.deployer
+        )
         event = factory.events.VaultCreated().process_receipt(receipt, errors=DISCARD)[0]
         return self.chain.contract("IAgentVault", event["args"]["vault"])
 
@@ -116,7 +120,13 @@ class Bench:
 
         ev = vault.events.GovernanceProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]
         data = bytes(ev["data"])
-        return (ev["requestId"], ev["proposer"], keccak(data), bytes(ev["ref"]), ev["expiresAt"]), data
+        return (
+            ev["requestId"],
+            ev["proposer"],
+            keccak(data),
+            bytes(ev["ref"]),
+            ev["expiresAt"],
+        ), data
 
     def pack(self, digest: bytes, signers: list[LocalAccount] | None = None) -> bytes:
         return pack_signatures(
@@ -124,7 +134,11 @@ class Bench:
         )
 
     def signed_governance(
-        self, vault: Contract, label: str, calls: list[tuple[str, list[Any]]], signers: list[LocalAccount] | None = None
+        self,
+        vault: Contract,
+        label: str,
+        calls: list[tuple[str, list[Any]]],
+        signers: list[LocalAccount] | None = None,
     ) -> TxReceipt:
         data = [bytes.fromhex(vault.encode_abi(name, args)[2:]) for name, args in calls]
         nonce = self.nonces["governance"]
@@ -143,14 +157,31 @@ class Bench:
             self.rows.append((f"{label}: propose (owner 1)", int(proposed["gasUsed"])))
             self.rows.append((f"{label}: approve + execute (owner 2)", int(approved["gasUsed"])))
 
-    def intent(self, vault: Contract, token: str, amount: int, label: str, signer: LocalAccount | None = None) -> None:
+    def intent(
+        self,
+        vault: Contract,
+        token: str,
+        amount: int,
+        label: str,
+        signer: LocalAccount | None = None,
+    ) -> None:
         nonce = self.nonces["intent"]
         self.nonces["intent"] += 1
-        intent = (token, self.recipient.address, amount, b"\x0b" * 32, nonce, self.chain.timestamp() + DAY, 0)
+        intent = (
+            token,
+            self.recipient.address,
+            amount,
+            b"\x0b" * 32,
+            nonce,
+            self.chain.timestamp() + DAY,
+            0,
+        )
         digest = vault.functions.intentDigest(intent).call()
         signed = (signer or self.agent).unsafe_sign_hash(digest)
         vs = signed.s | ((signed.v - 27) << 255)
-        call = vault.functions.payWithIntent(intent, 0, signed.r.to_bytes(32, "big"), vs.to_bytes(32, "big"))
+        call = vault.functions.payWithIntent(
+            intent, 0, signed.r.to_bytes(32, "big"), vs.to_bytes(32, "big")
+        )
         self.gas(label, call, self.relayer)
 
     # ------------------------------------------------------------ the paths
@@ -159,7 +190,9 @@ class Bench:
         chain, agent, recipient = self.chain, self.agent, self.recipient
         factory = self.deploy_system()
         usdc = chain.deploy("TestUSDC", sender=self.deployer)
-        owners = sorted([self.o1.address, self.o2.address, self.o3.address], key=lambda a: int(a, 16))
+        owners = sorted(
+            [self.o1.address, self.o2.address, self.o3.address], key=lambda a: int(a, 16)
+        )
         vault = self.create_vault(factory, owners, 2, b"\x00" * 32)
         chain.send_transaction(self.deployer, {"to": vault.address, "value": 50 * 10**18})
         chain.transact(usdc.functions.mint(vault.address, 10**12), self.deployer)
@@ -173,13 +206,27 @@ class Bench:
         self.signed_governance(
             vault,
             ADD_AGENT,
-            [("addAgent", [agent.address, 0, 0, False]), ("setLimits", [agent.address, ETH, 10**18, 5 * 10**18, DAY])],
+            [
+                ("addAgent", [agent.address, 0, 0, False]),
+                ("setLimits", [agent.address, ETH, 10**18, 5 * 10**18, DAY]),
+            ],
         )
-        self.signed_governance(vault, "", [("setLimits", [agent.address, usdc.address, 100 * 10**6, 500 * 10**6, DAY])])
+        self.signed_governance(
+            vault, "", [("setLimits", [agent.address, usdc.address, 100 * 10**6, 500 * 10**6, DAY])]
+        )
         other = Account.create().address
-        self.propose_approve(vault, "add an agent (2-of-3), request path", "addAgent", other, 0, 0, False)
         self.propose_approve(
-            vault, "set an agent's ETH limits (2-of-3), request path", "setLimits", other, ETH, 10**18, 5 * 10**18, DAY
+            vault, "add an agent (2-of-3), request path", "addAgent", other, 0, 0, False
+        )
+        self.propose_approve(
+            vault,
+            "set an agent's ETH limits (2-of-3), request path",
+            "setLimits",
+            other,
+            ETH,
+            10**18,
+            5 * 10**18,
+            DAY,
         )
 
         pay = vault.functions.pay
@@ -188,13 +235,21 @@ class Bench:
         self.gas(DIRECT_ETH, pay(ETH, recipient.address, 10**15, b"\x03" * 32), agent)
         self.gas(DIRECT_ERC20, pay(usdc.address, recipient.address, 10**6, b"\x03" * 32), agent)
         fresh = [Account.create() for _ in range(2)]
-        self.gas("direct ETH payment, first to a new recipient", pay(ETH, fresh[0].address, 10**15, b"\x04" * 32), agent)
         self.gas(
-            "direct ERC-20 payment, first to a new recipient", pay(usdc.address, fresh[1].address, 10**6, b"\x04" * 32), agent
+            "direct ETH payment, first to a new recipient",
+            pay(ETH, fresh[0].address, 10**15, b"\x04" * 32),
+            agent,
+        )
+        self.gas(
+            "direct ERC-20 payment, first to a new recipient",
+            pay(usdc.address, fresh[1].address, 10**6, b"\x04" * 32),
+            agent,
         )
 
         # intents: the first touches the agent's nonce word
-        self.intent(vault, ETH, 10**15, "relayed ETH payment, first intent of a nonce word (+ bitmap word)")
+        self.intent(
+            vault, ETH, 10**15, "relayed ETH payment, first intent of a nonce word (+ bitmap word)"
+        )
         self.intent(vault, ETH, 10**15, INTENT_ETH)
         self.intent(vault, usdc.address, 10**6, "relayed ERC-20 payment (payWithIntent)")
         nonce = self.nonces["intent"]
@@ -203,7 +258,10 @@ class Bench:
         signature = agent.unsafe_sign_hash(vault.functions.intentDigest(intent).call()).signature
         from eth_abi import abi as eth_abi
 
-        context = eth_abi.encode(["(address,address,uint256,bytes32,uint256,uint256,uint256)", "bytes"], [intent, signature])
+        context = eth_abi.encode(
+            ["(address,address,uint256,bytes32,uint256,uint256,uint256)", "bytes"],
+            [intent, signature],
+        )
         execution = bytes.fromhex(recipient.address[2:]) + (10**15).to_bytes(32, "big")
         self.gas(
             "ERC-7710 redeemDelegations, one ETH payment (x402 settlement)",
@@ -213,15 +271,25 @@ class Bench:
 
         # escalation, then two on-chain approvals
         escalated = self.gas(
-            "escalated ETH payment: request created by pay(), first request of the agent (fresh slot)",
+            "escalated ETH payment: request created by pay(), first request of the agent "
+            "(fresh slot)",
             pay(ETH, recipient.address, 2 * 10**18, b"\x05" * 32),
             agent,
         )
         request = self.request_of(vault, escalated)
-        a1 = self.gas("escalated: approval 1 (owner)", vault.functions.approvePayment(request), self.o1)
-        a2 = self.gas("escalated: approval 2 executes the payment", vault.functions.approvePayment(request), self.o2)
+        a1 = self.gas(
+            "escalated: approval 1 (owner)", vault.functions.approvePayment(request), self.o1
+        )
+        a2 = self.gas(
+            "escalated: approval 2 executes the payment",
+            vault.functions.approvePayment(request),
+            self.o2,
+        )
         self.rows.append(
-            ("escalated ETH payment end to end (pay + 2 approvals)", int(escalated["gasUsed"]) + int(a1["gasUsed"]) + int(a2["gasUsed"]))
+            (
+                "escalated ETH payment end to end (pay + 2 approvals)",
+                int(escalated["gasUsed"]) + int(a1["gasUsed"]) + int(a2["gasUsed"]),
+            )
         )
         # escalation executed with 2 off-chain signatures (the slot of the request above is reused)
         escalated = self.gas(
@@ -242,33 +310,74 @@ class Bench:
         for label in ("", SIGNED_PAYMENT):
             nonce = self.nonces["payment"]
             self.nonces["payment"] += 1
-            payment = (agent.address, ETH, recipient.address, 10**15, bytes([7 + nonce]) * 32, nonce, chain.timestamp() + 3600)
+            payment = (
+                agent.address,
+                ETH,
+                recipient.address,
+                10**15,
+                bytes([7 + nonce]) * 32,
+                nonce,
+                chain.timestamp() + 3600,
+            )
             sigs = self.pack(vault.functions.signedPaymentDigest(payment).call())
             self.gas(label, vault.functions.payWithSignatures(payment, sigs), self.relayer)
 
         # an agent with a validity end takes the full checks on every payment
-        self.signed_governance(vault, "", [("addAgent", [agent.address, 0, chain.timestamp() + 30 * DAY, False])])
-        self.gas("direct ETH payment, agent with a validity end (full checks)", pay(ETH, recipient.address, 10**15, b"\x0a" * 32), agent)
-        self.signed_governance(vault, "", [("addAgent", [agent.address, 0, 0, True]), ("allowRecipient", [agent.address, recipient.address])])
-        self.gas("direct ETH payment, agent with a recipient allowlist", pay(ETH, recipient.address, 10**15, b"\x0d" * 32), agent)
+        self.signed_governance(
+            vault, "", [("addAgent", [agent.address, 0, chain.timestamp() + 30 * DAY, False])]
+        )
+        self.gas(
+            "direct ETH payment, agent with a validity end (full checks)",
+            pay(ETH, recipient.address, 10**15, b"\x0a" * 32),
+            agent,
+        )
+        self.signed_governance(
+            vault,
+            "",
+            [
+                ("addAgent", [agent.address, 0, 0, True]),
+                ("allowRecipient", [agent.address, recipient.address]),
+            ],
+        )
+        self.gas(
+            "direct ETH payment, agent with a recipient allowlist",
+            pay(ETH, recipient.address, 10**15, b"\x0d" * 32),
+            agent,
+        )
         self.signed_governance(vault, "", [("addAgent", [agent.address, 0, 0, False])])
 
-        self.gas("pause the vault (one owner; 2 agents, 3 token words)", vault.functions.pause(), self.o3)
+        self.gas(
+            "pause the vault (one owner; 2 agents, 3 token words)", vault.functions.pause(), self.o3
+        )
         removed = self.o3
-        self.signed_governance(vault, RECOVERY, [("removeOwner", [removed.address, 2]), ("unpause", [])])
+        self.signed_governance(
+            vault, RECOVERY, [("removeOwner", [removed.address, 2]), ("unpause", [])]
+        )
         self.signed_governance(vault, "", [("addOwner", [removed.address, 2])])
-        self.gas("pause an agent (one owner; 2 tokens)", vault.functions.pauseAgent(agent.address), self.o3)
+        self.gas(
+            "pause an agent (one owner; 2 tokens)",
+            vault.functions.pauseAgent(agent.address),
+            self.o3,
+        )
         self.signed_governance(vault, "", [("unpauseAgent", [agent.address])])
 
         new_key = Account.create()
         deadline = chain.timestamp() + DAY
-        digest = vault.functions.rotationDigest(agent.address, new_key.address, 100, deadline).call()
+        digest = vault.functions.rotationDigest(
+            agent.address, new_key.address, 100, deadline
+        ).call()
         rotate = vault.functions.rotateAgentKey(
             agent.address, new_key.address, 100, deadline,
             agent.unsafe_sign_hash(digest).signature, new_key.unsafe_sign_hash(digest).signature,
         )  # fmt: skip
-        self.gas("key rotation signed by the agent's old and new keys (2 tokens)", rotate, self.relayer)
-        self.gas("revoke an agent (one owner; 2 tokens)", vault.functions.revokeAgent(new_key.address), self.o3)
+        self.gas(
+            "key rotation signed by the agent's old and new keys (2 tokens)", rotate, self.relayer
+        )
+        self.gas(
+            "revoke an agent (one owner; 2 tokens)",
+            vault.functions.revokeAgent(new_key.address),
+            self.o3,
+        )
         return self.rows
 
     def measure_pause_worst_case(self) -> list[tuple[str, int]]:
@@ -288,7 +397,10 @@ class Bench:
         unpaused = self.signed_governance(vault, "", [("unpause", [])], [owner])
         return [
             (f"pause the vault, worst case ({size})", int(paused["gasUsed"])),
-            (f"unpause (governance from 1 signature), worst case ({size})", int(unpaused["gasUsed"])),
+            (
+                f"unpause (governance from 1 signature), worst case ({size})",
+                int(unpaused["gasUsed"]),
+            ),
         ]
 
 

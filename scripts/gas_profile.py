@@ -68,7 +68,11 @@ def main(argv: list[str]) -> int:
             costs = self_costs(logs)
             by_depth: Counter[int] = Counter()
             for k, step in enumerate(logs):
-                if step["op"] not in NAMED and step["op"] not in CALLS and not step["op"].startswith("LOG"):
+                if (
+                    step["op"] not in NAMED
+                    and step["op"] not in CALLS
+                    and not step["op"].startswith("LOG")
+                ):
                     nxt = logs[k + 1] if k + 1 < len(logs) else None
                     if nxt is not None and nxt["depth"] == step["depth"]:
                         by_depth[step["depth"]] += step["gas"] - nxt["gas"]
@@ -80,11 +84,11 @@ def main(argv: list[str]) -> int:
                     print(f"  {op:<14}{cost:>8,}")
                 else:
                     other += cost
-            print(f"  {'other ops':<14}{other:>8,}  by call depth: {dict(sorted(by_depth.items()))}")
+            print(
+                f"  {'other ops':<14}{other:>8,}  by call depth: {dict(sorted(by_depth.items()))}"
+            )
             print(f"  {'sum':<14}{21_000 + calldata + sum(costs.values()):>8,}")
     return 0
-
-
 
 
 # ---------------------------------------------------------------------------------- by line
@@ -124,16 +128,21 @@ def line_costs(chain: Any, tx_hash: str, parts: dict[str, str]) -> Counter[str]:
     """Execution gas per Solidity source line, for code of the vault's parts (by address)."""
     import json
 
-    info = json.loads((Path(__file__).resolve().parents[1] / "build/build-info/agentwallet.json").read_text())
+    info = json.loads(
+        (Path(__file__).resolve().parents[1] / "build/build-info/agentwallet.json").read_text()
+    )
     out = info["output"]
     names = {v["id"]: k for k, v in out["sources"].items()}
     texts = {k: v["content"] for k, v in info["input"]["sources"].items()}
     maps: dict[str, tuple[dict[int, int], list[tuple[int, int, int]]]] = {}
-    for unit, contracts in out["contracts"].items():
+    for contracts in out["contracts"].values():
         for name, c in contracts.items():
             if name in parts.values():
                 code = bytes.fromhex(c["evm"]["deployedBytecode"]["object"])
-                maps[name] = (_instruction_index(code), _decompress(c["evm"]["deployedBytecode"]["sourceMap"]))
+                maps[name] = (
+                    _instruction_index(code),
+                    _decompress(c["evm"]["deployedBytecode"]["sourceMap"]),
+                )
     by_address = {address.lower(): name for name, address in ((v, k) for k, v in parts.items())}
     trace = chain.w3.manager.request_blocking(
         "debug_traceTransaction", [tx_hash, {"enableMemory": False, "disableStorage": True}]
@@ -150,10 +159,16 @@ def line_costs(chain: Any, tx_hash: str, parts: dict[str, str]) -> Counter[str]:
             stack = logs[k - 1]["stack"]
             target = "0x" + stack[-2][2:].rjust(40, "0")[-40:]
             previous = frames[depth - 2] if depth >= 2 else None
-            frames[depth - 1] = by_address.get(target.lower(), previous if logs[k - 1]["op"] == "DELEGATECALL" else None)
+            frames[depth - 1] = by_address.get(
+                target.lower(), previous if logs[k - 1]["op"] == "DELEGATECALL" else None
+            )
         contract = frames[depth - 1]
         nxt = logs[k + 1] if k + 1 < len(logs) else None
-        cost = step["gas"] - nxt["gas"] if nxt is not None and nxt["depth"] == depth else step["gasCost"]
+        cost = (
+            step["gas"] - nxt["gas"]
+            if nxt is not None and nxt["depth"] == depth
+            else step["gasCost"]
+        )
         if contract is None or contract not in maps or step["op"] in CALLS:
             costs["(other code, calls)"] += cost
             continue

@@ -5,7 +5,7 @@ pragma solidity 0.8.30;
 /// @notice An agent's limits and budget for one token, packed into one storage word, and the one
 /// implementation of the budget rule (a continuously refilling budget, GCRA).
 /// @dev Layout (high to low bits):
-/// | maxPerPayment (88) | allowance (88) | period (30) | RESERVED | SCOPE | ALLOWLIST | FAST | tat (46) |
+/// | maxPerPayment (88) | allowance (88) | period (29) | RESERVED (2) | SCOPE | ALLOWLIST | FAST | tat (46) |
 /// - `tat` is the theoretical arrival time of the budget in 1/256 s: the budget is full when
 ///   tat <= now; a payment of x moves tat forward by x * period / allowance (rounded up); it runs only
 ///   if the new tat stays within one period of now. A token bucket of size `allowance` refilling at
@@ -16,7 +16,7 @@ pragma solidity 0.8.30;
 /// - FAST caches, in the word a payment reads anyway, that every rule outside it holds (vault not
 ///   paused, agent active, past `validAfter`, no `validUntil`, token in scope). ALLOWLIST (with
 ///   FAST) mirrors the agent's `useAllowlist`. Whoever changes one of those rewrites the flags.
-/// - RESERVED: kept zero (room for a per-recipient budget flag).
+/// - RESERVED: two bits kept zero, for the sub-agent and per-recipient-budget flags to come.
 /// Permit2's `libraries/Allowance.sol` is the model: internal functions, inlined, no call overhead.
 library PolicyWord {
     uint256 internal constant TIME_SCALE_BITS = 8;
@@ -25,15 +25,15 @@ library PolicyWord {
     uint256 internal constant ALLOWLIST = 1 << 47;
     uint256 internal constant SCOPE = 1 << 48;
     uint256 internal constant FLAGS = FAST | ALLOWLIST;
-    uint256 internal constant PERIOD_SHIFT = 50;
+    uint256 internal constant PERIOD_SHIFT = 51;
     uint256 internal constant ALLOWANCE_SHIFT = 80;
     uint256 internal constant MAX_SHIFT = 168;
-    uint256 internal constant MASK_30 = (1 << 30) - 1;
+    uint256 internal constant MASK_29 = (1 << 29) - 1;
     uint256 internal constant MASK_88 = (1 << 88) - 1;
 
-    /// @dev Largest per-payment limit or allowance (2^88 - 1 base units) and period (2^30 - 1 s, 34 years).
+    /// @dev Largest per-payment limit or allowance (2^88 - 1 base units) and period (2^29 - 1 s, 17 years).
     uint256 internal constant MAX_LIMIT = MASK_88;
-    uint256 internal constant MAX_PERIOD = MASK_30;
+    uint256 internal constant MAX_PERIOD = MASK_29;
 
     uint32 internal constant REASON_OVER_PER_PAYMENT = 1;
     uint32 internal constant REASON_OVER_ALLOWANCE = 2;
@@ -49,7 +49,7 @@ library PolicyWord {
     }
 
     function period(uint256 word) internal pure returns (uint256) {
-        return (word >> PERIOD_SHIFT) & MASK_30;
+        return (word >> PERIOD_SHIFT) & MASK_29;
     }
 
     function inScope(uint256 word) internal pure returns (bool) {
@@ -68,7 +68,7 @@ library PolicyWord {
         if (amount > word >> MAX_SHIFT) reasons = REASON_OVER_PER_PAYMENT;
         uint256 a = (word >> ALLOWANCE_SHIFT) & MASK_88;
         if (amount > a) return (reasons | REASON_OVER_ALLOWANCE, word);
-        uint256 scaledPeriod = ((word >> PERIOD_SHIFT) & MASK_30) << TIME_SCALE_BITS;
+        uint256 scaledPeriod = ((word >> PERIOD_SHIFT) & MASK_29) << TIME_SCALE_BITS;
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
         uint256 tat = word & TAT_MASK;
         uint256 start = tat > nowScaled ? tat : nowScaled;
@@ -80,7 +80,7 @@ library PolicyWord {
 
     /// @dev What the budget holds now, whether or not the token is in scope (rounded down).
     function budget(uint256 word) internal view returns (uint256) {
-        uint256 p = (word >> PERIOD_SHIFT) & MASK_30;
+        uint256 p = (word >> PERIOD_SHIFT) & MASK_29;
         if (p == 0) return 0;
         uint256 scaledPeriod = p << TIME_SCALE_BITS;
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
@@ -106,7 +106,7 @@ library PolicyWord {
         returns (uint256)
     {
         uint256 tat = 0;
-        if ((word >> PERIOD_SHIFT) & MASK_30 != 0) {
+        if ((word >> PERIOD_SHIFT) & MASK_29 != 0) {
             uint256 b0 = budget(word);
             uint256 spent = ((word >> ALLOWANCE_SHIFT) & MASK_88) - b0;
             uint256 target = newAllowance > spent ? newAllowance - spent : 0;

@@ -53,7 +53,7 @@ REASON_OVER_PER_PAYMENT = 1
 REASON_OVER_ALLOWANCE = 2
 REASON_RECIPIENT_NOT_ALLOWED = 4
 REASON_TOKEN_NOT_IN_SCOPE = 8
-MAX_PERIOD = (1 << 30) - 1
+MAX_PERIOD = (1 << 29) - 1
 
 # RequestStatus / AgentStatus / RequestKind as numbered in IAgentVaultBase
 NONE, PENDING, EXECUTED, REJECTED, CANCELLED, EXPIRED, AGENT_REVOKED_REQUEST, CLOSED = range(8)
@@ -467,7 +467,10 @@ class Env:
         signers = signers if signers is not None else self.owners[:2]
         packed = self.pack(
             [
-                (s.address, self.sign_typed(self.typed_governance(data, nonce, deadline, vault=v), s))
+                (
+                    s.address,
+                    self.sign_typed(self.typed_governance(data, nonce, deadline, vault=v), s),
+                )
                 for s in signers
             ]
         )
@@ -603,7 +606,11 @@ class Env:
         )
 
     def typed_payment(
-        self, payment: tuple[Any, ...], *, vault: Contract | None = None, chain_id: int | None = None
+        self,
+        payment: tuple[Any, ...],
+        *,
+        vault: Contract | None = None,
+        chain_id: int | None = None,
     ) -> dict[str, Any]:
         names = ["agent", "token", "to", "amount", "ref", "nonce", "deadline"]
         kinds = ["address", "address", "address", "uint256", "bytes32", "uint256", "uint256"]
@@ -640,7 +647,12 @@ class Env:
     ) -> dict[str, Any]:
         return self.typed_message(
             "RotateKey",
-            [("oldKey", "address"), ("newKey", "address"), ("nonce", "uint256"), ("deadline", "uint256")],
+            [
+                ("oldKey", "address"),
+                ("newKey", "address"),
+                ("nonce", "uint256"),
+                ("deadline", "uint256"),
+            ],
             {"oldKey": old, "newKey": new, "nonce": nonce, "deadline": deadline},
             vault=vault,
             chain_id=chain_id,

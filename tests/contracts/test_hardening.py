@@ -53,7 +53,9 @@ def new_agent(
 
 
 def set_limits(env: Env, agent: str, token: str, maximum: int, allowance: int, period: int) -> None:
-    env.govern_signed([("setLimits", (agent, token, maximum, allowance, period))], nonce=next(_nonces))
+    env.govern_signed(
+        [("setLimits", (agent, token, maximum, allowance, period))], nonce=next(_nonces)
+    )
 
 
 def available(env: Env, agent: str, token: str) -> int:
@@ -124,9 +126,7 @@ def test_a_cut_to_zero_then_restore_gives_nothing_back_and_one_owner_cannot_rais
     assert available(env, agent.address, usdc) == 0
     # a hostile owner alone cannot raise (reduceLimits only lowers; setLimits needs the vault)
     with expect_revert("LimitNotReduced"):
-        env.send(
-            env.vault.functions.reduceLimits(agent.address, usdc, 0, 1 * USDC), env.owners[2]
-        )
+        env.send(env.vault.functions.reduceLimits(agent.address, usdc, 0, 1 * USDC), env.owners[2])
     with expect_revert("OnlyVault"):
         env.send(
             env.vault.functions.setLimits(agent.address, usdc, 1, 1_000 * USDC, DAY), env.owners[2]
@@ -154,7 +154,9 @@ def test_a_compromised_owner_cannot_freeze_the_vault_and_the_threshold_recovers_
     # the attacker brakes everything it can alone ...
     env.send(env.vault.functions.pause(), hostile)
     env.send(env.vault.functions.pauseAgent(env.agent.address), hostile)
-    spam = [env.propose("addOwner", fresh_address(f"spam{i}"), 1, proposer=hostile)[1] for i in range(3)]
+    spam = [
+        env.propose("addOwner", fresh_address(f"spam{i}"), 1, proposer=hostile)[1] for i in range(3)
+    ]
     # ... rejects the honest owners' unpause proposal: one no is not a veto any more
     _r, unpause_id = env.propose("unpause")
     receipt = env.send(env.rq.reject(unpause_id), hostile)
@@ -236,7 +238,12 @@ def test_a_signed_batch_is_atomic_and_its_nonce_survives_a_failure(env: Env) -> 
             [("addAgent", (agent, 0, 0, False)), ("setLimits", (agent, ETH, 1, 1, 0))], nonce=903
         )
     assert env.vault.functions.getAgent(agent).call()[0] == 0
-    assert env.vault.functions.isNonceUsed(env.vault.functions.governanceNonceSpace().call(), 903).call() is False
+    assert (
+        env.vault.functions.isNonceUsed(
+            env.vault.functions.governanceNonceSpace().call(), 903
+        ).call()
+        is False
+    )
 
 
 def test_governance_signatures_do_not_replay_on_another_vault_or_chain(env: Env) -> None:
@@ -315,7 +322,9 @@ def test_re_adding_a_revoked_address_starts_from_nothing(env: Env) -> None:
     assert before[0] == AGENT_REVOKED
     env.govern_signed([("addAgent", (agent.address, 0, 0, True))], nonce=next(_nonces))
     info = env.vault.functions.getAgent(agent.address).call()
-    assert info[0] == 1 and info[4] == 0 and info[5] != before[5]  # active, no requests, new lineage
+    assert (
+        info[0] == 1 and info[4] == 0 and info[5] != before[5]
+    )  # active, no requests, new lineage
     assert env.vault.functions.getAgentTokens(agent.address).call() == []
     for token in (ETH, env.usdc.address):
         assert tuple(env.vault.functions.getPolicy(agent.address, token).call()) == (0, 0, 0, 0)
@@ -391,7 +400,9 @@ def test_a_hostile_erc1271_owner_gets_bounded_gas_and_is_read_32_bytes_deep(env:
     payment2 = (ETH, ETH, fresh_address("paid"), 1, ref("p"), 2, env.now() + DAY)
     packed2 = env.pack(
         [
-            OwnerSignature(honest.address, env.sign_typed(env.typed_payment(payment2, vault=vault), honest)),
+            OwnerSignature(
+                honest.address, env.sign_typed(env.typed_payment(payment2, vault=vault), honest)
+            ),
             OwnerSignature(hostile.address, b"anything", contract=True),
         ]
     )
@@ -405,7 +416,9 @@ def test_request_ids_cannot_wrap(anvil_env: Env) -> None:
     slot = int("e79e714abe350f418da5842700fa6185b1c082738decf0346d4aa06561fc6200", 16)
     word = int.from_bytes(env.w3.eth.get_storage_at(env.vault.address, slot), "big")
     word |= ((1 << 64) - 1) << 184
-    env.chain._rpc("anvil_setStorageAt", [env.vault.address, hex(slot), "0x" + word.to_bytes(32, "big").hex()])
+    env.chain._rpc(
+        "anvil_setStorageAt", [env.vault.address, hex(slot), "0x" + word.to_bytes(32, "big").hex()]
+    )
     assert env.vault.functions.requestCount().call() == (1 << 64) - 1
     with expect_revert("CounterOverflow"):
         env.pay(env.usdc.address, fresh_address("wrap"), 500 * USDC)

@@ -99,7 +99,9 @@ def test_replayed_reordered_and_cancelled_nonces(env: Env) -> None:
     with expect_revert("NonceAlreadyUsed", env.agent.address, 7):
         relay(env, intents[7], env.sign_intent(intents[7]))
     # the agent cancels nonce 8 before anyone submits it; an owner can too
-    receipt = env.send(env.vault.functions.invalidateNonces(env.agent.address, 0, 1 << 8), env.agent)
+    receipt = env.send(
+        env.vault.functions.invalidateNonces(env.agent.address, 0, 1 << 8), env.agent
+    )
     assert env.event(receipt, "NoncesInvalidated")["by"] == env.agent.address
     with expect_revert("NonceAlreadyUsed", env.agent.address, 8):
         relay(env, intents[8], env.sign_intent(intents[8]))
@@ -127,7 +129,7 @@ def test_signatures_for_another_vault_chain_agent_or_intent_are_refused(env: Env
     bigger = (*intent[:2], intent[2] * 1000, *intent[3:])
     with expect_revert("AgentNotActive"):
         relay(env, bigger, env.sign_intent(intent))
-    # a malleable (high-s) copy of a valid signature, in the compact form and in a permission context
+    # a malleable (high-s) copy of a valid signature: compact form and permission context
     sig = env.sign_intent(intent)
     n = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
     s = int.from_bytes(sig[32:64], "big")
@@ -171,9 +173,15 @@ def test_redeem_delegations_settles_exactly_the_intended_eth_and_token_transfers
     usdc_intent = env.intent(to, 3 * USDC, token=env.usdc.address, nonce=21)
     receipt = env.send(
         env.vault.functions.redeemDelegations(
-            [context(eth_intent, env.sign_intent(eth_intent)), context(usdc_intent, env.sign_intent(usdc_intent))],
+            [
+                context(eth_intent, env.sign_intent(eth_intent)),
+                context(usdc_intent, env.sign_intent(usdc_intent)),
+            ],
             [SINGLE_DEFAULT, SINGLE_DEFAULT],
-            [execution(to, 1_000), execution(env.usdc.address, 0, transfer_call(env, to, 3 * USDC))],
+            [
+                execution(to, 1_000),
+                execution(env.usdc.address, 0, transfer_call(env, to, 3 * USDC)),
+            ],
         ),
         env.spare[1],
     )
@@ -183,7 +191,9 @@ def test_redeem_delegations_settles_exactly_the_intended_eth_and_token_transfers
     with expect_revert("NonceAlreadyUsed", env.agent.address, 20):
         env.send(
             env.vault.functions.redeemDelegations(
-                [context(eth_intent, env.sign_intent(eth_intent))], [SINGLE_DEFAULT], [execution(to, 1_000)]
+                [context(eth_intent, env.sign_intent(eth_intent))],
+                [SINGLE_DEFAULT],
+                [execution(to, 1_000)],
             ),
             env.spare[1],
         )
@@ -205,7 +215,9 @@ def test_redeem_delegations_refuses_any_execution_other_than_the_intent(env: Env
     ]
     for bad in bad_executions:
         with expect_revert("ExecutionMismatch", 0):
-            env.send(env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [bad]), env.outsider)
+            env.send(
+                env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [bad]), env.outsider
+            )
     good = execution(token, 0, transfer_call(env, to, 2 * USDC))
     for mode in (b"\x01" + b"\0" * 31, b"\0\x01" + b"\0" * 30, b"\0" * 31 + b"\x01"):
         with expect_revert("UnsupportedExecutionMode"):
@@ -213,7 +225,10 @@ def test_redeem_delegations_refuses_any_execution_other_than_the_intent(env: Env
     with expect_revert("LengthMismatch"):
         env.send(env.vault.functions.redeemDelegations([ctx], [], [good]), env.outsider)
     with expect_revert("InvalidPermissionContext", 0):
-        env.send(env.vault.functions.redeemDelegations([b"\x00" * 5], [SINGLE_DEFAULT], [good]), env.outsider)
+        env.send(
+            env.vault.functions.redeemDelegations([b"\x00" * 5], [SINGLE_DEFAULT], [good]),
+            env.outsider,
+        )
     env.send(env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [good]), env.outsider)
     assert env.usdc_of(to) == 2 * USDC and env.usdc_of(thief) == 0
 
@@ -224,7 +239,9 @@ def test_redeem_delegations_reverts_outside_the_limits_instead_of_escalating(env
     with expect_revert("PaymentOutsidePolicy", env.agent.address, REASON_OVER_PER_PAYMENT):
         env.send(
             env.vault.functions.redeemDelegations(
-                [context(intent, env.sign_intent(intent))], [SINGLE_DEFAULT], [execution(to, ETH_MAX + 1)]
+                [context(intent, env.sign_intent(intent))],
+                [SINGLE_DEFAULT],
+                [execution(to, ETH_MAX + 1)],
             ),
             env.outsider,
         )

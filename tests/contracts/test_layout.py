@@ -102,9 +102,7 @@ def test_admin_and_config_run_only_by_delegatecall(env: Env) -> None:
 def test_the_core_implementation_cannot_be_initialised(env: Env) -> None:
     core = env.contract("IAgentVault", env.parts["AgentVault"])
     with expect_revert("AlreadyInitialized"):
-        env.send(
-            core.functions.initialize([env.outsider.address], 1, 86_400, 5), env.outsider
-        )
+        env.send(core.functions.initialize([env.outsider.address], 1, 86_400, 5), env.outsider)
 
 
 def test_the_factory_clones_the_core_and_the_parts_point_at_each_other(env: Env) -> None:

@@ -30,7 +30,9 @@ def test_closed_request_slots_are_reused_by_the_same_agent(env: Env) -> None:
     assert env.status(first) == CLOSED
     with expect_revert("RequestMismatch", first):  # its slot holds another request now
         env.send(env.rq.approve(first), env.owners[0])
-    receipt = env.send(env.rq.executeWithSignatures(second, env.packed(second, env.owners[:2])), env.outsider)
+    receipt = env.send(
+        env.rq.executeWithSignatures(second, env.packed(second, env.owners[:2])), env.outsider
+    )
     assert env.event(receipt, "RequestExecuted")["requestId"] == second
     assert env.status(second) == EXECUTED
     # slots form a list: two closed slots serve the next two requests, last freed first
@@ -46,7 +48,12 @@ def test_closed_request_slots_are_reused_by_the_same_agent(env: Env) -> None:
 def test_a_request_cannot_be_acted_on_with_other_contents(env: Env) -> None:
     rid = env.escalate()
     original = env.rq.req(rid)
-    for index, value in ((5, fresh_address("thief")), (6, 10**30), (2, 99), (1, env.owners[0].address)):
+    for index, value in (
+        (5, fresh_address("thief")),
+        (6, 10**30),
+        (2, 99),
+        (1, env.owners[0].address),
+    ):
         forged = list(original)
         forged[index] = value
         with expect_revert("RequestMismatch", rid):
@@ -74,7 +81,10 @@ def test_the_packed_word_offsets_match_the_views(env: Env) -> None:
     env.escalate()
     # agents: the third member of the layout, a mapping at LAYOUT_SLOT + 2
     slot = int.from_bytes(
-        Web3.keccak(bytes.fromhex(env.agent.address[2:].rjust(64, "0")) + (LAYOUT_SLOT + 2).to_bytes(32, "big")),
+        Web3.keccak(
+            bytes.fromhex(env.agent.address[2:].rjust(64, "0"))
+            + (LAYOUT_SLOT + 2).to_bytes(32, "big")
+        ),
         "big",
     )
     word = int.from_bytes(env.w3.eth.get_storage_at(env.vault.address, slot), "big")

@@ -111,7 +111,9 @@ def test_open_requests_and_the_allowlist_move_with_the_key(env: Env) -> None:
     assert env.status(rid) == PENDING
     with expect_revert("NotRequestAgent"):
         env.send(env.rq.cancel(rid), env.agent)
-    receipt = env.send(env.rq.executeWithSignatures(rid, env.packed(rid, env.owners[:2])), env.outsider)
+    receipt = env.send(
+        env.rq.executeWithSignatures(rid, env.packed(rid, env.owners[:2])), env.outsider
+    )
     assert env.event(receipt, "RequestExecuted")["requestId"] == rid
     assert env.event(receipt, "PaymentExecuted")["agent"] == env.agent.address  # who asked
     assert env.status(rid) == EXECUTED
@@ -150,7 +152,9 @@ def test_rotation_onto_an_owner_an_agent_or_a_special_address_is_refused(env: En
         typed = env.typed_rotation(env.agent.address, target, 1, env.now() + DAY)
         sig = env.sign_typed(typed, env.agent)
         with expect_revert("InvalidNewKey", target):
-            env.govern_signed([("replaceAgentKey", (env.agent.address, target))], nonce=next(_nonces))
+            env.govern_signed(
+                [("replaceAgentKey", (env.agent.address, target))], nonce=next(_nonces)
+            )
         del sig
     with expect_revert("InvalidNewKey", other.address):
         rotate(env, rotation(env, env.agent, other))
@@ -164,7 +168,9 @@ def test_owners_replace_a_lost_key_by_threshold_and_a_paused_agent_stays_paused(
     new = key("new-4")
     with expect_revert("OnlyVault"):
         env.send(env.vault.functions.replaceAgentKey(env.agent.address, new.address), env.owners[0])
-    receipt = env.govern_signed([("replaceAgentKey", (env.agent.address, new.address))], nonce=next(_nonces))
+    receipt = env.govern_signed(
+        [("replaceAgentKey", (env.agent.address, new.address))], nonce=next(_nonces)
+    )
     assert env.event(receipt, "AgentRotated")["by"] == env.vault.address
     assert env.vault.functions.getAgent(new.address).call()[0] == AGENT_PAUSED
     env.send_eth(env.deployer, new.address, ETHER)
@@ -176,7 +182,9 @@ def test_owner_swap_in_one_signed_transaction(env: Env) -> None:
     leaving, newcomer = env.owners[2], env.spare[0]
     rid = env.escalate()
     env.send(env.rq.approve(rid), leaving)
-    receipt = env.govern_signed([("swapOwner", (leaving.address, newcomer.address))], nonce=next(_nonces))
+    receipt = env.govern_signed(
+        [("swapOwner", (leaving.address, newcomer.address))], nonce=next(_nonces)
+    )
     assert env.event(receipt, "OwnerRemoved")["owner"] == leaving.address
     assert env.event(receipt, "OwnerAdded")["owner"] == newcomer.address
     owners = env.vault.functions.getOwners().call()
@@ -184,8 +192,18 @@ def test_owner_swap_in_one_signed_transaction(env: Env) -> None:
     assert env.vault.functions.approvalCount(rid).call() == 0  # the leaver's approval is gone
     env.send(env.rq.approve(rid), newcomer)
     receipt = env.send(env.rq.approve(rid), env.owners[0])
-    assert sorted(env.event(receipt, "RequestExecuted")["signers"]) == sorted([newcomer.address, env.owners[0].address])
+    assert sorted(env.event(receipt, "RequestExecuted")["signers"]) == sorted(
+        [newcomer.address, env.owners[0].address]
+    )
     with expect_revert("AlreadyOwner"):
-        env.govern_signed([("swapOwner", (env.owners[0].address, newcomer.address))], [env.owners[0], newcomer], nonce=next(_nonces))
+        env.govern_signed(
+            [("swapOwner", (env.owners[0].address, newcomer.address))],
+            [env.owners[0], newcomer],
+            nonce=next(_nonces),
+        )
     with expect_revert("AgentIsOwner"):
-        env.govern_signed([("swapOwner", (env.owners[0].address, env.agent.address))], [env.owners[0], newcomer], nonce=next(_nonces))
+        env.govern_signed(
+            [("swapOwner", (env.owners[0].address, env.agent.address))],
+            [env.owners[0], newcomer],
+            nonce=next(_nonces),
+        )
