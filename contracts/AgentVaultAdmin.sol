@@ -189,6 +189,88 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
     }
 
     // ------------------------------------------------------------------------------------------
+    // Owners and request settings: only through governance
+    // ------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgentVaultAdmin
+    function addOwner(address owner, uint256 threshold_) external onlyDelegateCall onlyVault {
+        Layout storage l = _layout();
+        Config memory c = l.config;
+        if (c.ownerCount >= MAX_OWNERS) revert TooManyOwners(uint256(c.ownerCount) + 1, MAX_OWNERS);
+        _checkNewOwner(owner);
+        uint256 count = uint256(c.ownerCount) + 1;
+        if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
+        uint64 epoch = _nextEpoch(c);
+        l.owners[owner] = (l.owners[SENTINEL] & type(uint160).max) | (uint256(epoch) << 160);
+        l.owners[SENTINEL] = uint256(uint160(owner));
+        c.ownerCount = uint8(count);
+        c.ownerEpoch = epoch;
+        uint256 requestId = _executing();
+        emit OwnerAdded(owner, requestId);
+        _setThreshold(c, threshold_, requestId);
+        l.config = c;
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function removeOwner(address owner, uint256 threshold_) external onlyDelegateCall onlyVault {
+        if (!_isOwner(owner)) revert NotAnOwner(owner);
+        Layout storage l = _layout();
+        Config memory c = l.config;
+        uint256 count = uint256(c.ownerCount) - 1;
+        if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
+        address previous = _previousOwner(owner);
+        l.owners[previous] = (l.owners[previous] & ~uint256(type(uint160).max)) | (l.owners[owner] & type(uint160).max);
+        delete l.owners[owner];
+        c.ownerCount = uint8(count);
+        uint256 requestId = _executing();
+        emit OwnerRemoved(owner, requestId);
+        _setThreshold(c, threshold_, requestId);
+        l.config = c;
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function swapOwner(address oldOwner, address newOwner) external onlyDelegateCall onlyVault {
+        if (!_isOwner(oldOwner)) revert NotAnOwner(oldOwner);
+        _checkNewOwner(newOwner);
+        Layout storage l = _layout();
+        Config memory c = l.config;
+        uint64 epoch = _nextEpoch(c);
+        address previous = _previousOwner(oldOwner);
+        l.owners[newOwner] = (l.owners[oldOwner] & type(uint160).max) | (uint256(epoch) << 160);
+        l.owners[previous] = (l.owners[previous] & ~uint256(type(uint160).max)) | uint256(uint160(newOwner));
+        delete l.owners[oldOwner];
+        l.config.ownerEpoch = epoch;
+        uint256 requestId = _executing();
+        emit OwnerRemoved(oldOwner, requestId);
+        emit OwnerAdded(newOwner, requestId);
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function changeThreshold(uint256 threshold_) external onlyDelegateCall onlyVault {
+        Layout storage l = _layout();
+        uint256 count = l.config.ownerCount;
+        if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
+        l.config.threshold = uint8(threshold_);
+        emit ThresholdChanged(threshold_, _executing());
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function setRequestExpiry(uint256 requestExpiry_) external onlyDelegateCall onlyVault {
+        if (requestExpiry_ < MIN_REQUEST_EXPIRY || requestExpiry_ > MAX_REQUEST_EXPIRY) {
+            revert InvalidRequestExpiry(requestExpiry_);
+        }
+        _layout().config.requestExpiry = uint32(requestExpiry_);
+        emit RequestExpiryChanged(requestExpiry_, _executing());
+    }
+
+    /// @inheritdoc IAgentVaultAdmin
+    function setMaxOpenRequests(uint256 maxOpen) external onlyDelegateCall onlyVault {
+        if (maxOpen == 0 || maxOpen > MAX_OPEN_REQUESTS_CAP) revert InvalidMaxOpenRequests(maxOpen);
+        _layout().config.maxOpenRequests = uint16(maxOpen);
+        emit MaxOpenRequestsChanged(maxOpen, _executing());
+    }
+
+    // ------------------------------------------------------------------------------------------
     // Nonces
     // ------------------------------------------------------------------------------------------
 
@@ -264,21 +346,25 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
 
     function _checkGovernanceCall(bytes calldata data) private pure {
         bytes4 s = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
-        bool ok = s == IAgentVaultConfig.addAgent.selector || s == IAgentVaultConfig.unpauseAgent.selector
-            || s == IAgentVaultConfig.setLimits.selector || s == IAgentVaultConfig.allowRecipient.selector
-            || s == IAgentVaultConfig.unpause.selector || s == IAgentVaultConfig.addOwner.selector
-            || s == IAgentVaultConfig.removeOwner.selector || s == IAgentVaultConfig.swapOwner.selector
-            || s == IAgentVaultConfig.changeThreshold.selector || s == IAgentVaultConfig.setRequestExpiry.selector
-            || s == IAgentVaultConfig.setMaxOpenRequests.selector || s == IAgentVaultConfig.replaceAgentKey.selector
-            || s == this.invalidateNonces.selector;
+        bool ok = _isAdminGovernanceSelector(s) || s == IAgentVaultConfig.addAgent.selector
+            || s == IAgentVaultConfig.unpauseAgent.selector || s == IAgentVaultConfig.setLimits.selector
+            || s == IAgentVaultConfig.allowRecipient.selector || s == IAgentVaultConfig.unpause.selector
+            || s == IAgentVaultConfig.replaceAgentKey.selector;
         if (!ok) revert NotGovernanceCall(s);
+    }
+
+    /// @dev The governance calls this contract itself implements.
+    function _isAdminGovernanceSelector(bytes4 s) private pure returns (bool) {
+        return s == this.addOwner.selector || s == this.removeOwner.selector || s == this.swapOwner.selector
+            || s == this.changeThreshold.selector || s == this.setRequestExpiry.selector
+            || s == this.setMaxOpenRequests.selector || s == this.invalidateNonces.selector;
     }
 
     /// @dev Runs one governance call in the vault's own context (EXECUTING_SLOT is set): the config
     /// extension's functions directly, this contract's own by delegatecall to itself.
     function _governanceCall(bytes calldata data) private {
         _checkGovernanceCall(data);
-        address target = bytes4(data[:4]) == this.invalidateNonces.selector ? SELF : CONFIG;
+        address target = _isAdminGovernanceSelector(bytes4(data[:4])) ? SELF : CONFIG;
         bytes memory call = data;
         // slither-disable-next-line controlled-delegatecall,low-level-calls (a fixed, immutable target)
         (bool ok, bytes memory ret) = target.delegatecall(call);
@@ -286,6 +372,32 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
             assembly ("memory-safe") {
                 revert(add(ret, 32), mload(ret))
             }
+        }
+    }
+
+    function _checkNewOwner(address owner) private view {
+        if (owner == address(0) || owner == SENTINEL || owner == address(this)) revert ZeroAddress();
+        if (_isOwner(owner)) revert AlreadyOwner(owner);
+        if (_layout().agents[owner].status != AgentStatus.None) revert AgentIsOwner(owner);
+    }
+
+    function _previousOwner(address owner) private view returns (address previous) {
+        Layout storage l = _layout();
+        previous = SENTINEL;
+        while (address(uint160(l.owners[previous])) != owner) {
+            previous = address(uint160(l.owners[previous]));
+        }
+    }
+
+    function _nextEpoch(Config memory c) private pure returns (uint64) {
+        if (c.ownerEpoch == type(uint64).max) revert CounterOverflow();
+        return c.ownerEpoch + 1;
+    }
+
+    function _setThreshold(Config memory c, uint256 threshold_, uint256 requestId) private {
+        if (threshold_ != c.threshold) {
+            c.threshold = uint8(threshold_);
+            emit ThresholdChanged(threshold_, requestId);
         }
     }
 

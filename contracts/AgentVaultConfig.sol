@@ -250,84 +250,6 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     }
 
     /// @inheritdoc IAgentVaultConfig
-    function addOwner(address owner, uint256 threshold_) external onlyDelegateCall onlyVault {
-        Layout storage l = _layout();
-        Config memory c = l.config;
-        if (c.ownerCount >= MAX_OWNERS) revert TooManyOwners(uint256(c.ownerCount) + 1, MAX_OWNERS);
-        _checkNewOwner(owner);
-        uint256 count = uint256(c.ownerCount) + 1;
-        if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
-        uint64 epoch = _nextEpoch(c);
-        l.owners[owner] = (l.owners[SENTINEL] & type(uint160).max) | (uint256(epoch) << 160);
-        l.owners[SENTINEL] = uint256(uint160(owner));
-        c.ownerCount = uint8(count);
-        c.ownerEpoch = epoch;
-        uint256 requestId = _executing();
-        emit OwnerAdded(owner, requestId);
-        _setThreshold(c, threshold_, requestId);
-        l.config = c;
-    }
-
-    /// @inheritdoc IAgentVaultConfig
-    function removeOwner(address owner, uint256 threshold_) external onlyDelegateCall onlyVault {
-        if (!_isOwner(owner)) revert NotAnOwner(owner);
-        Layout storage l = _layout();
-        Config memory c = l.config;
-        uint256 count = uint256(c.ownerCount) - 1;
-        if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
-        address previous = _previousOwner(owner);
-        l.owners[previous] = (l.owners[previous] & ~uint256(type(uint160).max)) | (l.owners[owner] & type(uint160).max);
-        delete l.owners[owner];
-        c.ownerCount = uint8(count);
-        uint256 requestId = _executing();
-        emit OwnerRemoved(owner, requestId);
-        _setThreshold(c, threshold_, requestId);
-        l.config = c;
-    }
-
-    /// @inheritdoc IAgentVaultConfig
-    function swapOwner(address oldOwner, address newOwner) external onlyDelegateCall onlyVault {
-        if (!_isOwner(oldOwner)) revert NotAnOwner(oldOwner);
-        _checkNewOwner(newOwner);
-        Layout storage l = _layout();
-        Config memory c = l.config;
-        uint64 epoch = _nextEpoch(c);
-        address previous = _previousOwner(oldOwner);
-        l.owners[newOwner] = (l.owners[oldOwner] & type(uint160).max) | (uint256(epoch) << 160);
-        l.owners[previous] = (l.owners[previous] & ~uint256(type(uint160).max)) | uint256(uint160(newOwner));
-        delete l.owners[oldOwner];
-        l.config.ownerEpoch = epoch;
-        uint256 requestId = _executing();
-        emit OwnerRemoved(oldOwner, requestId);
-        emit OwnerAdded(newOwner, requestId);
-    }
-
-    /// @inheritdoc IAgentVaultConfig
-    function changeThreshold(uint256 threshold_) external onlyDelegateCall onlyVault {
-        Layout storage l = _layout();
-        uint256 count = l.config.ownerCount;
-        if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
-        l.config.threshold = uint8(threshold_);
-        emit ThresholdChanged(threshold_, _executing());
-    }
-
-    /// @inheritdoc IAgentVaultConfig
-    function setRequestExpiry(uint256 requestExpiry_) external onlyDelegateCall onlyVault {
-        if (requestExpiry_ < MIN_REQUEST_EXPIRY || requestExpiry_ > MAX_REQUEST_EXPIRY) {
-            revert InvalidRequestExpiry(requestExpiry_);
-        }
-        _layout().config.requestExpiry = uint32(requestExpiry_);
-        emit RequestExpiryChanged(requestExpiry_, _executing());
-    }
-
-    /// @inheritdoc IAgentVaultConfig
-    function setMaxOpenRequests(uint256 maxOpen) external onlyDelegateCall onlyVault {
-        if (maxOpen == 0 || maxOpen > MAX_OPEN_REQUESTS_CAP) revert InvalidMaxOpenRequests(maxOpen);
-        _layout().config.maxOpenRequests = uint16(maxOpen);
-        emit MaxOpenRequestsChanged(maxOpen, _executing());
-    }
-
-    /// @inheritdoc IAgentVaultConfig
     function replaceAgentKey(address oldKey, address newKey) external onlyDelegateCall onlyVault {
         _rotate(oldKey, newKey, address(this));
     }
@@ -438,32 +360,6 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         // slither-disable-next-line unused-return (the third value only details `error`)
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
         if (error != ECDSA.RecoverError.NoError || signer != expected) revert InvalidSignature(expected);
-    }
-
-    function _checkNewOwner(address owner) private view {
-        if (owner == address(0) || owner == SENTINEL || owner == address(this)) revert ZeroAddress();
-        if (_isOwner(owner)) revert AlreadyOwner(owner);
-        if (_layout().agents[owner].status != AgentStatus.None) revert AgentIsOwner(owner);
-    }
-
-    function _previousOwner(address owner) private view returns (address previous) {
-        Layout storage l = _layout();
-        previous = SENTINEL;
-        while (address(uint160(l.owners[previous])) != owner) {
-            previous = address(uint160(l.owners[previous]));
-        }
-    }
-
-    function _nextEpoch(Config memory c) private pure returns (uint64) {
-        if (c.ownerEpoch == type(uint64).max) revert CounterOverflow();
-        return c.ownerEpoch + 1;
-    }
-
-    function _setThreshold(Config memory c, uint256 threshold_, uint256 requestId) private {
-        if (threshold_ != c.threshold) {
-            c.threshold = uint8(threshold_);
-            emit ThresholdChanged(threshold_, requestId);
-        }
     }
 
     /// @dev Forwarding, too, happens only inside a vault.

@@ -35,6 +35,9 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     uint256 internal constant MAX_AGENTS = 64;
     uint256 internal constant MAX_TOKENS_PER_AGENT = 8;
     uint256 internal constant MAX_TOKENS = 255;
+    /// @dev Sub-agents: at most 8 directly under an agent, at most 3 levels below an owners' agent.
+    uint256 internal constant MAX_CHILDREN = 8;
+    uint256 internal constant MAX_DEPTH = 3;
     /// @dev Gas forwarded to an ERC-1271 owner's `isValidSignature` (a Safe checking its own
     /// owners' signatures needs far less); only its first 32 bytes of return data are read.
     uint256 internal constant ERC1271_GAS = 250_000;
@@ -154,6 +157,14 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         mapping(address => mapping(uint256 => uint256)) nonces;
         /// lineage => its current key, written when a key is rotated
         mapping(uint256 => address) lineageKey;
+        /// sub-agent key => the key of the agent that delegated to it (0: added by the owners)
+        mapping(address => address) parentOf;
+        /// lineage => the keys of the sub-agents directly under it
+        mapping(uint256 => address[]) children;
+        /// lineage => token => recipient (0: every recipient without its own) => budget word
+        mapping(uint256 => mapping(address => mapping(address => uint256))) recipientBudgets;
+        /// lineage => token => whether per-recipient budgets apply
+        mapping(uint256 => mapping(address => bool)) budgeted;
     }
 
     function _layout() internal pure returns (Layout storage l) {
@@ -287,6 +298,41 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
             return 0;
         }
         return a.useAllowlist ? PolicyWord.FLAGS : PolicyWord.FAST;
+    }
+
+    /// @dev The SUB/RBUDGET bits a word of `agent` in `token` carries (see {PolicyWord}).
+    function _extraFlags(address agent, uint256 lineage, address token) internal view returns (uint256 flags) {
+        Layout storage l = _layout();
+        if (l.parentOf[agent] != address(0)) flags = PolicyWord.SUB;
+        if (l.budgeted[lineage][token]) flags |= PolicyWord.RBUDGET;
+    }
+
+    /// @dev A payment of `charge` to `to` against a lineage's per-recipient budget in `token`: the
+    /// recipient's own budget, else the default (recipient 0) with the recipient's own budget
+    /// state. Returns the reason (REASON_OVER_RECIPIENT_BUDGET or 0) and the slot and word to
+    /// write (slot 0: no budget applies).
+    function _recipientBudget(uint256 lineage, address token, address to, uint256 charge)
+        internal
+        view
+        returns (uint32 reason, uint256 slot, uint256 word)
+    {
+        mapping(address => uint256) storage budgets = _layout().recipientBudgets[lineage][token];
+        assembly ("memory-safe") {
+            mstore(0, to)
+            mstore(0x20, budgets.slot)
+            slot := keccak256(0, 0x40)
+        }
+        uint256 own = _sload(slot);
+        uint256 limits = own;
+        if (!PolicyWord.inScope(own)) {
+            uint256 fallbackBudget = budgets[address(0)];
+            if (!PolicyWord.inScope(fallbackBudget)) return (0, 0, 0);
+            limits = (fallbackBudget & ~PolicyWord.TAT_MASK) | (own & PolicyWord.TAT_MASK);
+        }
+        (uint32 r, uint256 spent) = PolicyWord.evaluate(limits, charge);
+        if (r != 0) return (PolicyWord.REASON_OVER_RECIPIENT_BUDGET, 0, 0);
+        // a recipient under the default keeps only its budget state (the limits stay the default's)
+        word = PolicyWord.inScope(own) ? spent : spent & PolicyWord.TAT_MASK;
     }
 
     /// @dev {_flags} from the raw agent and config words.

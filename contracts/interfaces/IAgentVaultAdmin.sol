@@ -74,6 +74,19 @@ interface IAgentVaultAdmin is IAgentVaultBase {
         external;
 
     // ------------------------------------------------------------------------------------------
+    // Owners and request settings: only through governance
+    // ------------------------------------------------------------------------------------------
+
+    function addOwner(address owner, uint256 threshold) external;
+    function removeOwner(address owner, uint256 threshold) external;
+    /// @notice Replaces `oldOwner` by `newOwner` at the same place (Safe's swapOwner). The old
+    /// owner's approvals stop counting.
+    function swapOwner(address oldOwner, address newOwner) external;
+    function changeThreshold(uint256 threshold) external;
+    function setRequestExpiry(uint256 requestExpiry) external;
+    function setMaxOpenRequests(uint256 maxOpenRequests) external;
+
+    // ------------------------------------------------------------------------------------------
     // Nonces
     // ------------------------------------------------------------------------------------------
 

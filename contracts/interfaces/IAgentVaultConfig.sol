@@ -52,14 +52,6 @@ interface IAgentVaultConfig is IAgentVaultBase {
         external;
     function allowRecipient(address agent, address recipient) external;
     function unpause() external;
-    function addOwner(address owner, uint256 threshold) external;
-    function removeOwner(address owner, uint256 threshold) external;
-    /// @notice Replaces `oldOwner` by `newOwner` at the same place (Safe's swapOwner). The old
-    /// owner's approvals stop counting.
-    function swapOwner(address oldOwner, address newOwner) external;
-    function changeThreshold(uint256 threshold) external;
-    function setRequestExpiry(uint256 requestExpiry) external;
-    function setMaxOpenRequests(uint256 maxOpenRequests) external;
     /// @notice The owners move an agent's rights to `newKey` (its key was lost).
     function replaceAgentKey(address oldKey, address newKey) external;
 }

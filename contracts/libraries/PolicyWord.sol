@@ -5,7 +5,7 @@ pragma solidity 0.8.30;
 /// @notice An agent's limits and budget for one token, packed into one storage word, and the one
 /// implementation of the budget rule (a continuously refilling budget, GCRA).
 /// @dev Layout (high to low bits):
-/// | maxPerPayment (88) | allowance (88) | period (29) | RESERVED (2) | SCOPE | ALLOWLIST | FAST | tat (46) |
+/// | maxPerPayment (88) | allowance (88) | period (29) | RBUDGET | SUB | SCOPE | ALLOWLIST | FAST | tat (46) |
 /// - `tat` is the theoretical arrival time of the budget in 1/256 s: the budget is full when
 ///   tat <= now; a payment of x moves tat forward by x * period / allowance (rounded up); it runs only
 ///   if the new tat stays within one period of now. A token bucket of size `allowance` refilling at
@@ -16,7 +16,10 @@ pragma solidity 0.8.30;
 /// - FAST caches, in the word a payment reads anyway, that every rule outside it holds (vault not
 ///   paused, agent active, past `validAfter`, no `validUntil`, token in scope). ALLOWLIST (with
 ///   FAST) mirrors the agent's `useAllowlist`. Whoever changes one of those rewrites the flags.
-/// - RESERVED: two bits kept zero, for the sub-agent and per-recipient-budget flags to come.
+/// - SUB: the word belongs to a sub-agent: its payments also spend, in the same token, the word of
+///   every agent above it (a shared budget: a subtree never spends more than its root allows).
+/// - RBUDGET: the agent's lineage has per-recipient budgets in this token, checked on every payment.
+/// Neither is cleared by {unscope}; the writer of a word in scope sets both from the agent.
 /// Permit2's `libraries/Allowance.sol` is the model: internal functions, inlined, no call overhead.
 library PolicyWord {
     uint256 internal constant TIME_SCALE_BITS = 8;
@@ -24,6 +27,8 @@ library PolicyWord {
     uint256 internal constant FAST = 1 << 46;
     uint256 internal constant ALLOWLIST = 1 << 47;
     uint256 internal constant SCOPE = 1 << 48;
+    uint256 internal constant SUB = 1 << 49;
+    uint256 internal constant RBUDGET = 1 << 50;
     uint256 internal constant FLAGS = FAST | ALLOWLIST;
     uint256 internal constant PERIOD_SHIFT = 51;
     uint256 internal constant ALLOWANCE_SHIFT = 80;
@@ -39,6 +44,7 @@ library PolicyWord {
     uint32 internal constant REASON_OVER_ALLOWANCE = 2;
     uint32 internal constant REASON_RECIPIENT_NOT_ALLOWED = 4;
     uint32 internal constant REASON_TOKEN_NOT_IN_SCOPE = 8;
+    uint32 internal constant REASON_OVER_RECIPIENT_BUDGET = 16;
 
     function maxPerPayment(uint256 word) internal pure returns (uint256) {
         return word >> MAX_SHIFT;
