@@ -143,7 +143,8 @@ interface IAgentVaultBase {
     /// @notice An agent's limits for `token` changed. Raises come through governance (`by` = the
     /// vault); reductions and removals are one owner's call (`requestId` 0). `period` 0 means
     /// removed from scope. `available` is what the agent can spend right after the change: never
-    /// more than right before it.
+    /// more than the budget the word held right before it (for a token re-granted after a
+    /// removal or a re-add, the budget kept through it).
     event LimitsChanged(
         address indexed agent,
         address indexed token,

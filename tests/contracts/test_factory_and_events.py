@@ -10,6 +10,7 @@ from tests.contracts.conftest import (
     MAX_OPEN,
     REQUEST_EXPIRY,
     USDC,
+    VAULT_PARTS,
     Env,
     expect_revert,
     fresh_address,
@@ -41,7 +42,7 @@ def test_predicted_vault_address_is_the_created_one(env: Env) -> None:
         "maxOpenRequests": 3,
         "salt": ref("predict"),
     }
-    vault = env.contract("AgentVault", predicted)
+    vault = env.contract("IAgentVault", predicted)
     assert list(vault.functions.getOwners().call()) == owners
     assert vault.functions.threshold().call() == 1
     assert vault.functions.maxOpenRequests().call() == 3
@@ -96,17 +97,17 @@ def test_events_index_agent_token_recipient_and_request_id(env: Env) -> None:
         _topic_address(to),
     ]
     receipt, rid = env.pay(ETH, to, 2 * 10**18, ref("escalated"))
-    assert env.topics(receipt, "RequestCreated")[1:] == [
+    assert env.topics(receipt, "PaymentRequested")[1:] == [
         _topic_uint(rid),
         _topic_address(agent),
         _topic_address(ETH),
     ]
-    receipt = env.send(env.vault.functions.approve(rid), env.owners[0])
+    receipt = env.send(env.rq.approve(rid), env.owners[0])
     assert env.topics(receipt, "RequestApproved")[1:] == [
         _topic_uint(rid),
         _topic_address(env.owners[0].address),
     ]
-    receipt = env.send(env.vault.functions.approve(rid), env.owners[1])
+    receipt = env.send(env.rq.approve(rid), env.owners[1])
     assert env.topics(receipt, "RequestExecuted")[1:] == [
         _topic_uint(rid),
         _topic_address(env.owners[1].address),
@@ -116,15 +117,15 @@ def test_events_index_agent_token_recipient_and_request_id(env: Env) -> None:
         _topic_address(ETH),
         _topic_address(to),
     ]
-    assert env.event(receipt, "PaymentExecuted")["requestId"] == rid
+    assert env.event(receipt, "RequestExecuted")["requestId"] == rid
     rid2 = env.escalate()
-    receipt = env.send(env.vault.functions.reject(rid2), env.owners[2])
+    receipt = env.send(env.rq.reject(rid2), env.owners[2])
     assert env.topics(receipt, "RequestRejected")[1:] == [
         _topic_uint(rid2),
         _topic_address(env.owners[2].address),
     ]
     rid3 = env.escalate()
-    receipt = env.send(env.vault.functions.cancel(rid3), env.agent)
+    receipt = env.send(env.rq.cancel(rid3), env.agent)
     assert env.topics(receipt, "RequestCancelled")[1:] == [_topic_uint(rid3), _topic_address(agent)]
     receipt, gid = env.govern("setLimits", agent, usdc, USDC, USDC, DAY)
     assert env.topics(receipt, "LimitsChanged")[1:] == [_topic_address(agent), _topic_address(usdc)]
@@ -134,11 +135,22 @@ def test_events_index_agent_token_recipient_and_request_id(env: Env) -> None:
         _topic_address(agent),
         _topic_address(to),
     ]
+    # AgentConfigured is indexed by agent and lineage (no longer by request id)
     receipt, gid = env.govern("addAgent", env.spare[3].address, 0, 0, True)
+    lineage = env.vault.functions.getAgent(env.spare[3].address).call()[5]
+    assert lineage == 2  # the env's agent is lineage 1
     assert env.topics(receipt, "AgentConfigured")[1:] == [
         _topic_address(env.spare[3].address),
-        _topic_uint(gid),
+        _topic_uint(lineage),
     ]
+    assert env.event(receipt, "AgentConfigured") == {
+        "agent": env.spare[3].address,
+        "lineage": lineage,
+        "validAfter": 0,
+        "validUntil": 0,
+        "useAllowlist": True,
+        "requestId": gid,
+    }
     receipt = env.send(env.vault.functions.pauseAgent(agent), env.owners[0])
     assert env.topics(receipt, "AgentStatusChanged")[1:] == [
         _topic_address(agent),
@@ -154,3 +166,73 @@ def test_events_index_agent_token_recipient_and_request_id(env: Env) -> None:
     assert env.topics(receipt, "Deposited")[0] == Web3.keccak(
         text="Deposited(address,address,uint256)"
     )
+
+
+def test_the_parts_are_chained_and_run_only_inside_a_vault(env: Env) -> None:
+    """Lens -> Config -> Admin -> AgentVault core, each pointing at the next; the factory clones
+    the core. The admin and config parts refuse any call that is not a delegatecall from a vault
+    (their own storage is never a vault's)."""
+    parts = env.parts
+    assert list(parts) == list(VAULT_PARTS)
+    assert env.factory.functions.implementation().call() == parts["AgentVault"]
+    for name, address in parts.items():
+        assert env.w3.eth.get_code(address) != b"", name
+    for name in ("AgentVaultAdmin", "AgentVaultConfig"):
+        part = env.contract("IAgentVault", parts[name])
+        f = part.functions
+        calls = {
+            "AgentVaultAdmin": [
+                f.propose(env.calldata("unpause"), ref("x")),
+                f.approveProposal(env.rq.req(1), env.rq.data(1)),
+                f.rejectProposal(env.rq.req(1)),
+                f.approvePayment(env.rq.req(env.escalate())),
+                f.executeGovernance([env.calldata("unpause")], 0, env.now() + DAY, b""),
+                f.invalidateNonces(env.outsider.address, 0, 1),
+            ],
+            "AgentVaultConfig": [
+                f.pause(),
+                f.revokeAgent(env.agent.address),
+                f.removeToken(env.agent.address, ETH),
+                f.addAgent(env.outsider.address, 0, 0, False),
+                f.setLimits(env.agent.address, ETH, 1, 1, DAY),
+                f.changeThreshold(1),
+            ],
+        }[name]
+        for call in calls:
+            for sender in (env.owners[0], env.outsider):
+                with expect_revert("NotDelegateCall"):
+                    env.send(call, sender)
+    # the core itself is locked (only clones are initialised) and none of the parts is a vault
+    core = env.contract("IAgentVault", parts["AgentVault"])
+    with expect_revert("AlreadyInitialized"):
+        env.send(core.functions.initialize([env.outsider.address], 1, DAY, 5), env.outsider)
+
+
+def test_each_part_needs_code_at_the_next_one(env: Env) -> None:
+    nowhere = fresh_address("no-code")
+    for name in ("AgentVaultConfig", "AgentVaultAdmin", "AgentVault"):
+        with expect_revert("ZeroAddress"):
+            env.deploy(name, nowhere)
+    with expect_revert("NotAContract", nowhere):
+        env.deploy("AgentVaultFactory", nowhere)
+
+
+def test_internal_constants_are_not_part_of_the_abi(env: Env) -> None:
+    """REASON_* and MAX_* are no longer exposed as getters (the conftest mirrors the values)."""
+    names = {entry.get("name", "") for entry in env.vault.abi if entry["type"] == "function"}
+    for constant in (
+        "REASON_OVER_PER_PAYMENT",
+        "REASON_OVER_ALLOWANCE",
+        "REASON_RECIPIENT_NOT_ALLOWED",
+        "REASON_TOKEN_NOT_IN_SCOPE",
+        "MAX_LIMIT",
+        "MAX_PERIOD",
+        "MAX_AGENTS",
+        "MAX_TOKENS_PER_AGENT",
+        "MAX_OWNERS",
+    ):
+        assert constant not in names
+    with expect_revert("<empty revert>"):  # no such selector anywhere in the four parts
+        env.w3.eth.call(
+            {"to": env.vault.address, "data": Web3.keccak(text="MAX_AGENTS()")[:4].hex()}
+        )

@@ -29,7 +29,6 @@ from tests.contracts.conftest import (
     ETH_MAX,
     ETHER,
     FIXED_GAS,
-    KIND_PAYMENT,
     PENDING,
     PERIOD,
     REASON_OVER_ALLOWANCE,
@@ -45,11 +44,15 @@ from tests.contracts.conftest import (
     ref,
 )
 
-# Policy word layout: | maxPerPayment (88) | allowance (88) | period (32) | ALLOWLIST | FAST | tat |
+# Policy word layout (PolicyWord.sol), high to low: | maxPerPayment (88) | allowance (88) |
+# period (29) | RESERVED (2) | SCOPE | ALLOWLIST | FAST | tat (46, in 1/256 s) |
 FAST = 1 << 46
 ALLOWLIST = 1 << 47
-MASK_32 = (1 << 32) - 1
+SCOPE = 1 << 48
+PERIOD_SHIFT = 51
+MASK_29 = (1 << 29) - 1
 MASK_88 = (1 << 88) - 1
+TAT_MASK = (1 << 46) - 1
 MAX_AGENTS = 64
 MAX_TOKENS_PER_AGENT = 8
 #: EIP-7825 (Osaka): the most gas one transaction may use. A one-owner emergency action must
@@ -58,7 +61,18 @@ TX_GAS_CAP = 2**24
 
 # ------------------------------------------------------------------------------------ helpers
 
-_POLICIES_SLOT: list[int] = []  # the storage slot of the `_policies` mapping, found once
+_POLICIES_SLOT: list[int] = []  # the storage slot of the `policies` mapping, found once
+
+
+def _layout_slot() -> int:
+    """The ERC-7201 slot of the vault's storage namespace ``agentwallet.vault``."""
+    inner = int.from_bytes(Web3.keccak(text="agentwallet.vault"), "big") - 1
+    return int.from_bytes(Web3.keccak(inner.to_bytes(32, "big")), "big") & ~0xFF
+
+
+def _fields(word: int) -> tuple[int, int, int]:
+    """(maxPerPayment, allowance, period) of a policy word."""
+    return word >> 168, (word >> 80) & MASK_88, (word >> PERIOD_SHIFT) & MASK_29
 
 
 def _policy_key(agent: str, token: str, slot: int) -> bytes:
@@ -75,28 +89,38 @@ def _read_slot(env: Env, key: bytes) -> int:
 def _word(env: Env, agent: str, token: str) -> int:
     """The raw policy word of (agent, token), read from storage.
 
-    The mapping's slot is located the first time by matching the fields of ``getPolicy`` (so
-    the tests do not hard-code the storage layout); the call must then be for a pair with
-    limits.
+    The mapping's slot is located the first time, among the first slots of the vault's
+    ERC-7201 namespace, by matching the fields of ``getPolicy`` (so the tests do not hard-code
+    the layout); the call must then be for a pair in scope. Every read of a pair in scope is
+    checked against ``getPolicy`` again (out of scope the view shows zeros, the word keeps its
+    limits and budget state).
     """
-    if not _POLICIES_SLOT:
-        policy = env.vault.functions.getPolicy(agent, token).call()
-        assert policy[2] != 0, "locate the policies slot with a pair that has limits"
-        for slot in range(64):
-            word = _read_slot(env, _policy_key(agent, token, slot))
-            if (
-                word >> 168 == policy[0]
-                and (word >> 80) & MASK_88 == policy[1]
-                and (word >> 48) & MASK_32 == policy[2]
-            ):
-                _POLICIES_SLOT.append(slot)
-                break
-        else:
-            raise AssertionError("policy word not found in storage: did the layout change?")
-    word = _read_slot(env, _policy_key(agent, token, _POLICIES_SLOT[0]))
     policy = env.vault.functions.getPolicy(agent, token).call()
-    assert (word >> 168, (word >> 80) & MASK_88, (word >> 48) & MASK_32) == tuple(policy[:3])
+    if not _POLICIES_SLOT:
+        assert policy[2] != 0, "locate the policies slot with a pair that has limits"
+        base = _layout_slot()
+        found = [
+            base + i
+            for i in range(16)
+            if _fields(_read_slot(env, _policy_key(agent, token, base + i))) == tuple(policy[:3])
+        ]
+        assert len(found) == 1, "policy word not found in storage: did the layout change?"
+        _POLICIES_SLOT.append(found[0])
+    word = _read_slot(env, _policy_key(agent, token, _POLICIES_SLOT[0]))
+    assert bool(word & SCOPE) == (policy[2] != 0)
+    if word & SCOPE:
+        assert _fields(word) == tuple(policy[:3])
     return word
+
+
+def _budget(word: int, t: int) -> int:
+    """PolicyWord.budget: what the word's budget holds at time ``t``, in scope or not."""
+    _max, allowance, period = _fields(word)
+    if period == 0:
+        return 0
+    scaled, now = period << 8, t << 8
+    start = max(word & TAT_MASK, now)
+    return 0 if start >= now + scaled else (now + scaled - start) * allowance // scaled
 
 
 def _fast(env: Env, agent: str, token: str) -> bool:
@@ -177,19 +201,15 @@ def _escalated(
     word = _word(env, who.address, token)
     receipt, request_id = env.pay(token, recipient, amount, ref("attack"), agent=who, gas=gas)
     assert request_id != 0
-    created = env.event(receipt, "RequestCreated")
-    assert (created["kind"], created["agent"], created["token"]) == (
-        KIND_PAYMENT,
-        who.address,
-        token,
-    )
+    created = env.event(receipt, "PaymentRequested")
+    assert (created["agent"], created["token"]) == (who.address, token)
     assert (created["to"], created["amount"], created["reasons"]) == (recipient, amount, reasons)
     assert env.events(receipt, "PaymentExecuted") == []
     assert env.status(request_id) == PENDING
     assert _funds(env, [token], [recipient]) == funds
     assert _word(env, who.address, token) == word  # the budget was not consumed
     # withdraw it again so a test can escalate more than MAX_OPEN times
-    env.send(env.vault.functions.cancel(request_id), who)
+    env.send(env.rq.cancel(request_id), who)
     assert env.status(request_id) == CANCELLED
     return request_id
 
@@ -212,7 +232,8 @@ def _paid(
     assert request_id == 0
     executed = env.event(receipt, "PaymentExecuted")
     assert (executed["agent"], executed["token"], executed["to"]) == (who.address, token, recipient)
-    assert (executed["amount"], executed["requestId"]) == (amount, 0)
+    assert (executed["amount"], executed["ref"]) == (amount, ref("paid"))
+    assert env.events(receipt, "PaymentRequested") == []
     assert _balance(env, token, env.vault.address) == vault_before - amount
     assert _balance(env, token, recipient) == to_before + amount
 
@@ -346,54 +367,90 @@ def test_pause_agent_stops_it_and_only_a_full_unpause_path_restores_it(env: Env)
         assert _fast(env, agent, token)
 
 
-def test_revoked_agent_stays_blocked_until_re_added_with_its_old_limits(env: Env) -> None:
+def test_revoked_agent_stays_blocked_and_comes_back_only_as_a_new_lineage(env: Env) -> None:
+    """Rule change: revoking used to keep the agent's token list and limits, and re-adding the
+    address brought them back. Now revoking takes every token out of scope (each word keeps its
+    limits and budget state), empties the token list, and re-adding the address starts a new
+    lineage with no tokens, no limits and no allowlist entries; limits granted again for a
+    token it had spent still cannot refill that budget."""
     agent = env.agent.address
     usdc = env.usdc.address
     v = env.vault.functions
+    allowed = fresh_address("revoked-allowed")
+    env.govern("allowRecipient", agent, allowed)
     _warm(env, usdc, 60 * USDC)
     _warm(env, ETH, ETHER // 2)
-    policies = {t: v.getPolicy(agent, t).call() for t in (usdc, ETH)}
+    lineage = v.getAgent(agent).call()[5]
+    limits = {usdc: (USDC_MAX, USDC_ALLOWANCE), ETH: (ETH_MAX, ETH_ALLOWANCE)}
+    words = {t: _word(env, agent, t) for t in limits}
     assert agent in _agents(env)
 
     receipt = env.send(v.revokeAgent(agent), env.owners[1])
     assert env.event(receipt, "AgentStatusChanged")["status"] == AGENT_REVOKED
     assert agent not in _agents(env)
-    assert sorted(_tokens(env, agent)) == sorted([usdc, ETH])  # its limits are kept
-    for token in (usdc, ETH):
-        assert not _fast(env, agent, token)
+    assert _tokens(env, agent) == []
+    flags = SCOPE | FAST | ALLOWLIST
+    for token in limits:
+        word = _word(env, agent, token)
+        assert word & flags == 0
+        assert word & ~flags == words[token] & ~flags  # limits and budget state are kept
+        assert tuple(v.getPolicy(agent, token).call()) == (0, 0, 0, 0)
         _blocked(env, "AgentNotActive", agent, AGENT_REVOKED, token=token, amount=1)
+    assert not v.isRecipientAllowed(agent, allowed).call()
 
-    # nothing that rewrites the flags may bring a revoked agent back: new limits (threshold),
-    # reduced limits and enforceAllowlist (one owner), a vault pause + unpause
-    env.govern("setLimits", agent, usdc, USDC_MAX, USDC_ALLOWANCE, PERIOD)
-    env.send(v.reduceLimits(agent, ETH, ETH_MAX, ETH_ALLOWANCE), env.owners[2])
+    # nothing that rewrites the flags may bring a revoked agent back: the risk-adding calls
+    # refuse it, the risk-reducing ones find nothing in scope, a vault pause + unpause skips it
+    for function, args in (
+        ("setLimits", (agent, usdc, USDC_MAX, USDC_ALLOWANCE, PERIOD)),
+        ("allowRecipient", (agent, allowed)),
+        ("unpauseAgent", (agent,)),
+    ):
+        _r, gid = env.propose(function, *args)
+        with expect_revert("AgentNotActive", agent, AGENT_REVOKED):
+            env.send(env.rq.approve(gid), env.owners[1])
+    with expect_revert("TokenNotInScope", agent, ETH):
+        env.send(v.reduceLimits(agent, ETH, ETH_MAX, ETH_ALLOWANCE), env.owners[2])
+    with expect_revert("TokenNotInScope", agent, usdc):
+        env.send(v.removeToken(agent, usdc), env.owners[2])
     env.send(v.enforceAllowlist(agent), env.owners[0])
-    env.govern("allowRecipient", agent, fresh_address("revoked-allowed"))
     _pause(env)
     _unpause(env)
     assert agent not in _agents(env)
-    for token in (usdc, ETH):
+    for token in limits:
         assert not _fast(env, agent, token)
-        _blocked(
-            env,
-            "AgentNotActive",
-            agent,
-            AGENT_REVOKED,
-            token=token,
-            amount=1,
-            to=fresh_address("revoked-allowed"),
-        )
+        _blocked(env, "AgentNotActive", agent, AGENT_REVOKED, token=token, amount=1, to=allowed)
 
-    # re-adding it (threshold) lists it again with its existing limits, budget not refilled
-    env.govern("addAgent", agent, 0, 0, False)
+    # re-adding it (threshold): a new lineage that starts from nothing
+    receipt, gid = env.govern("addAgent", agent, 0, 0, False)
+    info = v.getAgent(agent).call()
+    assert (info[0], info[1], info[4]) == (AGENT_ACTIVE, False, 0)
+    assert info[5] != lineage
+    assert env.event(receipt, "AgentConfigured")["lineage"] == info[5]
     assert agent in _agents(env)
-    assert sorted(_tokens(env, agent)) == sorted([usdc, ETH])
-    for token in (usdc, ETH):
+    assert _tokens(env, agent) == []
+    assert not v.isRecipientAllowed(agent, allowed).call()
+    for token in limits:
+        assert tuple(v.getPolicy(agent, token).call()) == (0, 0, 0, 0)
+        _escalated(env, REASON_TOKEN_NOT_IN_SCOPE, token=token, amount=1, to=allowed)
+
+    # the old limits granted again: what was spent is still spent (only time refills it)
+    for token, (maximum, allowance) in limits.items():
+        _r, gid = env.propose("setLimits", agent, token, maximum, allowance, PERIOD)
+        t = env.now() + 10
+        before = _budget(_word(env, agent, token), t)
+        assert before < allowance
+        env.set_next_timestamp(t)
+        env.send(env.rq.approve(gid), env.owners[1], gas=FIXED_GAS)
         now = v.getPolicy(agent, token).call()
-        assert now[:3] == policies[token][:3]
-        assert now[3] < now[1]  # what was spent is still spent (only time refills it)
+        assert tuple(now[:3]) == (maximum, allowance, PERIOD)
+        assert now[3] <= before
         assert _fast(env, agent, token)
         _paid(env, token, 7)
+    # ... and the allowlist has to be granted again as well
+    env.send(v.enforceAllowlist(agent), env.owners[0])
+    _escalated(env, REASON_RECIPIENT_NOT_ALLOWED, token=usdc, amount=1, to=allowed)
+    env.govern("allowRecipient", agent, allowed)
+    _paid(env, usdc, 1, to=allowed)
 
 
 def test_enforce_allowlist_on_a_warm_agent_escalates_other_recipients(env: Env) -> None:
@@ -459,18 +516,28 @@ def test_remove_token_escalates_and_re_adding_it_does_not_refill_the_budget(env:
     assert _fast(env, agent, ETH)
     _paid(env, ETH, 5)
 
-    # re-adding the token (threshold) puts it back in the list, but the spent budget stays spent
-    env.govern("setLimits", agent, usdc, USDC_ALLOWANCE, USDC_ALLOWANCE, PERIOD)
+    # re-adding the token (threshold) puts it back in the list, but the spent budget stays spent:
+    # the budget goes on from what the kept word holds (rounded down to what the budget can
+    # represent at the new rate, less than 1/256 s of refill)
+    _r, gid = env.propose("setLimits", agent, usdc, USDC_ALLOWANCE, USDC_ALLOWANCE, PERIOD)
+    t_readd = env.now() + 10
+    env.set_next_timestamp(t_readd)
+    env.send(env.rq.approve(gid), env.owners[2], gas=FIXED_GAS)
     assert sorted(_tokens(env, agent)) == sorted([usdc, ETH])
     assert _fast(env, agent, usdc)
+    quantum = USDC_ALLOWANCE // (PERIOD << 8) + 1
+    assert budget(t_readd) - quantum <= env.available(usdc) <= budget(t_readd)
+    word = _word(env, agent, usdc)
     t1 = env.now() + 10
     env.set_next_timestamp(t1)
     env.chain.mine()
-    assert env.available(usdc) == budget(t1) < USDC_ALLOWANCE // 5
+    assert env.available(usdc) == _budget(word, t1) < USDC_ALLOWANCE // 5
+    assert budget(t1) - quantum <= _budget(word, t1) <= budget(t1)
     env.set_next_timestamp(t1 + 1)
-    _escalated(env, REASON_OVER_ALLOWANCE, token=usdc, amount=budget(t1 + 1) + 1, gas=FIXED_GAS)
+    over = _budget(word, t1 + 1) + 1
+    _escalated(env, REASON_OVER_ALLOWANCE, token=usdc, amount=over, gas=FIXED_GAS)
     env.set_next_timestamp(t1 + 10)  # (the escalated request was cancelled in between)
-    _paid(env, usdc, budget(t1 + 10), gas=FIXED_GAS)  # exactly what is left, not a unit more
+    _paid(env, usdc, _budget(word, t1 + 10), gas=FIXED_GAS)  # exactly what is left, not a unit more
     assert env.available(usdc) == 0
 
 
@@ -596,7 +663,9 @@ def test_risk_adding_governance_while_paused_never_re_enables_the_fast_path(env:
     env.send(v.pauseAgent(agent), env.owners[1])
     env.govern("unpauseAgent", agent)
     env.govern("addAgent", second.address, 0, 0, False)  # re-adding a revoked agent
+    # (a new lineage: nothing comes back, both tokens need limits again)
     env.govern("setLimits", second.address, usdc, USDC_MAX, USDC_ALLOWANCE, PERIOD)
+    env.govern("setLimits", second.address, ETH, ETH_MAX, ETH_ALLOWANCE, PERIOD)
     env.send(v.reduceLimits(agent, usdc, USDC_MAX, USDC_ALLOWANCE), env.owners[2])
     env.send(v.reduceLimits(second.address, ETH, ETH_MAX, ETH_ALLOWANCE), env.owners[2])
     for who in (env.agent, second):
@@ -622,8 +691,6 @@ def test_agent_and_token_lists_are_bounded_and_slots_are_freed(anvil_env: Env) -
     v = env.vault.functions
     agent = env.agent.address
     usdc = env.usdc.address
-    assert v.MAX_AGENTS().call() == MAX_AGENTS
-    assert v.MAX_TOKENS_PER_AGENT().call() == MAX_TOKENS_PER_AGENT
     _warm(env, usdc, 1 * USDC)
 
     # threshold 1 for the set-up: each proposal executes in the proposing transaction
@@ -686,7 +753,8 @@ def test_agent_and_token_lists_are_bounded_and_slots_are_freed(anvil_env: Env) -
     assert len(_tokens(env, agent)) == MAX_TOKENS_PER_AGENT
     env.send(v.removeToken(agent, more[1]), env.owners[2])
     assert more[1] not in _tokens(env, agent)
-    env.send(v.removeToken(agent, more[1]), env.owners[2])  # removing it again frees nothing
+    with expect_revert("TokenNotInScope", agent, more[1]):  # removing it again: nothing to free
+        env.send(v.removeToken(agent, more[1]), env.owners[2])
     assert len(_tokens(env, agent)) == MAX_TOKENS_PER_AGENT - 1
     run("setLimits", agent, new_token, 1, 1, PERIOD)
     assert len(_tokens(env, agent)) == MAX_TOKENS_PER_AGENT

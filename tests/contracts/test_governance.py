@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from web3 import Web3
 
 from tests.contracts.conftest import (
     AGENT_ACTIVE,
@@ -12,7 +13,7 @@ from tests.contracts.conftest import (
     AGENT_REVOKED,
     DAY,
     ETH,
-    KIND_GOVERNANCE,
+    FIXED_GAS,
     PENDING,
     REJECTED,
     REQUEST_EXPIRY,
@@ -36,6 +37,8 @@ ONLY_VAULT_CALLS: list[tuple[str, tuple[Any, ...]]] = [
     ("changeThreshold", (1,)),
     ("setRequestExpiry", (3_600,)),
     ("setMaxOpenRequests", (1_000,)),
+    ("swapOwner", ("OWNER", "OUTSIDER")),
+    ("replaceAgentKey", ("AGENT", "OUTSIDER")),
 ]
 
 
@@ -61,7 +64,9 @@ def test_propose_rejects_non_governance_calls(env: Env) -> None:
     transfer_like = env.calldata("pay", env.usdc.address, env.owners[0].address, 1, ref("x"))
     with expect_revert("NotGovernanceCall", transfer_like[:4]):
         env.send(env.vault.functions.propose(transfer_like, ref("x")), env.owners[0])
-    for data in (b"", b"\x01\x02", env.calldata("pause"), env.calldata("approve", 1)):
+    approve_first = env.calldata("approveProposal", env.rq.req(1), env.rq.data(1))
+    reject_first = env.calldata("rejectProposal", env.rq.req(1))
+    for data in (b"", b"\x01\x02", env.calldata("pause"), approve_first, reject_first):
         with expect_revert("NotGovernanceCall"):
             env.send(env.vault.functions.propose(data, ref("x")), env.owners[0])
     with expect_revert("NotOwner", env.agent.address):
@@ -93,11 +98,14 @@ def test_risk_reducing_calls_are_one_owners_instant_call(env: Env) -> None:
     receipt = env.send(v.removeToken(agent, ETH), owner)
     assert env.event(receipt, "LimitsChanged")["period"] == 0
     assert env.vault.functions.checkPayment(agent, ETH, owner.address, 1).call() == 8
-    with expect_revert("InvalidPeriod", 0):
+    # out of scope there is nothing left to reduce or remove
+    with expect_revert("TokenNotInScope", agent, ETH):
         env.send(v.reduceLimits(agent, ETH, 0, 0), owner)
+    with expect_revert("TokenNotInScope", agent, ETH):
+        env.send(v.removeToken(agent, ETH), owner)
     receipt = env.send(v.enforceAllowlist(agent), owner)
     assert env.event(receipt, "AgentConfigured")["useAllowlist"] is True
-    assert env.vault.functions.getAgent(agent).call()[3] is True
+    assert env.vault.functions.getAgent(agent).call()[1] is True  # useAllowlist
     receipt = env.send(v.pauseAgent(agent), owner)
     assert env.event(receipt, "AgentStatusChanged") == {
         "agent": agent,
@@ -124,11 +132,91 @@ def test_remove_recipient_is_one_owners_call(env: Env) -> None:
     assert not env.vault.functions.isRecipientAllowed(env.agent.address, shop).call()
 
 
-def test_reject_is_one_owners_call_even_for_governance(env: Env) -> None:
+def test_one_rejection_does_not_veto_a_governance_request(env: Env) -> None:
+    """Rule change: one owner's rejection used to close a governance request (so a minority
+    could veto what the threshold wants). Now it stays open until rejections by current owners
+    exceed owners - threshold (1 in a 2-of-3), and the threshold can still pass it."""
     _r, gid = env.propose("changeThreshold", 1)
-    env.send(env.vault.functions.reject(gid), env.owners[2])
+    receipt = env.send(env.rq.reject(gid), env.owners[2])
+    assert env.event(receipt, "RequestRejected") == {
+        "requestId": gid,
+        "owner": env.owners[2].address,
+        "rejections": 1,
+        "closed": False,
+    }
+    assert env.status(gid) == PENDING
+    assert env.vault.functions.rejectionCount(gid).call() == 1
+    with expect_revert("AlreadyRejected", gid, env.owners[2].address):
+        env.send(env.rq.reject(gid), env.owners[2])
+    receipt = env.send(env.rq.approve(gid), env.owners[1])
+    assert env.event(receipt, "RequestExecuted")["requestId"] == gid
+    assert env.vault.functions.threshold().call() == 1
+
+
+def test_governance_request_closes_once_the_threshold_cannot_be_reached(env: Env) -> None:
+    _r, gid = env.propose("changeThreshold", 1)  # owner 0's approval counted
+    env.send(env.rq.reject(gid), env.owners[1])
+    receipt = env.send(env.rq.reject(gid), env.owners[2])
+    event = env.event(receipt, "RequestRejected")
+    assert (event["owner"], event["rejections"], event["closed"]) == (
+        env.owners[2].address,
+        2,
+        True,
+    )
     assert env.status(gid) == REJECTED
+    # closed for good: no approval, no signatures, no later change of mind
+    with expect_revert("RequestNotPending", gid, REJECTED):
+        env.send(env.rq.approve(gid), env.owners[1])
+    with expect_revert("RequestNotPending", gid, REJECTED):
+        env.send(env.rq.executeWithSignatures(gid, env.packed(gid, env.owners[:2])), env.outsider)
+    with expect_revert("RequestNotPending", gid, REJECTED):
+        env.send(env.rq.reject(gid), env.owners[0])
     assert env.vault.functions.threshold().call() == 2
+
+
+def test_each_owner_has_one_vote_it_can_change(env: Env) -> None:
+    """An owner's approval replaces its rejection and vice versa; repeating the same vote
+    reverts; a vote never counts twice."""
+    v = env.vault.functions
+    first, second = env.owners[0], env.owners[1]
+    _r, gid = env.propose("changeThreshold", 1, proposer=first)
+    assert (v.approvalCount(gid).call(), v.rejectionCount(gid).call()) == (1, 0)
+    with expect_revert("AlreadyApproved", gid, first.address):
+        env.send(env.rq.approve(gid), first)
+    receipt = env.send(env.rq.reject(gid), first)  # the proposer changes its mind
+    assert env.event(receipt, "RequestRejected")["rejections"] == 1
+    assert (v.approvalCount(gid).call(), v.rejectionCount(gid).call()) == (0, 1)
+    assert not v.hasApproved(gid, first.address).call()
+    with expect_revert("AlreadyRejected", gid, first.address):
+        env.send(env.rq.reject(gid), first)
+    receipt = env.send(env.rq.approve(gid), first)  # ... and back again
+    assert env.event(receipt, "RequestApproved") == {
+        "requestId": gid,
+        "owner": first.address,
+        "approvals": 1,
+    }
+    assert (v.approvalCount(gid).call(), v.rejectionCount(gid).call()) == (1, 0)
+    env.send(env.rq.reject(gid), second)
+    assert (v.approvalCount(gid).call(), v.rejectionCount(gid).call()) == (1, 1)
+    assert env.status(gid) == PENDING  # one rejection does not close it
+    receipt = env.send(env.rq.approve(gid), second)  # the rejection becomes the 2nd approval
+    executed = env.event(receipt, "RequestExecuted")
+    # the approvers are named (in the owner list's order), each once
+    owners = list(v.getOwners().call())
+    expected = [o for o in owners if o in (first.address, second.address)]
+    assert list(executed["signers"]) == expected
+    assert v.threshold().call() == 1
+
+
+def test_only_current_owners_rejections_count(env: Env) -> None:
+    _r, gid = env.propose("setMaxOpenRequests", 9)
+    leaving = env.owners[2]
+    env.send(env.rq.reject(gid), leaving)
+    assert env.vault.functions.rejectionCount(gid).call() == 1
+    env.govern("swapOwner", leaving.address, env.spare[2].address)
+    assert env.vault.functions.rejectionCount(gid).call() == 0
+    receipt = env.send(env.rq.approve(gid), env.owners[1])
+    assert env.event(receipt, "MaxOpenRequestsChanged")["maxOpenRequests"] == 9
 
 
 @pytest.mark.parametrize(
@@ -162,7 +250,7 @@ def test_unpause_needs_the_threshold(env: Env) -> None:
     env.send(env.vault.functions.pause(), env.owners[0])
     _r, gid = env.propose("unpause", proposer=env.owners[0])
     assert env.vault.functions.paused().call()  # one owner is not enough
-    receipt = env.send(env.vault.functions.approve(gid), env.owners[2])
+    receipt = env.send(env.rq.approve(gid), env.owners[2])
     assert env.event(receipt, "VaultUnpaused") == {"requestId": gid}
     assert not env.vault.functions.paused().call()
 
@@ -188,8 +276,8 @@ def test_owners_and_threshold_change_through_governance_with_request_ids(env: En
     assert len(env.vault.functions.getOwners().call()) == 4
     # 3-of-4 now: remove owner 2 and go back to 2-of-3
     _r, gid = env.propose("removeOwner", env.owners[2].address, 2)
-    env.send(env.vault.functions.approve(gid), env.owners[1])
-    receipt = env.send(env.vault.functions.approve(gid), newcomer)
+    env.send(env.rq.approve(gid), env.owners[1])
+    receipt = env.send(env.rq.approve(gid), newcomer)
     assert env.event(receipt, "OwnerRemoved") == {"owner": env.owners[2].address, "requestId": gid}
     assert env.event(receipt, "ThresholdChanged") == {"threshold": 2, "requestId": gid}
     assert set(env.vault.functions.getOwners().call()) == {
@@ -212,7 +300,7 @@ def test_owners_and_threshold_change_through_governance_with_request_ids(env: En
 def test_invalid_owner_and_threshold_changes_revert(env: Env) -> None:
     def attempt(function: str, *args: Any) -> None:
         _r, gid = env.propose(function, *args)
-        env.send(env.vault.functions.approve(gid), env.owners[1])
+        env.send(env.rq.approve(gid), env.owners[1])
 
     with expect_revert("InvalidThreshold", 4, 3):
         attempt("changeThreshold", 4)
@@ -235,31 +323,38 @@ def test_invalid_owner_and_threshold_changes_revert(env: Env) -> None:
 def test_an_agent_can_never_be_made_an_owner(env: Env) -> None:
     _r, gid = env.propose("addOwner", env.agent.address, 2)
     with expect_revert("AgentIsOwner", env.agent.address):
-        env.send(env.vault.functions.approve(gid), env.owners[1])
+        env.send(env.rq.approve(gid), env.owners[1])
     # not even after it was revoked
     env.send(env.vault.functions.revokeAgent(env.agent.address), env.owners[0])
     _r, gid = env.propose("addOwner", env.agent.address, 2)
     with expect_revert("AgentIsOwner", env.agent.address):
-        env.send(env.vault.functions.approve(gid), env.owners[1])
+        env.send(env.rq.approve(gid), env.owners[1])
 
 
 def test_an_owner_can_never_be_made_an_agent(env: Env) -> None:
     _r, gid = env.propose("addAgent", env.owners[2].address, 0, 0, False)
     with expect_revert("AgentIsOwner", env.owners[2].address):
-        env.send(env.vault.functions.approve(gid), env.owners[1])
+        env.send(env.rq.approve(gid), env.owners[1])
     for bad in ("0x" + "00" * 20, env.vault.address, "0x" + "00" * 19 + "01"):
         _r, gid = env.propose("addAgent", bad, 0, 0, False)
         with expect_revert("InvalidAgent"):
-            env.send(env.vault.functions.approve(gid), env.owners[1])
+            env.send(env.rq.approve(gid), env.owners[1])
 
 
 def test_governance_requests_record_the_proposer_and_call(env: Env) -> None:
     receipt, gid = env.propose("changeThreshold", 3, proposer=env.owners[1])
-    created = env.event(receipt, "RequestCreated")
-    assert created["kind"] == KIND_GOVERNANCE
-    assert created["agent"] == env.owners[1].address
-    assert created["to"] == env.vault.address
-    assert created["data"] == env.calldata("changeThreshold", 3)
+    created = env.event(receipt, "GovernanceProposed")
+    assert created == {
+        "requestId": gid,
+        "proposer": env.owners[1].address,
+        "ref": ref("changeThreshold"),
+        "expiresAt": env.block_time(receipt) + REQUEST_EXPIRY,
+        "data": env.calldata("changeThreshold", 3),
+    }
+    assert env.topics(receipt, "GovernanceProposed")[1:] == [
+        gid.to_bytes(32, "big"),
+        bytes(12) + bytes.fromhex(env.owners[1].address[2:]),
+    ]
     assert env.event(receipt, "RequestApproved")["approvals"] == 1  # proposer counted
     assert env.vault.functions.hasApproved(gid, env.owners[1].address).call()
     assert env.status(gid) == PENDING
@@ -269,7 +364,7 @@ def test_initialize_twice_reverts(env: Env) -> None:
     owners = [o.address for o in env.owners]
     with expect_revert("AlreadyInitialized"):
         env.send(env.vault.functions.initialize([env.outsider.address], 1, DAY, 5), env.outsider)
-    implementation = env.contract("AgentVault", env.factory.functions.implementation().call())
+    implementation = env.contract("IAgentVault", env.factory.functions.implementation().call())
     with expect_revert("AlreadyInitialized"):
         env.send(
             implementation.functions.initialize([env.outsider.address], 1, DAY, 5), env.outsider
@@ -320,8 +415,8 @@ def test_raising_limits_never_makes_a_spent_budget_available_at_once(env: Env) -
 )
 def test_cutting_then_restoring_limits_does_not_refill_a_spent_budget(env: Env, cut: str) -> None:
     """The agent spends its whole allowance; an owner cuts its limits in alarm; the owners
-    then restore exactly the old limits. `_rewritePolicy` promises that changing limits never
-    refills a budget, so the agent must not get a second full allowance right away."""
+    then restore exactly the old limits. `PolicyWord.rewrite` promises that changing limits
+    never refills a budget, so the agent must not get a second full allowance right away."""
     agent, usdc = env.agent.address, env.usdc.address
     to = fresh_address("refill")
     env.govern("setLimits", agent, usdc, USDC_ALLOWANCE, USDC_ALLOWANCE, DAY)
@@ -336,3 +431,154 @@ def test_cutting_then_restoring_limits_does_not_refill_a_spent_budget(env: Env, 
     # a few seconds have passed: a few seconds' refill is all that may be available
     assert env.available(usdc) < USDC_ALLOWANCE // 100
     assert env.pay(usdc, to, USDC_ALLOWANCE)[1] != 0  # today it pays a second allowance
+
+
+# ------------------------------------------------------------------ the budget rule, exactly
+
+HOUR = 3_600
+MASK_29 = (1 << 29) - 1
+MASK_88 = (1 << 88) - 1
+TAT_MASK = (1 << 46) - 1
+_POLICIES_SLOT: list[int] = []
+
+
+def _layout_slot() -> int:
+    """ERC-7201 slot of the namespace ``agentwallet.vault``."""
+    inner = int.from_bytes(Web3.keccak(text="agentwallet.vault"), "big") - 1
+    return int.from_bytes(Web3.keccak(inner.to_bytes(32, "big")), "big") & ~0xFF
+
+
+def _word(env: Env, agent: str, token: str) -> int:
+    """The raw policy word of (agent, token). The mapping's slot is found once, among the
+    first slots of the vault's namespace, by matching ``getPolicy`` (the pair must be in scope
+    then); every later read is checked against ``getPolicy`` again."""
+
+    def read(slot: int) -> int:
+        inner = Web3.keccak(bytes.fromhex(agent[2:]).rjust(32, b"\0") + slot.to_bytes(32, "big"))
+        key = Web3.keccak(bytes.fromhex(token[2:]).rjust(32, b"\0") + inner)
+        raw = env.w3.eth.get_storage_at(env.vault.address, int.from_bytes(key, "big"))
+        return int.from_bytes(raw, "big")
+
+    policy = env.vault.functions.getPolicy(agent, token).call()
+    if not _POLICIES_SLOT:
+        assert policy[2] != 0, "locate the policies slot with a pair in scope"
+        base = _layout_slot()
+        found = [base + i for i in range(16) if _fields(read(base + i)) == tuple(policy[:3])]
+        assert len(found) == 1, "policy word not found in storage: did the layout change?"
+        _POLICIES_SLOT.append(found[0])
+    word = read(_POLICIES_SLOT[0])
+    if policy[2] != 0:
+        assert _fields(word) == tuple(policy[:3])
+    return word
+
+
+def _fields(word: int) -> tuple[int, int, int]:
+    """(maxPerPayment, allowance, period) of a policy word."""
+    return word >> 168, (word >> 80) & MASK_88, (word >> 51) & MASK_29
+
+
+def _budget(word: int, t: int) -> int:
+    """PolicyWord.budget: what the word's budget holds at time ``t`` (scope ignored)."""
+    _max, allowance, period = _fields(word)
+    if period == 0:
+        return 0
+    scaled, now = period << 8, t << 8
+    start = max(word & TAT_MASK, now)
+    return 0 if start >= now + scaled else (now + scaled - start) * allowance // scaled
+
+
+def _rule(word: int, allowance: int, t: int) -> int:
+    """The budget rule as the interface states it: min(b0, max(0, A1 - (A0 - b0))), full for
+    a word that never had limits."""
+    if _fields(word)[2] == 0:
+        return allowance
+    b0 = _budget(word, t)
+    return min(b0, max(0, allowance - (_fields(word)[1] - b0)))
+
+
+def _rewritten_tat(word: int, allowance: int, period: int, t: int) -> int:
+    """The tat the contract writes for the rule's target (the budget can only be represented
+    to 1/256 s of refill, so it rounds down to the nearest value the new rate can hold)."""
+    target = _rule(word, allowance, t)
+    if _fields(word)[2] == 0 or target >= allowance:
+        return 0
+    scaled = period << 8
+    return (t << 8) + scaled - target * scaled // allowance
+
+
+LIMIT_CHANGES = {
+    # name: (spent first, new maxPerPayment, new allowance, new period, by governance)
+    "raise-after-partial-spend": (600 * USDC, 2_000 * USDC, 2_000 * USDC, DAY, True),
+    "raise-untouched-budget": (0, 2_000 * USDC, 2_000 * USDC, DAY, True),
+    "raise-and-shorten-period": (900 * USDC, 5_000 * USDC, 5_000 * USDC, HOUR, True),
+    "same-allowance-longer-period": (600 * USDC, USDC_ALLOWANCE, USDC_ALLOWANCE, 7 * DAY, True),
+    "same-allowance-shorter-period": (600 * USDC, USDC_ALLOWANCE, USDC_ALLOWANCE, HOUR, True),
+    "cut-through-governance": (600 * USDC, 100 * USDC, 700 * USDC, 2 * DAY, True),
+    "reduce-below-what-was-spent": (600 * USDC, 100 * USDC, 500 * USDC, DAY, False),
+    "reduce-above-what-was-spent": (600 * USDC, 100 * USDC, 800 * USDC, DAY, False),
+    "reduce-to-zero": (600 * USDC, 0, 0, DAY, False),
+}
+
+
+@pytest.mark.parametrize("change", sorted(LIMIT_CHANGES))
+def test_limit_changes_never_add_to_the_budget_at_that_instant(env: Env, change: str) -> None:
+    """Rule change (PolicyWord.rewrite): with b0 the budget just before and A0 the old
+    allowance, the budget right after new limits A1 is min(b0, max(0, A1 - (A0 - b0))) (what
+    was spent stays spent, nothing is added at that instant), and it then refills at the new
+    rate. Timestamps are pinned so that "before" and "after" are the same block time."""
+    spend, maximum, allowance, period, governance = LIMIT_CHANGES[change]
+    agent, usdc = env.agent.address, env.usdc.address
+    env.govern("setLimits", agent, usdc, USDC_ALLOWANCE, USDC_ALLOWANCE, DAY)
+    assert env.available(usdc) == USDC_ALLOWANCE
+    t0 = env.now() + 10
+    if spend:
+        env.set_next_timestamp(t0)
+        assert env.pay(usdc, fresh_address("rule"), spend, gas=FIXED_GAS)[1] == 0
+    if governance:
+        _r, gid = env.propose("setLimits", agent, usdc, maximum, allowance, period)
+        change_fn, sender = env.rq.approve(gid), env.owners[1]
+    else:
+        change_fn = env.vault.functions.reduceLimits(agent, usdc, maximum, allowance)
+        sender = env.owners[2]
+    t1 = t0 + HOUR  # an hour of refill at the old rate since the payment
+    word = _word(env, agent, usdc)
+    before = _budget(word, t1)
+    env.set_next_timestamp(t1)
+    receipt = env.send(change_fn, sender, gas=FIXED_GAS)
+    assert env.block_time(receipt) == t1
+    after = env.available(usdc)
+    event = env.event(receipt, "LimitsChanged")
+    assert (event["maxPerPayment"], event["allowance"], event["period"]) == (
+        maximum,
+        allowance,
+        period,
+    )
+    assert event["available"] == after
+    assert after <= before, f"{change}: the change added {after - before} at once"
+    ideal = _rule(word, allowance, t1)
+    assert after <= ideal
+    if allowance:  # it rounds down by less than 1/256 s of refill at the new rate
+        assert ideal - after <= allowance // (period << 8) + 1
+    new_word = _word(env, agent, usdc)
+    assert new_word & TAT_MASK == _rewritten_tat(word, allowance, period, t1)
+    # afterwards the budget refills at the new rate, never above the new allowance
+    assert _budget(new_word, t1) == after
+    for dt in (1, HOUR, period // 2, period):
+        refill = dt * allowance // period
+        expected = min(allowance, after + refill)
+        assert abs(_budget(new_word, t1 + dt) - expected) <= 1 + allowance // (period << 8)
+    env.set_next_timestamp(t1 + period // 2)
+    env.chain.mine()
+    assert env.available(usdc) == _budget(new_word, t1 + period // 2)
+    # and one payment can move exactly that, not a unit more
+    now = t1 + period // 2 + 1
+    room = min(maximum, _budget(new_word, now))
+    env.set_next_timestamp(now)
+    if room < allowance and room < maximum:
+        _r, rid = env.pay(usdc, fresh_address("rule"), room + 1, gas=FIXED_GAS)
+        assert rid != 0
+        now += 1
+        env.set_next_timestamp(now)
+        room = min(maximum, _budget(new_word, now))
+    if room:
+        assert env.pay(usdc, fresh_address("rule"), room, gas=FIXED_GAS)[1] == 0

@@ -65,9 +65,12 @@ def test_reentrant_cancel_from_an_eth_recipient_is_blocked(env: Env) -> None:
     # the attacker (as an agent) opens a request of its own
     big = env.calldata("pay", ETH, fresh_address("x"), 3 * ETHER, ref("mine"))
     receipt = env.send(attacker.functions.call(env.vault.address, big), env.deployer)
-    own = env.event(receipt, "RequestCreated")["requestId"]
+    own = env.event(receipt, "PaymentRequested")["requestId"]
     env.send(
-        attacker.functions.arm(env.vault.address, env.calldata("cancel", own), False), env.deployer
+        attacker.functions.arm(
+            env.vault.address, env.calldata("cancelPayment", env.rq.req(own)), False
+        ),
+        env.deployer,
     )
     env.pay(ETH, attacker.address, ETHER // 4)
     _assert_blocked(attacker)
@@ -78,11 +81,14 @@ def test_reentrant_execute_while_a_request_pays_is_blocked(env: Env) -> None:
     attacker = env.deploy("ReentrantRecipient")
     rid = env.pay(ETH, attacker.address, 2 * ETHER)[1]  # over the per-payment limit
     env.send(
-        attacker.functions.arm(env.vault.address, env.calldata("execute", rid), False), env.deployer
+        attacker.functions.arm(
+            env.vault.address, env.calldata("executePayment", env.rq.req(rid)), False
+        ),
+        env.deployer,
     )
     before = env.eth_of(env.vault.address)
-    env.send(env.vault.functions.approve(rid), env.owners[0])
-    receipt = env.send(env.vault.functions.approve(rid), env.owners[1])
+    env.send(env.rq.approve(rid), env.owners[0])
+    receipt = env.send(env.rq.approve(rid), env.owners[1])
     _assert_blocked(attacker)
     assert len(env.events(receipt, "PaymentExecuted")) == 1
     assert env.eth_of(attacker.address) == 2 * ETHER
@@ -95,14 +101,16 @@ def test_reentrant_approve_by_an_owner_recipient_is_blocked(env: Env) -> None:
     attacker = env.deploy("ReentrantRecipient")
     env.govern("addOwner", attacker.address, 2)
     other = env.pay(ETH, fresh_address("other"), 3 * ETHER)[1]
-    env.send(env.vault.functions.approve(other), env.owners[0])  # one approval short
+    env.send(env.rq.approve(other), env.owners[0])  # one approval short
     paying = env.pay(ETH, attacker.address, 2 * ETHER)[1]
     env.send(
-        attacker.functions.arm(env.vault.address, env.calldata("approve", other), False),
+        attacker.functions.arm(
+            env.vault.address, env.calldata("approvePayment", env.rq.req(other)), False
+        ),
         env.deployer,
     )
-    env.send(env.vault.functions.approve(paying), env.owners[0])
-    env.send(env.vault.functions.approve(paying), env.owners[1])
+    env.send(env.rq.approve(paying), env.owners[0])
+    env.send(env.rq.approve(paying), env.owners[1])
     _assert_blocked(attacker)
     assert env.status(other) == PENDING
     assert env.vault.functions.approvalCount(other).call() == 1
@@ -115,10 +123,10 @@ def test_reentrant_execute_with_signatures_is_blocked(env: Env) -> None:
     other = env.pay(ETH, target, 3 * ETHER)[1]
     sigs = env.packed(other, env.owners[:2])
     paying = env.pay(ETH, attacker.address, 2 * ETHER)[1]
-    data = env.calldata("executeWithSignatures", other, sigs)
+    data = env.calldata("executePaymentWithSignatures", env.rq.req(other), sigs)
     env.send(attacker.functions.arm(env.vault.address, data, False), env.deployer)
     env.send(
-        env.vault.functions.executeWithSignatures(paying, env.packed(paying, env.owners[1:])),
+        env.rq.executeWithSignatures(paying, env.packed(paying, env.owners[1:])),
         env.outsider,
     )
     _assert_blocked(attacker)
@@ -154,10 +162,37 @@ def test_malicious_token_reentering_execute_of_its_own_request_is_blocked(env: E
     to = fresh_address("token-req")
     rid = env.pay(token.address, to, 500 * USDC)[1]
     env.send(
-        token.functions.arm(env.vault.address, env.calldata("execute", rid), False), env.deployer
+        token.functions.arm(
+            env.vault.address, env.calldata("executePayment", env.rq.req(rid)), False
+        ),
+        env.deployer,
     )
-    env.send(env.vault.functions.approve(rid), env.owners[0])
-    env.send(env.vault.functions.approve(rid), env.owners[2])
+    env.send(env.rq.approve(rid), env.owners[0])
+    env.send(env.rq.approve(rid), env.owners[2])
     _assert_blocked(token)
     assert token.functions.balanceOf(to).call() == 500 * USDC
     assert token.functions.balanceOf(env.vault.address).call() == 10_000 * USDC - 500 * USDC
+
+
+def test_reentrant_signed_payment_from_its_recipient_is_blocked(env: Env) -> None:
+    """A signed payment's recipient replays another valid signed payment while being paid."""
+    attacker = env.deploy("ReentrantRecipient")
+    signers = env.owners[:2]
+    deadline = env.now() + 3_600
+    sink = fresh_address("signed-sink")
+    inner = (env.agent.address, ETH, sink, ETHER, ref("inner"), 2, deadline)
+    outer = (env.agent.address, ETH, attacker.address, ETHER, ref("outer"), 1, deadline)
+    data = env.calldata("payWithSignatures", inner, env.signed_payment(inner, signers))
+    env.send(attacker.functions.arm(env.vault.address, data, False), env.deployer)
+    before = env.eth_of(env.vault.address)
+    receipt = env.send(
+        env.vault.functions.payWithSignatures(outer, env.signed_payment(outer, signers)),
+        env.outsider,
+    )
+    _assert_blocked(attacker)
+    assert len(env.events(receipt, "SignedPaymentExecuted")) == 1
+    assert env.eth_of(sink) == 0
+    assert env.eth_of(env.vault.address) == before - ETHER
+    space = env.vault.functions.paymentNonceSpace().call()
+    assert env.vault.functions.isNonceUsed(space, 1).call()
+    assert not env.vault.functions.isNonceUsed(space, 2).call()  # the inner one can still run

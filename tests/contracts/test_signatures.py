@@ -9,11 +9,15 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 from agentwallet.signatures import OwnerSignature, pack_signatures
 from tests.contracts.conftest import (
+    DAY,
     ETH,
     ETHER,
     EXECUTED,
+    PENDING,
     REQUEST_EXPIRY,
     USDC,
+    USDC_ALLOWANCE,
+    USDC_MAX,
     Env,
     expect_revert,
     fresh_address,
@@ -37,7 +41,7 @@ def contract_part(signer: str, offset: int) -> bytes:
 
 def test_typed_data_signature_matches_the_vault_digest(env: Env) -> None:
     rid = env.escalate()
-    digest = env.vault.functions.requestDigest(rid).call()
+    digest = env.rq.requestDigest(rid).call()
     message = encode_typed_data(full_message=env.typed_request(rid))
     assert _hash_eip191_message(message) == digest
     owner = env.owners[0]
@@ -53,47 +57,55 @@ def test_two_sorted_owner_signatures_execute(env: Env) -> None:
     sigs = env.packed(rid, signers)
     assert len(sigs) == 2 * 65
     # anyone can submit them: here the agent itself does
-    receipt = env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.agent)
-    approvals = env.events(receipt, "RequestApproved")
-    assert [(a["owner"], a["approvals"], a["viaSignature"]) for a in approvals] == [
-        (signers[0].address, 1, True),
-        (signers[1].address, 2, True),
-    ]
+    receipt = env.send(env.rq.executeWithSignatures(rid, sigs), env.agent)
+    # the signers are named in RequestExecuted (RequestApproved is for on-chain approvals only)
+    assert env.events(receipt, "RequestApproved") == []
     executed = env.event(receipt, "RequestExecuted")
-    assert (executed["executor"], executed["approvals"]) == (env.agent.address, 2)
+    assert {**executed, "signers": list(executed["signers"])} == {
+        "requestId": rid,
+        "executor": env.agent.address,
+        "signers": [s.address for s in signers],
+    }
     assert env.usdc_of(to) == 700 * USDC
     assert env.status(rid) == EXECUTED
 
 
 def test_digest_signed_with_unsafe_sign_hash_executes(env: Env) -> None:
     rid = env.escalate()
-    digest = env.vault.functions.requestDigest(rid).call()
+    digest = env.rq.requestDigest(rid).call()
     signers = sorted_accounts(env.owners[:2])
     sigs = pack_signatures(
         (s.address, bytes(s.unsafe_sign_hash(digest).signature)) for s in signers
     )
-    env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
+    env.send(env.rq.executeWithSignatures(rid, sigs), env.outsider)
     assert env.status(rid) == EXECUTED
 
 
 def test_too_few_signatures_revert(env: Env) -> None:
     rid = env.escalate()
     sigs = env.packed(rid, [env.owners[0]])
-    with expect_revert("NotEnoughApprovals", rid, 1, 2):
-        env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
-    with expect_revert("NotEnoughApprovals", rid, 1, 2):  # one and a half signatures
-        env.send(env.vault.functions.executeWithSignatures(rid, sigs + sigs[:40]), env.outsider)
+    with expect_revert("NotEnoughSignatures", 1, 2):
+        env.send(env.rq.executeWithSignatures(rid, sigs), env.outsider)
+    with expect_revert("NotEnoughSignatures", 1, 2):  # one and a half signatures
+        env.send(env.rq.executeWithSignatures(rid, sigs + sigs[:40]), env.outsider)
+    with expect_revert("NotEnoughSignatures", 0, 2):
+        env.send(env.rq.executeWithSignatures(rid, b""), env.outsider)
+    # the same for a batch of governance calls signed off-chain
+    with expect_revert("NotEnoughSignatures", 1, 2):
+        env.govern_signed([("changeThreshold", (1,))], signers=[env.owners[0]])
+    # an owner's on-chain approval does not make up for a missing signature
+    env.send(env.rq.approve(rid), env.owners[1])
+    with expect_revert("NotEnoughSignatures", 1, 2):
+        env.send(env.rq.executeWithSignatures(rid, sigs), env.outsider)
+    assert env.status(rid) == PENDING
 
 
 def test_signatures_beyond_the_threshold_are_ignored(env: Env) -> None:
     rid = env.escalate()
     signers = sorted_accounts(env.owners)
-    receipt = env.send(
-        env.vault.functions.executeWithSignatures(rid, env.packed(rid, signers)), env.outsider
-    )
-    approvals = env.events(receipt, "RequestApproved")
-    assert [a["owner"] for a in approvals] == [s.address for s in signers[:2]]
-    assert env.event(receipt, "RequestExecuted")["approvals"] == 2
+    receipt = env.send(env.rq.executeWithSignatures(rid, env.packed(rid, signers)), env.outsider)
+    executed = env.event(receipt, "RequestExecuted")
+    assert list(executed["signers"]) == [s.address for s in signers[:2]]
 
 
 def test_unsorted_signers_revert(env: Env) -> None:
@@ -101,14 +113,14 @@ def test_unsorted_signers_revert(env: Env) -> None:
     pairs = env.signatures(rid, env.owners[:2])
     backwards = pairs[1][1] + pairs[0][1]
     with expect_revert("SignersNotSorted", pairs[1][0], pairs[0][0]):
-        env.send(env.vault.functions.executeWithSignatures(rid, backwards), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, backwards), env.outsider)
 
 
 def test_one_owner_signing_twice_counts_once(env: Env) -> None:
     rid = env.escalate()
     ((signer, sig),) = env.signatures(rid, [env.owners[0]])
     with expect_revert("SignersNotSorted", signer, signer):
-        env.send(env.vault.functions.executeWithSignatures(rid, sig + sig), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, sig + sig), env.outsider)
 
 
 def test_signature_by_a_non_owner_reverts(env: Env) -> None:
@@ -116,7 +128,7 @@ def test_signature_by_a_non_owner_reverts(env: Env) -> None:
     # the agent signs its own request as if it were an owner
     sigs = env.packed(rid, [env.owners[0], env.agent])
     with expect_revert("NotAnOwner", env.agent.address):
-        env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.agent)
+        env.send(env.rq.executeWithSignatures(rid, sigs), env.agent)
 
 
 def test_eoa_owner_cannot_be_claimed_through_the_contract_signature_path(env: Env) -> None:
@@ -128,7 +140,7 @@ def test_eoa_owner_cannot_be_claimed_through_the_contract_signature_path(env: En
     valid = env.sign(rid, first[0])
     packed = valid + contract_part(first[1].address, 130) + len(forged).to_bytes(32, "big") + forged
     with expect_revert("InvalidSignature", first[1].address):
-        env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, packed), env.outsider)
     assert env.status(rid) == 1
 
 
@@ -159,7 +171,7 @@ def test_malformed_contract_signature_parts_are_rejected(env: Env) -> None:
     for label, second, blamed in cases:
         packed = valid + second if int(owner.address, 16) < int(signer, 16) else second + valid
         with expect_revert("InvalidSignature", blamed):
-            env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+            env.send(env.rq.executeWithSignatures(rid, packed), env.outsider)
         assert env.status(rid) == 1, label
 
 
@@ -170,21 +182,21 @@ def test_malleable_high_s_signature_is_rejected(env: Env) -> None:
     r, s, v = good[:32], int.from_bytes(good[32:64], "big"), good[64]
     flipped = r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])  # 27 <-> 28
     # the flipped signature recovers the same owner, but only low-s signatures are accepted
-    digest = env.vault.functions.requestDigest(rid).call()
+    digest = env.rq.requestDigest(rid).call()
     assert recovered(digest, flipped) == sigs[0][0]
     with expect_revert("InvalidSignature", ZERO):
-        env.send(env.vault.functions.executeWithSignatures(rid, flipped + sigs[1][1]), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, flipped + sigs[1][1]), env.outsider)
     packed = pack_signatures(sigs)
-    env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+    env.send(env.rq.executeWithSignatures(rid, packed), env.outsider)
 
 
 def test_signatures_cannot_be_replayed_after_execution(env: Env) -> None:
     rid = env.escalate()
     sigs = env.packed(rid, env.owners[1:])
-    env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
+    env.send(env.rq.executeWithSignatures(rid, sigs), env.outsider)
     before = env.usdc_of(env.vault.address)
     with expect_revert("RequestNotPending", rid, EXECUTED):
-        env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, sigs), env.outsider)
     assert env.usdc_of(env.vault.address) == before
 
 
@@ -193,10 +205,10 @@ def test_signature_with_another_chain_id_is_rejected(env: Env) -> None:
     sigs = env.signatures(rid, env.owners[:2])
     wrong = env.sign(rid, env.owners[2], chain_id=env.chain.chain_id + 1)
     # over this chain's digest the signature recovers some unrelated address, not owner 3
-    stranger = recovered(env.vault.functions.requestDigest(rid).call(), wrong)
+    stranger = recovered(env.rq.requestDigest(rid).call(), wrong)
     assert stranger != env.owners[2].address
     with expect_revert("NotAnOwner", stranger):
-        env.send(env.vault.functions.executeWithSignatures(rid, wrong + sigs[0][1]), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, wrong + sigs[0][1]), env.outsider)
 
 
 def test_signatures_for_one_vault_are_rejected_by_another_with_the_same_owners(env: Env) -> None:
@@ -205,9 +217,12 @@ def test_signatures_for_one_vault_are_rejected_by_another_with_the_same_owners(e
     other = env.create_vault(
         [o.address for o in env.owners], 2, expiry=REQUEST_EXPIRY - 1, salt=b"other"
     )
-    # the same three governance requests as the main vault, so request ids line up
+    # three governance requests as in the main vault, so request ids line up, and the same
+    # tUSDC limits, so the escalation reasons (part of the request) are the same too
     env.govern("addAgent", env.agent.address, 0, 0, False, vault=other)
-    env.govern("setMaxOpenRequests", 5, vault=other)
+    env.govern(
+        "setLimits", env.agent.address, env.usdc.address, USDC_MAX, USDC_ALLOWANCE, DAY, vault=other
+    )
     env.govern("setRequestExpiry", REQUEST_EXPIRY - 1, vault=other)
     env.send(env.usdc.functions.mint(other.address, 1_000 * USDC), env.deployer)
     to = fresh_address("replayed")
@@ -224,14 +239,14 @@ def test_signatures_for_one_vault_are_rejected_by_another_with_the_same_owners(e
     assert mine["message"] == theirs["message"]
     assert mine["domain"]["verifyingContract"] != theirs["domain"]["verifyingContract"]
     sigs = env.packed(rid, env.owners[:2])
-    stranger = recovered(other.functions.requestDigest(rid).call(), sigs[:65])
+    stranger = recovered(env.rq_of(other).requestDigest(rid).call(), sigs[:65])
     with expect_revert("NotAnOwner", stranger):
-        env.send(other.functions.executeWithSignatures(rid, sigs), env.outsider)
-    assert other.functions.getRequest(rid).call()[1] == 1  # still pending
+        env.send(env.rq_of(other).executeWithSignatures(rid, sigs), env.outsider)
+    assert env.status(rid, vault=other) == PENDING
     # the vault they were made for accepts them; the other one needs its own
-    env.send(env.vault.functions.executeWithSignatures(rid, sigs), env.outsider)
+    env.send(env.rq.executeWithSignatures(rid, sigs), env.outsider)
     own = env.packed(rid, env.owners[:2], vault=other)
-    env.send(other.functions.executeWithSignatures(rid, own), env.outsider)
+    env.send(env.rq_of(other).executeWithSignatures(rid, own), env.outsider)
     assert env.usdc_of(to) == 1_000 * USDC
 
 
@@ -248,10 +263,10 @@ def test_erc1271_contract_owner_can_sign(env: Env) -> None:
     owner_sig = OwnerSignature(env.owners[0].address, env.sign(rid, env.owners[0]))
     bad = pack_signatures([owner_sig, OwnerSignature(wallet.address, wrong, contract=True)])
     with expect_revert("InvalidSignature", wallet.address):
-        env.send(env.vault.functions.executeWithSignatures(rid, bad), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, bad), env.outsider)
     good = pack_signatures([owner_sig, OwnerSignature(wallet.address, wallet_sig, contract=True)])
-    receipt = env.send(env.vault.functions.executeWithSignatures(rid, good), env.outsider)
-    assert wallet.address in [a["owner"] for a in env.events(receipt, "RequestApproved")]
+    receipt = env.send(env.rq.executeWithSignatures(rid, good), env.outsider)
+    assert wallet.address in env.event(receipt, "RequestExecuted")["signers"]
     assert env.usdc_of(to) == 250 * USDC
 
 
@@ -264,7 +279,7 @@ def test_contract_signature_naming_a_non_owner_is_refused_before_any_call(env: E
     owner_sig = OwnerSignature(env.owners[0].address, env.sign(rid, env.owners[0]))
     packed = pack_signatures([owner_sig, OwnerSignature(wallet.address, wallet_sig, contract=True)])
     with expect_revert("NotAnOwner", wallet.address):
-        env.send(env.vault.functions.executeWithSignatures(rid, packed), env.outsider)
+        env.send(env.rq.executeWithSignatures(rid, packed), env.outsider)
     assert env.status(rid) == 1
 
 
@@ -272,8 +287,10 @@ def test_governance_request_can_execute_with_signatures(env: Env) -> None:
     new_owner = env.spare[2]
     _r, gid = env.propose("addOwner", new_owner.address, 2)
     sigs = env.packed(gid, [env.owners[1], env.owners[2]])
-    receipt = env.send(env.vault.functions.executeWithSignatures(gid, sigs), env.outsider)
+    receipt = env.send(env.rq.executeWithSignatures(gid, sigs), env.outsider)
     assert env.event(receipt, "OwnerAdded") == {"owner": new_owner.address, "requestId": gid}
+    signers = sorted_accounts([env.owners[1], env.owners[2]])
+    assert list(env.event(receipt, "RequestExecuted")["signers"]) == [s.address for s in signers]
     assert env.vault.functions.isOwner(new_owner.address).call()
 
 
@@ -306,54 +323,116 @@ def signed_payment_message(
     )
 
 
-def signed_payment(
-    env: Env, token: str, to: str, amount: int, pay_ref: bytes, deadline: int, signers: list
-) -> bytes:
-    nonce = env.vault.functions.signedPaymentNonce().call()
+def payment(
+    env: Env, token: str, to: str, amount: int, pay_ref: bytes, nonce: int, deadline: int
+) -> tuple[object, ...]:
+    """The SignedPayment tuple payWithSignatures takes (agent = the env's agent)."""
+    return (env.agent.address, token, to, amount, pay_ref, nonce, deadline)
+
+
+def signed_payment(env: Env, signed: tuple[object, ...], signers: list) -> bytes:
+    _agent, token, to, amount, pay_ref, nonce, deadline = signed
     message = encode_typed_data(
         full_message=signed_payment_message(env, token, to, amount, pay_ref, nonce, deadline)
     )
     return pack_signatures((s.address, bytes(s.sign_message(message).signature)) for s in signers)
 
 
+def space(env: Env) -> str:
+    return str(env.vault.functions.paymentNonceSpace().call())
+
+
+def nonce_used(env: Env, nonce: int) -> bool:
+    return bool(env.vault.functions.isNonceUsed(space(env), nonce).call())
+
+
 def test_signed_payment_digest_matches_eip712_typed_data(env: Env) -> None:
     to = fresh_address("digest")
     deadline = env.now() + 3600
-    digest = env.vault.functions.signedPaymentDigest(
-        env.agent.address, ETH, to, ETHER, ref("d"), deadline
-    ).call()
-    nonce = env.vault.functions.signedPaymentNonce().call()
-    message = signed_payment_message(env, ETH, to, ETHER, ref("d"), nonce, deadline)
+    signed = payment(env, ETH, to, ETHER, ref("d"), 12345, deadline)
+    digest = env.vault.functions.signedPaymentDigest(signed).call()
+    message = signed_payment_message(env, ETH, to, ETHER, ref("d"), 12345, deadline)
     assert _hash_eip191_message(encode_typed_data(full_message=message)) == digest
+    assert message == env.typed_payment(signed)  # the shared helper signs the same message
 
 
 def test_owners_signed_payment_pays_once_and_names_the_signers(env: Env) -> None:
+    """Rule change: nonces are unordered (any unused nonce of the owners' payment space) and
+    there is no signedPaymentNonce counter; a replay reverts NonceAlreadyUsed instead of
+    recovering strangers."""
     to = fresh_address("signed-pay")
     deadline = env.now() + 3600
     signers = sorted_accounts(env.owners[:2])
-    nonce = env.vault.functions.signedPaymentNonce().call()
-    sigs = signed_payment(env, ETH, to, 3 * ETHER, ref("sp"), deadline, signers)
-    call = env.vault.functions.payWithSignatures(
-        env.agent.address, ETH, to, 3 * ETHER, ref("sp"), deadline, sigs
-    )
+    nonce = 7
+    signed = payment(env, ETH, to, 3 * ETHER, ref("sp"), nonce, deadline)
+    sigs = signed_payment(env, signed, signers)
+    assert not nonce_used(env, nonce)
+    call = env.vault.functions.payWithSignatures(signed, sigs)
     receipt = env.send(call, env.outsider)  # a relayer: anyone may send it
     assert env.eth_of(to) == 3 * ETHER
     event = env.event(receipt, "SignedPaymentExecuted")
     assert event["agent"] == env.agent.address
     assert (event["token"], event["to"], event["amount"]) == (ETH, to, 3 * ETHER)
-    assert (event["ref"], event["nonce"]) == (ref("sp"), nonce)
+    assert event["ref"] == ref("sp")
     assert list(event["signers"]) == [s.address for s in signers]
-    assert env.vault.functions.signedPaymentNonce().call() == nonce + 1
-    # the same signatures again: the nonce moved on, so they recover strangers
-    stranger = recovered(
-        env.vault.functions.signedPaymentDigest(
-            env.agent.address, ETH, to, 3 * ETHER, ref("sp"), deadline
-        ).call(),
-        sigs[:65],
-    )
-    with expect_revert("NotAnOwner", stranger):
+    assert nonce_used(env, nonce)
+    assert not nonce_used(env, nonce - 1) and not nonce_used(env, nonce + 1)
+    # the same signatures again: the nonce is spent
+    with expect_revert("NonceAlreadyUsed", space(env), nonce):
         env.send(call, env.outsider)
+    # ... and signed again by the other owners, the same nonce still cannot run
+    again = signed_payment(env, signed, sorted_accounts(env.owners[1:]))
+    with expect_revert("NonceAlreadyUsed", space(env), nonce):
+        env.send(env.vault.functions.payWithSignatures(signed, again), env.outsider)
     assert env.eth_of(to) == 3 * ETHER
+
+
+def test_payments_signed_in_parallel_both_execute_in_either_order(env: Env) -> None:
+    """Two payments signed at the same time with different nonces (even far apart, in different
+    bitmap words) never cancel each other, whichever is submitted first."""
+    signers = sorted_accounts(env.owners[1:])
+    deadline = env.now() + 3600
+    nonces = (3, (5 << 8) + 200)
+    for order in ((0, 1), (1, 0)):
+        snapshot = env.chain.snapshot()
+        tos = [fresh_address(f"parallel-{i}") for i in range(2)]
+        signed = [
+            payment(env, env.usdc.address, tos[i], (i + 1) * 10 * USDC, ref(f"p{i}"), n, deadline)
+            for i, n in enumerate(nonces)
+        ]
+        sigs = [signed_payment(env, p, signers) for p in signed]  # both signed before either runs
+        for i in order:
+            receipt = env.send(
+                env.vault.functions.payWithSignatures(signed[i], sigs[i]), env.outsider
+            )
+            assert env.event(receipt, "SignedPaymentExecuted")["to"] == tos[i]
+            assert nonce_used(env, nonces[i])
+        assert [env.usdc_of(t) for t in tos] == [10 * USDC, 20 * USDC]
+        assert all(nonce_used(env, n) for n in nonces)
+        for i in range(2):
+            with expect_revert("NonceAlreadyUsed", space(env), nonces[i]):
+                env.send(env.vault.functions.payWithSignatures(signed[i], sigs[i]), env.outsider)
+        env.chain.revert(snapshot)
+
+
+def test_one_owner_can_cancel_a_signed_payment_before_it_runs(env: Env) -> None:
+    to = fresh_address("cancelled-signed")
+    nonce = (1 << 8) + 9
+    signed = payment(env, ETH, to, ETHER, ref("x"), nonce, env.now() + 3600)
+    sigs = signed_payment(env, signed, sorted_accounts(env.owners[:2]))
+    with expect_revert("NotNonceAuthority", space(env), env.agent.address):
+        env.send(env.vault.functions.invalidateNonces(space(env), 1, 1 << 9), env.agent)
+    receipt = env.send(env.vault.functions.invalidateNonces(space(env), 1, 1 << 9), env.owners[2])
+    assert env.event(receipt, "NoncesInvalidated") == {
+        "space": space(env),
+        "wordPos": 1,
+        "mask": 1 << 9,
+        "by": env.owners[2].address,
+    }
+    assert nonce_used(env, nonce)
+    with expect_revert("NonceAlreadyUsed", space(env), nonce):
+        env.send(env.vault.functions.payWithSignatures(signed, sigs), env.outsider)
+    assert env.eth_of(to) == 0
 
 
 def test_signed_payment_in_an_erc20_by_a_contract_owner(env: Env) -> None:
@@ -362,7 +441,7 @@ def test_signed_payment_in_an_erc20_by_a_contract_owner(env: Env) -> None:
     env.govern("addOwner", wallet.address, 2)
     to = fresh_address("signed-usdc")
     deadline = env.now() + 3600
-    nonce = env.vault.functions.signedPaymentNonce().call()
+    nonce = 2**256 - 1  # any nonce will do, the largest too
     message = encode_typed_data(
         full_message=signed_payment_message(
             env, env.usdc.address, to, 700 * USDC, ref("u"), nonce, deadline
@@ -378,34 +457,34 @@ def test_signed_payment_in_an_erc20_by_a_contract_owner(env: Env) -> None:
             ),
         ]
     )
-    receipt = env.send(
-        env.vault.functions.payWithSignatures(
-            env.agent.address, env.usdc.address, to, 700 * USDC, ref("u"), deadline, sigs
-        ),
-        env.outsider,
-    )
+    signed = payment(env, env.usdc.address, to, 700 * USDC, ref("u"), nonce, deadline)
+    receipt = env.send(env.vault.functions.payWithSignatures(signed, sigs), env.outsider)
     assert env.usdc_of(to) == 700 * USDC
     assert wallet.address in env.event(receipt, "SignedPaymentExecuted")["signers"]
+    assert nonce_used(env, nonce)
 
 
 def test_signed_payment_refuses_what_the_owners_did_not_sign(env: Env) -> None:
     to = fresh_address("tampered")
     deadline = env.now() + 3600
     signers = sorted_accounts(env.owners[:2])
-    sigs = signed_payment(env, ETH, to, ETHER, ref("t"), deadline, signers)
-    digest = env.vault.functions.signedPaymentDigest(
-        env.agent.address, ETH, to, 2 * ETHER, ref("t"), deadline
-    ).call()
-    stranger = recovered(digest, sigs[:65])
-    with expect_revert("NotAnOwner", stranger):  # amount raised by the relayer
-        env.send(
-            env.vault.functions.payWithSignatures(
-                env.agent.address, ETH, to, 2 * ETHER, ref("t"), deadline, sigs
-            ),
-            env.outsider,
-        )
-    assert env.eth_of(to) == 0
-    assert env.vault.functions.signedPaymentNonce().call() == 0
+    signed = payment(env, ETH, to, ETHER, ref("t"), 0, deadline)
+    sigs = signed_payment(env, signed, signers)
+    tampered = {
+        "amount raised by the relayer": payment(env, ETH, to, 2 * ETHER, ref("t"), 0, deadline),
+        "recipient changed": payment(env, ETH, fresh_address("t2"), ETHER, ref("t"), 0, deadline),
+        "token changed": payment(env, env.usdc.address, to, ETHER, ref("t"), 0, deadline),
+        "nonce changed": payment(env, ETH, to, ETHER, ref("t"), 1, deadline),
+        "deadline extended": payment(env, ETH, to, ETHER, ref("t"), 0, deadline + 1),
+        "agent changed": (env.outsider.address, *signed[1:]),
+    }
+    for label, forged in tampered.items():
+        digest = env.vault.functions.signedPaymentDigest(forged).call()
+        stranger = recovered(digest, sigs[:65])
+        with expect_revert("NotAnOwner", stranger):
+            env.send(env.vault.functions.payWithSignatures(forged, sigs), env.outsider)
+        assert env.eth_of(to) == 0, label
+    assert not nonce_used(env, 0) and not nonce_used(env, 1)
 
 
 def test_signed_payment_checks_deadline_pause_threshold_and_inputs(env: Env) -> None:
@@ -413,27 +492,31 @@ def test_signed_payment_checks_deadline_pause_threshold_and_inputs(env: Env) -> 
     signers = sorted_accounts(env.owners[:2])
     pay = env.vault.functions.payWithSignatures
     late = env.now() + 10
-    sigs = signed_payment(env, ETH, to, ETHER, ref("c"), late, signers)
+    signed = payment(env, ETH, to, ETHER, ref("c"), 0, late)
+    sigs = signed_payment(env, signed, signers)
     env.chain.increase_time(11)
     with expect_revert("SignatureExpired", late):
-        env.send(pay(env.agent.address, ETH, to, ETHER, ref("c"), late, sigs), env.outsider)
+        env.send(pay(signed, sigs), env.outsider)
     deadline = env.now() + 3600
-    one = signed_payment(env, ETH, to, ETHER, ref("c"), deadline, signers[:1])
-    with expect_revert("NotEnoughApprovals", 0, 1, 2):
-        env.send(pay(env.agent.address, ETH, to, ETHER, ref("c"), deadline, one), env.outsider)
-    sigs = signed_payment(env, ETH, ZERO, ETHER, ref("c"), deadline, signers)
+    signed = payment(env, ETH, to, ETHER, ref("c"), 0, deadline)
+    one = signed_payment(env, signed, signers[:1])
+    with expect_revert("NotEnoughSignatures", 1, 2):
+        env.send(pay(signed, one), env.outsider)
+    with expect_revert("NotEnoughSignatures", 0, 2):
+        env.send(pay(signed, b""), env.outsider)
+    zero_to = payment(env, ETH, ZERO, ETHER, ref("c"), 0, deadline)
     with expect_revert("ZeroAddress"):
-        env.send(pay(env.agent.address, ETH, ZERO, ETHER, ref("c"), deadline, sigs), env.outsider)
-    sigs = signed_payment(env, ETH, to, 0, ref("c"), deadline, signers)
+        env.send(pay(zero_to, signed_payment(env, zero_to, signers)), env.outsider)
+    zero_amount = payment(env, ETH, to, 0, ref("c"), 0, deadline)
     with expect_revert("ZeroAmount"):
-        env.send(pay(env.agent.address, ETH, to, 0, ref("c"), deadline, sigs), env.outsider)
+        env.send(pay(zero_amount, signed_payment(env, zero_amount, signers)), env.outsider)
     huge = env.eth_of(env.vault.address) + 1
-    sigs = signed_payment(env, ETH, to, huge, ref("c"), deadline, signers)
+    too_much = payment(env, ETH, to, huge, ref("c"), 0, deadline)
     with expect_revert("InsufficientBalance", ETH, huge - 1, huge):
-        env.send(pay(env.agent.address, ETH, to, huge, ref("c"), deadline, sigs), env.outsider)
-    sigs = signed_payment(env, ETH, to, ETHER, ref("c"), deadline, signers)
+        env.send(pay(too_much, signed_payment(env, too_much, signers)), env.outsider)
+    sigs = signed_payment(env, signed, signers)
     env.send(env.vault.functions.pause(), env.owners[2])
     with expect_revert("VaultIsPaused"):
-        env.send(pay(env.agent.address, ETH, to, ETHER, ref("c"), deadline, sigs), env.outsider)
+        env.send(pay(signed, sigs), env.outsider)
     assert env.eth_of(to) == 0
-    assert env.vault.functions.signedPaymentNonce().call() == 0
+    assert not nonce_used(env, 0)  # nothing that reverted spent the nonce

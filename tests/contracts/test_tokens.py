@@ -26,8 +26,8 @@ def test_token_without_return_value_works(env: Env) -> None:
     assert rid == 0
     assert token.functions.balanceOf(to).call() == 60 * USDC
     rid = env.pay(token.address, to, 600 * USDC)[1]
-    env.send(env.vault.functions.approve(rid), env.owners[0])
-    env.send(env.vault.functions.approve(rid), env.owners[1])
+    env.send(env.rq.approve(rid), env.owners[0])
+    env.send(env.rq.approve(rid), env.owners[1])
     assert token.functions.balanceOf(to).call() == 660 * USDC
     assert token.functions.balanceOf(env.vault.address).call() == 10_000 * USDC - 660 * USDC
 
@@ -36,13 +36,13 @@ def test_token_returning_false_reverts_and_moves_nothing(env: Env) -> None:
     token = _funded(env, "FalseToken")
     to = fresh_address("false")
     rid = env.pay(token.address, to, 600 * USDC)[1]
-    env.send(env.vault.functions.approve(rid), env.owners[0])
+    env.send(env.rq.approve(rid), env.owners[0])
     env.send(token.functions.setFailing(True), env.deployer)
     budget = env.available(token.address)
     with expect_revert("SafeERC20FailedOperation", token.address):
         env.pay(token.address, to, 60 * USDC)
     with expect_revert("SafeERC20FailedOperation", token.address):
-        env.send(env.vault.functions.approve(rid), env.owners[1])
+        env.send(env.rq.approve(rid), env.owners[1])
     assert env.available(token.address) == budget  # the reverted payment consumed nothing
     assert token.functions.balanceOf(to).call() == 0
     assert token.functions.balanceOf(env.vault.address).call() == 10_000 * USDC
