@@ -231,32 +231,14 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         Layout storage l = _layout();
         uint256 word = l.policies[agent][token];
         uint256 newWord;
-        if (word & PolicyWord.FAST != 0) {
+        if (word & (PolicyWord.FAST | PolicyWord.SUB | PolicyWord.RBUDGET) == PolicyWord.FAST) {
             // Vault, agent status, validity window and scope already hold (see FAST): one word read.
             (reasons, newWord) = PolicyWord.spend(word, charge);
             if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
                 reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
             }
         } else {
-            if (l.config.paused) revert VaultIsPaused();
-            Agent memory a = l.agents[agent];
-            _checkAgentCanPay(agent, a);
-            (reasons, newWord) = PolicyWord.evaluate(word, charge);
-            if (a.useAllowlist && !l.allowlist[a.lineage][to]) reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
-            newWord = PolicyWord.withFlags(newWord, _flags(a, false));
-        }
-        if (reasons == 0 && word & (PolicyWord.SUB | PolicyWord.RBUDGET) != 0) {
-            // sub-agents spend every ancestor's word too; per-recipient budgets are checked
-            uint256[8] memory slots;
-            uint256[8] memory words;
-            uint256 n;
-            (reasons, n) = _spendMore(agent, token, to, charge, word, slots, words);
-            // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
-            if (reasons == 0) {
-                for (uint256 i = 0; i < n; ++i) {
-                    _sstore(slots[i], words[i]);
-                }
-            }
+            (reasons, newWord) = _payChecked(agent, token, to, charge, word);
         }
         // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
         if (reasons == 0) {
@@ -302,51 +284,42 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         signature = context[288:288 + length];
     }
 
-    /// @dev What a payment needs beyond the agent's own word: its per-recipient budget, and for a
-    /// sub-agent each ancestor's word in the token (all must accept `charge`; an ancestor that is
-    /// paused, revoked or outside its window stops the payment). Fills `slots`/`words` with the
-    /// words to write if the payment runs; returns the escalation reasons and how many words.
-    function _spendMore(
-        address agent,
-        address token,
-        address to,
-        uint256 charge,
-        uint256 word,
-        uint256[8] memory slots,
-        uint256[8] memory words
-    ) private view returns (uint32 reasons, uint256 n) {
+    /// @dev The payment checks beyond one FAST word: the full checks of a word without FAST, and a
+    /// sub-agent's ancestors and per-recipient budgets (their words are written here when the
+    /// payment runs; the agent's own word is returned for the caller to write).
+    function _payChecked(address agent, address token, address to, uint256 charge, uint256 word)
+        private
+        returns (uint32 reasons, uint256 newWord)
+    {
         Layout storage l = _layout();
-        if (word & PolicyWord.RBUDGET != 0) {
-            (reasons, slots[0], words[0]) = _recipientBudget(l.agents[agent].lineage, token, to, charge);
-            if (slots[0] != 0) n = 1;
+        if (word & PolicyWord.FAST != 0) {
+            (reasons, newWord) = PolicyWord.spend(word, charge);
+            if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
+                reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+            }
+        } else {
+            if (l.config.paused) revert VaultIsPaused();
+            Agent memory a = l.agents[agent];
+            _checkAgentCanPay(agent, a);
+            (reasons, newWord) = PolicyWord.evaluate(word, charge);
+            if (a.options & OPT_ALLOWLIST != 0 && !l.allowlist[a.lineage][to]) {
+                reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+            }
+            newWord = PolicyWord.withFlags(newWord, _flags(a, false));
         }
-        address key = agent;
-        for (uint256 depth = 0; depth < MAX_DEPTH && word & PolicyWord.SUB != 0; ++depth) {
-            key = l.parentOf[key];
-            mapping(address => uint256) storage policies = l.policies[key];
-            uint256 slot;
-            assembly ("memory-safe") {
-                mstore(0, token)
-                mstore(0x20, policies.slot)
-                slot := keccak256(0, 0x40)
+        // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
+        if (reasons != 0 || word & (PolicyWord.SUB | PolicyWord.RBUDGET) == 0) return (reasons, newWord);
+        // slither-disable-next-line uninitialized-local (memory arrays start zeroed; filled by _spendMore)
+        uint256[8] memory slots;
+        // slither-disable-next-line uninitialized-local
+        uint256[8] memory words;
+        uint256 n;
+        (reasons, n) = _spendMore(agent, token, to, charge, word, slots, words);
+        // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
+        if (reasons == 0) {
+            for (uint256 i = 0; i < n; ++i) {
+                _sstore(slots[i], words[i]);
             }
-            word = _sload(slot);
-            Agent memory a = l.agents[key];
-            // without FAST the ancestor takes the full checks (the vault's pause is checked already)
-            if (word & PolicyWord.FAST == 0) _checkAgentCanPay(key, a);
-            (uint32 r, uint256 spent) = PolicyWord.evaluate(word, charge);
-            if (a.useAllowlist && !l.allowlist[a.lineage][to]) r |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
-            slots[n] = slot;
-            words[n++] = spent;
-            if (word & PolicyWord.RBUDGET != 0) {
-                (uint32 rb, uint256 bslot, uint256 bword) = _recipientBudget(a.lineage, token, to, charge);
-                r |= rb;
-                if (bslot != 0) {
-                    slots[n] = bslot;
-                    words[n++] = bword;
-                }
-            }
-            reasons |= r;
         }
     }
 

@@ -344,27 +344,35 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
         emit RequestExecuted(requestId, msg.sender, signers);
     }
 
-    function _checkGovernanceCall(bytes calldata data) private pure {
-        bytes4 s = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
-        bool ok = _isAdminGovernanceSelector(s) || s == IAgentVaultConfig.addAgent.selector
-            || s == IAgentVaultConfig.unpauseAgent.selector || s == IAgentVaultConfig.setLimits.selector
-            || s == IAgentVaultConfig.allowRecipient.selector || s == IAgentVaultConfig.unpause.selector
-            || s == IAgentVaultConfig.replaceAgentKey.selector;
-        if (!ok) revert NotGovernanceCall(s);
+    function _checkGovernanceCall(bytes calldata data) private view {
+        _governanceTarget(data);
     }
 
-    /// @dev The governance calls this contract itself implements.
-    function _isAdminGovernanceSelector(bytes4 s) private pure returns (bool) {
-        return s == this.addOwner.selector || s == this.removeOwner.selector || s == this.swapOwner.selector
-            || s == this.changeThreshold.selector || s == this.setRequestExpiry.selector
-            || s == this.setMaxOpenRequests.selector || s == this.invalidateNonces.selector;
+    /// @dev Where a governance call runs: the config extension, or this contract for its own
+    /// (owners, request settings, nonces). Reverts for anything that is not a governance call.
+    function _governanceTarget(bytes calldata data) private view returns (address) {
+        bytes4 s = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
+        if (
+            s == IAgentVaultConfig.addAgent.selector || s == IAgentVaultConfig.setLimits.selector
+                || s == IAgentVaultConfig.allowRecipient.selector || s == IAgentVaultConfig.unpause.selector
+                || s == IAgentVaultConfig.unpauseAgent.selector || s == IAgentVaultConfig.replaceAgentKey.selector
+                || s == IAgentVaultConfig.addSubAgent.selector || s == IAgentVaultConfig.setSubAgentLimits.selector
+                || s == IAgentVaultConfig.allowSubAgentRecipient.selector
+                || s == IAgentVaultConfig.setRecipientBudget.selector
+                || s == IAgentVaultConfig.removeRecipientBudget.selector
+        ) return CONFIG;
+        if (
+            s == this.addOwner.selector || s == this.removeOwner.selector || s == this.swapOwner.selector
+                || s == this.changeThreshold.selector || s == this.setRequestExpiry.selector
+                || s == this.setMaxOpenRequests.selector || s == this.invalidateNonces.selector
+        ) return SELF;
+        revert NotGovernanceCall(s);
     }
 
     /// @dev Runs one governance call in the vault's own context (EXECUTING_SLOT is set): the config
     /// extension's functions directly, this contract's own by delegatecall to itself.
     function _governanceCall(bytes calldata data) private {
-        _checkGovernanceCall(data);
-        address target = _isAdminGovernanceSelector(bytes4(data[:4])) ? SELF : CONFIG;
+        address target = _governanceTarget(data);
         bytes memory call = data;
         // slither-disable-next-line controlled-delegatecall,low-level-calls (a fixed, immutable target)
         (bool ok, bytes memory ret) = target.delegatecall(call);

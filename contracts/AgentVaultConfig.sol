@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 import {Forwarder} from "./base/Forwarder.sol";
 import {IAgentVaultConfig} from "./interfaces/IAgentVaultConfig.sol";
 import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
@@ -15,6 +16,8 @@ import {PolicyWord} from "./libraries/PolicyWord.sol";
 /// recipient, switch the allowlist on) is one owner's call; adding risk runs only as a call of the
 /// vault on itself, i.e. through governance ({IAgentVaultAdmin}).
 contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
+    using TransientSlot for *;
+
     /// @notice The lens every selector not here is forwarded to.
     address private immutable LENS;
 
@@ -49,32 +52,18 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     }
 
     /// @inheritdoc IAgentVaultConfig
-    function revokeAgent(address agent) external onlyDelegateCall onlyOwner {
-        Layout storage l = _layout();
-        Agent storage a = _liveAgent(agent);
-        Agent memory m = a;
-        // the budget state stays in each word (see PolicyWord.rewrite); scope and flags go
-        for (uint256 i = 0; i < m.tokenCount; ++i) {
-            address token = _tokenOf(m, i);
-            l.policies[agent][token] = PolicyWord.unscope(l.policies[agent][token]);
-        }
-        _unlist(m.position);
-        a.status = AgentStatus.Revoked;
-        a.position = 0;
-        a.tokenCount = 0;
-        a.tokens = 0;
-        a.openRequests = 0;
-        a.freeSlot = 0;
-        emit AgentStatusChanged(agent, AgentStatus.Revoked, msg.sender, 0);
-        if (m.openRequests != 0) emit OpenRequestsClosed(agent, m.lineage, m.openRequests);
+    function revokeAgent(address agent) external onlyDelegateCall {
+        _onlyOwnerOrAncestor(agent);
+        _liveAgent(agent);
+        _revoke(agent, true);
     }
 
     /// @inheritdoc IAgentVaultConfig
     function reduceLimits(address agent, address token, uint256 maxPerPayment, uint256 allowance)
         external
         onlyDelegateCall
-        onlyOwner
     {
+        _onlyOwnerOrAncestor(agent);
         _knownAgent(agent);
         Layout storage l = _layout();
         uint256 word = l.policies[agent][token];
@@ -84,8 +73,8 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         if (maxPerPayment > currentMax) revert LimitNotReduced(currentMax, maxPerPayment);
         if (allowance > currentAllowance) revert LimitNotReduced(currentAllowance, allowance);
         uint256 period = PolicyWord.period(word);
-        uint256 updated =
-            PolicyWord.rewrite(word, maxPerPayment, allowance, period) | (word & PolicyWord.FLAGS);
+        uint256 updated = PolicyWord.rewrite(word, maxPerPayment, allowance, period)
+            | (word & (PolicyWord.FLAGS | PolicyWord.SUB | PolicyWord.RBUDGET));
         l.policies[agent][token] = updated;
         emit LimitsChanged(
             agent, token, maxPerPayment, allowance, uint32(period), PolicyWord.available(updated), msg.sender, 0
@@ -93,7 +82,8 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     }
 
     /// @inheritdoc IAgentVaultConfig
-    function removeToken(address agent, address token) external onlyDelegateCall onlyOwner {
+    function removeToken(address agent, address token) external onlyDelegateCall {
+        _onlyOwnerOrAncestor(agent);
         Agent storage a = _knownAgent(agent);
         Layout storage l = _layout();
         uint256 word = l.policies[agent][token];
@@ -104,7 +94,8 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     }
 
     /// @inheritdoc IAgentVaultConfig
-    function removeRecipient(address agent, address recipient) external onlyDelegateCall onlyOwner {
+    function removeRecipient(address agent, address recipient) external onlyDelegateCall {
+        _onlyOwnerOrAncestor(agent);
         Agent storage a = _knownAgent(agent);
         _layout().allowlist[a.lineage][recipient] = false;
         emit RecipientChanged(agent, recipient, false, msg.sender, 0);
@@ -113,7 +104,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     /// @inheritdoc IAgentVaultConfig
     function enforceAllowlist(address agent) external onlyDelegateCall onlyOwner {
         Agent storage a = _knownAgent(agent);
-        a.useAllowlist = true;
+        a.options |= OPT_ALLOWLIST;
         _setFlags(agent, a, _flags(a, _layout().config.paused));
         emit AgentConfigured(agent, a.lineage, a.validAfter, a.validUntil, true, 0);
     }
@@ -149,6 +140,11 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         onlyDelegateCall
         onlyVault
     {
+        _addAgent(agent, validAfter, validUntil, useAllowlist);
+    }
+
+    /// @dev Adds an agent (a new lineage unless it is active or paused, which re-configures it).
+    function _addAgent(address agent, uint40 validAfter, uint40 validUntil, bool useAllowlist) private {
         if (agent == address(0) || agent == address(this) || agent == SENTINEL) revert InvalidAgent(agent);
         if (_isOwner(agent)) revert AgentIsOwner(agent);
         if (validUntil != 0 && validUntil <= validAfter) revert InvalidValidity(validAfter, validUntil);
@@ -169,7 +165,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
             l.agentAt[count] = agent;
             l.agents[agent] = Agent({
                 status: AgentStatus.Active,
-                useAllowlist: useAllowlist,
+                options: useAllowlist ? OPT_ALLOWLIST : 0,
                 validAfter: validAfter,
                 validUntil: validUntil,
                 openRequests: 0,
@@ -180,11 +176,14 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
                 freeSlot: 0
             });
         } else {
-            // re-configured (and active again)
+            // re-configured (and active again); a sub-agent's window stays inside its parent's
+            if (a.options & OPT_SUB != 0) {
+                _checkWindowWithin(l.agents[l.parentOf[agent]], validAfter, validUntil);
+            }
             a.status = AgentStatus.Active;
             a.validAfter = validAfter;
             a.validUntil = validUntil;
-            a.useAllowlist = useAllowlist;
+            a.options = (a.options & OPT_SUB) | (useAllowlist ? OPT_ALLOWLIST : 0);
             _setFlags(agent, a, _flags(a, l.config.paused));
             lineage = a.lineage;
         }
@@ -206,15 +205,32 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         onlyDelegateCall
         onlyVault
     {
+        _setLimits(agent, token, maxPerPayment, allowance, period, address(this));
+    }
+
+    function _setLimits(
+        address agent,
+        address token,
+        uint256 maxPerPayment,
+        uint256 allowance,
+        uint32 period,
+        address by
+    ) private {
         Agent storage a = _liveAgent(agent);
         if (maxPerPayment > PolicyWord.MAX_LIMIT) revert LimitTooLarge(maxPerPayment, PolicyWord.MAX_LIMIT);
         if (allowance > PolicyWord.MAX_LIMIT) revert LimitTooLarge(allowance, PolicyWord.MAX_LIMIT);
         if (period == 0 || period > PolicyWord.MAX_PERIOD) revert InvalidPeriod(period);
         Layout storage l = _layout();
+        uint256 sub = 0;
+        if (a.options & OPT_SUB != 0) {
+            _checkAttenuated(l.parentOf[agent], token, maxPerPayment, allowance, period);
+            sub = PolicyWord.SUB;
+        }
         uint256 word = l.policies[agent][token];
         if (!PolicyWord.inScope(word)) _addToken(agent, a, token);
+        // RBUDGET stays with the word (revocation clears it; the same lineage keeps its budgets)
         uint256 updated = PolicyWord.rewrite(word, maxPerPayment, allowance, period)
-            | _flagsOf(_sload(_agentSlot(agent)), _sload(_configSlot()));
+            | _flagsOf(_sload(_agentSlot(agent)), _sload(_configSlot())) | sub | (word & PolicyWord.RBUDGET);
         l.policies[agent][token] = updated;
         emit LimitsChanged(
             agent,
@@ -223,17 +239,21 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
             allowance,
             period,
             PolicyWord.available(updated),
-            address(this),
+            by,
             _executing()
         );
     }
 
     /// @inheritdoc IAgentVaultConfig
     function allowRecipient(address agent, address recipient) external onlyDelegateCall onlyVault {
+        _allowRecipient(agent, recipient, address(this));
+    }
+
+    function _allowRecipient(address agent, address recipient, address by) private {
         Agent storage a = _liveAgent(agent);
         if (recipient == address(0)) revert ZeroAddress();
         _layout().allowlist[a.lineage][recipient] = true;
-        emit RecipientChanged(agent, recipient, true, address(this), _executing());
+        emit RecipientChanged(agent, recipient, true, by, _executing());
     }
 
     /// @inheritdoc IAgentVaultConfig
@@ -252,6 +272,93 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     /// @inheritdoc IAgentVaultConfig
     function replaceAgentKey(address oldKey, address newKey) external onlyDelegateCall onlyVault {
         _rotate(oldKey, newKey, address(this));
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Sub-agents: an agent delegates a narrower scope; the owners may act for it
+    // ------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgentVaultConfig
+    function addSubAgent(address parent, address child, uint40 validAfter, uint40 validUntil, bool useAllowlist)
+        external
+        onlyDelegateCall
+    {
+        Layout storage l = _layout();
+        Agent memory p = _delegator(parent);
+        if (_depth(parent) + 1 > MAX_DEPTH) revert TooDeep(MAX_DEPTH);
+        if (l.children[p.lineage].length >= MAX_CHILDREN) revert TooManySubAgents(parent, MAX_CHILDREN);
+        _checkWindowWithin(p, validAfter, validUntil);
+        AgentStatus status = l.agents[child].status;
+        if (status == AgentStatus.Active || status == AgentStatus.Paused) revert InvalidNewKey(child);
+        _addAgent(child, validAfter, validUntil, useAllowlist);
+        l.agents[child].options |= OPT_SUB;
+        l.parentOf[child] = parent;
+        l.children[p.lineage].push(child);
+        emit SubAgentAdded(parent, child, l.agents[child].lineage, _by());
+    }
+
+    /// @inheritdoc IAgentVaultConfig
+    function setSubAgentLimits(address child, address token, uint256 maxPerPayment, uint256 allowance, uint32 period)
+        external
+        onlyDelegateCall
+    {
+        _delegator(_layout().parentOf[child]);
+        _setLimits(child, token, maxPerPayment, allowance, period, _by());
+    }
+
+    /// @inheritdoc IAgentVaultConfig
+    function allowSubAgentRecipient(address child, address recipient) external onlyDelegateCall {
+        _delegator(_layout().parentOf[child]);
+        _allowRecipient(child, recipient, _by());
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Per-recipient budgets
+    // ------------------------------------------------------------------------------------------
+
+    /// @inheritdoc IAgentVaultConfig
+    function limitRecipient(
+        address agent,
+        address token,
+        address recipient,
+        uint256 maxPerPayment,
+        uint256 allowance,
+        uint32 period
+    ) external onlyDelegateCall {
+        _onlyOwnerOrAncestor(agent);
+        Agent storage a = _liveAgent(agent);
+        mapping(address => uint256) storage budgets = _layout().recipientBudgets[a.lineage][token];
+        uint256 current = budgets[recipient];
+        if (!PolicyWord.inScope(current) && recipient != address(0)) current = budgets[address(0)];
+        if (PolicyWord.inScope(current)) {
+            // only tighter than what applies now
+            if (
+                maxPerPayment > PolicyWord.maxPerPayment(current) || allowance > PolicyWord.allowance(current)
+                    || allowance * PolicyWord.period(current) > PolicyWord.allowance(current) * period
+            ) revert LimitNotReduced(PolicyWord.allowance(current), allowance);
+        }
+        _setRecipientBudget(agent, a.lineage, token, recipient, maxPerPayment, allowance, period);
+    }
+
+    /// @inheritdoc IAgentVaultConfig
+    function setRecipientBudget(
+        address agent,
+        address token,
+        address recipient,
+        uint256 maxPerPayment,
+        uint256 allowance,
+        uint32 period
+    ) external onlyDelegateCall onlyVault {
+        Agent storage a = _liveAgent(agent);
+        _setRecipientBudget(agent, a.lineage, token, recipient, maxPerPayment, allowance, period);
+    }
+
+    /// @inheritdoc IAgentVaultConfig
+    function removeRecipientBudget(address agent, address token, address recipient) external onlyDelegateCall onlyVault {
+        Agent storage a = _liveAgent(agent);
+        mapping(address => uint256) storage budgets = _layout().recipientBudgets[a.lineage][token];
+        budgets[recipient] = PolicyWord.unscope(budgets[recipient]);
+        emit RecipientBudgetChanged(agent, token, recipient, 0, 0, 0, address(this), _executing());
     }
 
     // ------------------------------------------------------------------------------------------
@@ -353,6 +460,17 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         a.openRequests = 0;
         a.freeSlot = 0;
         l.lineageKey[m.lineage] = newKey;
+        // the delegation tree follows the key: its place under its parent, its sub-agents' parent
+        address parent = l.parentOf[oldKey];
+        if (parent != address(0)) {
+            l.parentOf[newKey] = parent;
+            delete l.parentOf[oldKey];
+            _replaceChild(l.agents[parent].lineage, oldKey, newKey);
+        }
+        address[] storage kids = l.children[m.lineage];
+        for (uint256 i = 0; i < kids.length; ++i) {
+            l.parentOf[kids[i]] = newKey;
+        }
         emit AgentRotated(oldKey, newKey, m.lineage, by);
     }
 
@@ -360,6 +478,142 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         // slither-disable-next-line unused-return (the third value only details `error`)
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
         if (error != ECDSA.RecoverError.NoError || signer != expected) revert InvalidSignature(expected);
+    }
+
+    /// @dev Ends an agent and, first, every sub-agent under it (depth <= MAX_DEPTH). `detach`: also
+    /// take it out of its parent's list (not needed when the parent goes too).
+    function _revoke(address agent, bool detach) private {
+        Layout storage l = _layout();
+        Agent storage a = l.agents[agent];
+        uint32 lineage = a.lineage;
+        address[] storage kids = l.children[lineage];
+        for (uint256 i = kids.length; i > 0; --i) {
+            _revoke(kids[i - 1], false);
+        }
+        delete l.children[lineage];
+        Agent memory m = a;
+        // the budget state stays in each word (see PolicyWord.rewrite); scope and every flag go
+        for (uint256 i = 0; i < m.tokenCount; ++i) {
+            address token = _tokenOf(m, i);
+            l.policies[agent][token] = PolicyWord.retire(l.policies[agent][token]);
+        }
+        _unlist(a.position);
+        a.options = 0;
+        a.status = AgentStatus.Revoked;
+        a.position = 0;
+        a.tokenCount = 0;
+        a.tokens = 0;
+        a.openRequests = 0;
+        a.freeSlot = 0;
+        address parent = l.parentOf[agent];
+        if (parent != address(0)) {
+            if (detach) _replaceChild(l.agents[parent].lineage, agent, address(0));
+            delete l.parentOf[agent];
+        }
+        emit AgentStatusChanged(agent, AgentStatus.Revoked, msg.sender, 0);
+        if (m.openRequests != 0) emit OpenRequestsClosed(agent, lineage, m.openRequests);
+    }
+
+    /// @dev In `lineage`'s list of sub-agents, replace `key` by `replacement` (0: remove it).
+    function _replaceChild(uint32 lineage, address key, address replacement) private {
+        address[] storage kids = _layout().children[lineage];
+        uint256 n = kids.length;
+        for (uint256 i = 0; i < n; ++i) {
+            if (kids[i] == key) {
+                if (replacement != address(0)) {
+                    kids[i] = replacement;
+                } else {
+                    kids[i] = kids[n - 1];
+                    kids.pop();
+                }
+                return;
+            }
+        }
+    }
+
+    /// @dev Reverts unless msg.sender is an owner or a live agent above `agent`.
+    function _onlyOwnerOrAncestor(address agent) private view {
+        if (_isOwner(msg.sender)) return;
+        Layout storage l = _layout();
+        address key = agent;
+        for (uint256 depth = 0; depth < MAX_DEPTH; ++depth) {
+            key = l.parentOf[key];
+            if (key == address(0)) break;
+            if (key == msg.sender) {
+                Agent storage a = l.agents[key];
+                if (_alive(a, a.lineage)) return;
+                break;
+            }
+        }
+        revert NotOwner(msg.sender);
+    }
+
+    /// @dev The agent on whose behalf a sub-agent is configured: the caller itself, active, or
+    /// any live agent when governance acts for it.
+    function _delegator(address parent) private view returns (Agent memory p) {
+        Agent storage stored = _layout().agents[parent];
+        p = stored;
+        if (parent == address(0)) revert UnknownAgent(parent);
+        if (EXECUTING_SLOT.asUint256().tload() != 0) {
+            if (!_alive(stored, p.lineage)) revert AgentNotActive(parent, p.status);
+        } else if (msg.sender != parent || p.status != AgentStatus.Active) {
+            revert NotOwner(msg.sender);
+        }
+    }
+
+    /// @dev Reverts unless the window [validAfter, validUntil] lies inside the parent's.
+    function _checkWindowWithin(Agent memory p, uint40 validAfter, uint40 validUntil) private pure {
+        if (validAfter < p.validAfter || (p.validUntil != 0 && (validUntil == 0 || validUntil > p.validUntil))) {
+            revert InvalidValidity(validAfter, validUntil);
+        }
+    }
+
+    /// @dev How many agents are above `agent`.
+    function _depth(address agent) private view returns (uint256 depth) {
+        Layout storage l = _layout();
+        for (address key = l.parentOf[agent]; key != address(0); key = l.parentOf[key]) {
+            ++depth;
+        }
+    }
+
+    /// @dev Reverts unless limits are within the parent's in `token`: in scope there, a per-payment
+    /// limit and an allowance no larger, and a refill rate no faster.
+    function _checkAttenuated(address parent, address token, uint256 maxPerPayment, uint256 allowance, uint256 period)
+        private
+        view
+    {
+        uint256 word = _layout().policies[parent][token];
+        if (
+            !PolicyWord.inScope(word) || maxPerPayment > PolicyWord.maxPerPayment(word)
+                || allowance > PolicyWord.allowance(word)
+                || allowance * PolicyWord.period(word) > PolicyWord.allowance(word) * period
+        ) revert ExceedsParent(parent, token);
+    }
+
+    /// @dev Who made a change: the vault during governance, else the caller.
+    function _by() private view returns (address) {
+        return EXECUTING_SLOT.asUint256().tload() != 0 ? address(this) : msg.sender;
+    }
+
+    function _setRecipientBudget(
+        address agent,
+        uint32 lineage,
+        address token,
+        address recipient,
+        uint256 maxPerPayment,
+        uint256 allowance,
+        uint32 period
+    ) private {
+        if (maxPerPayment > PolicyWord.MAX_LIMIT) revert LimitTooLarge(maxPerPayment, PolicyWord.MAX_LIMIT);
+        if (allowance > PolicyWord.MAX_LIMIT) revert LimitTooLarge(allowance, PolicyWord.MAX_LIMIT);
+        if (period == 0 || period > PolicyWord.MAX_PERIOD) revert InvalidPeriod(period);
+        Layout storage l = _layout();
+        uint256 word = l.policies[agent][token];
+        if (!PolicyWord.inScope(word)) revert TokenNotInScope(agent, token);
+        if (word & PolicyWord.RBUDGET == 0) l.policies[agent][token] = word | PolicyWord.RBUDGET;
+        mapping(address => uint256) storage budgets = l.recipientBudgets[lineage][token];
+        budgets[recipient] = PolicyWord.rewrite(budgets[recipient], maxPerPayment, allowance, period);
+        emit RecipientBudgetChanged(agent, token, recipient, maxPerPayment, allowance, period, _by(), _executing());
     }
 
     /// @dev Forwarding, too, happens only inside a vault.

@@ -55,11 +55,12 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
         Agent memory a = _layout().agents[agent];
         return AgentInfo({
             status: a.status,
-            useAllowlist: a.useAllowlist,
+            useAllowlist: a.options & OPT_ALLOWLIST != 0,
             validAfter: a.validAfter,
             validUntil: a.validUntil,
             openRequests: a.openRequests,
-            lineage: a.lineage
+            lineage: a.lineage,
+            parent: _layout().parentOf[agent]
         });
     }
 
@@ -96,6 +97,35 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
         Layout storage l = _layout();
         Agent storage a = l.agents[agent];
         return _alive(a, a.lineage) && l.allowlist[a.lineage][recipient];
+    }
+
+    /// @inheritdoc IAgentVaultLens
+    function getSubAgents(address agent) external view returns (address[] memory) {
+        Layout storage l = _layout();
+        Agent storage a = l.agents[agent];
+        if (!_alive(a, a.lineage)) return new address[](0);
+        return l.children[a.lineage];
+    }
+
+    /// @inheritdoc IAgentVaultLens
+    function getRecipientBudget(address agent, address token, address recipient)
+        external
+        view
+        returns (PolicyView memory p)
+    {
+        Layout storage l = _layout();
+        uint32 lineage = l.agents[agent].lineage;
+        mapping(address => uint256) storage budgets = l.recipientBudgets[lineage][token];
+        uint256 word = budgets[recipient];
+        if (!PolicyWord.inScope(word)) {
+            uint256 fallbackBudget = recipient == address(0) ? 0 : budgets[address(0)];
+            if (!PolicyWord.inScope(fallbackBudget)) return p;
+            word = (fallbackBudget & ~PolicyWord.TAT_MASK) | (word & PolicyWord.TAT_MASK);
+        }
+        p.maxPerPayment = PolicyWord.maxPerPayment(word);
+        p.allowance = PolicyWord.allowance(word);
+        p.period = uint32(PolicyWord.period(word));
+        p.available = PolicyWord.budget(word);
     }
 
     /// @inheritdoc IAgentVaultLens
@@ -222,9 +252,19 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
         returns (uint32 reasons)
     {
         Layout storage l = _layout();
+        uint256 word = l.policies[agent][token];
         // slither-disable-next-line unused-return (a dry run: the consumed word is not needed)
-        (reasons,) = PolicyWord.evaluate(l.policies[agent][token], amount);
+        (reasons,) = PolicyWord.evaluate(word, amount);
         Agent storage a = l.agents[agent];
-        if (a.useAllowlist && !l.allowlist[a.lineage][to]) reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+        if (a.options & OPT_ALLOWLIST != 0 && !l.allowlist[a.lineage][to]) {
+            reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+        }
+        if (reasons == 0 && word & (PolicyWord.SUB | PolicyWord.RBUDGET) != 0) {
+            // slither-disable-next-line uninitialized-local (memory arrays start zeroed; filled by _spendMore)
+            uint256[8] memory slots;
+            // slither-disable-next-line uninitialized-local
+            uint256[8] memory words;
+            (reasons,) = _spendMore(agent, token, to, amount, word, slots, words);
+        }
     }
 }

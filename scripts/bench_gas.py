@@ -346,6 +346,35 @@ class Bench:
         )
         self.signed_governance(vault, "", [("addAgent", [agent.address, 0, 0, False])])
 
+        # sub-agents: each level spends its own word and every word above it (shared budget)
+        keys = [agent]
+        for depth in (1, 2, 3):
+            child = Account.create()
+            chain.send_transaction(self.deployer, {"to": child.address, "value": 10**17})
+            parent = keys[-1]
+            chain.transact(
+                vault.functions.addSubAgent(parent.address, child.address, 0, 0, False), parent
+            )
+            limits = vault.functions.setSubAgentLimits(child.address, ETH, 10**18, 5 * 10**18, DAY)
+            chain.transact(limits, parent)
+            self.gas(
+                "", pay(ETH, recipient.address, 10**15, b"\x0e" * 32), child
+            )  # touch the words
+            label = f"direct ETH payment by a sub-agent at depth {depth} (shared budget)"
+            payment = pay(ETH, recipient.address, 10**15, b"\x0f" * 32)
+            self.gas(label if depth != 2 else "", payment, child)
+            keys.append(child)
+        # a per-recipient budget on the agent's ETH
+        budget = vault.functions.limitRecipient(
+            agent.address, ETH, recipient.address, 10**18, 2 * 10**18, DAY
+        )
+        chain.transact(budget, self.o3)
+        self.gas("", pay(ETH, recipient.address, 10**15, b"\x10" * 32), agent)
+        self.gas(
+            "direct ETH payment, agent with a per-recipient budget",
+            pay(ETH, recipient.address, 10**15, b"\x11" * 32),
+            agent,
+        )
         self.gas(
             "pause the vault (one owner; 2 agents, 3 token words)", vault.functions.pause(), self.o3
         )

@@ -38,6 +38,9 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     /// @dev Sub-agents: at most 8 directly under an agent, at most 3 levels below an owners' agent.
     uint256 internal constant MAX_CHILDREN = 8;
     uint256 internal constant MAX_DEPTH = 3;
+    /// @dev Agent options: its allowlist applies; it is a sub-agent (its words carry SUB).
+    uint8 internal constant OPT_ALLOWLIST = 1;
+    uint8 internal constant OPT_SUB = 2;
     /// @dev Gas forwarded to an ERC-1271 owner's `isValidSignature` (a Safe checking its own
     /// owners' signatures needs far less); only its first 32 bytes of return data are read.
     uint256 internal constant ERC1271_GAS = 250_000;
@@ -123,7 +126,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     /// @dev An agent key, one word.
     struct Agent {
         AgentStatus status;
-        bool useAllowlist;
+        uint8 options; // OPT_ALLOWLIST | OPT_SUB
         uint40 validAfter;
         uint40 validUntil;
         uint16 openRequests;
@@ -163,8 +166,6 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         mapping(uint256 => address[]) children;
         /// lineage => token => recipient (0: every recipient without its own) => budget word
         mapping(uint256 => mapping(address => mapping(address => uint256))) recipientBudgets;
-        /// lineage => token => whether per-recipient budgets apply
-        mapping(uint256 => mapping(address => bool)) budgeted;
     }
 
     function _layout() internal pure returns (Layout storage l) {
@@ -297,14 +298,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         if (vaultPaused || a.status != AgentStatus.Active || a.validUntil != 0 || block.timestamp < a.validAfter) {
             return 0;
         }
-        return a.useAllowlist ? PolicyWord.FLAGS : PolicyWord.FAST;
-    }
-
-    /// @dev The SUB/RBUDGET bits a word of `agent` in `token` carries (see {PolicyWord}).
-    function _extraFlags(address agent, uint256 lineage, address token) internal view returns (uint256 flags) {
-        Layout storage l = _layout();
-        if (l.parentOf[agent] != address(0)) flags = PolicyWord.SUB;
-        if (l.budgeted[lineage][token]) flags |= PolicyWord.RBUDGET;
+        return a.options & OPT_ALLOWLIST != 0 ? PolicyWord.FLAGS : PolicyWord.FAST;
     }
 
     /// @dev A payment of `charge` to `to` against a lineage's per-recipient budget in `token`: the
@@ -335,13 +329,78 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         word = PolicyWord.inScope(own) ? spent : spent & PolicyWord.TAT_MASK;
     }
 
+    /// @dev What a payment needs beyond the agent's own word: its per-recipient budget, and for a
+    /// sub-agent each ancestor's word in the token (all must accept `charge`; an ancestor that is
+    /// paused, revoked or outside its window stops the payment). Fills `slots`/`words` with the
+    /// words to write if the payment runs; returns the escalation reasons and how many words.
+    function _spendMore(
+        address agent,
+        address token,
+        address to,
+        uint256 charge,
+        uint256 word,
+        uint256[8] memory slots,
+        uint256[8] memory words
+    ) internal view returns (uint32 reasons, uint256 n) {
+        Layout storage l = _layout();
+        if (word & PolicyWord.RBUDGET != 0) {
+            (reasons, slots[0], words[0]) = _recipientBudget(l.agents[agent].lineage, token, to, charge);
+            if (slots[0] != 0) n = 1;
+        }
+        address key = agent;
+        for (uint256 depth = 0; depth < MAX_DEPTH && word & PolicyWord.SUB != 0; ++depth) {
+            key = l.parentOf[key];
+            mapping(address => uint256) storage policies = l.policies[key];
+            uint256 slot;
+            assembly ("memory-safe") {
+                mstore(0, token)
+                mstore(0x20, policies.slot)
+                slot := keccak256(0, 0x40)
+            }
+            word = _sload(slot);
+            uint32 r;
+            uint256 spent;
+            uint256 lineage;
+            if (word & PolicyWord.FAST != 0) {
+                (r, spent) = PolicyWord.spend(word, charge);
+                // the agent word only when the allowlist or a recipient budget needs the lineage
+                if (word & (PolicyWord.ALLOWLIST | PolicyWord.RBUDGET) != 0) {
+                    lineage = (_sload(_agentSlot(key)) >> AW_LINEAGE) & MASK_32;
+                    if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[lineage][to]) {
+                        r |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+                    }
+                }
+            } else {
+                // without FAST the ancestor takes the full checks (the vault's pause is checked already)
+                Agent memory a = l.agents[key];
+                _checkAgentCanPay(key, a);
+                (r, spent) = PolicyWord.evaluate(word, charge);
+                if (a.options & OPT_ALLOWLIST != 0 && !l.allowlist[a.lineage][to]) {
+                    r |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+                }
+                lineage = a.lineage;
+            }
+            slots[n] = slot;
+            words[n++] = spent;
+            if (word & PolicyWord.RBUDGET != 0) {
+                (uint32 rb, uint256 bslot, uint256 bword) = _recipientBudget(lineage, token, to, charge);
+                r |= rb;
+                if (bslot != 0) {
+                    slots[n] = bslot;
+                    words[n++] = bword;
+                }
+            }
+            reasons |= r;
+        }
+    }
+
     /// @dev {_flags} from the raw agent and config words.
     function _flagsOf(uint256 aw, uint256 cw) internal view returns (uint256) {
         if (
             (cw >> CW_PAUSED) & 0xff != 0 || aw & 0xff != uint256(AgentStatus.Active)
                 || (aw >> AW_VALID_UNTIL) & MASK_40 != 0 || block.timestamp < (aw >> AW_VALID_AFTER) & MASK_40
         ) return 0;
-        return (aw >> AW_ALLOWLIST) & 0xff != 0 ? PolicyWord.FLAGS : PolicyWord.FAST;
+        return (aw >> AW_ALLOWLIST) & OPT_ALLOWLIST != 0 ? PolicyWord.FLAGS : PolicyWord.FAST;
     }
 
     function _checkAgentCanPay(address key, Agent memory a) internal view {

@@ -47,6 +47,7 @@ interface IAgentVaultBase {
         uint40 validUntil; // payments revert after this time; 0 = no end
         uint16 openRequests; // pending payment requests of the agent's lineage
         uint32 lineage; // stable across key rotation; a re-added key gets a new one
+        address parent; // the agent that delegated to this one; 0 = added by the owners
     }
 
     /// @notice An agent's limits for one token, as returned by {IAgentVaultAdmin-getPolicy}.
@@ -136,6 +137,22 @@ interface IAgentVaultBase {
     /// keys' signatures) or through governance (`by` = the vault). Limits, budgets, allowlist,
     /// tokens and open requests moved with it; `oldKey` can no longer act.
     event AgentRotated(address indexed oldKey, address indexed newKey, uint32 indexed lineage, address by);
+
+    /// @notice `parent` (or governance for it, `by` = the vault) added `child` as its sub-agent.
+    event SubAgentAdded(address indexed parent, address indexed child, uint32 indexed lineage, address by);
+
+    /// @notice A per-recipient budget of `agent` in `token` changed (`recipient` 0: the default for
+    /// every recipient without its own; `period` 0: removed).
+    event RecipientBudgetChanged(
+        address indexed agent,
+        address indexed token,
+        address indexed recipient,
+        uint256 maxPerPayment,
+        uint256 allowance,
+        uint32 period,
+        address by,
+        uint256 requestId
+    );
 
     /// @notice Revoking `agent` closed its `count` open requests: none of them can be approved or executed.
     event OpenRequestsClosed(address indexed agent, uint32 indexed lineage, uint256 count);
@@ -290,5 +307,8 @@ interface IAgentVaultBase {
     error PaymentOutsidePolicy(address agent, uint32 reasons);
     error InvalidNewKey(address account);
     error CounterOverflow();
+    error TooDeep(uint256 maxDepth);
+    error TooManySubAgents(address parent, uint256 max);
+    error ExceedsParent(address parent, address token);
     error EmptyBatch();
 }

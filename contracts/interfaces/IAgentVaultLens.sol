@@ -22,6 +22,14 @@ interface IAgentVaultLens is IAgentVaultBase {
     /// @notice An agent's limits for `token` (all 0 when the token is out of its scope).
     function getPolicy(address agent, address token) external view returns (PolicyView memory);
     function isRecipientAllowed(address agent, address recipient) external view returns (bool);
+    /// @notice The sub-agents directly under `agent`.
+    function getSubAgents(address agent) external view returns (address[] memory);
+    /// @notice The per-recipient budget that applies to `agent`'s payments in `token` to
+    /// `recipient` (its own, else the default; all 0 when none applies).
+    function getRecipientBudget(address agent, address token, address recipient)
+        external
+        view
+        returns (PolicyView memory);
     /// @notice The key that holds `key`'s rights now: `key` itself unless it was rotated, else the
     /// key it was rotated to (following every later rotation).
     function currentKey(address key) external view returns (address);

@@ -19,7 +19,7 @@ pragma solidity 0.8.30;
 /// - SUB: the word belongs to a sub-agent: its payments also spend, in the same token, the word of
 ///   every agent above it (a shared budget: a subtree never spends more than its root allows).
 /// - RBUDGET: the agent's lineage has per-recipient budgets in this token, checked on every payment.
-/// Neither is cleared by {unscope}; the writer of a word in scope sets both from the agent.
+/// {unscope} (a token leaves the scope) keeps both; {retire} (the agent is revoked) clears them.
 /// Permit2's `libraries/Allowance.sol` is the model: internal functions, inlined, no call overhead.
 library PolicyWord {
     uint256 internal constant TIME_SCALE_BITS = 8;
@@ -130,6 +130,11 @@ library PolicyWord {
     /// @dev The word taken out of scope: limits and budget state kept, flags cleared.
     function unscope(uint256 word) internal pure returns (uint256) {
         return word & ~(FLAGS | SCOPE);
+    }
+
+    /// @dev The word of a revoked agent: limits and budget state kept, every flag cleared.
+    function retire(uint256 word) internal pure returns (uint256) {
+        return word & ~(FLAGS | SCOPE | SUB | RBUDGET);
     }
 
     /// @dev `word` with its FAST/ALLOWLIST bits replaced by `flags` (only for words in scope).

@@ -19,10 +19,10 @@ EIP3860 = 49_152
 #: Runtime-size budgets: each part keeps at least 4 kB under EIP-170, and growth shows here long
 #: before it matters. Raise a budget only with the reason in docs/contracts.md.
 BUDGETS = {
-    "AgentVault": 16_500,
-    "AgentVaultAdmin": 15_000,
-    "AgentVaultConfig": 18_500,
-    "AgentVaultLens": 10_000,
+    "AgentVault": 14_000,
+    "AgentVaultAdmin": 17_000,
+    "AgentVaultConfig": 19_000,
+    "AgentVaultLens": 11_000,
     "AgentVaultFactory": 2_000,
 }
 
