@@ -36,24 +36,18 @@ from agentwallet.errors import (
     VaultIsPausedError,
 )
 from agentwallet.keys import home_dir
+from agentwallet.protocol.constants import AgentStatus, Reason, reason_texts
+from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.units import format_amount
 from agentwallet.vault import (
-    AGENT_STATUS,
     NONCES,
-    REASON_OVER_ALLOWANCE,
-    REASON_OVER_PER_PAYMENT,
-    REASON_RECIPIENT_NOT_ALLOWED,
-    REASON_TOKEN_NOT_IN_SCOPE,
     Account,
     TxResult,
     Vault,
     _addr,
     broadcast,
     build_tx,
-    reasons_from_bits,
-    ref_text,
     simulate,
-    to_ref,
     wait_receipt,
 )
 
@@ -124,10 +118,10 @@ def evaluate_policy(
     allowance / P)``. For integers both say ``amount <= available``, so this is exact.
     """
     if period == 0:
-        return REASON_TOKEN_NOT_IN_SCOPE
-    reasons = REASON_OVER_PER_PAYMENT if amount > max_per_payment else 0
+        return Reason.TOKEN_NOT_IN_SCOPE
+    reasons = Reason.OVER_PER_PAYMENT if amount > max_per_payment else Reason(0)
     if amount > allowance or amount > available:
-        reasons |= REASON_OVER_ALLOWANCE
+        reasons |= Reason.OVER_ALLOWANCE
     return reasons
 
 
@@ -204,9 +198,9 @@ class AgentWallet:
                 error_name="VaultIsPaused",
             )
         status, valid_after, valid_until, _, _ = c.getAgent(self.address).call()
-        if int(status) != 1:
+        if int(status) != AgentStatus.ACTIVE:
             raise AgentNotActiveError(
-                f"agent {self.address} is {AGENT_STATUS[int(status)]} in vault "
+                f"agent {self.address} is {AgentStatus.text_of(int(status))} in vault "
                 f"{self.vault.address}: only an active agent can pay; ask the owners",
                 error_name="AgentNotActive",
                 args_by_name={"agent": self.address, "status": int(status)},
@@ -233,7 +227,7 @@ class AgentWallet:
         )
         allowlist = bool(c.getAgent(self.address).call()[3])
         if allowlist and not c.isRecipientAllowed(self.address, to).call():
-            bits |= REASON_RECIPIENT_NOT_ALLOWED
+            bits |= Reason.RECIPIENT_NOT_ALLOWED
         return bits, policy
 
     def check(self, to: str, amount: int, token: str | None = None) -> PaymentCheck:
@@ -266,7 +260,7 @@ class AgentWallet:
             self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
         )
         tx = build_tx(self.chain, self.address, self.vault.address, data, 0, gas)  # gas check
-        check = PaymentCheck(bits == 0, reasons_from_bits(bits), int(policy[3]), int(policy[0]))
+        check = PaymentCheck(bits == 0, reason_texts(bits), int(policy[3]), int(policy[0]))
         return check, tx
 
     def remaining(self) -> dict[str, Remaining]:
@@ -382,7 +376,7 @@ class AgentWallet:
                 tx.tx_hash,
                 tx.gas_used,
                 int(a["requestId"]),
-                reasons_from_bits(int(a["reasons"])),
+                reason_texts(int(a["reasons"])),
                 info,
                 to,
                 amount,

@@ -310,6 +310,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
 def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, Any]]:
     """The vault's events since ``start_block``, decoded by :mod:`agentwallet.audit.events`."""
     from agentwallet.audit.events import EventFilter, read_events
+    from agentwallet.protocol.constants import ETH, AgentStatus
     from agentwallet.units import format_amount
 
     tokens: dict[str, tuple[str, int]] = {}
@@ -317,7 +318,7 @@ def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, An
     def amount(token: str | None, value: int | None) -> str:
         if value is None:
             return ""
-        token = token or "0x0000000000000000000000000000000000000000"
+        token = token or ETH
         if token not in tokens:
             from agentwallet.deployments import Deployments
 
@@ -340,9 +341,7 @@ def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, An
             detail = f"max {amount(e.token, int(args['maxPerPayment']))}"
         elif e.name == "AgentStatusChanged":
             status = args.get("status")
-            detail = (
-                ("none", "active", "paused", "revoked")[status] if isinstance(status, int) else ""
-            )
+            detail = AgentStatus.text_of(status) if isinstance(status, int) else ""
         elif e.name == "RequestApproved":
             detail = f"{args.get('approvals')} approvals" + (
                 " (signature)" if args.get("viaSignature") else ""

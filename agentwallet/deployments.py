@@ -33,9 +33,9 @@ from agentwallet.errors import (
     UnknownTokenError,
     UnknownVaultError,
 )
+from agentwallet.protocol.constants import ETH
 
 DEPLOYMENTS_ENV = "AGENTWALLET_DEPLOYMENTS"
-ETH_ADDRESS = "0x0000000000000000000000000000000000000000"
 
 _MEMORY: weakref.WeakKeyDictionary[Chain, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -50,10 +50,10 @@ class TokenInfo:
 
     @property
     def is_eth(self) -> bool:
-        return self.address == ETH_ADDRESS
+        return self.address == ETH
 
 
-ETH_TOKEN = TokenInfo(ETH_ADDRESS, "ETH", 18)
+ETH_TOKEN = TokenInfo(ETH, "ETH", 18)
 
 
 def checksum(address: str, what: str = "address") -> str:

@@ -10,6 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from agentwallet.protocol.constants import (
+    MAX_OPEN_REQUESTS_CAP,
+    MAX_OWNERS,
+    AgentStatus,
+    RequestStatus,
+)
+
 
 class AgentWalletError(Exception):
     """Base class of every error agentwallet raises on purpose."""
@@ -124,9 +131,6 @@ class PaymentPendingError(AgentWalletError):
 # Contract reverts
 # ---------------------------------------------------------------------------------------------
 
-_AGENT_STATUS = ("none", "active", "paused", "revoked")
-_REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
-
 
 class ContractRevertError(AgentWalletError):
     """A contract call reverted. ``error_name`` is the Solidity error (``"Error"`` for a
@@ -147,10 +151,6 @@ class ContractRevertError(AgentWalletError):
         self.error_name = error_name
         self.args_by_name: dict[str, object] = dict(args_by_name or {})
         self.data = data
-
-
-def _status(value: object, names: tuple[str, ...]) -> str:
-    return names[value] if isinstance(value, int) and 0 <= value < len(names) else str(value)
 
 
 class AlreadyInitializedError(ContractRevertError):
@@ -274,7 +274,7 @@ class NotAnOwnerError(ContractRevertError):
 
 
 class TooManyOwnersError(ContractRevertError):
-    hint = "a vault has at most 20 owners"
+    hint = f"a vault has at most {MAX_OWNERS} owners"
 
 
 class InvalidRequestExpiryError(ContractRevertError):
@@ -282,7 +282,7 @@ class InvalidRequestExpiryError(ContractRevertError):
 
 
 class InvalidMaxOpenRequestsError(ContractRevertError):
-    hint = "max open requests must be between 1 and 1000"
+    hint = f"max open requests must be between 1 and {MAX_OPEN_REQUESTS_CAP}"
 
 
 class NotGovernanceCallError(ContractRevertError):
@@ -355,10 +355,11 @@ _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 
 
 def _describe_arg(name: str, value: object, error_name: str) -> str:
-    if name == "status" and error_name == "AgentNotActive":
-        return f"status={_status(value, _AGENT_STATUS)}"
-    if name == "status" and error_name == "RequestNotPending":
-        return f"status={_status(value, _REQUEST_STATUS)}"
+    if name == "status" and isinstance(value, int):
+        if error_name == "AgentNotActive":
+            return f"status={AgentStatus.text_of(value)}"
+        if error_name == "RequestNotPending":
+            return f"status={RequestStatus.text_of(value)}"
     if isinstance(value, bytes):
         return f"{name}=0x{value.hex()}"
     return f"{name}={value}"

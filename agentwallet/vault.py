@@ -41,8 +41,18 @@ from agentwallet.errors import (
     decode_revert,
 )
 from agentwallet.keys import Signer
+from agentwallet.protocol.constants import (
+    ETH,
+    PER_WORD_GAS,
+    ZERO_ADDRESS,
+    AgentStatus,
+    RequestKind,
+    RequestStatus,
+    reason_texts,
+)
+from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.signatures import OwnerSignature, pack_signatures
-from agentwallet.units import ETH, format_amount
+from agentwallet.units import format_amount
 
 __all__ = [
     "ETH",
@@ -56,28 +66,9 @@ __all__ = [
     "TxResult",
     "Vault",
     "deploy_factory",
-    "reasons_from_bits",
-    "to_ref",
 ]
 
-REASON_OVER_PER_PAYMENT = 1
-REASON_OVER_ALLOWANCE = 2
-REASON_RECIPIENT_NOT_ALLOWED = 4
-REASON_TOKEN_NOT_IN_SCOPE = 8
-REASON_TEXT = {
-    REASON_OVER_PER_PAYMENT: "over per-payment limit",
-    REASON_OVER_ALLOWANCE: "over period allowance",
-    REASON_RECIPIENT_NOT_ALLOWED: "recipient not allowed",
-    REASON_TOKEN_NOT_IN_SCOPE: "token not in scope",
-}
-REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
-AGENT_STATUS = ("none", "active", "paused", "revoked")
-REQUEST_KIND = ("payment", "governance")
-ZERO_REF = b"\x00" * 32
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
 _T = TypeVar("_T")
-#: An SSTORE to a warm, non-zero slot (EIP-2929): what one more flag rewrite costs.
-PER_WORD_GAS = 2_900
 
 
 class Account(Protocol):
@@ -289,41 +280,6 @@ class AgentView:
 # ---------------------------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def reasons_from_bits(bits: int) -> tuple[str, ...]:
-    """Escalation reason bitmask -> human reasons, in bit order."""
-    return tuple(text for bit, text in REASON_TEXT.items() if bits & bit)
-
-
-def to_ref(ref: str | bytes | None) -> bytes:
-    """A payment reference as bytes32: None -> zeros; ``0x`` + 64 hex -> those bytes; other
-    text -> utf-8 right-padded if <= 32 bytes, else its keccak; bytes likewise."""
-    if ref is None:
-        return ZERO_REF
-    if isinstance(ref, str):
-        if len(ref) == 66 and ref.startswith("0x"):
-            try:
-                return bytes.fromhex(ref[2:])
-            except ValueError:
-                pass
-        raw = ref.encode()
-    else:
-        raw = bytes(ref)
-    return raw.ljust(32, b"\x00") if len(raw) <= 32 else keccak(raw)
-
-
-def ref_text(ref: bytes) -> str:
-    """bytes32 ref -> its text if it is printable utf-8 padded with zeros, else 0x hex."""
-    stripped = bytes(ref).rstrip(b"\x00")
-    if stripped and b"\x00" not in stripped:
-        try:
-            text = stripped.decode()
-        except UnicodeDecodeError:
-            text = ""
-        if text and text.isprintable():
-            return text
-    return "0x" + bytes(ref).hex() if stripped else ""
 
 
 def _addr(address: str) -> ChecksumAddress:
@@ -1179,14 +1135,14 @@ class Vault:
         """One request, decoded for humans."""
         r = self._stored_request(request_id)
         kind, status, agent, created_at, expires_at, reasons, token, to, amount, ref, data = r
-        status_text = REQUEST_STATUS[int(status)]
+        status_text = RequestStatus.text_of(int(status))
         if status_text == "pending" and self.chain.timestamp() > int(expires_at):
             status_text = "expired"
         owners = self.owners()
         approvals = tuple(
             o for o in owners if self.contract.functions.hasApproved(request_id, o).call()
         )
-        kind_text = REQUEST_KIND[int(kind)]
+        kind_text = RequestKind.text_of(int(kind))
         info = self.token(checksum(str(token))) if kind_text == "payment" else ETH_TOKEN
         action = ""
         if kind_text == "governance":
@@ -1204,7 +1160,7 @@ class Vault:
             to=checksum(str(to)),
             amount=int(amount),
             amount_text=amount_text,
-            reasons=reasons_from_bits(int(reasons)),
+            reasons=reason_texts(int(reasons)),
             ref=ref_text(bytes(ref)),
             created_at=int(created_at),
             expires_at=int(expires_at),
@@ -1256,7 +1212,7 @@ class Vault:
     def _stored_request(self, request_id: int) -> Sequence[Any]:
         """``getRequest(request_id)`` as the contract returns it; an unknown id raises."""
         r = self.contract.functions.getRequest(request_id).call()
-        if int(r[1]) == 0:
+        if int(r[1]) == RequestStatus.NONE:
             from agentwallet.errors import UnknownRequestError
 
             raise UnknownRequestError(
@@ -1270,7 +1226,7 @@ class Vault:
         """(function name, arguments) of every executed governance request, oldest first."""
         for request_id in range(1, self.request_count() + 1):
             r = self.contract.functions.getRequest(request_id).call()
-            if int(r[0]) != 1 or int(r[1]) != 2:  # Governance, Executed
+            if (int(r[0]), int(r[1])) != (RequestKind.GOVERNANCE, RequestStatus.EXECUTED):
                 continue
             try:
                 fn, args = self.contract.decode_function_input(bytes(r[10]))
@@ -1292,7 +1248,13 @@ class Vault:
             p = self.contract.functions.getPolicy(agent, token).call()
             policies[checksum(str(token))] = PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
         return AgentView(
-            agent, AGENT_STATUS[int(a[0])], int(a[1]), int(a[2]), bool(a[3]), int(a[4]), policies
+            agent,
+            AgentStatus.text_of(int(a[0])),
+            int(a[1]),
+            int(a[2]),
+            bool(a[3]),
+            int(a[4]),
+            policies,
         )
 
 

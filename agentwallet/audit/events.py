@@ -21,18 +21,8 @@ from eth_utils.crypto import keccak
 
 from agentwallet.audit.errors import BlockRangeError, LogReadError
 from agentwallet.chain import Chain
+from agentwallet.protocol.constants import ZERO_ADDRESS, RequestKind
 
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-
-ETH = "0x0000000000000000000000000000000000000000"
-REQUEST_KINDS = ("payment", "governance")
-AGENT_STATUSES = ("none", "active", "paused", "revoked")
-REASON_BITS = {
-    1: "over per-payment limit",
-    2: "over period allowance",
-    4: "recipient not allowed",
-    8: "token not in scope",
-}
 #: governance calls whose first argument is the agent they configure
 AGENT_CALLS = frozenset({"addAgent", "unpauseAgent", "setLimits", "allowRecipient"})
 
@@ -51,11 +41,6 @@ RANGE_ERROR_MARKERS = (
     "log response size",
 )
 RANGE_ERROR_CODES = (-32005,)
-
-
-def reason_texts(reasons: int) -> tuple[str, ...]:
-    """The escalation reason bitmask as human texts."""
-    return tuple(text for bit, text in REASON_BITS.items() if reasons & bit)
 
 
 @dataclass(frozen=True)
@@ -159,7 +144,7 @@ class EventCodec:
         kind: str | None = None
         vault = _checksum(log.address)
         if name == "RequestCreated":
-            kind = REQUEST_KINDS[args["kind"]] if args["kind"] < 2 else str(args["kind"])
+            kind = RequestKind.text_of(args["kind"])
             actor = agent
             if kind == "payment":
                 recipient = args["to"]

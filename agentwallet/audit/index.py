@@ -31,7 +31,6 @@ from agentwallet.audit.errors import (
     ReorgDuringSyncError,
 )
 from agentwallet.audit.events import (
-    ETH,
     AuditEvent,
     EventCodec,
     EventFilter,
@@ -43,6 +42,7 @@ from agentwallet.audit.events import (
 )
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
+from agentwallet.protocol.constants import ETH
 
 SCHEMA_NAME = "agentwallet-audit"
 SCHEMA_VERSION = 1

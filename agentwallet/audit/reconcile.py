@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from agentwallet.audit.events import ETH, EventFilter
+from agentwallet.audit.events import EventFilter
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.reports import Amounts, format_units
 from agentwallet.chain import Chain
+from agentwallet.protocol.constants import ETH
 
 BALANCE_OF = keccak(text="balanceOf(address)")[:4]
 

@@ -15,15 +15,9 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from agentwallet.audit.events import (
-    AGENT_STATUSES,
-    ETH,
-    AuditEvent,
-    EventCodec,
-    EventFilter,
-    reason_texts,
-)
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter
 from agentwallet.audit.index import AuditIndex, TokenMeta
+from agentwallet.protocol.constants import ETH, AgentStatus, reason_texts
 
 
 def format_units(amount: int, decimals: int | None) -> str:
@@ -299,7 +293,7 @@ def _describe(e: AuditEvent, r: RequestState | None, amounts: Amounts, codec: Ev
             return f"recipient {a['recipient']} allowed {via}"
         return f"recipient {a['recipient']} removed by owner {a['by']}"
     if name == "AgentStatusChanged":
-        status = AGENT_STATUSES[a["status"]] if a["status"] < 4 else str(a["status"])
+        status = AgentStatus.text_of(a["status"])
         if rid:
             return f"agent {status} {via}"
         return f"agent {status} by owner {a['by']}"
@@ -485,7 +479,7 @@ def summary_report(
             ag["allowlist"] = bool(a["useAllowlist"])
         elif e.name == "AgentStatusChanged":
             ag = agents.setdefault(a["agent"], {"status": "active", "limits": {}})
-            ag["status"] = AGENT_STATUSES[a["status"]] if a["status"] < 4 else str(a["status"])
+            ag["status"] = AgentStatus.text_of(a["status"])
         elif e.name == "LimitsChanged":
             ag = agents.setdefault(a["agent"], {"status": "active", "limits": {}})
             sym = amounts.meta(a["token"]).symbol

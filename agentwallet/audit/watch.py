@@ -30,10 +30,11 @@ from typing import Any
 from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import AuditError
-from agentwallet.audit.events import ETH, AuditEvent, EventFilter
+from agentwallet.audit.events import AuditEvent, EventFilter
 from agentwallet.audit.index import AuditIndex, SyncResult
 from agentwallet.audit.reports import Amounts, vault_requests
 from agentwallet.chain import Chain
+from agentwallet.protocol.constants import ETH, AgentStatus
 
 HOUR = 3600
 
@@ -284,7 +285,7 @@ class Watcher:
             return alert
         vault = self.chain.contract("AgentVault", alert.vault)
         info = vault.functions.getAgent(alert.agent).call()
-        if int(info[0]) != 1:  # not Active: nothing to pause
+        if int(info[0]) != AgentStatus.ACTIVE:  # nothing to pause
             return _with_action(alert, f"agent already not active (status {info[0]})")
         try:
             receipt = self.chain.transact(vault.functions.pauseAgent(alert.agent), self.pauser)

@@ -14,17 +14,17 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import WhatIfError
-from agentwallet.audit.events import ETH, EventFilter, reason_texts
+from agentwallet.audit.events import EventFilter
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.reports import Amounts, iso
-
-REASON_OVER_PER_PAYMENT = 1
-REASON_OVER_ALLOWANCE = 2
-REASON_RECIPIENT_NOT_ALLOWED = 4
-REASON_TOKEN_NOT_IN_SCOPE = 8
-TIME_SCALE_BITS = 8
-MAX_LIMIT = (1 << 88) - 1
-MAX_PERIOD = (1 << 32) - 1
+from agentwallet.protocol.constants import (
+    ETH,
+    MAX_LIMIT,
+    MAX_PERIOD,
+    TIME_SCALE_BITS,
+    Reason,
+    reason_texts,
+)
 
 
 @dataclass(frozen=True)
@@ -48,17 +48,17 @@ def evaluate(limits: Limits | None, tat: int, amount: int, now: int) -> tuple[in
     """The contract's ``_evaluate``: (reasons bitmask, new tat). ``tat`` is unchanged unless the
     payment runs (reasons 0). The allowlist bit is the caller's business."""
     if limits is None or limits.period == 0:
-        return REASON_TOKEN_NOT_IN_SCOPE, tat
-    reasons = REASON_OVER_PER_PAYMENT if amount > limits.max_per_payment else 0
+        return Reason.TOKEN_NOT_IN_SCOPE, tat
+    reasons = Reason.OVER_PER_PAYMENT if amount > limits.max_per_payment else Reason(0)
     allowance = limits.allowance
     if amount > allowance:
-        return reasons | REASON_OVER_ALLOWANCE, tat
+        return reasons | Reason.OVER_ALLOWANCE, tat
     scaled_period = limits.period << TIME_SCALE_BITS
     now_scaled = now << TIME_SCALE_BITS
     start = max(tat, now_scaled)
     new_tat = start + (amount * scaled_period + allowance - 1) // allowance
     if new_tat > now_scaled + scaled_period:
-        return reasons | REASON_OVER_ALLOWANCE, tat
+        return reasons | Reason.OVER_ALLOWANCE, tat
     if reasons:
         return reasons, tat
     return 0, new_tat
@@ -171,7 +171,7 @@ def whatif(
         else:
             bits, new_tat = evaluate(norm.get(token), tats.get(token, 0), amount, now)
             if allowed is not None and to not in allowed:
-                bits |= REASON_RECIPIENT_NOT_ALLOWED
+                bits |= Reason.RECIPIENT_NOT_ALLOWED
             if bits == 0:
                 tats[token] = new_tat
                 outcome, reasons = "pays", ""

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 import click
 
 from agentwallet.audit.errors import AuditIndexError, WhatIfError
-from agentwallet.audit.events import ETH
 from agentwallet.audit.index import AuditIndex, default_db_path
 from agentwallet.cli._common import ErrorReportingGroup, report_errors
 from agentwallet.errors import ConfigurationError
+from agentwallet.protocol.constants import ETH
 from agentwallet.units import parse_amount, parse_duration
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -479,13 +479,14 @@ def sign_payment(
     Give the outputs to whoever runs `agentwallet pay-signed --sig FILE ...`. The signatures
     are good for one payment, before the deadline, while no other signed payment runs first.
     """
+    from agentwallet.protocol.constants import ZERO_ADDRESS
     from agentwallet.units import format_amount, parse_duration
 
     vault = vault_of(ctx, vault_name)
     info = vault.token(token)
     value = parse_positive(amount, info)
     to = resolve_address(recipient)
-    agent = resolve_address(agent_name) if agent_name else "0x" + "00" * 20
+    agent = resolve_address(agent_name) if agent_name else ZERO_ADDRESS
     seconds = parse_duration(valid_for)
     signer = signer_of(ctx, "an owner of the vault")
     chain = chain_of(ctx)

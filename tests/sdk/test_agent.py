@@ -18,8 +18,10 @@ from agentwallet.errors import (
     PaymentPendingError,
     RequestNotPendingError,
 )
+from agentwallet.protocol.constants import REASON_TEXT
+from agentwallet.protocol.refs import to_ref
 from agentwallet.units import parse_amount
-from agentwallet.vault import REASON_TEXT, Vault, to_ref
+from agentwallet.vault import Vault
 
 from .conftest import DAY, USDC, World
 
