@@ -19,12 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from hexbytes import HexBytes
-from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
+from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from agentwallet.chain import Chain
-from agentwallet.deployments import TokenInfo, checksum
+from agentwallet.chain.tx import Account
+from agentwallet.deployments import TokenInfo
 from agentwallet.errors import (
     AgentExpiredError,
     AgentNotActiveError,
@@ -36,20 +37,11 @@ from agentwallet.errors import (
     VaultIsPausedError,
 )
 from agentwallet.keys import home_dir
+from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import AgentStatus, Reason, reason_texts
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.units import format_amount
-from agentwallet.vault import (
-    NONCES,
-    Account,
-    TxResult,
-    Vault,
-    _addr,
-    broadcast,
-    build_tx,
-    simulate,
-    wait_receipt,
-)
+from agentwallet.vault import TxResult, Vault
 
 
 @dataclass(frozen=True)
@@ -256,10 +248,9 @@ class AgentWallet:
                     f"{info.symbol} to pay: ask an owner to fund it"
                 )
         data = self._pay_data(info, to, amount, ref)
-        gas = simulate(
-            self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
+        tx = self.chain.transactor.prepare(  # the dry run of pay, and the gas check
+            self.address, self.vault.address, data, format_amount=self.vault._fmt
         )
-        tx = build_tx(self.chain, self.address, self.vault.address, data, 0, gas)  # gas check
         check = PaymentCheck(bits == 0, reason_texts(bits), int(policy[3]), int(policy[0]))
         return check, tx
 
@@ -294,7 +285,7 @@ class AgentWallet:
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
         info = self._token(token)
-        with NONCES.exclusive(self.chain):  # eth-tester is not thread-safe; no-op on nodes
+        with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
             return self._pay(to, amount, info, ref)
 
     def _pay(
@@ -302,7 +293,8 @@ class AgentWallet:
     ) -> Paid | Escalated:
         ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
         key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
-        with NONCES.lock(self.chain, self.address):
+        transactor = self.chain.transactor
+        with transactor.nonces.lock(self.chain, self.address):
             entry = self.journal.get(*key)
         if entry is not None:
             recovered = self._recover(entry, ref_bytes)
@@ -313,7 +305,7 @@ class AgentWallet:
             if earlier is not None:
                 return earlier
         _, tx = self._prepare(to, amount, info, ref_bytes)
-        with NONCES.reserve(self.chain, self.address) as slot:
+        with transactor.nonces.reserve(self.chain, self.address) as slot:
             if self.journal.get(*key) is not None:  # another thread took this ref meanwhile
                 raise PaymentPendingError(
                     f"payment ref {ref_text(ref_bytes)!r} is being sent by another caller: "
@@ -338,7 +330,7 @@ class AgentWallet:
                 },
             )
             try:
-                broadcast(self.chain, bytes(signed.raw_transaction))
+                transactor.broadcast(bytes(signed.raw_transaction))
             except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep the journal
                 slot.tx_hash = tx_hash  # it may have reached the node
                 raise PaymentPendingError(
@@ -352,7 +344,7 @@ class AgentWallet:
         self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
     ) -> Paid | Escalated:
         try:
-            receipt = wait_receipt(self.chain, tx_hash)
+            receipt = self.chain.transactor.wait(tx_hash, check=False)
         except TimeExhausted:
             raise PaymentPendingError(
                 f"payment 0x{tx_hash.hex()} (ref {ref_text(ref)!r}) is not mined yet: retry pay "
@@ -390,23 +382,20 @@ class AgentWallet:
         tx_hash = bytes.fromhex(entry["tx_hash"][2:])
         info = self.vault.token(entry["token"])
         to, amount = entry["to"], int(entry["amount"])
-        try:
-            receipt = self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        transactor = self.chain.transactor
+        receipt = transactor.receipt(tx_hash)
+        if receipt is not None:
             return self._result(receipt, info, to, amount, ref)
-        except TransactionNotFound:
-            pass
-        with NONCES.lock(self.chain, self.address):
-            mined_nonce = self.chain.w3.eth.get_transaction_count(_addr(self.address), "latest")
-            if int(mined_nonce) > int(entry["nonce"]):
-                try:
-                    receipt = self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        with transactor.nonces.lock(self.chain, self.address):
+            if self.chain.nonce(self.address) > int(entry["nonce"]):
+                receipt = transactor.receipt(tx_hash)
+                if receipt is not None:
                     return self._result(receipt, info, to, amount, ref)
-                except TransactionNotFound:
-                    # the nonce was used by another transaction: this one is dead
-                    self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
-                    return None
+                # the nonce was used by another transaction: this one is dead
+                self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
+                return None
             try:
-                broadcast(self.chain, bytes.fromhex(entry["raw_tx"][2:]))
+                transactor.broadcast(bytes.fromhex(entry["raw_tx"][2:]))
             except (Web3RPCError, ValueError) as exc:
                 message = str(exc).lower()
                 if "known" not in message and "nonce" not in message:
@@ -443,10 +432,10 @@ class AgentWallet:
 
     def cancel(self, request_id: int) -> TxResult:
         """Withdraw one of this agent's own pending requests."""
-        from agentwallet.vault import send
-
         data = self.vault.contract.encode_abi("cancel", args=[request_id])
-        receipt = send(self.chain, self.signer, self.vault.address, bytes(HexBytes(data)))
+        receipt = self.chain.transactor.send(
+            self.signer, self.vault.address, bytes(HexBytes(data)), format_amount=self.vault._fmt
+        )
         return TxResult.from_receipt(receipt)
 
 
@@ -457,6 +446,5 @@ __all__ = [
     "Paid",
     "PaymentCheck",
     "Remaining",
-    "broadcast",
     "evaluate_policy",
 ]

@@ -113,7 +113,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
         chain, alice, [alice.address, bob.address, carol.address], 2,
         name="family", deployments=deployments,
     )  # fmt: skip
-    usdc = chain.deploy("TestUSDC", sender=alice)  # type: ignore[arg-type]
+    usdc = chain.deploy("TestUSDC", sender=alice)
     deployments.record_token("tUSDC", usdc.address, 6)
     result.vault, result.chain_id = vault.address, chain.chain_id
     names[vault.address] = "the vault"
@@ -137,7 +137,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     eth = vault.token(None)
     tusdc = vault.token("tUSDC")
     vault.fund(alice, parse_amount("5", 18))
-    chain.transact(usdc.functions.mint(bob.address, parse_amount("1000", 6)), alice)  # type: ignore[arg-type]
+    chain.transact(usdc.functions.mint(bob.address, parse_amount("1000", 6)), alice)
     vault.fund(bob, parse_amount("1000", 6), tusdc.address)
     echo(
         table(

@@ -23,21 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_typing import ChecksumAddress, HexAddress, HexStr
-from eth_utils.address import is_address, is_checksum_address, to_checksum_address
-
 from agentwallet.chain import ANVIL_CHAIN_ID, Chain
-from agentwallet.errors import (
-    ChainMismatchError,
-    InvalidAddressError,
-    UnknownTokenError,
-    UnknownVaultError,
-)
+from agentwallet.errors import ChainMismatchError, UnknownTokenError, UnknownVaultError
+from agentwallet.protocol.addresses import as_checksum, checksum
 from agentwallet.protocol.constants import ETH
 
 DEPLOYMENTS_ENV = "AGENTWALLET_DEPLOYMENTS"
 
-_MEMORY: weakref.WeakKeyDictionary[Chain, dict[str, Any]] = weakref.WeakKeyDictionary()
+#: The embedded chains' records, by their Web3 (shared by Chain.with_broadcaster views).
+_MEMORY: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -54,22 +48,6 @@ class TokenInfo:
 
 
 ETH_TOKEN = TokenInfo(ETH, "ETH", 18)
-
-
-def checksum(address: str, what: str = "address") -> str:
-    """``address`` in EIP-55 form; :class:`InvalidAddressError` if it is not an address."""
-    body = address[2:] if isinstance(address, str) and address.startswith("0x") else ""
-    mixed = body != body.lower() and body != body.upper()
-    if (
-        not isinstance(address, str)
-        or not is_address(address)
-        or (mixed and not is_checksum_address(address))
-    ):
-        raise InvalidAddressError(
-            f"{address!r} is not a valid {what}: give 0x followed by 40 hex digits "
-            "(with a correct EIP-55 checksum if mixed case)"
-        )
-    return str(to_checksum_address(address))
 
 
 def network_name(chain: Chain) -> str:
@@ -109,7 +87,7 @@ class Deployments:
     def data(self) -> dict[str, Any]:
         """The whole record (a fresh empty one if none exists yet)."""
         if self.path is None:
-            return _MEMORY.setdefault(self.chain, _empty(self.chain.chain_id))
+            return _MEMORY.setdefault(self.chain.w3, _empty(self.chain.chain_id))
         if not self.path.is_file():
             return _empty(self.chain.chain_id)
         record: dict[str, Any] = json.loads(self.path.read_text())
@@ -126,7 +104,7 @@ class Deployments:
 
     def _save(self, record: dict[str, Any]) -> None:
         if self.path is None:
-            _MEMORY[self.chain] = record
+            _MEMORY[self.chain.w3] = record
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
@@ -142,7 +120,7 @@ class Deployments:
         if not entry:
             return None
         address = checksum(entry["address"])
-        if not self.chain.w3.eth.get_code(ChecksumAddress(HexAddress(HexStr(address)))):
+        if not self.chain.code(address):
             return None
         return address
 
@@ -244,7 +222,7 @@ class Deployments:
         from agentwallet.compiler import load_artifact
 
         contract = self.chain.w3.eth.contract(
-            address=ChecksumAddress(HexAddress(HexStr(address))),
+            address=as_checksum(address),
             abi=load_artifact("TestUSDC")["abi"],
         )
         try:

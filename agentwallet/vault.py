@@ -12,35 +12,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from eth_account import Account as EthAccount
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from eth_typing import ChecksumAddress, HexAddress, HexStr
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from agentwallet.chain import Chain
-from agentwallet.deployments import ETH_TOKEN, Deployments, TokenInfo, checksum
+from agentwallet.chain.tx import Account
+from agentwallet.deployments import ETH_TOKEN, Deployments, TokenInfo
 from agentwallet.errors import (
     AgentWalletError,
-    ContractRevertError,
     InsufficientFundsError,
-    InsufficientGasError,
     NotAVaultError,
     SignatureMismatchError,
     TransactionFailedError,
-    decode_revert,
 )
 from agentwallet.keys import Signer
+from agentwallet.protocol.addresses import as_checksum, checksum
 from agentwallet.protocol.constants import (
     ETH,
     PER_WORD_GAS,
@@ -69,15 +64,6 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
-
-
-class Account(Protocol):
-    """What sending needs from a key: an address and local transaction signing."""
-
-    @property
-    def address(self) -> Any: ...
-
-    def sign_transaction(self, tx: Any) -> Any: ...
 
 
 # ---------------------------------------------------------------------------------------------
@@ -282,235 +268,13 @@ class AgentView:
 # ---------------------------------------------------------------------------------------------
 
 
-def _addr(address: str) -> ChecksumAddress:
-    return ChecksumAddress(HexAddress(HexStr(checksum(address))))
-
-
-def revert_data(exc: BaseException) -> bytes | None:
-    """Raw revert data carried by a web3 exception, if any."""
-    data: Any = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
-    if data is None and isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
-        error = exc.rpc_response.get("error")
-        if isinstance(error, dict):
-            data = error.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return bytes.fromhex(data[2:])
-        except ValueError:
-            return None
-    if isinstance(data, bytes | bytearray):
-        return bytes(data)
-    return None
-
-
-def _is_insufficient_funds(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "insufficient funds" in text or "cannot afford" in text
-
-
-class NonceManager:
-    """One lock and local nonce counter per (chain, address).
-
-    Inside :meth:`reserve` the caller signs and broadcasts with the yielded nonce; the counter
-    advances only if the block exits without an error. The next nonce is the node's pending
-    count, or the local counter if that is ahead and its last transaction is still known to the
-    node (a dropped transaction, or a reverted dev-chain snapshot, resets the counter).
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[int, str, str], threading.RLock] = {}
-        self._next: dict[tuple[int, str, str], tuple[int, bytes]] = {}
-
-    def _key(self, chain: Chain, address: str) -> tuple[int, str, str]:
-        return (id(chain.w3), chain.url or "embedded", address)
-
-    def chain_lock(self, chain: Chain) -> threading.RLock:
-        """One lock per embedded chain: eth-tester is not thread-safe, so every agentwallet
-        transaction on it (simulate, sign, send, receipt) runs under this lock."""
-        key = (id(chain.w3), "embedded-chain", "")
-        with self._guard:
-            return self._locks.setdefault(key, threading.RLock())
-
-    @contextmanager
-    def exclusive(self, chain: Chain) -> Iterator[None]:
-        """Hold :meth:`chain_lock` on the embedded chain; a no-op on JSON-RPC chains."""
-        if chain.is_embedded:
-            with self.chain_lock(chain):
-                yield
-        else:
-            yield
-
-    def lock(self, chain: Chain, address: str) -> threading.RLock:
-        """The lock serialising signing+broadcast for ``address`` on ``chain``."""
-        key = self._key(chain, address)
-        with self._guard:
-            return self._locks.setdefault(key, threading.RLock())
-
-    @contextmanager
-    def reserve(self, chain: Chain, address: str) -> Iterator[NonceSlot]:
-        """Hold the address's lock and yield a :class:`NonceSlot` with the next nonce; set
-        ``slot.tx_hash`` once broadcast so the counter advances."""
-        key = self._key(chain, address)
-        with self.lock(chain, address):
-            pending = int(chain.w3.eth.get_transaction_count(_addr(address), "pending"))
-            nonce = pending
-            local = self._next.get(key)
-            if local is not None and local[0] > pending:
-                try:
-                    chain.w3.eth.get_transaction(HexStr(HexBytes(local[1]).to_0x_hex()))
-                    nonce = local[0]
-                except (TransactionNotFound, ValueError):
-                    nonce = pending
-            slot = NonceSlot(nonce)
-            yield slot
-            if slot.tx_hash is not None:
-                self._next[key] = (nonce + 1, slot.tx_hash)
-
-
-@dataclass
-class NonceSlot:
-    """A reserved nonce; set ``tx_hash`` after broadcasting it."""
-
-    nonce: int
-    tx_hash: bytes | None = None
-
-
-#: The process-wide nonce manager used by every Vault and AgentWallet.
-NONCES = NonceManager()
-
-
-def broadcast(chain: Chain, raw_tx: bytes) -> bytes:
-    """Send a signed raw transaction; return its hash. (A seam for tests that simulate
-    crashes and timeouts around broadcasting.)"""
-    return bytes(chain.w3.eth.send_raw_transaction(raw_tx))
-
-
-def wait_receipt(chain: Chain, tx_hash: bytes, timeout: float = 120.0) -> TxReceipt:
-    """Wait for the receipt of ``tx_hash``."""
-    return chain.w3.eth.wait_for_transaction_receipt(
-        HexBytes(tx_hash), timeout=timeout, poll_latency=0.05
-    )
-
-
-def simulate(
-    chain: Chain,
-    sender: str,
-    to: str | None,
-    data: bytes,
-    value: int = 0,
-    *,
-    format_amount: Any = None,
-) -> int:
-    """Estimate gas for a call from ``sender``; a revert raises the decoded typed error."""
-    tx: dict[str, Any] = {"from": _addr(sender), "data": HexBytes(data), "value": value}
-    if to is not None:
-        tx["to"] = _addr(to)
-    try:
-        return int(chain.w3.eth.estimate_gas(cast(Any, tx)))
-    except (ContractLogicError, Web3RPCError) as exc:
-        raw = revert_data(exc)
-        if raw is not None:
-            raise decode_revert(raw, format_amount=format_amount) from None
-        if _is_insufficient_funds(exc):
-            raise InsufficientGasError(
-                f"{sender} cannot pay for this transaction: send it gas with "
-                "`agentwallet faucet` or a transfer"
-            ) from None
-        raise ContractRevertError(f"the transaction would fail: {exc}") from None
-    except Exception as exc:
-        if _is_insufficient_funds(exc):  # py-evm: "cannot afford txn gas"
-            raise InsufficientGasError(
-                f"{sender} has not enough ETH for gas: send it gas with "
-                "`agentwallet faucet` or a transfer"
-            ) from None
-        raise
-
-
-def build_tx(
-    chain: Chain, sender: str, to: str | None, data: bytes, value: int, gas: int, extra_gas: int = 0
-) -> dict[str, Any]:
-    """A complete EIP-1559 transaction (without nonce) after checking ``sender`` can pay for
-    it; :class:`InsufficientGasError` otherwise (nothing is sent). The gas limit is the
-    estimate ``gas`` plus 20 % and 10,000, plus ``extra_gas`` for state that may change
-    between the estimate and the block."""
-    fees = chain.fee_params()
-    gas_limit = int(gas * 1.2) + 10_000 + extra_gas
-    tx: dict[str, Any] = {
-        "chainId": chain.chain_id,
-        "data": HexBytes(data),
-        "value": value,
-        "gas": gas_limit,
-        **fees,
-    }
-    if to is not None:
-        tx["to"] = _addr(to)
-    balance = int(chain.w3.eth.get_balance(_addr(sender)))
-    cost = gas_limit * fees["maxFeePerGas"] + value
-    if balance < cost:
-        need = format_amount(cost, 18)
-        have = format_amount(balance, 18)
-        raise InsufficientGasError(
-            f"{sender} has {have} ETH but this transaction may cost up to {need} ETH: send it "
-            "gas with `agentwallet faucet` or a transfer"
-        )
-    return tx
-
-
-def send(
-    chain: Chain,
-    sender: Account,
-    to: str | None,
-    data: bytes,
-    value: int = 0,
-    *,
-    format_amount: Any = None,
-    extra_gas: int = 0,
-) -> TxReceipt:
-    """Simulate, sign with a managed nonce, broadcast and wait; return the receipt.
-
-    Reverts raise the typed :class:`ContractRevertError` before anything is sent; a mined
-    transaction with status 0 raises :class:`TransactionFailedError`.
-    """
-    with NONCES.exclusive(chain):
-        return _send(
-            chain, sender, to, data, value, format_amount=format_amount, extra_gas=extra_gas
-        )
-
-
-def _send(
-    chain: Chain,
-    sender: Account,
-    to: str | None,
-    data: bytes,
-    value: int,
-    *,
-    format_amount: Any,
-    extra_gas: int = 0,
-) -> TxReceipt:
-    address = str(sender.address)
-    gas = simulate(chain, address, to, data, value, format_amount=format_amount)
-    tx = build_tx(chain, address, to, data, value, gas, extra_gas)
-    with NONCES.reserve(chain, address) as slot:
-        signed = sender.sign_transaction({**tx, "nonce": slot.nonce})
-        slot.tx_hash = broadcast(chain, bytes(signed.raw_transaction))
-    receipt = wait_receipt(chain, slot.tx_hash)
-    if receipt["status"] != 1:
-        raise TransactionFailedError(
-            f"transaction {HexBytes(slot.tx_hash).to_0x_hex()} was mined but reverted",
-            receipt=receipt,
-        )
-    return receipt
-
-
 def deploy_factory(chain: Chain, sender: Account) -> str:
     """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
     from agentwallet.compiler import load_artifact
 
     artifact = load_artifact("AgentVaultFactory")
-    receipt = send(chain, sender, None, bytes.fromhex(artifact["bytecode"].removeprefix("0x")))
+    bytecode = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
+    receipt = chain.transactor.send(sender, None, bytecode)
     address = receipt["contractAddress"]
     if address is None:  # pragma: no cover - a successful creation always has an address
         raise TransactionFailedError("the factory deployment produced no address", receipt=receipt)
@@ -564,7 +328,7 @@ class Vault:
             "createVault",
             args=[owner_list, threshold, request_expiry, max_open_requests, salt_bytes],
         )
-        receipt = send(chain, sender, factory_address, HexBytes(data))
+        receipt = chain.transactor.send(sender, factory_address, HexBytes(data))
         events = factory.events.VaultCreated().process_receipt(receipt, errors=DISCARD)
         if not events:  # pragma: no cover - createVault always emits
             raise TransactionFailedError("createVault emitted no VaultCreated", receipt=receipt)
@@ -589,7 +353,7 @@ class Vault:
         deployments = deployments or Deployments(chain)
         address = deployments.vault_address(name_or_address)
         vault = cls(chain, address, deployments)
-        if not chain.w3.eth.get_code(_addr(address)):
+        if not chain.w3.eth.get_code(as_checksum(address)):
             raise NotAVaultError(
                 f"no contract at {address} on chain {chain.chain_id}: wrong address or chain?"
             )
@@ -646,8 +410,7 @@ class Vault:
         self, sender: Account, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
     ) -> TxReceipt:
         data = self.contract.encode_abi(fn_name, args=list(args))
-        return send(
-            self.chain,
+        return self.chain.transactor.send(
             sender,
             self.address,
             HexBytes(data),
@@ -675,17 +438,17 @@ class Vault:
             raise InsufficientFundsError(f"fund amount must be > 0, not {amount}")
         info = self.token(token)
         if info.is_eth:
-            receipt = send(self.chain, sender, self.address, b"", amount)
+            receipt = self.chain.transactor.send(sender, self.address, b"", amount)
             return TxResult.from_receipt(receipt)
         erc20 = self.chain.contract("TestUSDC", info.address)
-        held = int(erc20.functions.balanceOf(_addr(str(sender.address))).call())
+        held = int(erc20.functions.balanceOf(as_checksum(str(sender.address))).call())
         if held < amount:
             raise InsufficientFundsError(
                 f"{sender.address} holds {format_amount(held, info.decimals)} {info.symbol}, "
                 f"less than the {format_amount(amount, info.decimals)} {info.symbol} to deposit"
             )
         approve = erc20.encode_abi("approve", args=[self.address, amount])
-        send(self.chain, sender, info.address, HexBytes(approve))
+        self.chain.transactor.send(sender, info.address, HexBytes(approve))
         return TxResult.from_receipt(self._send(sender, "deposit", info.address, amount))
 
     # ------------------------------------------------------------------ governance
@@ -1236,7 +999,7 @@ class Vault:
 
     def policy(self, agent: str, token: str | None = None) -> PolicyView:
         """The agent's limits for ``token`` now."""
-        p = self.contract.functions.getPolicy(_addr(agent), self.token(token).address).call()
+        p = self.contract.functions.getPolicy(as_checksum(agent), self.token(token).address).call()
         return PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
 
     def agent(self, address: str) -> AgentView:
@@ -1261,6 +1024,6 @@ class Vault:
 def token_balance(chain: Chain, token: TokenInfo, holder: str) -> int:
     """``holder``'s balance of ``token`` in base units."""
     if token.is_eth:
-        return int(chain.w3.eth.get_balance(_addr(holder)))
+        return int(chain.w3.eth.get_balance(as_checksum(holder)))
     erc20 = chain.contract("TestUSDC", token.address)
-    return int(erc20.functions.balanceOf(_addr(holder)).call())
+    return int(erc20.functions.balanceOf(as_checksum(holder)).call())

@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from agentwallet.chain import Chain, connect
+from agentwallet.chain.node import AnvilProcess, free_port, start_anvil
 from agentwallet.compiler import compile_all
-from agentwallet.node import AnvilProcess, free_port, start_anvil
 
 CHAIN_FIXTURES = ("chain", "anvil_chain", "any_chain")
 ANVIL_FIXTURES = {"anvil_node", "anvil_chain"}

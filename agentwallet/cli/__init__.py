@@ -93,7 +93,7 @@ def compile_cmd(ctx: click.Context, check: bool) -> None:
 @click.option("--block-time", type=float, default=None, help="Mine every S seconds.")
 def node_cmd(port: int, state: Path | None, block_time: float | None) -> None:
     """Run a local anvil node in the foreground until Ctrl-C."""
-    from agentwallet.node import start_anvil
+    from agentwallet.chain.node import start_anvil
 
     state = state or home_dir() / "node-state.json"
     node = start_anvil(port=port, state=state, block_time=block_time, quiet=False)

@@ -152,7 +152,7 @@ def deploy(
     sender = signer_of(ctx, "the deployer (any key with ETH for gas)")
     token_address = None
     if test_token:
-        contract = chain.deploy("TestUSDC", sender=sender)  # type: ignore[arg-type]
+        contract = chain.deploy("TestUSDC", sender=sender)
         token_address = contract.address
         deployments.record_token(TEST_TOKEN_SYMBOL, token_address, TEST_TOKEN_DECIMALS)
     vault = Vault.create(

@@ -18,7 +18,7 @@ from agentwallet.audit.events import EventFilter, LogReader, RpcLogSource, log_s
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.reports import spend_report, trail
 from agentwallet.chain import Chain, connect
-from agentwallet.node import free_port, start_anvil
+from agentwallet.chain.node import free_port, start_anvil
 from tests.audit._helpers import ETH, World, blast_payments, build_world
 
 
