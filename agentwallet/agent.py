@@ -14,18 +14,14 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hexbytes import HexBytes
 from web3.exceptions import TimeExhausted, Web3RPCError
-from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from agentwallet.chain import Chain
 from agentwallet.chain.tx import Account
-from agentwallet.deployments import TokenInfo
 from agentwallet.errors import (
     AgentExpiredError,
     AgentNotActiveError,
@@ -38,83 +34,19 @@ from agentwallet.errors import (
 )
 from agentwallet.keys import home_dir
 from agentwallet.protocol.addresses import checksum
-from agentwallet.protocol.constants import AgentStatus, Reason, reason_texts
+from agentwallet.protocol.constants import AgentStatus
+from agentwallet.protocol.models import (
+    Escalated,
+    Paid,
+    PaymentCheck,
+    PaymentOutcome,
+    Remaining,
+    TokenInfo,
+    TxResult,
+)
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.units import format_amount
-from agentwallet.vault import TxResult, Vault
-
-
-@dataclass(frozen=True)
-class Paid:
-    """A payment that ran inside the agent's limits."""
-
-    tx_hash: str
-    gas_used: int
-    token: TokenInfo
-    to: str
-    amount: int
-    ref: str
-
-    @property
-    def status(self) -> str:
-        return "paid"
-
-
-@dataclass(frozen=True)
-class Escalated:
-    """A payment outside the limits: request ``request_id`` now waits for the owners."""
-
-    tx_hash: str
-    gas_used: int
-    request_id: int
-    reasons: tuple[str, ...]
-    token: TokenInfo
-    to: str
-    amount: int
-    ref: str
-
-    @property
-    def status(self) -> str:
-        return "escalated"
-
-
-@dataclass(frozen=True)
-class PaymentCheck:
-    """What :meth:`AgentWallet.pay` would do now: pay directly (``will_pay``) or escalate for
-    ``reasons``; ``available`` is the budget now, ``max_per_payment`` the single-payment cap."""
-
-    will_pay: bool
-    reasons: tuple[str, ...]
-    available: int
-    max_per_payment: int
-
-
-@dataclass(frozen=True)
-class Remaining:
-    """The agent's budget in one token."""
-
-    token: TokenInfo
-    available: int
-    max_per_payment: int
-    allowance: int
-    period: int
-
-
-def evaluate_policy(
-    max_per_payment: int, allowance: int, period: int, available: int, amount: int
-) -> int:
-    """The contract's escalation bits for ``amount`` given a policy view.
-
-    The contract (GCRA in 1/256 s units) pays iff ``start + ceil(amount*P/allowance) <= now + P``
-    with ``P`` the scaled period; ``getPolicy`` returns ``available = floor((now + P - start) *
-    allowance / P)``. For integers both say ``amount <= available``, so this is exact.
-    """
-    if period == 0:
-        return Reason.TOKEN_NOT_IN_SCOPE
-    reasons = Reason.OVER_PER_PAYMENT if amount > max_per_payment else Reason(0)
-    if amount > allowance or amount > available:
-        reasons |= Reason.OVER_ALLOWANCE
-    return reasons
+from agentwallet.vault import Vault
 
 
 class Journal:
@@ -183,13 +115,13 @@ class AgentWallet:
         return amount
 
     def _check_agent_state(self) -> None:
-        c = self.vault.contract.functions
-        if c.paused().call():
+        if self.vault.bindings.paused():
             raise VaultIsPausedError(
                 f"vault {self.vault.address} is paused: owners must unpause it (propose unpause)",
                 error_name="VaultIsPaused",
             )
-        status, valid_after, valid_until, _, _ = c.getAgent(self.address).call()
+        record = self.vault.bindings.agent(self.address)
+        status, valid_after, valid_until = record.status, record.valid_after, record.valid_until
         if int(status) != AgentStatus.ACTIVE:
             raise AgentNotActiveError(
                 f"agent {self.address} is {AgentStatus.text_of(int(status))} in vault "
@@ -211,23 +143,13 @@ class AgentWallet:
                 args_by_name={"agent": self.address, "validUntil": int(valid_until)},
             )
 
-    def _local_reasons(self, to: str, amount: int, token: TokenInfo) -> tuple[int, Any]:
-        c = self.vault.contract.functions
-        policy = c.getPolicy(self.address, token.address).call()
-        bits = evaluate_policy(
-            int(policy[0]), int(policy[1]), int(policy[2]), int(policy[3]), amount
-        )
-        allowlist = bool(c.getAgent(self.address).call()[3])
-        if allowlist and not c.isRecipientAllowed(self.address, to).call():
-            bits |= Reason.RECIPIENT_NOT_ALLOWED
-        return bits, policy
-
     def check(self, to: str, amount: int, token: str | None = None) -> PaymentCheck:
         """What paying ``amount`` (base units) of ``token`` to ``to`` would do, without sending.
 
         Raises the typed error for a paused vault, an inactive/expired agent, a vault that
         cannot cover a direct payment (:class:`InsufficientFundsError`) or an agent without gas
-        (:class:`InsufficientGasError`). Combines the local policy math with a dry run of pay.
+        (:class:`InsufficientGasError`). The reasons are the contract's own ``checkPayment``;
+        then pay is dry-run.
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
@@ -238,7 +160,9 @@ class AgentWallet:
     ) -> tuple[PaymentCheck, dict[str, Any]]:
         """:meth:`check`, plus the unsigned transaction (no nonce) paying with ``ref``."""
         self._check_agent_state()
-        bits, policy = self._local_reasons(to, amount, info)
+        bindings = self.vault.bindings
+        bits = bindings.check_payment(self.address, info.address, to, amount)
+        policy = bindings.policy(self.address, info.address)
         if bits == 0:
             balance = self.vault.balance(info)
             if balance < amount:
@@ -251,7 +175,7 @@ class AgentWallet:
         tx = self.chain.transactor.prepare(  # the dry run of pay, and the gas check
             self.address, self.vault.address, data, format_amount=self.vault._fmt
         )
-        check = PaymentCheck(bits == 0, reason_texts(bits), int(policy[3]), int(policy[0]))
+        check = PaymentCheck(bits == 0, bits.texts, policy.available, policy.max_per_payment)
         return check, tx
 
     def remaining(self) -> dict[str, Remaining]:
@@ -268,12 +192,11 @@ class AgentWallet:
     # ------------------------------------------------------------------ paying
 
     def _pay_data(self, token: TokenInfo, to: str, amount: int, ref: bytes) -> bytes:
-        data = self.vault.contract.encode_abi("pay", args=[token.address, to, amount, ref])
-        return bytes(HexBytes(data))
+        return self.vault.bindings.encode("pay", token.address, to, amount, ref)
 
     def pay(
         self, to: str, amount: int, token: str | None = None, ref: str | bytes | None = None
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         """Pay ``amount`` base units of ``token`` (default ETH) to ``to``.
 
         Inside the limits the money moves now (:class:`Paid`); otherwise a request is created
@@ -290,7 +213,7 @@ class AgentWallet:
 
     def _pay(
         self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
         key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
         transactor = self.chain.transactor
@@ -342,7 +265,7 @@ class AgentWallet:
 
     def _finish(
         self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         try:
             receipt = self.chain.transactor.wait(tx_hash, check=False)
         except TimeExhausted:
@@ -354,21 +277,19 @@ class AgentWallet:
 
     def _result(
         self, receipt: TxReceipt, info: TokenInfo, to: str, amount: int, ref: bytes
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         tx = TxResult.from_receipt(receipt)
         if receipt["status"] != 1:
             raise TransactionFailedError(
                 f"payment {tx.tx_hash} was mined but reverted; retry with a new ref",
                 receipt=receipt,
             )
-        events = self.vault.contract.events
-        for e in events.RequestCreated().process_receipt(receipt, errors=DISCARD):
-            a = e["args"]
+        for created in self.vault.bindings.created_requests(receipt):
             return Escalated(
                 tx.tx_hash,
                 tx.gas_used,
-                int(a["requestId"]),
-                reason_texts(int(a["reasons"])),
+                created.request_id,
+                created.reasons.texts,
                 info,
                 to,
                 amount,
@@ -376,7 +297,7 @@ class AgentWallet:
             )
         return Paid(tx.tx_hash, tx.gas_used, info, to, amount, ref_text(ref))
 
-    def _recover(self, entry: dict[str, Any], ref: bytes) -> Paid | Escalated | None:
+    def _recover(self, entry: dict[str, Any], ref: bytes) -> PaymentOutcome | None:
         """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
         None if that transaction can never be mined (its nonce went to another one)."""
         tx_hash = bytes.fromhex(entry["tx_hash"][2:])
@@ -402,22 +323,21 @@ class AgentWallet:
                     raise
         return self._finish(tx_hash, info, to, amount, ref)
 
-    def _onchain_result(self, ref: bytes) -> Paid | Escalated | None:
+    def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
         """An earlier payment or request of this agent with ``ref``, from the vault's logs."""
-        events = self.vault.contract.events
         from_block = self._from_block()
-        for event, escalated in ((events.PaymentExecuted, False), (events.RequestCreated, True)):
+        for event, escalated in (("PaymentExecuted", False), ("RequestCreated", True)):
             try:
-                logs = event().get_logs(
-                    from_block=from_block, argument_filters={"agent": self.address}
-                )
+                logs = self.vault.bindings.logs(event, from_block, agent=self.address)
             except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
                 return None
             for log in logs:
                 a = log["args"]
                 if bytes(a["ref"]) != ref or (not escalated and int(a["requestId"]) != 0):
                     continue
-                receipt = self.chain.w3.eth.get_transaction_receipt(log["transactionHash"])
+                receipt = self.chain.transactor.receipt(bytes(log["transactionHash"]))
+                if receipt is None:  # pragma: no cover - a log's transaction is mined
+                    continue
                 info = self.vault.token(str(a["token"]))
                 return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
         return None
@@ -432,9 +352,11 @@ class AgentWallet:
 
     def cancel(self, request_id: int) -> TxResult:
         """Withdraw one of this agent's own pending requests."""
-        data = self.vault.contract.encode_abi("cancel", args=[request_id])
         receipt = self.chain.transactor.send(
-            self.signer, self.vault.address, bytes(HexBytes(data)), format_amount=self.vault._fmt
+            self.signer,
+            self.vault.address,
+            self.vault.bindings.encode("cancel", request_id),
+            format_amount=self.vault._fmt,
         )
         return TxResult.from_receipt(receipt)
 
@@ -446,5 +368,4 @@ __all__ = [
     "Paid",
     "PaymentCheck",
     "Remaining",
-    "evaluate_policy",
 ]

@@ -77,7 +77,9 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     from agentwallet.agent import AgentWallet, Escalated
     from agentwallet.chain import connect
     from agentwallet.deployments import Deployments
+    from agentwallet.faucet import deploy_test_token, faucet, mint_test_token
     from agentwallet.keys import Signer
+    from agentwallet.protocol.addresses import checksum
     from agentwallet.units import ETH, format_amount, parse_amount
     from agentwallet.vault import Vault
 
@@ -113,8 +115,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
         chain, alice, [alice.address, bob.address, carol.address], 2,
         name="family", deployments=deployments,
     )  # fmt: skip
-    usdc = chain.deploy("TestUSDC", sender=alice)
-    deployments.record_token("tUSDC", usdc.address, 6)
+    usdc = deploy_test_token(chain, alice, deployments)
     result.vault, result.chain_id = vault.address, chain.chain_id
     names[vault.address] = "the vault"
     result.owners = {s.name: s.address for s in (alice, bob, carol)}
@@ -137,7 +138,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     eth = vault.token(None)
     tusdc = vault.token("tUSDC")
     vault.fund(alice, parse_amount("5", 18))
-    chain.transact(usdc.functions.mint(bob.address, parse_amount("1000", 6)), alice)
+    mint_test_token(chain, alice, usdc, bob.address, parse_amount("1000", 6))
     vault.fund(bob, parse_amount("1000", 6), tusdc.address)
     echo(
         table(
@@ -152,7 +153,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     # ----------------------------------------------------------------- 3. agents
     section("3. Two agents are added through co-signed governance requests")
     for agent in (travel, cloud):  # gas money for the agents, from a dev account
-        chain.send_transaction(dev[0], {"to": agent.address, "value": parse_amount("0.05", 18)})
+        faucet(chain, agent.address, parse_amount("0.05", 18))
     day = 86400
     proposals: list[tuple[str, Any, Signer, Signer]] = []
     r = vault.propose_add_agent(alice, travel.address)
@@ -179,7 +180,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     section("4. The agents pay inside their limits: no human needed")
     travel_wallet = AgentWallet(chain, vault, travel, journal_dir=journal)
     cloud_wallet = AgentWallet(chain, vault, cloud, journal_dir=journal)
-    airline, hotel, provider, reseller = (chain.w3.to_checksum_address(a) for a in MERCHANTS)
+    airline, hotel, provider, reseller = (checksum(a) for a in MERCHANTS)
     rows = []
     wallets = {travel_wallet: travel.name, cloud_wallet: cloud.name}
     for wallet, to, text, info, ref in (

@@ -10,7 +10,7 @@ The record holds the chain id, the factory, known tokens and named vaults::
      "artifacts": {"AgentVault": "<sourcesHash>", ...}}
 
 The embedded chain lives in this process and is fresh every run, so its record is kept in memory
-(attached to the :class:`Chain` object) and never written to disk.
+(attached to the chain connection) and never written to disk.
 """
 
 from __future__ import annotations
@@ -19,35 +19,20 @@ import json
 import os
 import secrets
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from agentwallet.chain import ANVIL_CHAIN_ID, Chain
 from agentwallet.errors import ChainMismatchError, UnknownTokenError, UnknownVaultError
-from agentwallet.protocol.addresses import as_checksum, checksum
-from agentwallet.protocol.constants import ETH
+from agentwallet.protocol.addresses import checksum
+from agentwallet.protocol.models import ETH_TOKEN, TokenInfo
+
+__all__ = ["DEPLOYMENTS_ENV", "ETH_TOKEN", "Deployments", "TokenInfo", "network_name"]
 
 DEPLOYMENTS_ENV = "AGENTWALLET_DEPLOYMENTS"
 
 #: The embedded chains' records, by their Web3 (shared by Chain.with_broadcaster views).
 _MEMORY: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    """A token: checksummed ``address`` (the zero address for ETH), ``symbol``, ``decimals``."""
-
-    address: str
-    symbol: str
-    decimals: int
-
-    @property
-    def is_eth(self) -> bool:
-        return self.address == ETH
-
-
-ETH_TOKEN = TokenInfo(ETH, "ETH", 18)
 
 
 def network_name(chain: Chain) -> str:
@@ -126,7 +111,7 @@ class Deployments:
 
     def record_factory(self, address: str, tx: str | None = None, block: int | None = None) -> None:
         """Record the factory (and the artifact source hashes it was built from)."""
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.artifacts import load_artifact
 
         record = self.data()
         record["factory"] = {"address": checksum(address), "tx": tx, "block": block}
@@ -219,15 +204,11 @@ class Deployments:
         )
 
     def _read_token(self, address: str) -> TokenInfo:
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.erc20 import Erc20Binding
 
-        contract = self.chain.w3.eth.contract(
-            address=as_checksum(address),
-            abi=load_artifact("TestUSDC")["abi"],
-        )
+        token = Erc20Binding(self.chain, address)
         try:
-            symbol = str(contract.functions.symbol().call())
-            decimals = int(contract.functions.decimals().call())
+            symbol, decimals = token.symbol(), token.decimals()
         except Exception:  # noqa: BLE001 - any failure means "not an ERC-20"
             raise UnknownTokenError(
                 f"{address} does not answer symbol()/decimals(): is it an ERC-20 token?"

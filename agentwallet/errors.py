@@ -389,9 +389,9 @@ def decode_revert(
     else:
         raw = bytes(data or b"")
     if abis is None:
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.artifacts import abi_of
 
-        abis = [load_artifact(n)["abi"] for n in ("AgentVault", "AgentVaultFactory", "TestUSDC")]
+        abis = [list(abi_of(n)) for n in ("AgentVault", "AgentVaultFactory", "TestUSDC")]
     entries: list[dict[str, Any]] = []
     for item in abis:
         if isinstance(item, list):

@@ -9,33 +9,33 @@ nonce from a per-(chain, address) lock so threads never collide.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import secrets
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 from eth_account import Account as EthAccount
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.contract import Contract
-from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from agentwallet.bindings.erc20 import Erc20Binding
+from agentwallet.bindings.factory import FactoryBinding, factory_creation_code
+from agentwallet.bindings.vault import StoredRequest, VaultBinding
 from agentwallet.chain import Chain
 from agentwallet.chain.tx import Account
-from agentwallet.deployments import ETH_TOKEN, Deployments, TokenInfo
+from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentWalletError,
     InsufficientFundsError,
     NotAVaultError,
     SignatureMismatchError,
     TransactionFailedError,
+    UnknownRequestError,
 )
 from agentwallet.keys import Signer
-from agentwallet.protocol.addresses import as_checksum, checksum
+from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import (
     ETH,
     PER_WORD_GAS,
@@ -43,7 +43,18 @@ from agentwallet.protocol.constants import (
     AgentStatus,
     RequestKind,
     RequestStatus,
-    reason_texts,
+)
+from agentwallet.protocol.models import (
+    ETH_TOKEN,
+    AgentView,
+    ApprovalResult,
+    PolicyView,
+    RequestInfo,
+    RequestRef,
+    SignedApproval,
+    SignedPayment,
+    TokenInfo,
+    TxResult,
 )
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.signatures import OwnerSignature, pack_signatures
@@ -57,6 +68,7 @@ __all__ = [
     "RequestInfo",
     "RequestRef",
     "SignedApproval",
+    "SignedPayment",
     "TokenInfo",
     "TxResult",
     "Vault",
@@ -66,215 +78,9 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-# ---------------------------------------------------------------------------------------------
-# Results
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """A mined transaction: hash (0x hex), gas used, block number."""
-
-    tx_hash: str
-    gas_used: int
-    block_number: int
-
-    @classmethod
-    def from_receipt(cls, receipt: TxReceipt) -> TxResult:
-        return cls(
-            HexBytes(receipt["transactionHash"]).to_0x_hex(),
-            int(receipt["gasUsed"]),
-            int(receipt["blockNumber"]),
-        )
-
-
-@dataclass(frozen=True)
-class ApprovalResult(TxResult):
-    """An on-chain approval; ``executed`` is True when it reached the threshold and ran."""
-
-    executed: bool = False
-
-
-@dataclass(frozen=True)
-class RequestRef:
-    """A new governance request: its id, whether it executed at once (threshold 1), the tx."""
-
-    request_id: int
-    executed: bool
-    tx: TxResult
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """A request as co-signers see it. ``status`` is "expired" for a pending request past its
-    expiry; ``approvals`` are the current owners whose approval counts now."""
-
-    id: int
-    kind: str
-    status: str
-    agent: str
-    token: TokenInfo
-    to: str
-    amount: int
-    amount_text: str
-    reasons: tuple[str, ...]
-    ref: str
-    created_at: int
-    expires_at: int
-    approvals: tuple[str, ...]
-    threshold: int
-    action: str
-    data: str = ""
-
-
-@dataclass(frozen=True)
-class SignedApproval:
-    """An owner's off-chain EIP-712 approval of one request, portable as JSON.
-
-    ``signature`` is 65 bytes r|s|v for an EOA owner; with ``contract`` the owner is a contract
-    (ERC-1271, e.g. a Safe) and ``signature`` is whatever its ``isValidSignature`` accepts."""
-
-    vault: str
-    chain_id: int
-    request_id: int
-    signer: str
-    signature: str  #: 0x hex
-    contract: bool = False
-
-    def to_json(self) -> str:
-        """One-line JSON with every field."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | dict[str, Any]) -> SignedApproval:
-        """Parse :meth:`to_json` output (text or an already parsed dict)."""
-
-        def build(data: dict[str, Any]) -> SignedApproval:
-            return cls(
-                vault=checksum(data["vault"], "vault address"),
-                chain_id=int(data["chain_id"]),
-                request_id=int(data["request_id"]),
-                signer=checksum(data["signer"], "signer address"),
-                signature=str(data["signature"]),
-                contract=bool(data.get("contract", False)),
-            )
-
-        return _parse_signed(cls, "signed approval", text, build)
-
-
-@dataclass(frozen=True)
-class SignedPayment:
-    """One owner's EIP-712 signature of a payment that needs no stored request
-    (``payWithSignatures``), portable as JSON. Anyone holding the threshold's worth of them for
-    the same payment can submit it (a relayer, an agent, an owner). ``nonce`` is the vault's
-    ``signedPaymentNonce`` when signed: the set pays once, and only while no other signed
-    payment executed in between. ``agent`` is the attribution recorded in the event (may be the
-    zero address)."""
-
-    vault: str
-    chain_id: int
-    agent: str
-    token: str
-    to: str
-    amount: int
-    ref: str  #: 0x hex, 32 bytes
-    nonce: int
-    deadline: int
-    signer: str
-    signature: str  #: 0x hex
-    contract: bool = False
-
-    def payment(self) -> tuple[str, int, str, str, str, int, str, int, int]:
-        """Everything the owners signed, to check that several signatures agree."""
-        return (
-            self.vault,
-            self.chain_id,
-            self.agent,
-            self.token,
-            self.to,
-            self.amount,
-            self.ref,
-            self.nonce,
-            self.deadline,
-        )
-
-    def to_json(self) -> str:
-        """One-line JSON with every field."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | dict[str, Any]) -> SignedPayment:
-        """Parse :meth:`to_json` output (text or an already parsed dict)."""
-
-        def build(data: dict[str, Any]) -> SignedPayment:
-            return cls(
-                vault=checksum(data["vault"], "vault address"),
-                chain_id=int(data["chain_id"]),
-                agent=checksum(data["agent"], "agent address"),
-                token=checksum(data["token"], "token address"),
-                to=checksum(data["to"], "recipient address"),
-                amount=int(data["amount"]),
-                ref=HexBytes(data["ref"]).to_0x_hex(),
-                nonce=int(data["nonce"]),
-                deadline=int(data["deadline"]),
-                signer=checksum(data["signer"], "signer address"),
-                signature=str(data["signature"]),
-                contract=bool(data.get("contract", False)),
-            )
-
-        return _parse_signed(cls, "signed payment", text, build)
-
-
-def _parse_signed(
-    cls: type, what: str, text: str | dict[str, Any], build: Callable[[dict[str, Any]], _T]
-) -> _T:
-    """``build`` from JSON text or a dict; a missing or malformed field is one clear error
-    naming the fields ``cls`` requires."""
-    try:
-        return build(json.loads(text) if isinstance(text, str) else dict(text))
-    except (KeyError, TypeError, ValueError) as exc:
-        required = ", ".join(
-            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-        )
-        raise AgentWalletError(f"not a {what} ({exc}): expected JSON with {required}") from None
-
-
-@dataclass(frozen=True)
-class PolicyView:
-    """An agent's limits for one token; ``available`` is spendable in one payment now
-    (ignoring ``max_per_payment``)."""
-
-    max_per_payment: int
-    allowance: int
-    period: int
-    available: int
-
-
-@dataclass(frozen=True)
-class AgentView:
-    """An agent's settings and its limits per token address (only tokens in scope)."""
-
-    address: str
-    status: str
-    valid_after: int
-    valid_until: int
-    allowlist: bool
-    open_requests: int
-    policies: dict[str, PolicyView] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------------------------
-
-
 def deploy_factory(chain: Chain, sender: Account) -> str:
     """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
-    from agentwallet.compiler import load_artifact
-
-    artifact = load_artifact("AgentVaultFactory")
-    bytecode = bytes.fromhex(artifact["bytecode"].removeprefix("0x"))
-    receipt = chain.transactor.send(sender, None, bytecode)
+    receipt = chain.transactor.send(sender, None, factory_creation_code())
     address = receipt["contractAddress"]
     if address is None:  # pragma: no cover - a successful creation always has an address
         raise TransactionFailedError("the factory deployment produced no address", receipt=receipt)
@@ -293,7 +99,10 @@ class Vault:
         self.chain = chain
         self.address = checksum(address, "vault address")
         self.deployments = deployments or Deployments(chain)
-        self.contract: Contract = chain.contract("AgentVault", self.address)
+        #: Typed reads, encoders and receipt decoding of AgentVault's ABI.
+        self.bindings = VaultBinding(chain, self.address)
+        #: The web3 contract object (for event queries beyond this class).
+        self.contract: Contract = self.bindings.contract
         self._token_cache: dict[str, TokenInfo] = {}
 
     def __repr__(self) -> str:
@@ -321,18 +130,17 @@ class Vault:
         if factory_address is None:
             factory_address = deploy_factory(chain, sender)
             deployments.record_factory(factory_address)
-        factory = chain.contract("AgentVaultFactory", factory_address)
+        factory = FactoryBinding(chain, factory_address)
         owner_list = [checksum(o, "owner address") for o in owners]
         salt_bytes = to_ref(salt) if salt is not None else secrets.token_bytes(32)
-        data = factory.encode_abi(
-            "createVault",
-            args=[owner_list, threshold, request_expiry, max_open_requests, salt_bytes],
+        data = factory.encode_create_vault(
+            owner_list, threshold, request_expiry, max_open_requests, salt_bytes
         )
-        receipt = chain.transactor.send(sender, factory_address, HexBytes(data))
-        events = factory.events.VaultCreated().process_receipt(receipt, errors=DISCARD)
-        if not events:  # pragma: no cover - createVault always emits
+        receipt = chain.transactor.send(sender, factory_address, data)
+        created = factory.created_vaults(receipt)
+        if not created:  # pragma: no cover - createVault always emits
             raise TransactionFailedError("createVault emitted no VaultCreated", receipt=receipt)
-        address = checksum(str(events[0]["args"]["vault"]))
+        address = created[0]
         deployments.record_vault(
             name,
             address,
@@ -353,13 +161,13 @@ class Vault:
         deployments = deployments or Deployments(chain)
         address = deployments.vault_address(name_or_address)
         vault = cls(chain, address, deployments)
-        if not chain.w3.eth.get_code(as_checksum(address)):
+        if not chain.code(address):
             raise NotAVaultError(
                 f"no contract at {address} on chain {chain.chain_id}: wrong address or chain?"
             )
         try:
-            vault.contract.functions.threshold().call()
-            vault.contract.functions.getOwners().call()
+            vault.bindings.threshold()
+            vault.bindings.owners()
         except Exception:  # noqa: BLE001 - anything else is not a vault
             raise NotAVaultError(
                 f"the contract at {address} does not answer threshold()/getOwners(): "
@@ -371,15 +179,15 @@ class Vault:
 
     def owners(self) -> list[str]:
         """Current owners, checksummed."""
-        return [checksum(str(o)) for o in self.contract.functions.getOwners().call()]
+        return self.bindings.owners()
 
     def threshold(self) -> int:
         """Approvals needed to execute a request."""
-        return int(self.contract.functions.threshold().call())
+        return self.bindings.threshold()
 
     def paused(self) -> bool:
         """Whether the vault is paused."""
-        return bool(self.contract.functions.paused().call())
+        return self.bindings.paused()
 
     def token(self, symbol_or_address: str | None = None) -> TokenInfo:
         """None/"ETH" -> ETH (18 decimals); a recorded symbol; or an address (read on-chain)."""
@@ -409,11 +217,10 @@ class Vault:
     def _send(
         self, sender: Account, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
     ) -> TxReceipt:
-        data = self.contract.encode_abi(fn_name, args=list(args))
         return self.chain.transactor.send(
             sender,
             self.address,
-            HexBytes(data),
+            self.bindings.encode(fn_name, *args),
             value,
             format_amount=self._fmt,
             extra_gas=extra_gas,
@@ -423,12 +230,16 @@ class Vault:
         """Gas an emergency action may need beyond its estimate: an agent can arm its fast path
         (a payment that sets FAST on a policy word) between the estimate and the block, and
         each such word then costs the action one more storage write."""
-        words = sum(len(self.contract.functions.getAgentTokens(a).call()) for a in agents)
+        words = sum(len(self.bindings.agent_tokens(a)) for a in agents)
         return PER_WORD_GAS * words
+
+    def signed_payment_nonce(self) -> int:
+        """The nonce the next signed payment (``payWithSignatures``) must carry."""
+        return self.bindings.signed_payment_nonce()
 
     def request_count(self) -> int:
         """Number of requests ever created (ids are 1..count)."""
-        return int(self.contract.functions.requestCount().call())
+        return self.bindings.request_count()
 
     # ------------------------------------------------------------------ funding
 
@@ -440,15 +251,14 @@ class Vault:
         if info.is_eth:
             receipt = self.chain.transactor.send(sender, self.address, b"", amount)
             return TxResult.from_receipt(receipt)
-        erc20 = self.chain.contract("TestUSDC", info.address)
-        held = int(erc20.functions.balanceOf(as_checksum(str(sender.address))).call())
+        erc20 = Erc20Binding(self.chain, info.address)
+        held = erc20.balance_of(str(sender.address))
         if held < amount:
             raise InsufficientFundsError(
                 f"{sender.address} holds {format_amount(held, info.decimals)} {info.symbol}, "
                 f"less than the {format_amount(amount, info.decimals)} {info.symbol} to deposit"
             )
-        approve = erc20.encode_abi("approve", args=[self.address, amount])
-        self.chain.transactor.send(sender, info.address, HexBytes(approve))
+        self.chain.transactor.send(sender, info.address, erc20.encode_approve(self.address, amount))
         return TxResult.from_receipt(self._send(sender, "deposit", info.address, amount))
 
     # ------------------------------------------------------------------ governance
@@ -458,17 +268,15 @@ class Vault:
     ) -> RequestRef:
         """Propose the vault call ``fn_name(*args)`` (the proposer's approval counts; with
         threshold 1 it executes at once)."""
-        data = self.contract.encode_abi(fn_name, args=list(args))
-        receipt = self._send(sender, "propose", HexBytes(data), to_ref(ref))
-        created = self.contract.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
-        request_id = int(created[0]["args"]["requestId"])
+        data = self.bindings.encode(fn_name, *args)
+        receipt = self._send(sender, "propose", data, to_ref(ref))
+        request_id = self.bindings.created_requests(receipt)[0].request_id
         return RequestRef(
             request_id, self._executed_in(receipt, request_id), TxResult.from_receipt(receipt)
         )
 
     def _executed_in(self, receipt: TxReceipt, request_id: int) -> bool:
-        executed = self.contract.events.RequestExecuted().process_receipt(receipt, errors=DISCARD)
-        return any(int(e["args"]["requestId"]) == request_id for e in executed)
+        return request_id in self.bindings.executed_request_ids(receipt)
 
     def propose_add_agent(
         self,
@@ -560,7 +368,7 @@ class Vault:
 
     def pause(self, sender: Account) -> TxResult:
         """Pause the vault (one owner; unpausing needs the threshold)."""
-        margin = self._flag_rewrite_margin(self.contract.functions.getAgents().call())
+        margin = self._flag_rewrite_margin(self.bindings.agents())
         return TxResult.from_receipt(self._send(sender, "pause", extra_gas=margin))
 
     def pause_agent(self, sender: Account, agent: str) -> TxResult:
@@ -632,7 +440,7 @@ class Vault:
         self, primary: str, fields: list[tuple[str, str]], message: dict[str, Any]
     ) -> dict[str, Any]:
         """An EIP-712 message in this vault's domain (read from ``eip712Domain``)."""
-        _, name, version, chain_id, verifying, _, _ = self.contract.functions.eip712Domain().call()
+        domain = self.bindings.eip712_domain()
         return {
             "types": {
                 "EIP712Domain": [
@@ -645,10 +453,10 @@ class Vault:
             },
             "primaryType": primary,
             "domain": {
-                "name": name,
-                "version": version,
-                "chainId": int(chain_id),
-                "verifyingContract": checksum(str(verifying)),
+                "name": domain.name,
+                "version": domain.version,
+                "chainId": domain.chain_id,
+                "verifyingContract": domain.verifying_contract,
             },
             "message": message,
         }
@@ -709,9 +517,7 @@ class Vault:
 
     def typed_data(self, request_id: int) -> dict[str, Any]:
         """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
-        kind, _, agent, _, expires_at, _, token, to, amount, ref, data = self._stored_request(
-            request_id
-        )
+        r = self._stored_request(request_id)
         return self._typed(
             "Request",
             [
@@ -727,21 +533,21 @@ class Vault:
             ],
             {
                 "requestId": request_id,
-                "kind": int(kind),
-                "agent": checksum(str(agent)),
-                "token": checksum(str(token)),
-                "to": checksum(str(to)),
-                "amount": int(amount),
-                "ref": bytes(ref),
-                "dataHash": keccak(bytes(data)),
-                "expiresAt": int(expires_at),
+                "kind": int(r.kind),
+                "agent": r.agent,
+                "token": r.token,
+                "to": r.to,
+                "amount": r.amount,
+                "ref": r.ref,
+                "dataHash": keccak(r.data),
+                "expiresAt": r.expires_at,
             },
         )
 
     def sign(self, signer: Any, request_id: int) -> SignedApproval:
         """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (a
         :class:`~agentwallet.keys.Signer`); checks the digest equals ``requestDigest``."""
-        onchain = bytes(self.contract.functions.requestDigest(request_id).call())
+        onchain = self.bindings.request_digest(request_id)
         signature = self._sign_typed(signer, self.typed_data(request_id), onchain)
         return SignedApproval(
             self.address, self.chain.chain_id, request_id, checksum(str(signer.address)), signature
@@ -763,7 +569,7 @@ class Vault:
                     f"request {request_id}"
                 )
         chosen = self._current_signers(approvals)
-        digest = bytes(self.contract.functions.requestDigest(request_id).call())
+        digest = self.bindings.request_digest(request_id)
         packed = self._checked_pack(digest, chosen)
         receipt = self._send(sender, "executeWithSignatures", request_id, packed)
         return TxResult.from_receipt(receipt)
@@ -792,14 +598,14 @@ class Vault:
         agent_address = checksum(agent, "agent address")
         raw_ref = to_ref(ref)
         deadline = self.chain.timestamp() + 3600 if deadline is None else int(deadline)
-        nonce = int(self.contract.functions.signedPaymentNonce().call())
+        nonce = self.bindings.signed_payment_nonce()
         message = self.payment_typed_data(
             agent_address, tok.address, to_address, amount, raw_ref, nonce, deadline
         )
-        onchain = self.contract.functions.signedPaymentDigest(
+        onchain = self.bindings.signed_payment_digest(
             agent_address, tok.address, to_address, amount, raw_ref, deadline
-        ).call()
-        signature = self._sign_typed(signer, message, bytes(onchain))
+        )
+        signature = self._sign_typed(signer, message, onchain)
         return SignedPayment(
             self.address,
             self.chain.chain_id,
@@ -860,7 +666,7 @@ class Vault:
                 f"{self.address} on chain {self.chain.chain_id}"
             )
         chosen = self._current_signers(signed)
-        nonce = int(self.contract.functions.signedPaymentNonce().call())
+        nonce = self.bindings.signed_payment_nonce()
         if first.nonce != nonce:
             raise AgentWalletError(
                 f"signatures are for signed-payment nonce {first.nonce} but the vault is at "
@@ -873,10 +679,8 @@ class Vault:
                 "ask the owners to sign again"
             )
         raw_ref = bytes(HexBytes(first.ref))
-        digest = bytes(
-            self.contract.functions.signedPaymentDigest(
-                first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
-            ).call()
+        digest = self.bindings.signed_payment_digest(
+            first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
         )
         packed = self._checked_pack(digest, chosen)
         receipt = self._send(
@@ -897,48 +701,45 @@ class Vault:
     def request(self, request_id: int) -> RequestInfo:
         """One request, decoded for humans."""
         r = self._stored_request(request_id)
-        kind, status, agent, created_at, expires_at, reasons, token, to, amount, ref, data = r
-        status_text = RequestStatus.text_of(int(status))
-        if status_text == "pending" and self.chain.timestamp() > int(expires_at):
-            status_text = "expired"
-        owners = self.owners()
-        approvals = tuple(
-            o for o in owners if self.contract.functions.hasApproved(request_id, o).call()
-        )
-        kind_text = RequestKind.text_of(int(kind))
-        info = self.token(checksum(str(token))) if kind_text == "payment" else ETH_TOKEN
-        action = ""
-        if kind_text == "governance":
-            action = self.describe_call(bytes(data))
-            amount_text = ""
+        status = RequestStatus.text_of(r.status)
+        if r.status == RequestStatus.PENDING and self.chain.timestamp() > r.expires_at:
+            status = RequestStatus.EXPIRED.text
+        approvals = tuple(o for o in self.owners() if self.bindings.has_approved(request_id, o))
+        if r.kind == RequestKind.PAYMENT:
+            info = self.token(r.token)
+            amount_text = f"{format_amount(r.amount, info.decimals)} {info.symbol}"
+            action = f"pay {amount_text} to {r.to}"
         else:
-            amount_text = f"{format_amount(int(amount), info.decimals)} {info.symbol}"
-            action = f"pay {amount_text} to {checksum(str(to))}"
+            info, amount_text, action = ETH_TOKEN, "", self.describe_call(r.data)
         return RequestInfo(
             id=request_id,
-            kind=kind_text,
-            status=status_text,
-            agent=checksum(str(agent)),
+            kind=RequestKind.text_of(r.kind),
+            status=status,
+            agent=r.agent,
             token=info,
-            to=checksum(str(to)),
-            amount=int(amount),
+            to=r.to,
+            amount=r.amount,
             amount_text=amount_text,
-            reasons=reason_texts(int(reasons)),
-            ref=ref_text(bytes(ref)),
-            created_at=int(created_at),
-            expires_at=int(expires_at),
+            reasons=r.reasons.texts,
+            ref=ref_text(r.ref),
+            created_at=r.created_at,
+            expires_at=r.expires_at,
             approvals=approvals,
             threshold=self.threshold(),
             action=action,
-            data="0x" + bytes(data).hex(),
+            data="0x" + r.data.hex(),
         )
+
+    def decode_call(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
+        """(function name, arguments) of a governance call; None if it is no vault call."""
+        return self.bindings.decode_call(data)
 
     def describe_call(self, data: bytes) -> str:
         """A governance call as text, e.g. ``setLimits(agent=0xab.., token=tUSDC, ...)``."""
-        try:
-            fn, args = self.contract.decode_function_input(data)
-        except Exception:  # noqa: BLE001 - not a vault call
+        call = self.bindings.decode_call(data)
+        if call is None:
             return "0x" + data.hex()
+        name, args = call
         parts = []
         for key, value in args.items():
             if key == "token":
@@ -947,7 +748,7 @@ class Vault:
                 except AgentWalletError:
                     pass
             parts.append(f"{key}={value}")
-        return f"{fn.fn_name}({', '.join(parts)})"
+        return f"{name}({', '.join(parts)})"
 
     def requests(self, status: str | None = "pending") -> list[RequestInfo]:
         """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
@@ -964,7 +765,7 @@ class Vault:
     def agents(self) -> list[AgentView]:
         """Every agent ever added, with its settings: the vault's list of active and paused
         agents, then revoked ones (found in the executed addAgent requests)."""
-        seen = [checksum(str(a)) for a in self.contract.functions.getAgents().call()]
+        seen = self.bindings.agents()
         for fn_name, args in self._executed_governance_calls():
             if fn_name == "addAgent":
                 address = checksum(str(args["agent"]))
@@ -972,58 +773,44 @@ class Vault:
                     seen.append(address)
         return [self.agent(a) for a in seen]
 
-    def _stored_request(self, request_id: int) -> Sequence[Any]:
-        """``getRequest(request_id)`` as the contract returns it; an unknown id raises."""
-        r = self.contract.functions.getRequest(request_id).call()
-        if int(r[1]) == RequestStatus.NONE:
-            from agentwallet.errors import UnknownRequestError
-
+    def _stored_request(self, request_id: int) -> StoredRequest:
+        """The request as stored; an unknown id raises :class:`UnknownRequestError`."""
+        r = self.bindings.request(request_id)
+        if r.status == RequestStatus.NONE:
             raise UnknownRequestError(
                 f"no request {request_id} in vault {self.address}: list them with `requests`",
                 error_name="UnknownRequest",
                 args_by_name={"requestId": request_id},
             )
-        return cast(Sequence[Any], r)
+        return r
 
     def _executed_governance_calls(self) -> Iterator[tuple[str, dict[str, Any]]]:
         """(function name, arguments) of every executed governance request, oldest first."""
         for request_id in range(1, self.request_count() + 1):
-            r = self.contract.functions.getRequest(request_id).call()
-            if (int(r[0]), int(r[1])) != (RequestKind.GOVERNANCE, RequestStatus.EXECUTED):
+            r = self.bindings.request(request_id)
+            if (r.kind, r.status) != (RequestKind.GOVERNANCE, RequestStatus.EXECUTED):
                 continue
-            try:
-                fn, args = self.contract.decode_function_input(bytes(r[10]))
-            except Exception:  # noqa: BLE001 - not a call this ABI knows
-                continue
-            yield fn.fn_name, dict(args)
+            call = self.bindings.decode_call(r.data)
+            if call is not None:
+                yield call
 
     def policy(self, agent: str, token: str | None = None) -> PolicyView:
         """The agent's limits for ``token`` now."""
-        p = self.contract.functions.getPolicy(as_checksum(agent), self.token(token).address).call()
-        return PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+        return self.bindings.policy(agent, self.token(token).address)
 
     def agent(self, address: str) -> AgentView:
         """An agent's settings and its limits for every token in scope."""
         agent = checksum(address, "agent address")
-        a = self.contract.functions.getAgent(agent).call()
-        policies = {}
-        for token in self.contract.functions.getAgentTokens(agent).call():
-            p = self.contract.functions.getPolicy(agent, token).call()
-            policies[checksum(str(token))] = PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+        a = self.bindings.agent(agent)
+        policies = {t: self.bindings.policy(agent, t) for t in self.bindings.agent_tokens(agent)}
+        status = AgentStatus.text_of(a.status)
         return AgentView(
-            agent,
-            AgentStatus.text_of(int(a[0])),
-            int(a[1]),
-            int(a[2]),
-            bool(a[3]),
-            int(a[4]),
-            policies,
+            agent, status, a.valid_after, a.valid_until, a.allowlist, a.open_requests, policies
         )
 
 
 def token_balance(chain: Chain, token: TokenInfo, holder: str) -> int:
     """``holder``'s balance of ``token`` in base units."""
     if token.is_eth:
-        return int(chain.w3.eth.get_balance(as_checksum(holder)))
-    erc20 = chain.contract("TestUSDC", token.address)
-    return int(erc20.functions.balanceOf(as_checksum(holder)).call())
+        return chain.balance(holder)
+    return Erc20Binding(chain, token.address).balance_of(holder)

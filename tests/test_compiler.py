@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from agentwallet import compiler
-from agentwallet.compiler import (
+from agentwallet._build import compiler
+from agentwallet._build.compiler import (
     BUILD_INFO_RELPATH,
     COMPILER_SETTINGS,
     SOLC_VERSION,
     check_artifacts,
     compile_all,
     compile_sources,
-    load_artifact,
 )
+from agentwallet.bindings.artifacts import load_artifact
 from agentwallet.errors import CompilerError
 
 from .conftest import write_probe_project

@@ -80,9 +80,9 @@ class EventCodec:
 
     def __init__(self, abis: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
         if abis is None:
-            from agentwallet.compiler import load_artifact
+            from agentwallet.bindings.artifacts import abi_of
 
-            abis = {n: load_artifact(n)["abi"] for n in ("AgentVault", "AgentVaultFactory")}
+            abis = {n: abi_of(n) for n in ("AgentVault", "AgentVaultFactory")}
         self.specs: dict[bytes, EventSpec] = {}
         self.by_name: dict[str, EventSpec] = {}
         self.functions: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}

@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from agentwallet.audit.errors import (
     AuditIndexError,
@@ -40,6 +38,8 @@ from agentwallet.audit.events import (
     decode_all,
     log_source,
 )
+from agentwallet.bindings.erc20 import Erc20Binding
+from agentwallet.bindings.vault import VaultBinding
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
 from agentwallet.protocol.constants import ETH
@@ -133,10 +133,6 @@ def vault_set_key(vaults: Iterable[str], factory: str | None = None) -> str:
     return key + (f"|factory={factory.lower()}" if factory else "")
 
 
-THRESHOLD_SELECTOR = keccak(text="threshold()")[:4]
-REQUEST_COUNT_SELECTOR = keccak(text="requestCount()")[:4]
-
-
 def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
     """Checksummed vault addresses; raises :class:`NotAVaultAddressError` for an address that has
     no code or does not answer ``threshold()`` and ``requestCount()`` like an AgentVault."""
@@ -148,23 +144,15 @@ def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
             address = to_checksum_address(vault)
         except ValueError:
             raise NotAVaultAddressError(f"{vault!r} is not an address") from None
-        code = chain.w3.eth.get_code(address)
-        if not code:
+        if not chain.code(address):
             raise NotAVaultAddressError(
                 f"{address} has no code on chain {chain.chain_id}: it is not a vault (wrong "
                 "address, or wrong chain?)"
             )
         try:
-            for selector in (THRESHOLD_SELECTOR, REQUEST_COUNT_SELECTOR):
-                raw = chain.w3.eth.call({"to": address, "data": selector})
-                if len(raw) != 32:
-                    raise ValueError("bad return size")
-            if (
-                int.from_bytes(
-                    chain.w3.eth.call({"to": address, "data": THRESHOLD_SELECTOR}), "big"
-                )
-                == 0
-            ):
+            binding = VaultBinding(chain, address)
+            binding.request_count()
+            if binding.threshold() == 0:
                 raise ValueError("threshold 0: not initialised")
         except Exception:  # noqa: BLE001 - any failure: it does not behave like a vault
             raise NotAVaultAddressError(
@@ -645,19 +633,4 @@ def _row_event(r: Sequence[Any]) -> AuditEvent:
 def read_token_meta(chain: Chain, address: str) -> tuple[str, int | None]:
     """(symbol, decimals) of an ERC-20, read from the token; a token that does not answer gets
     its short address and unknown decimals."""
-    symbol = address[:10]
-    decimals: int | None = None
-    try:
-        raw = chain.w3.eth.call({"to": address, "data": keccak(text="symbol()")[:4]})
-        try:
-            symbol = abi_decode(["string"], raw)[0]
-        except Exception:  # noqa: BLE001 - some old tokens return bytes32
-            symbol = bytes(raw[:32]).rstrip(b"\0").decode("utf-8", "replace") or symbol
-    except Exception:  # noqa: BLE001 - no symbol(): keep the short address
-        pass
-    try:
-        raw = chain.w3.eth.call({"to": address, "data": keccak(text="decimals()")[:4]})
-        decimals = int.from_bytes(raw[:32], "big") if len(raw) >= 32 else None
-    except Exception:  # noqa: BLE001 - no decimals(): amounts stay in base units
-        decimals = None
-    return symbol, decimals
+    return Erc20Binding(chain, address).metadata()

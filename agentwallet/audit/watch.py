@@ -286,12 +286,12 @@ class Watcher:
             return alert
         if not alert.agent:
             return alert
-        vault = self.chain.contract("AgentVault", alert.vault)
-        info = vault.functions.getAgent(alert.agent).call()
-        if int(info[0]) != AgentStatus.ACTIVE:  # nothing to pause
-            return _with_action(alert, f"agent already not active (status {info[0]})")
+        vault = Vault(self.chain, alert.vault)
+        status = vault.bindings.agent(alert.agent).status
+        if status != AgentStatus.ACTIVE:  # nothing to pause
+            return _with_action(alert, f"agent already not active (status {int(status)})")
         try:
-            result = Vault(self.chain, alert.vault).pause_agent(self.pauser, alert.agent)
+            result = vault.pause_agent(self.pauser, alert.agent)
         except Exception as exc:  # noqa: BLE001 - report the failure in the alert, keep watching
             return _with_action(alert, f"auto-pause FAILED: {type(exc).__name__}: {exc}")
         return _with_action(

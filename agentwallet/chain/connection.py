@@ -148,7 +148,7 @@ class Chain(DevelopmentChain):
 
     def contract(self, artifact_name: str, address: str) -> Contract:
         """A web3 contract object for an already deployed agentwallet contract."""
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.artifacts import load_artifact
 
         abi = load_artifact(artifact_name)["abi"]
         return self.w3.eth.contract(address=Web3.to_checksum_address(address), abi=abi)
@@ -161,11 +161,11 @@ class Chain(DevelopmentChain):
         value: int = 0,
     ) -> Contract:
         """Deploy the packaged artifact ``artifact_name`` (or an artifact dict, e.g. from
-        :func:`agentwallet.compiler.compile_all`) with constructor ``args``.
+        :func:`agentwallet._build.compiler.compile_all`) with constructor ``args``.
 
         ``sender`` defaults to the first dev account on development chains.
         """
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.artifacts import load_artifact
 
         if sender is None:
             self._require_development("default deployers (dev accounts)")

@@ -61,7 +61,7 @@ def main(ctx: click.Context, rpc: str | None, as_json: bool, signer: str | None)
 @click.pass_context
 def compile_cmd(ctx: click.Context, check: bool) -> None:
     """Compile contracts/ into agentwallet/artifacts/*.json."""
-    from agentwallet import compiler
+    from agentwallet._build import compiler
 
     if check:
         differing = compiler.check_artifacts()

@@ -149,10 +149,10 @@ def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str
     from agentwallet.errors import AgentWalletError
     from agentwallet.units import format_amount
 
-    try:
-        fn, args = vault.contract.decode_function_input(data)
-    except Exception:  # noqa: BLE001 - not a vault call: the caller shows the raw text
+    call = vault.decode_call(data)
+    if call is None:  # not a vault call: the caller shows the raw text
         return ""
+    name, args = call
     parts: list[str] = []
     decimals = 18
     if "token" in args:
@@ -177,7 +177,7 @@ def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str
             continue
         else:
             parts.append(f"{key} {value}")
-    return f"{fn.fn_name}({', '.join(parts)})"
+    return f"{name}({', '.join(parts)})"
 
 
 @click.command("requests")
@@ -391,7 +391,7 @@ def sign(ctx: click.Context, request_id: int, out: Path | None, yes: bool, vault
 
 
 def _load_approval(text: str) -> Any:
-    from agentwallet.vault import SignedApproval
+    from agentwallet.protocol.models import SignedApproval
 
     how = "`agentwallet sign ID --out FILE`"
     return SignedApproval.from_json(_load_json_arg(text, "signed-approval", how))
@@ -502,7 +502,7 @@ def sign_payment(
         ("token", f"{info.symbol} {info.address}"),
         ("for agent", label(agent, names) if agent_name else "-"),
         ("ref", ref or "-"),
-        ("nonce", vault.contract.functions.signedPaymentNonce().call()),
+        ("nonce", vault.signed_payment_nonce()),
         ("valid until", ends),
     ]
     click.echo("you are about to sign a payment:\n" + kv_table(rows), err=obj.json or out is None)
@@ -549,8 +549,8 @@ def _load_json_arg(text: str, what: str, how: str) -> str:
 def pay_signed(ctx: click.Context, sigs: tuple[str, ...], vault_name: str) -> None:
     """Submit the owners' signed payment (payWithSignatures). Sent by --as (any key with gas,
     e.g. a relayer); the owners' signatures are what authorise it."""
+    from agentwallet.protocol.models import SignedPayment
     from agentwallet.units import format_amount
-    from agentwallet.vault import SignedPayment
 
     how = "`agentwallet sign-payment TO AMOUNT --out FILE`"
     signed = [SignedPayment.from_json(_load_json_arg(s, "signed-payment", how)) for s in sigs]

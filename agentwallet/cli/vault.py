@@ -25,9 +25,7 @@ from agentwallet.cli._output import emit_json, kv_table, say, span, table
 if TYPE_CHECKING:
     from agentwallet.vault import RequestRef, TokenInfo, Vault
 
-TEST_TOKEN_SYMBOL = "tUSDC"
-TEST_TOKEN_DECIMALS = 6
-
+from agentwallet.faucet import TEST_TOKEN_SYMBOL
 
 # ------------------------------------------------------------------------------------ faucet
 
@@ -45,37 +43,16 @@ TEST_TOKEN_DECIMALS = 6
 def faucet(ctx: click.Context, recipient: str, amount: str, token: str | None) -> None:
     """Development chains only: send ETH for gas from a dev account (or mint test tokens)."""
     from agentwallet.deployments import ETH_TOKEN
-    from agentwallet.errors import AgentWalletError, NotADevelopmentChainError
+    from agentwallet.faucet import faucet as send_from_faucet
     from agentwallet.units import format_amount
 
     chain = chain_of(ctx)
     to = resolve_address(recipient)
-    if not chain.is_development:
-        raise NotADevelopmentChainError(
-            f"faucet only works on development chains (anvil, embedded), and chain "
-            f"{chain.chain_id} is not one: send ETH for gas to {to} from a funded wallet"
-        )
-    funder = chain.dev_accounts[0]
-    if token is None or token.upper() == "ETH":
-        info = ETH_TOKEN
-        value = parse_positive(amount, info)
-        receipt = chain.send_transaction(funder, {"to": to, "value": value})
-        balance = int(chain.w3.eth.get_balance(to))  # type: ignore[arg-type]
-    else:
-        info = deployments_of(ctx).token(token)
-        value = parse_positive(amount, info)
-        contract = chain.contract("TestUSDC", info.address)
-        try:
-            receipt = chain.transact(contract.functions.mint(to, value), funder)
-        except AgentWalletError:
-            raise
-        except Exception:  # noqa: BLE001 - web3 estimate/revert errors: not a mintable token
-            raise AgentWalletError(
-                f"cannot mint {info.symbol} at {info.address}: faucet --token only works for "
-                f"the development test token ({TEST_TOKEN_SYMBOL}, from `deploy --test-token`)"
-            ) from None
-        balance = int(contract.functions.balanceOf(to).call())
-    tx_hash = receipt["transactionHash"].to_0x_hex()
+    info = (
+        ETH_TOKEN if token is None or token.upper() == "ETH" else deployments_of(ctx).token(token)
+    )
+    funded = send_from_faucet(chain, to, parse_positive(amount, info), info)
+    value, balance, tx_hash = funded.amount, funded.balance, funded.tx.tx_hash
     if obj_of(ctx).json:
         emit_json(
             {
@@ -152,9 +129,9 @@ def deploy(
     sender = signer_of(ctx, "the deployer (any key with ETH for gas)")
     token_address = None
     if test_token:
-        contract = chain.deploy("TestUSDC", sender=sender)
-        token_address = contract.address
-        deployments.record_token(TEST_TOKEN_SYMBOL, token_address, TEST_TOKEN_DECIMALS)
+        from agentwallet.faucet import deploy_test_token
+
+        token_address = deploy_test_token(chain, sender, deployments).address
     vault = Vault.create(
         chain,
         sender,

@@ -32,8 +32,8 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from agentwallet.bindings.artifacts import artifact_names, load_artifact
 from agentwallet.chain import Chain
-from agentwallet.compiler import artifact_names, load_artifact
 from agentwallet.errors import TransactionFailedError
 from agentwallet.signatures import pack_signatures
 
