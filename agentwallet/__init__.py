@@ -91,7 +91,7 @@ from agentwallet.protocol.models import (
     TokenInfo,
     TxResult,
 )
-from agentwallet.signatures import OwnerSignature, pack_signatures
+from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
 from agentwallet.vault import Vault, deploy_factory
 

@@ -15,13 +15,13 @@ import os
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+from eth_account.signers.base import BaseAccount
 from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
 from agentwallet.chain import Chain
-from agentwallet.chain.tx import Account
 from agentwallet.errors import (
     AgentExpiredError,
     AgentNotActiveError,
@@ -83,11 +83,12 @@ class Journal:
 
 
 class AgentWallet:
-    """An agent key bound to a vault. ``signer`` is a :class:`~agentwallet.keys.Signer` (or a
-    LocalAccount); ``journal_dir`` defaults to ``$AGENTWALLET_HOME/journal``."""
+    """An agent key bound to a vault. ``signer`` is any eth-account ``BaseAccount`` (a
+    :class:`~agentwallet.keys.Signer`, a ``LocalAccount``); ``journal_dir`` defaults to
+    ``$AGENTWALLET_HOME/journal``."""
 
     def __init__(
-        self, chain: Chain, vault: Vault, signer: Account, journal_dir: Path | None = None
+        self, chain: Chain, vault: Vault, signer: BaseAccount, journal_dir: Path | None = None
     ) -> None:
         self.chain = chain
         self.vault = vault
@@ -234,7 +235,7 @@ class AgentWallet:
                     f"payment ref {ref_text(ref_bytes)!r} is being sent by another caller: "
                     "retry with the same ref to get its result"
                 )
-            signed = self.signer.sign_transaction({**tx, "nonce": slot.nonce})
+            signed = self.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
             tx_hash = bytes(signed.hash)
             self.journal.put(
                 *key,

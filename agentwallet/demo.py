@@ -91,7 +91,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     alice, bob, carol = (Signer(n, dev[i]) for i, n in enumerate(("alice", "bob", "carol"), 1))
     travel = Signer("travel-agent", Account.create())
     cloud = Signer("cloud-agent", Account.create())
-    names = {s.address: s.name for s in (alice, bob, carol, travel, cloud)}
+    names: dict[str, str] = {s.address: s.name for s in (alice, bob, carol, travel, cloud)}
     names.update({k.lower(): v for k, v in MERCHANTS.items()})
 
     def who(address: str | None) -> str:

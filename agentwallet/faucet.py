@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from eth_account.signers.base import BaseAccount
+
 from agentwallet.bindings.artifacts import load_artifact
 from agentwallet.bindings.erc20 import TEST_TOKEN_ARTIFACT, Erc20Binding
 from agentwallet.chain import Chain
-from agentwallet.chain.tx import Account
 from agentwallet.deployments import Deployments
 from agentwallet.errors import AgentWalletError, ContractRevertError, NotADevelopmentChainError
 from agentwallet.protocol.addresses import checksum
@@ -58,7 +59,7 @@ def faucet(chain: Chain, to: str, amount: int, token: TokenInfo = ETH_TOKEN) -> 
 
 
 def mint_test_token(
-    chain: Chain, sender: Account, token: TokenInfo, to: str, amount: int
+    chain: Chain, sender: BaseAccount, token: TokenInfo, to: str, amount: int
 ) -> TxResult:
     """Mint ``amount`` of the test token to ``to`` (anyone may mint it)."""
     data = Erc20Binding(chain, token.address).encode_mint(to, amount)
@@ -72,7 +73,7 @@ def mint_test_token(
     return TxResult.from_receipt(receipt)
 
 
-def deploy_test_token(chain: Chain, sender: Account, deployments: Deployments) -> TokenInfo:
+def deploy_test_token(chain: Chain, sender: BaseAccount, deployments: Deployments) -> TokenInfo:
     """Deploy TestUSDC and record it as ``tUSDC`` (6 decimals) in ``deployments``."""
     bytecode = bytes.fromhex(load_artifact(TEST_TOKEN_ARTIFACT)["bytecode"].removeprefix("0x"))
     receipt = chain.transactor.send(sender, None, bytecode)

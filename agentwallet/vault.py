@@ -1,10 +1,12 @@
 """Owners' side of a vault: create, fund, propose/approve/reject governance and payment requests,
 co-sign off-chain (EIP-712), and instant risk-reducing actions.
 
-Every transaction is signed locally by a :class:`~agentwallet.keys.Signer` (or any eth-account
-``LocalAccount``), simulated first (a revert raises the typed
-:class:`~agentwallet.errors.ContractRevertError` subclass and nothing is sent), and sent with a
-nonce from a per-(chain, address) lock so threads never collide.
+Every transaction is signed locally by an eth-account ``BaseAccount`` (a
+:class:`~agentwallet.keys.Signer`, a ``LocalAccount``) and sent through the chain's one
+transaction pipeline (:mod:`agentwallet.chain.tx`): simulated first (a revert raises the typed
+:class:`~agentwallet.errors.ContractRevertError` subclass and nothing is sent), with a nonce
+from a per-(chain, address) lock so threads never collide. Off-chain signatures are
+:mod:`agentwallet.signing`.
 """
 
 from __future__ import annotations
@@ -13,28 +15,24 @@ import secrets
 from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
-from eth_account import Account as EthAccount
-from eth_account.messages import _hash_eip191_message, encode_typed_data
-from eth_utils.crypto import keccak
+from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.types import TxReceipt
 
+from agentwallet import signing
 from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.bindings.factory import FactoryBinding, factory_creation_code
 from agentwallet.bindings.vault import StoredRequest, VaultBinding
 from agentwallet.chain import Chain
-from agentwallet.chain.tx import Account
 from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentWalletError,
     InsufficientFundsError,
     NotAVaultError,
-    SignatureMismatchError,
     TransactionFailedError,
     UnknownRequestError,
 )
-from agentwallet.keys import Signer
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import (
     ETH,
@@ -57,7 +55,6 @@ from agentwallet.protocol.models import (
     TxResult,
 )
 from agentwallet.protocol.refs import ref_text, to_ref
-from agentwallet.signatures import OwnerSignature, pack_signatures
 from agentwallet.units import format_amount
 
 __all__ = [
@@ -78,7 +75,7 @@ __all__ = [
 _T = TypeVar("_T")
 
 
-def deploy_factory(chain: Chain, sender: Account) -> str:
+def deploy_factory(chain: Chain, sender: BaseAccount) -> str:
     """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
     receipt = chain.transactor.send(sender, None, factory_creation_code())
     address = receipt["contractAddress"]
@@ -114,7 +111,7 @@ class Vault:
     def create(
         cls,
         chain: Chain,
-        sender: Account,
+        sender: BaseAccount,
         owners: Sequence[str],
         threshold: int,
         request_expiry: int = 3 * 86400,
@@ -215,7 +212,7 @@ class Vault:
             return f"{amount} base units of {token}"
 
     def _send(
-        self, sender: Account, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
+        self, sender: BaseAccount, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
     ) -> TxReceipt:
         return self.chain.transactor.send(
             sender,
@@ -243,7 +240,7 @@ class Vault:
 
     # ------------------------------------------------------------------ funding
 
-    def fund(self, sender: Account, amount: int, token: str | None = None) -> TxResult:
+    def fund(self, sender: BaseAccount, amount: int, token: str | None = None) -> TxResult:
         """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit."""
         if amount <= 0:
             raise InsufficientFundsError(f"fund amount must be > 0, not {amount}")
@@ -264,7 +261,7 @@ class Vault:
     # ------------------------------------------------------------------ governance
 
     def propose(
-        self, sender: Account, fn_name: str, *args: Any, ref: str | bytes | None = None
+        self, sender: BaseAccount, fn_name: str, *args: Any, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose the vault call ``fn_name(*args)`` (the proposer's approval counts; with
         threshold 1 it executes at once)."""
@@ -280,7 +277,7 @@ class Vault:
 
     def propose_add_agent(
         self,
-        sender: Account,
+        sender: BaseAccount,
         agent: str,
         valid_after: int = 0,
         valid_until: int = 0,
@@ -300,7 +297,7 @@ class Vault:
 
     def propose_set_limits(
         self,
-        sender: Account,
+        sender: BaseAccount,
         agent: str,
         token: str | None,
         max_per_payment: int,
@@ -321,7 +318,7 @@ class Vault:
         )
 
     def propose_allow_recipient(
-        self, sender: Account, agent: str, recipient: str, ref: str | bytes | None = None
+        self, sender: BaseAccount, agent: str, recipient: str, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose adding ``recipient`` to the agent's allowlist."""
         return self.propose(
@@ -332,18 +329,18 @@ class Vault:
             ref=ref,
         )
 
-    def propose_unpause(self, sender: Account, ref: str | bytes | None = None) -> RequestRef:
+    def propose_unpause(self, sender: BaseAccount, ref: str | bytes | None = None) -> RequestRef:
         """Propose unpausing the vault."""
         return self.propose(sender, "unpause", ref=ref)
 
     def propose_unpause_agent(
-        self, sender: Account, agent: str, ref: str | bytes | None = None
+        self, sender: BaseAccount, agent: str, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose unpausing a paused agent."""
         return self.propose(sender, "unpauseAgent", checksum(agent, "agent address"), ref=ref)
 
     def propose_add_owner(
-        self, sender: Account, owner: str, threshold: int, ref: str | bytes | None = None
+        self, sender: BaseAccount, owner: str, threshold: int, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose adding ``owner`` and setting the threshold."""
         return self.propose(
@@ -351,7 +348,7 @@ class Vault:
         )
 
     def propose_remove_owner(
-        self, sender: Account, owner: str, threshold: int, ref: str | bytes | None = None
+        self, sender: BaseAccount, owner: str, threshold: int, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose removing ``owner`` and setting the threshold."""
         return self.propose(
@@ -359,32 +356,37 @@ class Vault:
         )
 
     def propose_change_threshold(
-        self, sender: Account, threshold: int, ref: str | bytes | None = None
+        self, sender: BaseAccount, threshold: int, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose a new threshold."""
         return self.propose(sender, "changeThreshold", threshold, ref=ref)
 
     # ------------------------------------------------------------------ one-owner actions
 
-    def pause(self, sender: Account) -> TxResult:
+    def pause(self, sender: BaseAccount) -> TxResult:
         """Pause the vault (one owner; unpausing needs the threshold)."""
         margin = self._flag_rewrite_margin(self.bindings.agents())
         return TxResult.from_receipt(self._send(sender, "pause", extra_gas=margin))
 
-    def pause_agent(self, sender: Account, agent: str) -> TxResult:
+    def pause_agent(self, sender: BaseAccount, agent: str) -> TxResult:
         """Pause an agent (one owner)."""
         address = checksum(agent)
         margin = self._flag_rewrite_margin([address])
         return TxResult.from_receipt(self._send(sender, "pauseAgent", address, extra_gas=margin))
 
-    def revoke_agent(self, sender: Account, agent: str) -> TxResult:
+    def revoke_agent(self, sender: BaseAccount, agent: str) -> TxResult:
         """Revoke an agent for good (one owner)."""
         address = checksum(agent)
         margin = self._flag_rewrite_margin([address])
         return TxResult.from_receipt(self._send(sender, "revokeAgent", address, extra_gas=margin))
 
     def reduce_limits(
-        self, sender: Account, agent: str, token: str | None, max_per_payment: int, allowance: int
+        self,
+        sender: BaseAccount,
+        agent: str,
+        token: str | None,
+        max_per_payment: int,
+        allowance: int,
     ) -> TxResult:
         """Lower an agent's limits for ``token`` (one owner; each value <= the current)."""
         return TxResult.from_receipt(
@@ -398,25 +400,25 @@ class Vault:
             )
         )
 
-    def remove_token(self, sender: Account, agent: str, token: str | None) -> TxResult:
+    def remove_token(self, sender: BaseAccount, agent: str, token: str | None) -> TxResult:
         """Take ``token`` out of the agent's scope (one owner)."""
         return TxResult.from_receipt(
             self._send(sender, "removeToken", checksum(agent), self.token(token).address)
         )
 
-    def remove_recipient(self, sender: Account, agent: str, recipient: str) -> TxResult:
+    def remove_recipient(self, sender: BaseAccount, agent: str, recipient: str) -> TxResult:
         """Remove ``recipient`` from the agent's allowlist (one owner)."""
         return TxResult.from_receipt(
             self._send(sender, "removeRecipient", checksum(agent), checksum(recipient))
         )
 
-    def enforce_allowlist(self, sender: Account, agent: str) -> TxResult:
+    def enforce_allowlist(self, sender: BaseAccount, agent: str) -> TxResult:
         """Switch the agent's recipient allowlist on (one owner)."""
         return TxResult.from_receipt(self._send(sender, "enforceAllowlist", checksum(agent)))
 
     # ------------------------------------------------------------------ co-signing
 
-    def approve(self, sender: Account, request_id: int) -> ApprovalResult:
+    def approve(self, sender: BaseAccount, request_id: int) -> ApprovalResult:
         """Approve a pending request on-chain; ``executed`` says whether it ran."""
         receipt = self._send(sender, "approve", request_id)
         base = TxResult.from_receipt(receipt)
@@ -424,161 +426,39 @@ class Vault:
             base.tx_hash, base.gas_used, base.block_number, self._executed_in(receipt, request_id)
         )
 
-    def reject(self, sender: Account, request_id: int) -> TxResult:
+    def reject(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Reject a pending request (one owner); it can never execute."""
         return TxResult.from_receipt(self._send(sender, "reject", request_id))
 
-    def execute(self, sender: Account, request_id: int) -> TxResult:
+    def execute(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Execute a request whose on-chain approvals already meet the threshold."""
         return TxResult.from_receipt(self._send(sender, "execute", request_id))
 
-    def expire(self, sender: Account, request_id: int) -> TxResult:
+    def expire(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Mark a pending request past its expiry as expired."""
         return TxResult.from_receipt(self._send(sender, "expire", request_id))
 
-    def _typed(
-        self, primary: str, fields: list[tuple[str, str]], message: dict[str, Any]
-    ) -> dict[str, Any]:
-        """An EIP-712 message in this vault's domain (read from ``eip712Domain``)."""
-        domain = self.bindings.eip712_domain()
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                primary: [{"name": n, "type": t} for n, t in fields],
-            },
-            "primaryType": primary,
-            "domain": {
-                "name": domain.name,
-                "version": domain.version,
-                "chainId": domain.chain_id,
-                "verifyingContract": domain.verifying_contract,
-            },
-            "message": message,
-        }
-
-    def _sign_typed(self, signer: Any, message: dict[str, Any], onchain: bytes) -> str:
-        """Sign ``message`` after checking its digest equals the vault's ``onchain`` one."""
-        digest = _hash_eip191_message(encode_typed_data(full_message=message))
-        if bytes(digest) != bytes(onchain):
-            raise SignatureMismatchError(
-                f"local EIP-712 digest 0x{bytes(digest).hex()} differs from the vault's "
-                f"0x{bytes(onchain).hex()}: refusing to sign"
-            )
-        if isinstance(signer, Signer):
-            signed = signer.sign_typed_data(message)
-        else:  # a plain LocalAccount
-            signed = signer.sign_message(encode_typed_data(full_message=message))
-        return HexBytes(signed.signature).to_0x_hex()
-
-    def _current_signers(
-        self, signed: Sequence[SignedApproval | SignedPayment]
-    ) -> list[SignedApproval | SignedPayment]:
-        """The threshold's worth of signatures the vault will read: current owners only, one
-        each, lowest addresses first. (The vault checks the lowest ``threshold`` signers and
-        nothing else, so a stale signature, e.g. by an owner removed since, must not be
-        among them.) Too few raises :class:`AgentWalletError`."""
-        owners = {checksum(str(o)) for o in self.owners()}
-        threshold = self.threshold()
-        usable = {a.signer: a for a in signed if a.signer in owners}
-        if len(usable) < threshold:
-            strangers = sorted({a.signer for a in signed} - owners)
-            note = f"; not owners (any more): {', '.join(strangers)}" if strangers else ""
-            raise AgentWalletError(
-                f"this needs {threshold} owner signatures, got {len(usable)}{note}: collect "
-                "more from current owners"
-            )
-        return sorted(usable.values(), key=lambda a: int(a.signer, 16))[:threshold]
-
-    def _checked_pack(
-        self, digest: bytes, chosen: Sequence[SignedApproval | SignedPayment]
-    ) -> bytes:
-        """Check each ECDSA signature is by its claimed signer; return them packed."""
-        for a in chosen:
-            if a.contract:
-                continue  # an ERC-1271 owner: only its contract can tell; the vault asks it
-            try:
-                by = str(EthAccount._recover_hash(digest, signature=bytes(HexBytes(a.signature))))
-            except Exception:  # noqa: BLE001 - malformed bytes: eth_keys raises several types
-                by = "nobody (not a valid 65-byte ECDSA signature)"
-            if by != a.signer:
-                raise SignatureMismatchError(
-                    f"signature says it is by {a.signer} but over this digest it is by {by}: "
-                    "it was made for another request, payment, vault or chain, or by another "
-                    "key; ask the owner to sign again"
-                )
-        return pack_signatures(
-            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in chosen
-        )
-
     def typed_data(self, request_id: int) -> dict[str, Any]:
         """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
-        r = self._stored_request(request_id)
-        return self._typed(
-            "Request",
-            [
-                ("requestId", "uint256"),
-                ("kind", "uint8"),
-                ("agent", "address"),
-                ("token", "address"),
-                ("to", "address"),
-                ("amount", "uint256"),
-                ("ref", "bytes32"),
-                ("dataHash", "bytes32"),
-                ("expiresAt", "uint256"),
-            ],
-            {
-                "requestId": request_id,
-                "kind": int(r.kind),
-                "agent": r.agent,
-                "token": r.token,
-                "to": r.to,
-                "amount": r.amount,
-                "ref": r.ref,
-                "dataHash": keccak(r.data),
-                "expiresAt": r.expires_at,
-            },
-        )
+        return signing.request_typed_data(self, request_id)
 
-    def sign(self, signer: Any, request_id: int) -> SignedApproval:
-        """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (a
-        :class:`~agentwallet.keys.Signer`); checks the digest equals ``requestDigest``."""
-        onchain = self.bindings.request_digest(request_id)
-        signature = self._sign_typed(signer, self.typed_data(request_id), onchain)
-        return SignedApproval(
-            self.address, self.chain.chain_id, request_id, checksum(str(signer.address)), signature
-        )
+    def sign(self, signer: BaseAccount, request_id: int) -> SignedApproval:
+        """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (any
+        eth-account ``BaseAccount``, e.g. a :class:`~agentwallet.keys.Signer`); checks the
+        digest equals the vault's ``requestDigest``."""
+        return signing.sign(self, signer, request_id)
 
     def execute_with_signatures(
-        self, sender: Account, request_id: int, approvals: Sequence[SignedApproval]
+        self, sender: BaseAccount, request_id: int, approvals: Sequence[SignedApproval]
     ) -> TxResult:
         """Execute ``request_id`` with off-chain approvals (sorted by signer here)."""
-        for a in approvals:
-            if (
-                a.vault != self.address
-                or a.chain_id != self.chain.chain_id
-                or a.request_id != request_id
-            ):
-                raise AgentWalletError(
-                    f"approval by {a.signer} is for vault {a.vault} chain {a.chain_id} request "
-                    f"{a.request_id}, not vault {self.address} chain {self.chain.chain_id} "
-                    f"request {request_id}"
-                )
-        chosen = self._current_signers(approvals)
-        digest = self.bindings.request_digest(request_id)
-        packed = self._checked_pack(digest, chosen)
-        receipt = self._send(sender, "executeWithSignatures", request_id, packed)
-        return TxResult.from_receipt(receipt)
+        return signing.execute_with_signatures(self, sender, request_id, approvals)
 
     # ------------------------------------------------------------ signed payments
 
     def sign_payment(
         self,
-        signer: Any,
+        signer: BaseAccount,
         to: str,
         amount: int,
         token: str | None = None,
@@ -591,110 +471,21 @@ class Vault:
         runs at once with the threshold's signatures (``payWithSignatures``), no stored
         request. ``deadline`` defaults to one hour from the chain's time; the nonce is the
         vault's current one. Checks the digest equals the vault's ``signedPaymentDigest``."""
-        if amount <= 0:
-            raise AgentWalletError(f"amount must be positive, got {amount}")
-        tok = self.token(token)
-        to_address = checksum(to, "recipient address")
-        agent_address = checksum(agent, "agent address")
-        raw_ref = to_ref(ref)
-        deadline = self.chain.timestamp() + 3600 if deadline is None else int(deadline)
-        nonce = self.bindings.signed_payment_nonce()
-        message = self.payment_typed_data(
-            agent_address, tok.address, to_address, amount, raw_ref, nonce, deadline
-        )
-        onchain = self.bindings.signed_payment_digest(
-            agent_address, tok.address, to_address, amount, raw_ref, deadline
-        )
-        signature = self._sign_typed(signer, message, onchain)
-        return SignedPayment(
-            self.address,
-            self.chain.chain_id,
-            agent_address,
-            tok.address,
-            to_address,
-            amount,
-            HexBytes(raw_ref).to_0x_hex(),
-            nonce,
-            deadline,
-            checksum(str(signer.address)),
-            signature,
+        return signing.sign_payment(
+            self, signer, to, amount, token, agent=agent, ref=ref, deadline=deadline
         )
 
     def payment_typed_data(
         self, agent: str, token: str, to: str, amount: int, ref: bytes, nonce: int, deadline: int
     ) -> dict[str, Any]:
         """The full EIP-712 ``SignedPayment`` message owners sign for ``payWithSignatures``."""
-        return self._typed(
-            "SignedPayment",
-            [
-                ("agent", "address"),
-                ("token", "address"),
-                ("to", "address"),
-                ("amount", "uint256"),
-                ("ref", "bytes32"),
-                ("nonce", "uint256"),
-                ("deadline", "uint256"),
-            ],
-            {
-                "agent": agent,
-                "token": token,
-                "to": to,
-                "amount": int(amount),
-                "ref": bytes(ref),
-                "nonce": int(nonce),
-                "deadline": int(deadline),
-            },
-        )
+        return signing.payment_typed_data(self, agent, token, to, amount, ref, nonce, deadline)
 
-    def pay_with_signatures(self, sender: Account, signed: Sequence[SignedPayment]) -> TxResult:
+    def pay_with_signatures(self, sender: BaseAccount, signed: Sequence[SignedPayment]) -> TxResult:
         """Submit owners' signatures of one payment (anyone may send it). All must sign the
         same payment, for this vault and chain, at the vault's current nonce, before the
         deadline; each ECDSA signature must be by its claimed signer."""
-        if not signed:
-            raise AgentWalletError("no signatures: collect them with Vault.sign_payment")
-        first = signed[0]
-        for s in signed:
-            if s.payment() != first.payment():
-                raise AgentWalletError(
-                    f"signature by {s.signer} is for a different payment than {first.signer}'s: "
-                    "every owner must sign the same vault, chain, agent, token, recipient, "
-                    "amount, ref, nonce and deadline"
-                )
-        if (first.vault, first.chain_id) != (self.address, self.chain.chain_id):
-            raise AgentWalletError(
-                f"signatures are for vault {first.vault} on chain {first.chain_id}, not "
-                f"{self.address} on chain {self.chain.chain_id}"
-            )
-        chosen = self._current_signers(signed)
-        nonce = self.bindings.signed_payment_nonce()
-        if first.nonce != nonce:
-            raise AgentWalletError(
-                f"signatures are for signed-payment nonce {first.nonce} but the vault is at "
-                f"{nonce}: {'another signed payment ran since; ' if first.nonce < nonce else ''}"
-                "ask the owners to sign again"
-            )
-        if self.chain.timestamp() > first.deadline:
-            raise AgentWalletError(
-                f"signatures expired at {first.deadline} (chain time {self.chain.timestamp()}): "
-                "ask the owners to sign again"
-            )
-        raw_ref = bytes(HexBytes(first.ref))
-        digest = self.bindings.signed_payment_digest(
-            first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
-        )
-        packed = self._checked_pack(digest, chosen)
-        receipt = self._send(
-            sender,
-            "payWithSignatures",
-            first.agent,
-            first.token,
-            first.to,
-            first.amount,
-            raw_ref,
-            first.deadline,
-            packed,
-        )
-        return TxResult.from_receipt(receipt)
+        return signing.pay_with_signatures(self, sender, signed)
 
     # ------------------------------------------------------------------ requests
 

@@ -19,7 +19,7 @@ from eth_account.signers.local import LocalAccount
 
 from agentwallet.chain import Chain, connect
 from agentwallet.chain.node import free_port, start_anvil
-from agentwallet.signatures import pack_signatures
+from agentwallet.protocol.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400

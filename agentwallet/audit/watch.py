@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from eth_account.signers.base import BaseAccount
 from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import AuditError
@@ -94,7 +95,7 @@ class Watcher:
         chain: Chain,
         vaults: Sequence[str],
         config: WatchConfig | None = None,
-        pauser: Any = None,
+        pauser: BaseAccount | None = None,
         now: Callable[[], int] | None = None,
     ) -> None:
         self.index = index

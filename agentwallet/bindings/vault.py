@@ -18,11 +18,12 @@ from agentwallet.bindings.artifacts import abi_of
 from agentwallet.protocol.addresses import as_checksum, checksum
 from agentwallet.protocol.constants import AgentStatus, Reason, RequestKind, RequestStatus
 from agentwallet.protocol.models import PolicyView
+from agentwallet.protocol.typed_data import Domain
 
 if TYPE_CHECKING:
     from agentwallet.chain import Chain
 
-__all__ = ["AgentRecord", "CreatedRequest", "Eip712Domain", "StoredRequest", "VaultBinding"]
+__all__ = ["AgentRecord", "CreatedRequest", "StoredRequest", "VaultBinding"]
 
 ARTIFACT = "AgentVault"
 
@@ -64,16 +65,6 @@ class CreatedRequest:
     reasons: Reason
 
 
-@dataclass(frozen=True)
-class Eip712Domain:
-    """``eip712Domain``: the vault's EIP-712 signing domain."""
-
-    name: str
-    version: str
-    chain_id: int
-    verifying_contract: str
-
-
 def _enum(kind: type[AgentStatus] | type[RequestStatus] | type[RequestKind], value: Any) -> Any:
     try:
         return kind(int(value))
@@ -112,9 +103,10 @@ class VaultBinding:
         """Requests ever created (ids are 1..count)."""
         return int(self._fns.requestCount().call())
 
-    def eip712_domain(self) -> Eip712Domain:
+    def eip712_domain(self) -> Domain:
+        """The vault's EIP-712 signing domain (``eip712Domain``)."""
         _, name, version, chain_id, verifying, _, _ = self._fns.eip712Domain().call()
-        return Eip712Domain(str(name), str(version), int(chain_id), checksum(str(verifying)))
+        return Domain(str(name), str(version), int(chain_id), checksum(str(verifying)))
 
     # ------------------------------------------------------------------ agents and limits
 

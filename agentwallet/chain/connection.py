@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
+from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -23,7 +23,7 @@ from web3.providers import HTTPProvider
 from web3.types import BlockIdentifier, TxParams, TxReceipt
 
 from agentwallet.chain.devchain import DevelopmentChain, embedded_web3
-from agentwallet.chain.tx import RECEIPT_TIMEOUT, Account, Broadcaster, Transactor
+from agentwallet.chain.tx import RECEIPT_TIMEOUT, Broadcaster, Transactor
 from agentwallet.errors import ChainConnectionError, TransactionFailedError
 from agentwallet.protocol.addresses import as_checksum
 
@@ -107,7 +107,7 @@ class Chain(DevelopmentChain):
 
     def send_transaction(
         self,
-        account: LocalAccount | Account,
+        account: BaseAccount,
         tx: TxParams | dict[str, Any],
         *,
         check: bool = True,
@@ -140,7 +140,7 @@ class Chain(DevelopmentChain):
         )
 
     def transact(
-        self, function: ContractFunction, sender: LocalAccount | Account, *, value: int = 0
+        self, function: ContractFunction, sender: BaseAccount, *, value: int = 0
     ) -> TxReceipt:
         """Send a contract function call as a locally signed transaction."""
         data = function._encode_transaction_data()
@@ -157,7 +157,7 @@ class Chain(DevelopmentChain):
         self,
         artifact_name: str | Mapping[str, Any],
         *args: Any,
-        sender: LocalAccount | Account | None = None,
+        sender: BaseAccount | None = None,
         value: int = 0,
     ) -> Contract:
         """Deploy the packaged artifact ``artifact_name`` (or an artifact dict, e.g. from

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RECEIPT_TIMEOUT",
-    "Account",
     "Broadcaster",
     "NodeBroadcaster",
     "Transactor",
@@ -53,15 +53,6 @@ __all__ = [
 RECEIPT_TIMEOUT = 120.0
 #: ``format_amount(token, amount)`` for amounts in revert messages ("1.5 tUSDC").
 AmountFormatter = Callable[[str, int], str]
-
-
-class Account(Protocol):
-    """What sending needs from a key: an address and local transaction signing."""
-
-    @property
-    def address(self) -> Any: ...
-
-    def sign_transaction(self, tx: Any) -> Any: ...
 
 
 class Broadcaster(Protocol):
@@ -240,17 +231,17 @@ class Transactor:
         return self.broadcaster.broadcast(raw_transaction)
 
     def sign_and_broadcast(
-        self, account: Account, tx: Mapping[str, Any], *, nonce: int | None = None
+        self, account: BaseAccount, tx: Mapping[str, Any], *, nonce: int | None = None
     ) -> bytes:
         """Sign ``tx`` with the next nonce of ``account`` (or ``nonce``) under the address's
         lock, and broadcast it; return the hash."""
         address = str(account.address)
         if nonce is not None:
             with self.nonces.lock(self.chain, address):
-                signed = account.sign_transaction({**tx, "nonce": nonce})
+                signed = account.sign_transaction(cast(Any, {**tx, "nonce": nonce}))
                 return self.broadcast(bytes(signed.raw_transaction))
         with self.nonces.reserve(self.chain, address) as slot:
-            signed = account.sign_transaction({**tx, "nonce": slot.nonce})
+            signed = account.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
             slot.tx_hash = self.broadcast(bytes(signed.raw_transaction))
         return slot.tx_hash
 
@@ -281,7 +272,7 @@ class Transactor:
 
     def send(
         self,
-        account: Account,
+        account: BaseAccount,
         to: str | None,
         data: bytes = b"",
         value: int = 0,

@@ -32,7 +32,7 @@ from agentwallet.audit.reports import (
 from agentwallet.chain import Chain
 from agentwallet.cli import audit as audit_cli
 from agentwallet.cli import main
-from agentwallet.signatures import pack_signatures
+from agentwallet.protocol.signatures import pack_signatures
 from tests.audit._helpers import ETH, World
 
 

@@ -35,7 +35,7 @@ from web3.types import TxReceipt
 from agentwallet.bindings.artifacts import artifact_names, load_artifact
 from agentwallet.chain import Chain
 from agentwallet.errors import TransactionFailedError
-from agentwallet.signatures import pack_signatures
+from agentwallet.protocol.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400
