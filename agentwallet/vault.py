@@ -34,6 +34,7 @@ from agentwallet.errors import (
     UnknownRequestError,
 )
 from agentwallet.protocol.addresses import checksum
+from agentwallet.protocol.calls import Call, describe
 from agentwallet.protocol.constants import (
     ETH,
     PER_WORD_GAS,
@@ -521,25 +522,20 @@ class Vault:
             data="0x" + r.data.hex(),
         )
 
-    def decode_call(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
-        """(function name, arguments) of a governance call; None if it is no vault call."""
+    def decode_call(self, data: bytes) -> Call | None:
+        """The vault call a governance request carries, or None if ``data`` is none."""
         return self.bindings.decode_call(data)
 
     def describe_call(self, data: bytes) -> str:
         """A governance call as text, e.g. ``setLimits(agent=0xab.., token=tUSDC, ...)``."""
-        call = self.bindings.decode_call(data)
-        if call is None:
-            return "0x" + data.hex()
-        name, args = call
-        parts = []
-        for key, value in args.items():
-            if key == "token":
-                try:
-                    value = self.token(str(value)).symbol
-                except AgentWalletError:
-                    pass
-            parts.append(f"{key}={value}")
-        return f"{name}({', '.join(parts)})"
+        call = self.decode_call(data)
+        return "0x" + data.hex() if call is None else describe(call, token=self._symbol)
+
+    def _symbol(self, token: str) -> str:
+        try:
+            return self.token(token).symbol
+        except AgentWalletError:
+            return token
 
     def requests(self, status: str | None = "pending") -> list[RequestInfo]:
         """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
@@ -557,11 +553,9 @@ class Vault:
         """Every agent ever added, with its settings: the vault's list of active and paused
         agents, then revoked ones (found in the executed addAgent requests)."""
         seen = self.bindings.agents()
-        for fn_name, args in self._executed_governance_calls():
-            if fn_name == "addAgent":
-                address = checksum(str(args["agent"]))
-                if address not in seen:
-                    seen.append(address)
+        for call in self._executed_governance_calls():
+            if call.name == "addAgent" and call.agent not in seen and call.agent is not None:
+                seen.append(call.agent)
         return [self.agent(a) for a in seen]
 
     def _stored_request(self, request_id: int) -> StoredRequest:
@@ -575,8 +569,8 @@ class Vault:
             )
         return r
 
-    def _executed_governance_calls(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(function name, arguments) of every executed governance request, oldest first."""
+    def _executed_governance_calls(self) -> Iterator[Call]:
+        """The calls of every executed governance request, oldest first."""
         for request_id in range(1, self.request_count() + 1):
             r = self.bindings.request(request_id)
             if (r.kind, r.status) != (RequestKind.GOVERNANCE, RequestStatus.EXECUTED):

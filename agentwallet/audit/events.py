@@ -16,15 +16,12 @@ from functools import cache
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
 from agentwallet.audit.errors import BlockRangeError, LogReadError
 from agentwallet.chain import Chain
+from agentwallet.protocol.calls import Call, CallDecoder, canonical_type, plain
 from agentwallet.protocol.constants import ZERO_ADDRESS, RequestKind
-
-#: governance calls whose first argument is the agent they configure
-AGENT_CALLS = frozenset({"addAgent", "unpauseAgent", "setLimits", "allowRecipient"})
 
 RANGE_ERROR_MARKERS = (
     "query returned more than",
@@ -67,14 +64,6 @@ class EventSpec:
         return None
 
 
-def _canonical_type(inp: Mapping[str, Any]) -> str:
-    typ = str(inp["type"])
-    if typ.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in inp["components"])
-        return f"({inner}){typ[5:]}"
-    return typ
-
-
 class EventCodec:
     """Decodes the logs of AgentVault and AgentVaultFactory (from the packaged artifacts)."""
 
@@ -85,39 +74,27 @@ class EventCodec:
             abis = {n: abi_of(n) for n in ("AgentVault", "AgentVaultFactory")}
         self.specs: dict[bytes, EventSpec] = {}
         self.by_name: dict[str, EventSpec] = {}
-        self.functions: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        #: Decodes the calls governance requests carry (the vault's functions).
+        self.calls = CallDecoder(abis.get("AgentVault", ()))
         for contract, abi in abis.items():
             for item in abi:
                 if item.get("type") == "event" and not item.get("anonymous"):
                     inputs = tuple(
-                        (str(i["name"]), _canonical_type(i), bool(i.get("indexed")))
+                        (str(i["name"]), canonical_type(i), bool(i.get("indexed")))
                         for i in item["inputs"]
                     )
                     signature = f"{item['name']}({','.join(t for _, t, _ in inputs)})"
                     spec = EventSpec(contract, str(item["name"]), keccak(text=signature), inputs)
                     self.specs[spec.topic0] = spec
                     self.by_name[spec.name] = spec
-                elif item.get("type") == "function" and contract == "AgentVault":
-                    types = tuple(_canonical_type(i) for i in item["inputs"])
-                    names = tuple(str(i["name"]) for i in item["inputs"])
-                    selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-                    self.functions[selector] = (str(item["name"]), names, types)
 
     @property
     def vault_topics(self) -> list[bytes]:
         return [s.topic0 for s in self.specs.values() if s.contract == "AgentVault"]
 
-    def decode_call(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
-        """Decode a governance request's call on the vault: (function name, args) or None."""
-        entry = self.functions.get(bytes(data[:4]))
-        if entry is None:
-            return None
-        name, names, types = entry
-        try:
-            values = abi_decode(list(types), bytes(data[4:]))
-        except Exception:  # noqa: BLE001 - malformed call data: not decodable
-            return None
-        return name, {n: _plain(t, v) for n, t, v in zip(names, types, values, strict=True)}
+    def decode_call(self, data: bytes) -> Call | None:
+        """The vault call a governance request carries, or None."""
+        return self.calls.decode(data)
 
     def decode(self, log: RawLog) -> AuditEvent | None:
         """Decode one log, or None for a log that is not one of our events."""
@@ -133,7 +110,7 @@ class EventCodec:
             if indexed:
                 args[name] = _topic_plain(typ, next(topics))
             else:
-                args[name] = _plain(typ, next(data_values))
+                args[name] = plain(typ, next(data_values))
         return self._build(spec, log, args)
 
     def _build(self, spec: EventSpec, log: RawLog, args: dict[str, Any]) -> AuditEvent:
@@ -142,7 +119,7 @@ class EventCodec:
         actor: str | None = None
         recipient: str | None = None
         kind: str | None = None
-        vault = _checksum(log.address)
+        vault = plain("address", log.address)
         if name == "RequestCreated":
             kind = RequestKind.text_of(args["kind"])
             actor = agent
@@ -151,8 +128,8 @@ class EventCodec:
             else:
                 agent = None
                 call = self.decode_call(bytes.fromhex(args["data"][2:]))
-                if call is not None and call[0] in AGENT_CALLS:
-                    agent = call[1].get("agent")
+                if call is not None:
+                    agent = call.agent
         elif name == "PaymentExecuted":
             recipient = args["to"]
         elif name == "SignedPaymentExecuted":
@@ -182,7 +159,7 @@ class EventCodec:
             block_hash=log.block_hash,
             tx_hash=log.tx_hash,
             log_index=log.log_index,
-            emitter=_checksum(log.address),
+            emitter=plain("address", log.address),
             vault=vault,
             name=name,
             args=args,
@@ -198,32 +175,15 @@ class EventCodec:
 
 
 @cache
-def _checksum(address: str) -> str:
-    return str(to_checksum_address(address))
-
-
-def _plain(typ: str, value: Any) -> Any:
-    """ABI value → JSON-friendly Python value (checksum addresses, 0x hex bytes)."""
-    if typ.endswith("]"):
-        inner = typ[: typ.rindex("[")]
-        return [_plain(inner, v) for v in value]
-    if typ == "address":
-        return _checksum(value)
-    if typ.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    return value
-
-
-@cache
 def _topic_plain(typ: str, topic: bytes) -> Any:
     """An indexed value from its topic (static types only; cached: topics repeat a lot)."""
     if typ == "address":
-        return _checksum("0x" + topic[12:].hex())
+        return plain("address", "0x" + topic[12:].hex())
     if typ.startswith("uint"):
         return int.from_bytes(topic, "big")
     if typ == "bool":
         return topic[-1] == 1
-    return _plain(typ, abi_decode([typ], topic)[0])
+    return plain(typ, abi_decode([typ], topic)[0])
 
 
 @dataclass(frozen=True)

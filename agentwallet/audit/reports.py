@@ -17,6 +17,7 @@ from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter
 from agentwallet.audit.index import AuditIndex, TokenMeta
+from agentwallet.protocol.calls import describe
 from agentwallet.protocol.constants import ETH, AgentStatus, reason_texts
 
 
@@ -99,11 +100,7 @@ def describe_call(codec: EventCodec, data_hex: str) -> str:
     call = codec.decode_call(bytes.fromhex(data_hex[2:]))
     if call is None:
         return f"call {data_hex[:10]}"
-    name, args = call
-    inner = ", ".join(
-        f"{k}={short(v) if isinstance(v, str) and len(v) == 42 else v}" for k, v in args.items()
-    )
-    return f"{name}({inner})"
+    return describe(call, address=short)
 
 
 def build_requests(codec: EventCodec, events: Iterable[AuditEvent]) -> dict[int, RequestState]:

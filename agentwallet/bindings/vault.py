@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from hexbytes import HexBytes
@@ -16,6 +17,7 @@ from web3.logs import DISCARD
 
 from agentwallet.bindings.artifacts import abi_of
 from agentwallet.protocol.addresses import as_checksum, checksum
+from agentwallet.protocol.calls import Call, CallDecoder
 from agentwallet.protocol.constants import AgentStatus, Reason, RequestKind, RequestStatus
 from agentwallet.protocol.models import PolicyView
 from agentwallet.protocol.typed_data import Domain
@@ -23,9 +25,15 @@ from agentwallet.protocol.typed_data import Domain
 if TYPE_CHECKING:
     from agentwallet.chain import Chain
 
-__all__ = ["AgentRecord", "CreatedRequest", "StoredRequest", "VaultBinding"]
+__all__ = ["AgentRecord", "CreatedRequest", "StoredRequest", "VaultBinding", "vault_calls"]
 
 ARTIFACT = "AgentVault"
+
+
+@cache
+def vault_calls() -> CallDecoder:
+    """The decoder of AgentVault calls (governance requests' calldata)."""
+    return CallDecoder(abi_of(ARTIFACT))
 
 
 @dataclass(frozen=True)
@@ -188,13 +196,9 @@ class VaultBinding:
         """Calldata of ``fn_name(*args)``."""
         return bytes(HexBytes(self.contract.encode_abi(fn_name, args=list(args))))
 
-    def decode_call(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
-        """(function name, arguments) of calldata for this ABI; None if it is no vault call."""
-        try:
-            fn, args = self.contract.decode_function_input(data)
-        except Exception:  # noqa: BLE001 - not a call this ABI knows
-            return None
-        return str(fn.fn_name), dict(args)
+    def decode_call(self, data: bytes) -> Call | None:
+        """The vault call ``data`` makes (a governance request's), or None."""
+        return vault_calls().decode(data)
 
     @property
     def abi(self) -> Sequence[Mapping[str, Any]]:

@@ -145,39 +145,37 @@ def _what(r: RequestInfo, vault: Vault | None = None, names: dict[str, str] | No
 
 
 def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str:
-    """``setLimits(travel, ETH: 0.5 per payment, 1 per 1d)``; "" if ``data`` is no vault call."""
+    """``setLimits(travel, ETH, maxPerPayment 0.5, allowance 1, period 1d)``; "" if ``data``
+    is no vault call."""
     from agentwallet.errors import AgentWalletError
+    from agentwallet.protocol.calls import describe
     from agentwallet.units import format_amount
 
     call = vault.decode_call(data)
     if call is None:  # not a vault call: the caller shows the raw text
         return ""
-    name, args = call
-    parts: list[str] = []
-    decimals = 18
-    if "token" in args:
+
+    def token_text(token: str) -> str:
         try:
-            info = vault.token(str(args["token"]))
-            decimals = info.decimals
-            parts.append(info.symbol)
+            return vault.token(token).symbol
         except AgentWalletError:
-            parts.append(short(str(args["token"])))
-    for key, value in args.items():
-        if key == "token":
-            continue
-        if isinstance(value, str) and value.startswith("0x") and key == "agent":
-            parts.insert(0, label(value, names))
-        elif isinstance(value, str) and value.startswith("0x"):
-            parts.append(f"{key} {label(value, names)}")
-        elif key in ("maxPerPayment", "allowance"):
-            parts.append(f"{key} {format_amount(int(value), decimals)}")
-        elif key in ("period", "requestExpiry"):
-            parts.append(f"{key} {span(int(value))}")
-        elif key in ("validAfter", "validUntil") and not value:
-            continue
-        else:
-            parts.append(f"{key} {value}")
-    return f"{name}({', '.join(parts)})"
+            return short(token)
+
+    def amount_text(value: int, token: str) -> str:
+        try:
+            decimals = vault.token(token).decimals
+        except AgentWalletError:
+            decimals = 18
+        return format_amount(value, decimals)
+
+    return describe(
+        call,
+        address=lambda address: label(address, names),
+        token=token_text,
+        amount=amount_text,
+        duration=span,
+        words=True,
+    )
 
 
 @click.command("requests")
