@@ -23,14 +23,11 @@ from web3.types import TxReceipt
 
 from agentwallet.chain import Chain
 from agentwallet.errors import (
-    AgentExpiredError,
-    AgentNotActiveError,
-    AgentNotYetValidError,
     AmountError,
+    ContractRevertError,
     InsufficientFundsError,
     PaymentPendingError,
     TransactionFailedError,
-    VaultIsPausedError,
 )
 from agentwallet.keys import home_dir
 from agentwallet.protocol.addresses import checksum
@@ -116,33 +113,21 @@ class AgentWallet:
         return amount
 
     def _check_agent_state(self) -> None:
+        """Raise what the contract would for a paused vault or an agent that may not pay now
+        (checked first, so the dry run's other errors do not hide it)."""
         if self.vault.bindings.paused():
-            raise VaultIsPausedError(
-                f"vault {self.vault.address} is paused: owners must unpause it (propose unpause)",
-                error_name="VaultIsPaused",
-            )
+            raise ContractRevertError.from_error("VaultIsPaused")
         record = self.vault.bindings.agent(self.address)
-        status, valid_after, valid_until = record.status, record.valid_after, record.valid_until
-        if int(status) != AgentStatus.ACTIVE:
-            raise AgentNotActiveError(
-                f"agent {self.address} is {AgentStatus.text_of(int(status))} in vault "
-                f"{self.vault.address}: only an active agent can pay; ask the owners",
-                error_name="AgentNotActive",
-                args_by_name={"agent": self.address, "status": int(status)},
-            )
+        if record.status != AgentStatus.ACTIVE:
+            args = {"agent": self.address, "status": int(record.status)}
+            raise ContractRevertError.from_error("AgentNotActive", args)
         now = self.chain.timestamp()
-        if now + 1 < int(valid_after):
-            raise AgentNotYetValidError(
-                f"agent {self.address} may pay only from timestamp {valid_after} (now {now})",
-                error_name="AgentNotYetValid",
-                args_by_name={"agent": self.address, "validAfter": int(valid_after)},
-            )
-        if int(valid_until) and now >= int(valid_until):
-            raise AgentExpiredError(
-                f"agent {self.address} expired at timestamp {valid_until}: owners must re-add it",
-                error_name="AgentExpired",
-                args_by_name={"agent": self.address, "validUntil": int(valid_until)},
-            )
+        if now + 1 < record.valid_after:  # the payment lands in the next block at the earliest
+            args = {"agent": self.address, "validAfter": record.valid_after}
+            raise ContractRevertError.from_error("AgentNotYetValid", args)
+        if record.valid_until and now >= record.valid_until:
+            args = {"agent": self.address, "validUntil": record.valid_until}
+            raise ContractRevertError.from_error("AgentExpired", args)
 
     def check(self, to: str, amount: int, token: str | None = None) -> PaymentCheck:
         """What paying ``amount`` (base units) of ``token`` to ``to`` would do, without sending.

@@ -3,11 +3,47 @@
 Every error raised on purpose by agentwallet derives from :class:`AgentWalletError`, and its
 message says what went wrong and how to fix it. The CLI turns these into a one-line
 ``error: <message>`` and exit code 1.
+
+* AgentWalletError
+  + ConfigurationError - a setting (environment variable, option, file) is missing or invalid
+  + CompilerError - no Solidity compiler, contracts that do not compile, a missing artifact
+  + ChainConnectionError - the JSON-RPC node cannot be reached or answered badly
+  + NodeNotFoundError - anvil is not installed or cannot start
+  + NotADevelopmentChainError - snapshots, time travel, dev accounts, faucet on a real chain
+  + SnapshotError
+  + TransactionFailedError - mined but reverted (status 0); ``.receipt``
+  + AmountError, DurationError, InvalidAddressError - bad input (also ``ValueError``)
+  + KeyStoreError
+    - UnknownKeyError, WrongPasswordError, InsecureKeystoreError, KeyExistsError,
+      PasswordRequiredError
+  + UnknownVaultError, UnknownTokenError, NotAVaultError, ChainMismatchError - deployments
+  + InsufficientGasError - the sender cannot pay for gas (nothing was sent)
+  + InsufficientFundsError - the vault or the sender holds too little of the token
+    - InsufficientBalanceError (also a ContractRevertError)
+  + SignatureMismatchError - a local EIP-712 digest or signer differs from the vault's view
+  + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
+  + ContractRevertError - a contract call reverts; ``.error_name``, ``.args_by_name``, ``.data``
+    - one subclass per AgentVault error (:data:`REVERT_ERRORS`, name + ``Error``):
+      AlreadyInitializedError, NotOwnerError, OnlyVaultError, VaultIsPausedError,
+      ZeroAddressError, ZeroAmountError, AgentNotActiveError, AgentNotYetValidError,
+      AgentExpiredError, AgentIsOwnerError, InvalidAgentError, InvalidValidityError,
+      TooManyOpenRequestsError, LimitTooLargeError, InvalidPeriodError,
+      LimitNotReducedError, UnknownRequestError, RequestNotPendingError,
+      RequestHasExpiredError, RequestNotExpiredError, AlreadyApprovedError,
+      NotEnoughApprovalsError, SignersNotSortedError, InvalidSignatureError,
+      NotRequestAgentError, InsufficientBalanceError, EthTransferFailedError,
+      InvalidThresholdError, AlreadyOwnerError, NotAnOwnerError, TooManyOwnersError,
+      InvalidRequestExpiryError, InvalidMaxOpenRequestsError, NotGovernanceCallError,
+      UnknownAgentError, SignatureExpiredError, TooManyAgentsError, TooManyTokensError
+  + AuditError (:mod:`agentwallet.audit.errors`) - index, block range, log reads, what-if
+
+Build a revert error with :meth:`ContractRevertError.from_error` (the Solidity name and
+arguments), or from raw revert data with :func:`decode_revert`; never by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from agentwallet.protocol.constants import (
@@ -151,6 +187,36 @@ class ContractRevertError(AgentWalletError):
         self.error_name = error_name
         self.args_by_name: dict[str, object] = dict(args_by_name or {})
         self.data = data
+
+    @classmethod
+    def from_error(
+        cls,
+        name: str | None = None,
+        args: Mapping[str, object] | None = None,
+        *,
+        data: bytes = b"",
+        format_amount: Callable[[str, int], str] | None = None,
+        message: str | None = None,
+    ) -> ContractRevertError:
+        """The typed error for the Solidity error ``name(args)`` (``name`` defaults to this
+        class's): the :data:`REVERT_ERRORS` class, or a plain :class:`ContractRevertError` for a
+        name agentwallet does not know. The message is the one :func:`decode_revert` writes
+        (``format_amount(token, amount)`` renders token amounts), unless ``message`` is given
+        for a check agentwallet made itself before asking the contract."""
+        name = name or cls.__name__.removesuffix("Error")
+        error_cls = REVERT_ERRORS.get(name, ContractRevertError)
+        arguments = dict(args or {})
+        if message is None:
+            parts = [_describe_arg(k, v, name) for k, v in arguments.items()]
+            if name == "InsufficientBalance" and format_amount is not None:
+                token = str(arguments["token"])
+                parts = [
+                    f"vault holds {format_amount(token, int(str(arguments['balance'])))}",
+                    f"needs {format_amount(token, int(str(arguments['amount'])))}",
+                ]
+            hint = f": {error_cls.hint}" if error_cls.hint else ""
+            message = f"the contract reverted with {name}({', '.join(parts)}){hint}"
+        return error_cls(message, error_name=name, args_by_name=arguments, data=data)
 
 
 class AlreadyInitializedError(ContractRevertError):
@@ -434,21 +500,6 @@ def decode_revert(
         except Exception:  # noqa: BLE001 - selector clash with other arguments
             continue
         args = {i["name"]: v for i, v in zip(inputs, values, strict=True)}
-        cls = REVERT_ERRORS.get(name, ContractRevertError)
-        parts = [_describe_arg(k, v, name) for k, v in args.items()]
-        if name == "InsufficientBalance" and format_amount is not None:
-            token = str(args["token"])
-            parts = [
-                f"vault holds {format_amount(token, int(str(args['balance'])))}",
-                f"needs {format_amount(token, int(str(args['amount'])))}",
-            ]
-        detail = f"{name}({', '.join(parts)})"
-        hint = f": {cls.hint}" if cls.hint else ""
-        return cls(
-            f"the contract reverted with {detail}{hint}",
-            error_name=name,
-            args_by_name=args,
-            data=raw,
-        )
+        return ContractRevertError.from_error(name, args, data=raw, format_amount=format_amount)
     shown = "0x" + raw.hex() if raw else "no data"
     return ContractRevertError(f"the contract reverted ({shown})", data=raw)

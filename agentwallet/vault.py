@@ -28,10 +28,10 @@ from agentwallet.chain import Chain
 from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentWalletError,
+    ContractRevertError,
     InsufficientFundsError,
     NotAVaultError,
     TransactionFailedError,
-    UnknownRequestError,
 )
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.calls import Call, describe
@@ -562,10 +562,11 @@ class Vault:
         """The request as stored; an unknown id raises :class:`UnknownRequestError`."""
         r = self.bindings.request(request_id)
         if r.status == RequestStatus.NONE:
-            raise UnknownRequestError(
-                f"no request {request_id} in vault {self.address}: list them with `requests`",
-                error_name="UnknownRequest",
-                args_by_name={"requestId": request_id},
+            raise ContractRevertError.from_error(
+                "UnknownRequest",
+                {"requestId": request_id},
+                message=f"no request {request_id} in vault {self.address}: list them with "
+                "`requests`",
             )
         return r
 

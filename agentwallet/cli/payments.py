@@ -270,13 +270,16 @@ def _show_and_confirm(
 
 def _pending(vault: Vault, request_id: int) -> RequestInfo:
     """The request, which must still be pending (before anything is signed or sent)."""
-    from agentwallet.errors import RequestNotPendingError
+    from agentwallet.errors import ContractRevertError
+    from agentwallet.protocol.constants import RequestStatus
 
     r = vault.request(request_id)
-    if r.status != "pending":
-        raise RequestNotPendingError(
-            f"request {request_id} is {r.status}, not pending: it was already decided "
-            "(see `agentwallet requests --all`)"
+    if r.status != RequestStatus.PENDING.text:
+        raise ContractRevertError.from_error(
+            "RequestNotPending",
+            {"requestId": request_id, "status": int(RequestStatus[r.status.upper()])},
+            message=f"request {request_id} is {r.status}, not pending: it was already decided "
+            "(see `agentwallet requests --all`)",
         )
     return r
 
