@@ -16,7 +16,7 @@ from typing import Any
 
 from eth_account import Account
 
-from agentwallet.cli._output import budget, kv_table, short, span, table
+from agentwallet._text import budget, kv_table, short, span, table
 from agentwallet.errors import AgentWalletError
 
 Echo = Callable[[str], None]

@@ -15,6 +15,7 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from agentwallet._text import short, table
 from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter
 from agentwallet.audit.index import AuditIndex, TokenMeta
 from agentwallet.protocol.calls import describe
@@ -35,12 +36,6 @@ def iso(ts: int | None) -> str:
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def short(address: str | None) -> str:
-    if not address:
-        return ""
-    return address[:6] + "…" + address[-4:]
 
 
 class Amounts:
@@ -526,12 +521,4 @@ def render(rows: Sequence[Any], fmt: str = "table", columns: Sequence[str] | Non
         return buf.getvalue().rstrip("\n")
     if not dicts:
         return "(none)"
-    table = [[str(c) for c in cols]] + [
-        ["" if d.get(c) is None else str(d.get(c)) for c in cols] for d in dicts
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    lines = [
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table(cols, [[d.get(c) for c in cols] for d in dicts])

@@ -13,6 +13,7 @@ from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.watch import WatchConfig, Watcher
 from agentwallet.chain import Broadcaster, Chain
 from agentwallet.deployments import Deployments
+from agentwallet.faucet import deploy_test_token, faucet
 from agentwallet.vault import Vault
 
 ETHER = 10**18
@@ -32,7 +33,7 @@ class RecordingBroadcaster:
         return tx_hash
 
 
-def test_faucet_deploys_payments_and_the_watchers_auto_pause_use_the_injected_broadcaster(
+def test_faucet_test_token_deploys_payments_and_auto_pause_use_the_injected_broadcaster(
     chain: Chain, tmp_path: Path
 ) -> None:
     recorder = RecordingBroadcaster(chain.transactor.broadcaster)
@@ -40,12 +41,12 @@ def test_faucet_deploys_payments_and_the_watchers_auto_pause_use_the_injected_br
     first_block = chain.block_number() + 1
     owner, agent = chain.dev_accounts[1], Account.create()
 
-    faucet = recorded.send_transaction(
-        recorded.dev_accounts[0], {"to": agent.address, "value": ETHER // 10}
-    )
-    vault = Vault.create(
-        recorded, owner, [owner.address], 1, deployments=Deployments(recorded, tmp_path)
-    )
+    deployments = Deployments(recorded, tmp_path)
+    gas = faucet(recorded, agent.address, ETHER // 10)
+    token = deploy_test_token(recorded, owner, deployments)
+    minted = faucet(recorded, owner.address, 5 * 10**6, token)
+    assert (gas.balance, minted.balance) == (ETHER // 10, 5 * 10**6)
+    vault = Vault.create(recorded, owner, [owner.address], 1, deployments=deployments)
     vault.propose_add_agent(owner, agent.address)
     vault.propose_set_limits(owner, agent.address, None, ETHER, 2 * ETHER, DAY)
     vault.fund(owner, 3 * ETHER)
@@ -65,7 +66,8 @@ def test_faucet_deploys_payments_and_the_watchers_auto_pause_use_the_injected_br
     assert (
         pause["input"][:4] == HexBytes(vault.contract.encode_abi("pauseAgent", [agent.address]))[:4]
     )
-    assert {bytes(faucet["transactionHash"]), bytes(pause_hash)} <= set(recorder.sent)
+    faucet_hashes = {bytes(HexBytes(f.tx.tx_hash)) for f in (gas, minted)}
+    assert faucet_hashes | {bytes(pause_hash)} <= set(recorder.sent)
     # and nothing reached the chain any other way
     mined = [
         bytes(tx_hash)
