@@ -16,6 +16,7 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 
+from agentwallet import views
 from agentwallet.errors import AgentWalletError, SignatureMismatchError
 from agentwallet.protocol import signatures, typed_data
 from agentwallet.protocol.addresses import checksum
@@ -55,7 +56,7 @@ def sign_typed(signer: BaseAccount, message: dict[str, Any], onchain: bytes) -> 
 
 def request_typed_data(vault: Vault, request_id: int) -> dict[str, Any]:
     """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
-    r = vault._stored_request(request_id)
+    r = views.stored_request(vault, request_id)
     return typed_data.request_message(
         vault.bindings.eip712_domain(),
         request_id,

@@ -12,39 +12,30 @@ from a per-(chain, address) lock so threads never collide. Off-chain signatures 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from agentwallet import signing
+from agentwallet import signing, views
 from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.bindings.factory import FactoryBinding, factory_creation_code
-from agentwallet.bindings.vault import StoredRequest, VaultBinding
+from agentwallet.bindings.vault import VaultBinding
 from agentwallet.chain import Chain
 from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentWalletError,
-    ContractRevertError,
     InsufficientFundsError,
     NotAVaultError,
     TransactionFailedError,
 )
 from agentwallet.protocol.addresses import checksum
-from agentwallet.protocol.calls import Call, describe
-from agentwallet.protocol.constants import (
-    ETH,
-    PER_WORD_GAS,
-    ZERO_ADDRESS,
-    AgentStatus,
-    RequestKind,
-    RequestStatus,
-)
+from agentwallet.protocol.calls import Call
+from agentwallet.protocol.constants import ETH, PER_WORD_GAS, ZERO_ADDRESS
 from agentwallet.protocol.models import (
-    ETH_TOKEN,
     AgentView,
     ApprovalResult,
     PolicyView,
@@ -55,7 +46,7 @@ from agentwallet.protocol.models import (
     TokenInfo,
     TxResult,
 )
-from agentwallet.protocol.refs import ref_text, to_ref
+from agentwallet.protocol.refs import to_ref
 from agentwallet.units import format_amount
 
 __all__ = [
@@ -73,8 +64,6 @@ __all__ = [
     "deploy_factory",
 ]
 
-_T = TypeVar("_T")
-
 
 def deploy_factory(chain: Chain, sender: BaseAccount) -> str:
     """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
@@ -83,11 +72,6 @@ def deploy_factory(chain: Chain, sender: BaseAccount) -> str:
     if address is None:  # pragma: no cover - a successful creation always has an address
         raise TransactionFailedError("the factory deployment produced no address", receipt=receipt)
     return checksum(str(address))
-
-
-# ---------------------------------------------------------------------------------------------
-# Vault
-# ---------------------------------------------------------------------------------------------
 
 
 class Vault:
@@ -199,7 +183,9 @@ class Vault:
     def balance(self, token: str | TokenInfo | None = None) -> int:
         """The vault's balance of ``token`` (default ETH) in base units."""
         info = token if isinstance(token, TokenInfo) else self.token(token)
-        return token_balance(self.chain, info, self.address)
+        if info.is_eth:
+            return self.chain.balance(self.address)
+        return Erc20Binding(self.chain, info.address).balance_of(self.address)
 
     def format(self, token: str | None, amount: int) -> str:
         """``amount`` of ``token`` as "1.5 tUSDC"."""
@@ -223,6 +209,9 @@ class Vault:
             format_amount=self._fmt,
             extra_gas=extra_gas,
         )
+
+    def _tx(self, sender: BaseAccount, fn_name: str, *args: Any, extra_gas: int = 0) -> TxResult:
+        return TxResult.from_receipt(self._send(sender, fn_name, *args, extra_gas=extra_gas))
 
     def _flag_rewrite_margin(self, agents: Sequence[str]) -> int:
         """Gas an emergency action may need beyond its estimate: an agent can arm its fast path
@@ -286,14 +275,9 @@ class Vault:
         ref: str | bytes | None = None,
     ) -> RequestRef:
         """Propose adding ``agent`` (validity window in unix seconds, 0 = open)."""
+        address = checksum(agent, "agent address")
         return self.propose(
-            sender,
-            "addAgent",
-            checksum(agent, "agent address"),
-            valid_after,
-            valid_until,
-            allowlist,
-            ref=ref,
+            sender, "addAgent", address, valid_after, valid_until, allowlist, ref=ref
         )
 
     def propose_set_limits(
@@ -307,28 +291,16 @@ class Vault:
         ref: str | bytes | None = None,
     ) -> RequestRef:
         """Propose the agent's limits for ``token`` (base units; ``period`` seconds)."""
-        return self.propose(
-            sender,
-            "setLimits",
-            checksum(agent, "agent address"),
-            self.token(token).address,
-            max_per_payment,
-            allowance,
-            period,
-            ref=ref,
-        )
+        address, token_address = checksum(agent, "agent address"), self.token(token).address
+        limits = (max_per_payment, allowance, period)
+        return self.propose(sender, "setLimits", address, token_address, *limits, ref=ref)
 
     def propose_allow_recipient(
         self, sender: BaseAccount, agent: str, recipient: str, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose adding ``recipient`` to the agent's allowlist."""
-        return self.propose(
-            sender,
-            "allowRecipient",
-            checksum(agent, "agent address"),
-            checksum(recipient, "recipient address"),
-            ref=ref,
-        )
+        address, to = checksum(agent, "agent address"), checksum(recipient, "recipient address")
+        return self.propose(sender, "allowRecipient", address, to, ref=ref)
 
     def propose_unpause(self, sender: BaseAccount, ref: str | bytes | None = None) -> RequestRef:
         """Propose unpausing the vault."""
@@ -366,20 +338,22 @@ class Vault:
 
     def pause(self, sender: BaseAccount) -> TxResult:
         """Pause the vault (one owner; unpausing needs the threshold)."""
-        margin = self._flag_rewrite_margin(self.bindings.agents())
-        return TxResult.from_receipt(self._send(sender, "pause", extra_gas=margin))
+        return self._tx(
+            sender, "pause", extra_gas=self._flag_rewrite_margin(self.bindings.agents())
+        )
 
     def pause_agent(self, sender: BaseAccount, agent: str) -> TxResult:
         """Pause an agent (one owner)."""
         address = checksum(agent)
-        margin = self._flag_rewrite_margin([address])
-        return TxResult.from_receipt(self._send(sender, "pauseAgent", address, extra_gas=margin))
+        return self._tx(
+            sender, "pauseAgent", address, extra_gas=self._flag_rewrite_margin([address])
+        )
 
     def revoke_agent(self, sender: BaseAccount, agent: str) -> TxResult:
         """Revoke an agent for good (one owner)."""
         address = checksum(agent)
         margin = self._flag_rewrite_margin([address])
-        return TxResult.from_receipt(self._send(sender, "revokeAgent", address, extra_gas=margin))
+        return self._tx(sender, "revokeAgent", address, extra_gas=margin)
 
     def reduce_limits(
         self,
@@ -390,32 +364,20 @@ class Vault:
         allowance: int,
     ) -> TxResult:
         """Lower an agent's limits for ``token`` (one owner; each value <= the current)."""
-        return TxResult.from_receipt(
-            self._send(
-                sender,
-                "reduceLimits",
-                checksum(agent),
-                self.token(token).address,
-                max_per_payment,
-                allowance,
-            )
-        )
+        address, token_address = checksum(agent), self.token(token).address
+        return self._tx(sender, "reduceLimits", address, token_address, max_per_payment, allowance)
 
     def remove_token(self, sender: BaseAccount, agent: str, token: str | None) -> TxResult:
         """Take ``token`` out of the agent's scope (one owner)."""
-        return TxResult.from_receipt(
-            self._send(sender, "removeToken", checksum(agent), self.token(token).address)
-        )
+        return self._tx(sender, "removeToken", checksum(agent), self.token(token).address)
 
     def remove_recipient(self, sender: BaseAccount, agent: str, recipient: str) -> TxResult:
         """Remove ``recipient`` from the agent's allowlist (one owner)."""
-        return TxResult.from_receipt(
-            self._send(sender, "removeRecipient", checksum(agent), checksum(recipient))
-        )
+        return self._tx(sender, "removeRecipient", checksum(agent), checksum(recipient))
 
     def enforce_allowlist(self, sender: BaseAccount, agent: str) -> TxResult:
         """Switch the agent's recipient allowlist on (one owner)."""
-        return TxResult.from_receipt(self._send(sender, "enforceAllowlist", checksum(agent)))
+        return self._tx(sender, "enforceAllowlist", checksum(agent))
 
     # ------------------------------------------------------------------ co-signing
 
@@ -429,15 +391,15 @@ class Vault:
 
     def reject(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Reject a pending request (one owner); it can never execute."""
-        return TxResult.from_receipt(self._send(sender, "reject", request_id))
+        return self._tx(sender, "reject", request_id)
 
     def execute(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Execute a request whose on-chain approvals already meet the threshold."""
-        return TxResult.from_receipt(self._send(sender, "execute", request_id))
+        return self._tx(sender, "execute", request_id)
 
     def expire(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Mark a pending request past its expiry as expired."""
-        return TxResult.from_receipt(self._send(sender, "expire", request_id))
+        return self._tx(sender, "expire", request_id)
 
     def typed_data(self, request_id: int) -> dict[str, Any]:
         """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
@@ -488,39 +450,16 @@ class Vault:
         deadline; each ECDSA signature must be by its claimed signer."""
         return signing.pay_with_signatures(self, sender, signed)
 
-    # ------------------------------------------------------------------ requests
+    # ------------------------------------------------------------------ requests and agents
 
     def request(self, request_id: int) -> RequestInfo:
         """One request, decoded for humans."""
-        r = self._stored_request(request_id)
-        status = RequestStatus.text_of(r.status)
-        if r.status == RequestStatus.PENDING and self.chain.timestamp() > r.expires_at:
-            status = RequestStatus.EXPIRED.text
-        approvals = tuple(o for o in self.owners() if self.bindings.has_approved(request_id, o))
-        if r.kind == RequestKind.PAYMENT:
-            info = self.token(r.token)
-            amount_text = f"{format_amount(r.amount, info.decimals)} {info.symbol}"
-            action = f"pay {amount_text} to {r.to}"
-        else:
-            info, amount_text, action = ETH_TOKEN, "", self.describe_call(r.data)
-        return RequestInfo(
-            id=request_id,
-            kind=RequestKind.text_of(r.kind),
-            status=status,
-            agent=r.agent,
-            token=info,
-            to=r.to,
-            amount=r.amount,
-            amount_text=amount_text,
-            reasons=r.reasons.texts,
-            ref=ref_text(r.ref),
-            created_at=r.created_at,
-            expires_at=r.expires_at,
-            approvals=approvals,
-            threshold=self.threshold(),
-            action=action,
-            data="0x" + r.data.hex(),
-        )
+        return views.request_info(self, request_id)
+
+    def requests(self, status: str | None = "pending") -> list[RequestInfo]:
+        """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
+        "expired"; None or "all" for every request), oldest first."""
+        return views.requests(self, status)
 
     def decode_call(self, data: bytes) -> Call | None:
         """The vault call a governance request carries, or None if ``data`` is none."""
@@ -528,75 +467,17 @@ class Vault:
 
     def describe_call(self, data: bytes) -> str:
         """A governance call as text, e.g. ``setLimits(agent=0xab.., token=tUSDC, ...)``."""
-        call = self.decode_call(data)
-        return "0x" + data.hex() if call is None else describe(call, token=self._symbol)
-
-    def _symbol(self, token: str) -> str:
-        try:
-            return self.token(token).symbol
-        except AgentWalletError:
-            return token
-
-    def requests(self, status: str | None = "pending") -> list[RequestInfo]:
-        """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
-        "expired"; None or "all" for every request), oldest first."""
-        result = []
-        for request_id in range(1, self.request_count() + 1):
-            info = self.request(request_id)
-            if status in (None, "all") or info.status == status:
-                result.append(info)
-        return result
-
-    # ------------------------------------------------------------------ agents
+        return views.describe_call(self, data)
 
     def agents(self) -> list[AgentView]:
         """Every agent ever added, with its settings: the vault's list of active and paused
         agents, then revoked ones (found in the executed addAgent requests)."""
-        seen = self.bindings.agents()
-        for call in self._executed_governance_calls():
-            if call.name == "addAgent" and call.agent not in seen and call.agent is not None:
-                seen.append(call.agent)
-        return [self.agent(a) for a in seen]
+        return views.agents(self)
 
-    def _stored_request(self, request_id: int) -> StoredRequest:
-        """The request as stored; an unknown id raises :class:`UnknownRequestError`."""
-        r = self.bindings.request(request_id)
-        if r.status == RequestStatus.NONE:
-            raise ContractRevertError.from_error(
-                "UnknownRequest",
-                {"requestId": request_id},
-                message=f"no request {request_id} in vault {self.address}: list them with "
-                "`requests`",
-            )
-        return r
-
-    def _executed_governance_calls(self) -> Iterator[Call]:
-        """The calls of every executed governance request, oldest first."""
-        for request_id in range(1, self.request_count() + 1):
-            r = self.bindings.request(request_id)
-            if (r.kind, r.status) != (RequestKind.GOVERNANCE, RequestStatus.EXECUTED):
-                continue
-            call = self.bindings.decode_call(r.data)
-            if call is not None:
-                yield call
+    def agent(self, address: str) -> AgentView:
+        """An agent's settings and its limits for every token in scope."""
+        return views.agent_view(self, address)
 
     def policy(self, agent: str, token: str | None = None) -> PolicyView:
         """The agent's limits for ``token`` now."""
         return self.bindings.policy(agent, self.token(token).address)
-
-    def agent(self, address: str) -> AgentView:
-        """An agent's settings and its limits for every token in scope."""
-        agent = checksum(address, "agent address")
-        a = self.bindings.agent(agent)
-        policies = {t: self.bindings.policy(agent, t) for t in self.bindings.agent_tokens(agent)}
-        status = AgentStatus.text_of(a.status)
-        return AgentView(
-            agent, status, a.valid_after, a.valid_until, a.allowlist, a.open_requests, policies
-        )
-
-
-def token_balance(chain: Chain, token: TokenInfo, holder: str) -> int:
-    """``holder``'s balance of ``token`` in base units."""
-    if token.is_eth:
-        return chain.balance(holder)
-    return Erc20Binding(chain, token.address).balance_of(holder)
