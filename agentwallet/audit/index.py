@@ -28,15 +28,15 @@ from agentwallet.audit.errors import (
     NotAVaultAddressError,
     ReorgDuringSyncError,
 )
-from agentwallet.audit.events import (
-    AuditEvent,
-    EventCodec,
-    EventFilter,
-    LogReader,
-    LogSource,
-    check_range,
-    decode_all,
-    log_source,
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range, decode_all
+from agentwallet.audit.logs import LogReader, LogSource, log_source
+from agentwallet.audit.schema import (
+    EVENT_COLUMNS,
+    SCHEMA,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    event_row,
+    row_event,
 )
 from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.bindings.vault import VaultBinding
@@ -44,48 +44,8 @@ from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
 from agentwallet.protocol.constants import ETH
 
-SCHEMA_NAME = "agentwallet-audit"
-SCHEMA_VERSION = 1
 DEFAULT_DB_NAME = "audit.sqlite"
 MAX_REORG_RETRIES = 5
-
-SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE blocks (
-    chain_id INTEGER NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL,
-    parent_hash TEXT, timestamp INTEGER NOT NULL, PRIMARY KEY (chain_id, number)
-);
-CREATE TABLE events (
-    chain_id INTEGER NOT NULL, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
-    block_time INTEGER NOT NULL, block_hash TEXT NOT NULL, tx_hash TEXT NOT NULL,
-    emitter TEXT NOT NULL, vault TEXT NOT NULL, name TEXT NOT NULL, agent TEXT, actor TEXT,
-    token TEXT, recipient TEXT, request_id INTEGER, kind TEXT, amount TEXT, ref TEXT,
-    args TEXT NOT NULL,
-    PRIMARY KEY (chain_id, block_number, log_index)
-);
-CREATE INDEX events_vault ON events (chain_id, vault, block_number);
-CREATE INDEX events_agent ON events (chain_id, vault, agent, block_number);
-CREATE INDEX events_token ON events (chain_id, vault, token);
-CREATE INDEX events_recipient ON events (chain_id, vault, recipient);
-CREATE INDEX events_request ON events (chain_id, vault, request_id);
-CREATE INDEX events_kind ON events (chain_id, vault, name, kind);
-CREATE INDEX events_block ON events (chain_id, block_number);
-CREATE TABLE sync_state (
-    chain_id INTEGER NOT NULL, vault_set TEXT NOT NULL, vaults TEXT NOT NULL, factory TEXT,
-    from_block INTEGER NOT NULL, last_block INTEGER NOT NULL, last_hash TEXT,
-    updated_at INTEGER NOT NULL, PRIMARY KEY (chain_id, vault_set)
-);
-CREATE TABLE tokens (
-    chain_id INTEGER NOT NULL, address TEXT NOT NULL, symbol TEXT NOT NULL, decimals INTEGER,
-    PRIMARY KEY (chain_id, address)
-);
-CREATE TABLE alerts (key TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
-"""
-
-EVENT_COLUMNS = (
-    "chain_id, block_number, log_index, block_time, block_hash, tx_hash, emitter, vault, name, "
-    "agent, actor, token, recipient, request_id, kind, amount, ref, args"
-)
 
 
 def default_db_path() -> Path:
@@ -378,7 +338,7 @@ class AuditIndex:
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_event_row(chain_id, e) for e in events],
+                [event_row(chain_id, e) for e in events],
             )
             db.executemany(
                 "INSERT INTO blocks VALUES (?,?,?,?,?) ON CONFLICT (chain_id, number) DO UPDATE "
@@ -549,7 +509,7 @@ class AuditIndex:
             "ORDER BY block_number, log_index",
             params,
         )
-        return [_row_event(r) for r in rows]
+        return [row_event(r) for r in rows]
 
     def count(self, chain_id: int | None = None) -> int:
         if chain_id is None:
@@ -569,7 +529,7 @@ class AuditIndex:
 
     def insert_events(self, chain_id: int, events: Iterable[AuditEvent]) -> int:
         """Insert decoded events directly (benchmarks, imports). Not a sync: no state change."""
-        rows = [_event_row(chain_id, e) for e in events]
+        rows = [event_row(chain_id, e) for e in events]
         with self._tx() as db:
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
@@ -583,51 +543,6 @@ class AuditIndex:
         with self._tx() as db:
             cur = db.execute("INSERT OR IGNORE INTO alerts VALUES (?, ?)", (key, int(time.time())))
             return cur.rowcount == 0
-
-
-def _event_row(chain_id: int, e: AuditEvent) -> tuple[Any, ...]:
-    return (
-        chain_id,
-        e.block_number,
-        e.log_index,
-        e.block_time,
-        e.block_hash,
-        e.tx_hash,
-        e.emitter,
-        e.vault,
-        e.name,
-        e.agent,
-        e.actor,
-        e.token,
-        e.recipient,
-        e.request_id,
-        e.kind,
-        None if e.amount is None else str(e.amount),
-        e.ref,
-        e.args_json(),
-    )
-
-
-def _row_event(r: Sequence[Any]) -> AuditEvent:
-    return AuditEvent(
-        block_number=r[1],
-        log_index=r[2],
-        block_time=r[3],
-        block_hash=r[4],
-        tx_hash=r[5],
-        emitter=r[6],
-        vault=r[7],
-        name=r[8],
-        agent=r[9],
-        actor=r[10],
-        token=r[11],
-        recipient=r[12],
-        request_id=r[13],
-        kind=r[14],
-        amount=None if r[15] is None else int(r[15]),
-        ref=r[16],
-        args=json.loads(r[17]),
-    )
 
 
 def read_token_meta(chain: Chain, address: str) -> tuple[str, int | None]:
