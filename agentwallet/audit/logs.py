@@ -235,10 +235,7 @@ def log_source(chain: Chain) -> LogSource:
     """The fastest log source for ``chain``."""
     if chain.is_embedded:
         return EmbeddedLogSource(chain)
-    return RpcLogSource(
-        lambda method, params: chain.w3.provider.make_request(method, params),  # type: ignore[arg-type]
-        chain.url,
-    )
+    return RpcLogSource(chain.raw_request, chain.url)
 
 
 class LogReader:

@@ -184,8 +184,12 @@ class Chain(DevelopmentChain):
 
     # ---------------------------------------------------------------- raw RPC
 
+    def raw_request(self, method: str, params: Sequence[Any]) -> Any:
+        """The node's raw JSON-RPC response to ``method`` (``result`` or ``error``)."""
+        return self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+
     def _rpc(self, method: str, params: Sequence[Any]) -> Any:
-        response = self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
+        response = self.raw_request(method, params)
         if "error" in response:
             raise ChainConnectionError(
                 f"{method} failed on {self.url}: {response['error']}; is this an anvil node?"
