@@ -111,16 +111,8 @@ def payment_typed_data(
     deadline: int,
 ) -> dict[str, Any]:
     """The full EIP-712 ``SignedPayment`` message owners sign for ``payWithSignatures``."""
-    return typed_data.payment_message(
-        vault.bindings.eip712_domain(),
-        agent=agent,
-        token=token,
-        to=to,
-        amount=amount,
-        ref=ref,
-        nonce=nonce,
-        deadline=deadline,
-    )
+    domain = vault.bindings.eip712_domain()
+    return typed_data.payment_message(domain, agent, token, to, amount, ref, nonce, deadline)
 
 
 def sign_payment(

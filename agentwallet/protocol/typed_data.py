@@ -119,7 +119,6 @@ def request_message(
 
 def payment_message(
     domain: Domain,
-    *,
     agent: str,
     token: str,
     to: str,
