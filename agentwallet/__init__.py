@@ -4,9 +4,9 @@ The public API: :func:`connect` a :class:`Chain`, create or open a :class:`Vault
 pay from it with an :class:`AgentWallet` (agents), keep keys in a :class:`KeyStore`.
 """
 
-from agentwallet.agent import AgentWallet, Escalated, Paid, PaymentCheck, Remaining
+from agentwallet.agent import AgentWallet
 from agentwallet.chain import Chain, connect
-from agentwallet.deployments import Deployments, TokenInfo, network_name
+from agentwallet.deployments import Deployments, network_name
 from agentwallet.errors import (
     REVERT_ERRORS,
     AgentExpiredError,
@@ -76,20 +76,24 @@ from agentwallet.errors import (
     decode_revert,
 )
 from agentwallet.keys import KeyInfo, KeyStore, Signer, home_dir
-from agentwallet.signatures import OwnerSignature, pack_signatures
-from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
-from agentwallet.vault import (
+from agentwallet.protocol.models import (
     AgentView,
     ApprovalResult,
+    Escalated,
+    Paid,
+    PaymentCheck,
     PolicyView,
+    Remaining,
     RequestInfo,
     RequestRef,
     SignedApproval,
     SignedPayment,
+    TokenInfo,
     TxResult,
-    Vault,
-    deploy_factory,
 )
+from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
+from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
+from agentwallet.vault import Vault, deploy_factory
 
 __version__ = "0.1.0"
 

@@ -14,121 +14,36 @@ import json
 import os
 import secrets
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from hexbytes import HexBytes
-from web3.exceptions import TimeExhausted, TransactionNotFound, Web3RPCError
-from web3.logs import DISCARD
+from eth_account.signers.base import BaseAccount
+from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
 from agentwallet.chain import Chain
-from agentwallet.deployments import TokenInfo, checksum
 from agentwallet.errors import (
-    AgentExpiredError,
-    AgentNotActiveError,
-    AgentNotYetValidError,
     AmountError,
+    ContractRevertError,
     InsufficientFundsError,
     PaymentPendingError,
     TransactionFailedError,
-    VaultIsPausedError,
 )
 from agentwallet.keys import home_dir
-from agentwallet.units import format_amount
-from agentwallet.vault import (
-    AGENT_STATUS,
-    NONCES,
-    REASON_OVER_ALLOWANCE,
-    REASON_OVER_PER_PAYMENT,
-    REASON_RECIPIENT_NOT_ALLOWED,
-    REASON_TOKEN_NOT_IN_SCOPE,
-    Account,
+from agentwallet.protocol.addresses import checksum
+from agentwallet.protocol.constants import AgentStatus
+from agentwallet.protocol.models import (
+    Escalated,
+    Paid,
+    PaymentCheck,
+    PaymentOutcome,
+    Remaining,
+    TokenInfo,
     TxResult,
-    Vault,
-    _addr,
-    broadcast,
-    build_tx,
-    reasons_from_bits,
-    ref_text,
-    simulate,
-    to_ref,
-    wait_receipt,
 )
-
-
-@dataclass(frozen=True)
-class Paid:
-    """A payment that ran inside the agent's limits."""
-
-    tx_hash: str
-    gas_used: int
-    token: TokenInfo
-    to: str
-    amount: int
-    ref: str
-
-    @property
-    def status(self) -> str:
-        return "paid"
-
-
-@dataclass(frozen=True)
-class Escalated:
-    """A payment outside the limits: request ``request_id`` now waits for the owners."""
-
-    tx_hash: str
-    gas_used: int
-    request_id: int
-    reasons: tuple[str, ...]
-    token: TokenInfo
-    to: str
-    amount: int
-    ref: str
-
-    @property
-    def status(self) -> str:
-        return "escalated"
-
-
-@dataclass(frozen=True)
-class PaymentCheck:
-    """What :meth:`AgentWallet.pay` would do now: pay directly (``will_pay``) or escalate for
-    ``reasons``; ``available`` is the budget now, ``max_per_payment`` the single-payment cap."""
-
-    will_pay: bool
-    reasons: tuple[str, ...]
-    available: int
-    max_per_payment: int
-
-
-@dataclass(frozen=True)
-class Remaining:
-    """The agent's budget in one token."""
-
-    token: TokenInfo
-    available: int
-    max_per_payment: int
-    allowance: int
-    period: int
-
-
-def evaluate_policy(
-    max_per_payment: int, allowance: int, period: int, available: int, amount: int
-) -> int:
-    """The contract's escalation bits for ``amount`` given a policy view.
-
-    The contract (GCRA in 1/256 s units) pays iff ``start + ceil(amount*P/allowance) <= now + P``
-    with ``P`` the scaled period; ``getPolicy`` returns ``available = floor((now + P - start) *
-    allowance / P)``. For integers both say ``amount <= available``, so this is exact.
-    """
-    if period == 0:
-        return REASON_TOKEN_NOT_IN_SCOPE
-    reasons = REASON_OVER_PER_PAYMENT if amount > max_per_payment else 0
-    if amount > allowance or amount > available:
-        reasons |= REASON_OVER_ALLOWANCE
-    return reasons
+from agentwallet.protocol.refs import ref_text, to_ref
+from agentwallet.units import format_amount
+from agentwallet.vault import Vault
 
 
 class Journal:
@@ -165,11 +80,12 @@ class Journal:
 
 
 class AgentWallet:
-    """An agent key bound to a vault. ``signer`` is a :class:`~agentwallet.keys.Signer` (or a
-    LocalAccount); ``journal_dir`` defaults to ``$AGENTWALLET_HOME/journal``."""
+    """An agent key bound to a vault. ``signer`` is any eth-account ``BaseAccount`` (a
+    :class:`~agentwallet.keys.Signer`, a ``LocalAccount``); ``journal_dir`` defaults to
+    ``$AGENTWALLET_HOME/journal``."""
 
     def __init__(
-        self, chain: Chain, vault: Vault, signer: Account, journal_dir: Path | None = None
+        self, chain: Chain, vault: Vault, signer: BaseAccount, journal_dir: Path | None = None
     ) -> None:
         self.chain = chain
         self.vault = vault
@@ -197,51 +113,29 @@ class AgentWallet:
         return amount
 
     def _check_agent_state(self) -> None:
-        c = self.vault.contract.functions
-        if c.paused().call():
-            raise VaultIsPausedError(
-                f"vault {self.vault.address} is paused: owners must unpause it (propose unpause)",
-                error_name="VaultIsPaused",
-            )
-        status, valid_after, valid_until, _, _ = c.getAgent(self.address).call()
-        if int(status) != 1:
-            raise AgentNotActiveError(
-                f"agent {self.address} is {AGENT_STATUS[int(status)]} in vault "
-                f"{self.vault.address}: only an active agent can pay; ask the owners",
-                error_name="AgentNotActive",
-                args_by_name={"agent": self.address, "status": int(status)},
-            )
+        """Raise what the contract would for a paused vault or an agent that may not pay now
+        (checked first, so the dry run's other errors do not hide it)."""
+        if self.vault.bindings.paused():
+            raise ContractRevertError.from_error("VaultIsPaused")
+        record = self.vault.bindings.agent(self.address)
+        if record.status != AgentStatus.ACTIVE:
+            args = {"agent": self.address, "status": int(record.status)}
+            raise ContractRevertError.from_error("AgentNotActive", args)
         now = self.chain.timestamp()
-        if now + 1 < int(valid_after):
-            raise AgentNotYetValidError(
-                f"agent {self.address} may pay only from timestamp {valid_after} (now {now})",
-                error_name="AgentNotYetValid",
-                args_by_name={"agent": self.address, "validAfter": int(valid_after)},
-            )
-        if int(valid_until) and now >= int(valid_until):
-            raise AgentExpiredError(
-                f"agent {self.address} expired at timestamp {valid_until}: owners must re-add it",
-                error_name="AgentExpired",
-                args_by_name={"agent": self.address, "validUntil": int(valid_until)},
-            )
-
-    def _local_reasons(self, to: str, amount: int, token: TokenInfo) -> tuple[int, Any]:
-        c = self.vault.contract.functions
-        policy = c.getPolicy(self.address, token.address).call()
-        bits = evaluate_policy(
-            int(policy[0]), int(policy[1]), int(policy[2]), int(policy[3]), amount
-        )
-        allowlist = bool(c.getAgent(self.address).call()[3])
-        if allowlist and not c.isRecipientAllowed(self.address, to).call():
-            bits |= REASON_RECIPIENT_NOT_ALLOWED
-        return bits, policy
+        if now + 1 < record.valid_after:  # the payment lands in the next block at the earliest
+            args = {"agent": self.address, "validAfter": record.valid_after}
+            raise ContractRevertError.from_error("AgentNotYetValid", args)
+        if record.valid_until and now >= record.valid_until:
+            args = {"agent": self.address, "validUntil": record.valid_until}
+            raise ContractRevertError.from_error("AgentExpired", args)
 
     def check(self, to: str, amount: int, token: str | None = None) -> PaymentCheck:
         """What paying ``amount`` (base units) of ``token`` to ``to`` would do, without sending.
 
         Raises the typed error for a paused vault, an inactive/expired agent, a vault that
         cannot cover a direct payment (:class:`InsufficientFundsError`) or an agent without gas
-        (:class:`InsufficientGasError`). Combines the local policy math with a dry run of pay.
+        (:class:`InsufficientGasError`). The reasons are the contract's own ``checkPayment``;
+        then pay is dry-run.
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
@@ -252,7 +146,9 @@ class AgentWallet:
     ) -> tuple[PaymentCheck, dict[str, Any]]:
         """:meth:`check`, plus the unsigned transaction (no nonce) paying with ``ref``."""
         self._check_agent_state()
-        bits, policy = self._local_reasons(to, amount, info)
+        bindings = self.vault.bindings
+        bits = bindings.check_payment(self.address, info.address, to, amount)
+        policy = bindings.policy(self.address, info.address)
         if bits == 0:
             balance = self.vault.balance(info)
             if balance < amount:
@@ -262,11 +158,10 @@ class AgentWallet:
                     f"{info.symbol} to pay: ask an owner to fund it"
                 )
         data = self._pay_data(info, to, amount, ref)
-        gas = simulate(
-            self.chain, self.address, self.vault.address, data, format_amount=self.vault._fmt
+        tx = self.chain.transactor.prepare(  # the dry run of pay, and the gas check
+            self.address, self.vault.address, data, format_amount=self.vault._fmt
         )
-        tx = build_tx(self.chain, self.address, self.vault.address, data, 0, gas)  # gas check
-        check = PaymentCheck(bits == 0, reasons_from_bits(bits), int(policy[3]), int(policy[0]))
+        check = PaymentCheck(bits == 0, bits.texts, policy.available, policy.max_per_payment)
         return check, tx
 
     def remaining(self) -> dict[str, Remaining]:
@@ -283,12 +178,11 @@ class AgentWallet:
     # ------------------------------------------------------------------ paying
 
     def _pay_data(self, token: TokenInfo, to: str, amount: int, ref: bytes) -> bytes:
-        data = self.vault.contract.encode_abi("pay", args=[token.address, to, amount, ref])
-        return bytes(HexBytes(data))
+        return self.vault.bindings.encode("pay", token.address, to, amount, ref)
 
     def pay(
         self, to: str, amount: int, token: str | None = None, ref: str | bytes | None = None
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         """Pay ``amount`` base units of ``token`` (default ETH) to ``to``.
 
         Inside the limits the money moves now (:class:`Paid`); otherwise a request is created
@@ -300,15 +194,16 @@ class AgentWallet:
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
         info = self._token(token)
-        with NONCES.exclusive(self.chain):  # eth-tester is not thread-safe; no-op on nodes
+        with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
             return self._pay(to, amount, info, ref)
 
     def _pay(
         self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
         key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
-        with NONCES.lock(self.chain, self.address):
+        transactor = self.chain.transactor
+        with transactor.nonces.lock(self.chain, self.address):
             entry = self.journal.get(*key)
         if entry is not None:
             recovered = self._recover(entry, ref_bytes)
@@ -319,13 +214,13 @@ class AgentWallet:
             if earlier is not None:
                 return earlier
         _, tx = self._prepare(to, amount, info, ref_bytes)
-        with NONCES.reserve(self.chain, self.address) as slot:
+        with transactor.nonces.reserve(self.chain, self.address) as slot:
             if self.journal.get(*key) is not None:  # another thread took this ref meanwhile
                 raise PaymentPendingError(
                     f"payment ref {ref_text(ref_bytes)!r} is being sent by another caller: "
                     "retry with the same ref to get its result"
                 )
-            signed = self.signer.sign_transaction({**tx, "nonce": slot.nonce})
+            signed = self.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
             tx_hash = bytes(signed.hash)
             self.journal.put(
                 *key,
@@ -344,7 +239,7 @@ class AgentWallet:
                 },
             )
             try:
-                broadcast(self.chain, bytes(signed.raw_transaction))
+                transactor.broadcast(bytes(signed.raw_transaction))
             except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep the journal
                 slot.tx_hash = tx_hash  # it may have reached the node
                 raise PaymentPendingError(
@@ -356,9 +251,9 @@ class AgentWallet:
 
     def _finish(
         self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         try:
-            receipt = wait_receipt(self.chain, tx_hash)
+            receipt = self.chain.transactor.wait(tx_hash, check=False)
         except TimeExhausted:
             raise PaymentPendingError(
                 f"payment 0x{tx_hash.hex()} (ref {ref_text(ref)!r}) is not mined yet: retry pay "
@@ -368,21 +263,19 @@ class AgentWallet:
 
     def _result(
         self, receipt: TxReceipt, info: TokenInfo, to: str, amount: int, ref: bytes
-    ) -> Paid | Escalated:
+    ) -> PaymentOutcome:
         tx = TxResult.from_receipt(receipt)
         if receipt["status"] != 1:
             raise TransactionFailedError(
                 f"payment {tx.tx_hash} was mined but reverted; retry with a new ref",
                 receipt=receipt,
             )
-        events = self.vault.contract.events
-        for e in events.RequestCreated().process_receipt(receipt, errors=DISCARD):
-            a = e["args"]
+        for created in self.vault.bindings.created_requests(receipt):
             return Escalated(
                 tx.tx_hash,
                 tx.gas_used,
-                int(a["requestId"]),
-                reasons_from_bits(int(a["reasons"])),
+                created.request_id,
+                created.reasons.texts,
                 info,
                 to,
                 amount,
@@ -390,51 +283,47 @@ class AgentWallet:
             )
         return Paid(tx.tx_hash, tx.gas_used, info, to, amount, ref_text(ref))
 
-    def _recover(self, entry: dict[str, Any], ref: bytes) -> Paid | Escalated | None:
+    def _recover(self, entry: dict[str, Any], ref: bytes) -> PaymentOutcome | None:
         """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
         None if that transaction can never be mined (its nonce went to another one)."""
         tx_hash = bytes.fromhex(entry["tx_hash"][2:])
         info = self.vault.token(entry["token"])
         to, amount = entry["to"], int(entry["amount"])
-        try:
-            receipt = self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        transactor = self.chain.transactor
+        receipt = transactor.receipt(tx_hash)
+        if receipt is not None:
             return self._result(receipt, info, to, amount, ref)
-        except TransactionNotFound:
-            pass
-        with NONCES.lock(self.chain, self.address):
-            mined_nonce = self.chain.w3.eth.get_transaction_count(_addr(self.address), "latest")
-            if int(mined_nonce) > int(entry["nonce"]):
-                try:
-                    receipt = self.chain.w3.eth.get_transaction_receipt(HexBytes(tx_hash))
+        with transactor.nonces.lock(self.chain, self.address):
+            if self.chain.nonce(self.address) > int(entry["nonce"]):
+                receipt = transactor.receipt(tx_hash)
+                if receipt is not None:
                     return self._result(receipt, info, to, amount, ref)
-                except TransactionNotFound:
-                    # the nonce was used by another transaction: this one is dead
-                    self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
-                    return None
+                # the nonce was used by another transaction: this one is dead
+                self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
+                return None
             try:
-                broadcast(self.chain, bytes.fromhex(entry["raw_tx"][2:]))
+                transactor.broadcast(bytes.fromhex(entry["raw_tx"][2:]))
             except (Web3RPCError, ValueError) as exc:
                 message = str(exc).lower()
                 if "known" not in message and "nonce" not in message:
                     raise
         return self._finish(tx_hash, info, to, amount, ref)
 
-    def _onchain_result(self, ref: bytes) -> Paid | Escalated | None:
+    def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
         """An earlier payment or request of this agent with ``ref``, from the vault's logs."""
-        events = self.vault.contract.events
         from_block = self._from_block()
-        for event, escalated in ((events.PaymentExecuted, False), (events.RequestCreated, True)):
+        for event, escalated in (("PaymentExecuted", False), ("RequestCreated", True)):
             try:
-                logs = event().get_logs(
-                    from_block=from_block, argument_filters={"agent": self.address}
-                )
+                logs = self.vault.bindings.logs(event, from_block, agent=self.address)
             except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
                 return None
             for log in logs:
                 a = log["args"]
                 if bytes(a["ref"]) != ref or (not escalated and int(a["requestId"]) != 0):
                     continue
-                receipt = self.chain.w3.eth.get_transaction_receipt(log["transactionHash"])
+                receipt = self.chain.transactor.receipt(bytes(log["transactionHash"]))
+                if receipt is None:  # pragma: no cover - a log's transaction is mined
+                    continue
                 info = self.vault.token(str(a["token"]))
                 return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
         return None
@@ -449,10 +338,12 @@ class AgentWallet:
 
     def cancel(self, request_id: int) -> TxResult:
         """Withdraw one of this agent's own pending requests."""
-        from agentwallet.vault import send
-
-        data = self.vault.contract.encode_abi("cancel", args=[request_id])
-        receipt = send(self.chain, self.signer, self.vault.address, bytes(HexBytes(data)))
+        receipt = self.chain.transactor.send(
+            self.signer,
+            self.vault.address,
+            self.vault.bindings.encode("cancel", request_id),
+            format_amount=self.vault._fmt,
+        )
         return TxResult.from_receipt(receipt)
 
 
@@ -463,6 +354,4 @@ __all__ = [
     "Paid",
     "PaymentCheck",
     "Remaining",
-    "broadcast",
-    "evaluate_policy",
 ]

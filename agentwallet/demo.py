@@ -16,7 +16,7 @@ from typing import Any
 
 from eth_account import Account
 
-from agentwallet.cli._output import budget, kv_table, short, span, table
+from agentwallet._text import budget, kv_table, short, span, table
 from agentwallet.errors import AgentWalletError
 
 Echo = Callable[[str], None]
@@ -77,7 +77,9 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     from agentwallet.agent import AgentWallet, Escalated
     from agentwallet.chain import connect
     from agentwallet.deployments import Deployments
+    from agentwallet.faucet import deploy_test_token, faucet, mint_test_token
     from agentwallet.keys import Signer
+    from agentwallet.protocol.addresses import checksum
     from agentwallet.units import ETH, format_amount, parse_amount
     from agentwallet.vault import Vault
 
@@ -89,7 +91,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     alice, bob, carol = (Signer(n, dev[i]) for i, n in enumerate(("alice", "bob", "carol"), 1))
     travel = Signer("travel-agent", Account.create())
     cloud = Signer("cloud-agent", Account.create())
-    names = {s.address: s.name for s in (alice, bob, carol, travel, cloud)}
+    names: dict[str, str] = {s.address: s.name for s in (alice, bob, carol, travel, cloud)}
     names.update({k.lower(): v for k, v in MERCHANTS.items()})
 
     def who(address: str | None) -> str:
@@ -113,8 +115,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
         chain, alice, [alice.address, bob.address, carol.address], 2,
         name="family", deployments=deployments,
     )  # fmt: skip
-    usdc = chain.deploy("TestUSDC", sender=alice)  # type: ignore[arg-type]
-    deployments.record_token("tUSDC", usdc.address, 6)
+    usdc = deploy_test_token(chain, alice, deployments)
     result.vault, result.chain_id = vault.address, chain.chain_id
     names[vault.address] = "the vault"
     result.owners = {s.name: s.address for s in (alice, bob, carol)}
@@ -137,7 +138,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     eth = vault.token(None)
     tusdc = vault.token("tUSDC")
     vault.fund(alice, parse_amount("5", 18))
-    chain.transact(usdc.functions.mint(bob.address, parse_amount("1000", 6)), alice)  # type: ignore[arg-type]
+    mint_test_token(chain, alice, usdc, bob.address, parse_amount("1000", 6))
     vault.fund(bob, parse_amount("1000", 6), tusdc.address)
     echo(
         table(
@@ -152,7 +153,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     # ----------------------------------------------------------------- 3. agents
     section("3. Two agents are added through co-signed governance requests")
     for agent in (travel, cloud):  # gas money for the agents, from a dev account
-        chain.send_transaction(dev[0], {"to": agent.address, "value": parse_amount("0.05", 18)})
+        faucet(chain, agent.address, parse_amount("0.05", 18))
     day = 86400
     proposals: list[tuple[str, Any, Signer, Signer]] = []
     r = vault.propose_add_agent(alice, travel.address)
@@ -179,7 +180,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     section("4. The agents pay inside their limits: no human needed")
     travel_wallet = AgentWallet(chain, vault, travel, journal_dir=journal)
     cloud_wallet = AgentWallet(chain, vault, cloud, journal_dir=journal)
-    airline, hotel, provider, reseller = (chain.w3.to_checksum_address(a) for a in MERCHANTS)
+    airline, hotel, provider, reseller = (checksum(a) for a in MERCHANTS)
     rows = []
     wallets = {travel_wallet: travel.name, cloud_wallet: cloud.name}
     for wallet, to, text, info, ref in (
@@ -310,6 +311,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
 def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, Any]]:
     """The vault's events since ``start_block``, decoded by :mod:`agentwallet.audit.events`."""
     from agentwallet.audit.events import EventFilter, read_events
+    from agentwallet.protocol.constants import ETH, AgentStatus
     from agentwallet.units import format_amount
 
     tokens: dict[str, tuple[str, int]] = {}
@@ -317,7 +319,7 @@ def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, An
     def amount(token: str | None, value: int | None) -> str:
         if value is None:
             return ""
-        token = token or "0x0000000000000000000000000000000000000000"
+        token = token or ETH
         if token not in tokens:
             from agentwallet.deployments import Deployments
 
@@ -340,9 +342,7 @@ def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, An
             detail = f"max {amount(e.token, int(args['maxPerPayment']))}"
         elif e.name == "AgentStatusChanged":
             status = args.get("status")
-            detail = (
-                ("none", "active", "paused", "revoked")[status] if isinstance(status, int) else ""
-            )
+            detail = AgentStatus.text_of(status) if isinstance(status, int) else ""
         elif e.name == "RequestApproved":
             detail = f"{args.get('approvals')} approvals" + (
                 " (signature)" if args.get("viaSignature") else ""

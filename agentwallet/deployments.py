@@ -10,7 +10,7 @@ The record holds the chain id, the factory, known tokens and named vaults::
      "artifacts": {"AgentVault": "<sourcesHash>", ...}}
 
 The embedded chain lives in this process and is fresh every run, so its record is kept in memory
-(attached to the :class:`Chain` object) and never written to disk.
+(attached to the chain connection) and never written to disk.
 """
 
 from __future__ import annotations
@@ -19,57 +19,20 @@ import json
 import os
 import secrets
 import weakref
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_typing import ChecksumAddress, HexAddress, HexStr
-from eth_utils.address import is_address, is_checksum_address, to_checksum_address
-
 from agentwallet.chain import ANVIL_CHAIN_ID, Chain
-from agentwallet.errors import (
-    ChainMismatchError,
-    InvalidAddressError,
-    UnknownTokenError,
-    UnknownVaultError,
-)
+from agentwallet.errors import ChainMismatchError, UnknownTokenError, UnknownVaultError
+from agentwallet.protocol.addresses import checksum
+from agentwallet.protocol.models import ETH_TOKEN, TokenInfo
+
+__all__ = ["DEPLOYMENTS_ENV", "ETH_TOKEN", "Deployments", "TokenInfo", "network_name"]
 
 DEPLOYMENTS_ENV = "AGENTWALLET_DEPLOYMENTS"
-ETH_ADDRESS = "0x0000000000000000000000000000000000000000"
 
-_MEMORY: weakref.WeakKeyDictionary[Chain, dict[str, Any]] = weakref.WeakKeyDictionary()
-
-
-@dataclass(frozen=True)
-class TokenInfo:
-    """A token: checksummed ``address`` (the zero address for ETH), ``symbol``, ``decimals``."""
-
-    address: str
-    symbol: str
-    decimals: int
-
-    @property
-    def is_eth(self) -> bool:
-        return self.address == ETH_ADDRESS
-
-
-ETH_TOKEN = TokenInfo(ETH_ADDRESS, "ETH", 18)
-
-
-def checksum(address: str, what: str = "address") -> str:
-    """``address`` in EIP-55 form; :class:`InvalidAddressError` if it is not an address."""
-    body = address[2:] if isinstance(address, str) and address.startswith("0x") else ""
-    mixed = body != body.lower() and body != body.upper()
-    if (
-        not isinstance(address, str)
-        or not is_address(address)
-        or (mixed and not is_checksum_address(address))
-    ):
-        raise InvalidAddressError(
-            f"{address!r} is not a valid {what}: give 0x followed by 40 hex digits "
-            "(with a correct EIP-55 checksum if mixed case)"
-        )
-    return str(to_checksum_address(address))
+#: The embedded chains' records, by their Web3 (shared by Chain.with_broadcaster views).
+_MEMORY: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
 def network_name(chain: Chain) -> str:
@@ -109,7 +72,7 @@ class Deployments:
     def data(self) -> dict[str, Any]:
         """The whole record (a fresh empty one if none exists yet)."""
         if self.path is None:
-            return _MEMORY.setdefault(self.chain, _empty(self.chain.chain_id))
+            return _MEMORY.setdefault(self.chain.w3, _empty(self.chain.chain_id))
         if not self.path.is_file():
             return _empty(self.chain.chain_id)
         record: dict[str, Any] = json.loads(self.path.read_text())
@@ -126,7 +89,7 @@ class Deployments:
 
     def _save(self, record: dict[str, Any]) -> None:
         if self.path is None:
-            _MEMORY[self.chain] = record
+            _MEMORY[self.chain.w3] = record
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{secrets.token_hex(4)}.tmp")
@@ -142,13 +105,13 @@ class Deployments:
         if not entry:
             return None
         address = checksum(entry["address"])
-        if not self.chain.w3.eth.get_code(ChecksumAddress(HexAddress(HexStr(address)))):
+        if not self.chain.code(address):
             return None
         return address
 
     def record_factory(self, address: str, tx: str | None = None, block: int | None = None) -> None:
         """Record the factory (and the artifact source hashes it was built from)."""
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.artifacts import load_artifact
 
         record = self.data()
         record["factory"] = {"address": checksum(address), "tx": tx, "block": block}
@@ -241,15 +204,11 @@ class Deployments:
         )
 
     def _read_token(self, address: str) -> TokenInfo:
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.erc20 import Erc20Binding
 
-        contract = self.chain.w3.eth.contract(
-            address=ChecksumAddress(HexAddress(HexStr(address))),
-            abi=load_artifact("TestUSDC")["abi"],
-        )
+        token = Erc20Binding(self.chain, address)
         try:
-            symbol = str(contract.functions.symbol().call())
-            decimals = int(contract.functions.decimals().call())
+            symbol, decimals = token.symbol(), token.decimals()
         except Exception:  # noqa: BLE001 - any failure means "not an ERC-20"
             raise UnknownTokenError(
                 f"{address} does not answer symbol()/decimals(): is it an ERC-20 token?"

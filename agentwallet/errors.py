@@ -3,12 +3,55 @@
 Every error raised on purpose by agentwallet derives from :class:`AgentWalletError`, and its
 message says what went wrong and how to fix it. The CLI turns these into a one-line
 ``error: <message>`` and exit code 1.
+
+* AgentWalletError
+  + ConfigurationError - a setting (environment variable, option, file) is missing or invalid
+  + CompilerError - no Solidity compiler, contracts that do not compile, a missing artifact
+  + ChainConnectionError - the JSON-RPC node cannot be reached or answered badly
+  + NodeNotFoundError - anvil is not installed or cannot start
+  + NotADevelopmentChainError - snapshots, time travel, dev accounts, faucet on a real chain
+  + SnapshotError
+  + TransactionFailedError - mined but reverted (status 0); ``.receipt``
+  + AmountError, DurationError, InvalidAddressError - bad input (also ``ValueError``)
+  + KeyStoreError
+    - UnknownKeyError, WrongPasswordError, InsecureKeystoreError, KeyExistsError,
+      PasswordRequiredError
+  + UnknownVaultError, UnknownTokenError, NotAVaultError, ChainMismatchError - deployments
+  + InsufficientGasError - the sender cannot pay for gas (nothing was sent)
+  + InsufficientFundsError - the vault or the sender holds too little of the token
+    - InsufficientBalanceError (also a ContractRevertError)
+  + SignatureMismatchError - a local EIP-712 digest or signer differs from the vault's view
+  + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
+  + ContractRevertError - a contract call reverts; ``.error_name``, ``.args_by_name``, ``.data``
+    - one subclass per AgentVault error (:data:`REVERT_ERRORS`, name + ``Error``):
+      AlreadyInitializedError, NotOwnerError, OnlyVaultError, VaultIsPausedError,
+      ZeroAddressError, ZeroAmountError, AgentNotActiveError, AgentNotYetValidError,
+      AgentExpiredError, AgentIsOwnerError, InvalidAgentError, InvalidValidityError,
+      TooManyOpenRequestsError, LimitTooLargeError, InvalidPeriodError,
+      LimitNotReducedError, UnknownRequestError, RequestNotPendingError,
+      RequestHasExpiredError, RequestNotExpiredError, AlreadyApprovedError,
+      NotEnoughApprovalsError, SignersNotSortedError, InvalidSignatureError,
+      NotRequestAgentError, InsufficientBalanceError, EthTransferFailedError,
+      InvalidThresholdError, AlreadyOwnerError, NotAnOwnerError, TooManyOwnersError,
+      InvalidRequestExpiryError, InvalidMaxOpenRequestsError, NotGovernanceCallError,
+      UnknownAgentError, SignatureExpiredError, TooManyAgentsError, TooManyTokensError
+  + AuditError (:mod:`agentwallet.audit.errors`) - index, block range, log reads, what-if
+
+Build a revert error with :meth:`ContractRevertError.from_error` (the Solidity name and
+arguments), or from raw revert data with :func:`decode_revert`; never by hand.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from agentwallet.protocol.constants import (
+    MAX_OPEN_REQUESTS_CAP,
+    MAX_OWNERS,
+    AgentStatus,
+    RequestStatus,
+)
 
 
 class AgentWalletError(Exception):
@@ -124,9 +167,6 @@ class PaymentPendingError(AgentWalletError):
 # Contract reverts
 # ---------------------------------------------------------------------------------------------
 
-_AGENT_STATUS = ("none", "active", "paused", "revoked")
-_REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
-
 
 class ContractRevertError(AgentWalletError):
     """A contract call reverted. ``error_name`` is the Solidity error (``"Error"`` for a
@@ -148,9 +188,35 @@ class ContractRevertError(AgentWalletError):
         self.args_by_name: dict[str, object] = dict(args_by_name or {})
         self.data = data
 
-
-def _status(value: object, names: tuple[str, ...]) -> str:
-    return names[value] if isinstance(value, int) and 0 <= value < len(names) else str(value)
+    @classmethod
+    def from_error(
+        cls,
+        name: str | None = None,
+        args: Mapping[str, object] | None = None,
+        *,
+        data: bytes = b"",
+        format_amount: Callable[[str, int], str] | None = None,
+        message: str | None = None,
+    ) -> ContractRevertError:
+        """The typed error for the Solidity error ``name(args)`` (``name`` defaults to this
+        class's): the :data:`REVERT_ERRORS` class, or a plain :class:`ContractRevertError` for a
+        name agentwallet does not know. The message is the one :func:`decode_revert` writes
+        (``format_amount(token, amount)`` renders token amounts), unless ``message`` is given
+        for a check agentwallet made itself before asking the contract."""
+        name = name or cls.__name__.removesuffix("Error")
+        error_cls = REVERT_ERRORS.get(name, ContractRevertError)
+        arguments = dict(args or {})
+        if message is None:
+            parts = [_describe_arg(k, v, name) for k, v in arguments.items()]
+            if name == "InsufficientBalance" and format_amount is not None:
+                token = str(arguments["token"])
+                parts = [
+                    f"vault holds {format_amount(token, int(str(arguments['balance'])))}",
+                    f"needs {format_amount(token, int(str(arguments['amount'])))}",
+                ]
+            hint = f": {error_cls.hint}" if error_cls.hint else ""
+            message = f"the contract reverted with {name}({', '.join(parts)}){hint}"
+        return error_cls(message, error_name=name, args_by_name=arguments, data=data)
 
 
 class AlreadyInitializedError(ContractRevertError):
@@ -274,7 +340,7 @@ class NotAnOwnerError(ContractRevertError):
 
 
 class TooManyOwnersError(ContractRevertError):
-    hint = "a vault has at most 20 owners"
+    hint = f"a vault has at most {MAX_OWNERS} owners"
 
 
 class InvalidRequestExpiryError(ContractRevertError):
@@ -282,7 +348,7 @@ class InvalidRequestExpiryError(ContractRevertError):
 
 
 class InvalidMaxOpenRequestsError(ContractRevertError):
-    hint = "max open requests must be between 1 and 1000"
+    hint = f"max open requests must be between 1 and {MAX_OPEN_REQUESTS_CAP}"
 
 
 class NotGovernanceCallError(ContractRevertError):
@@ -355,10 +421,11 @@ _ERROR_SELECTOR = bytes.fromhex("08c379a0")
 
 
 def _describe_arg(name: str, value: object, error_name: str) -> str:
-    if name == "status" and error_name == "AgentNotActive":
-        return f"status={_status(value, _AGENT_STATUS)}"
-    if name == "status" and error_name == "RequestNotPending":
-        return f"status={_status(value, _REQUEST_STATUS)}"
+    if name == "status" and isinstance(value, int):
+        if error_name == "AgentNotActive":
+            return f"status={AgentStatus.text_of(value)}"
+        if error_name == "RequestNotPending":
+            return f"status={RequestStatus.text_of(value)}"
     if isinstance(value, bytes):
         return f"{name}=0x{value.hex()}"
     return f"{name}={value}"
@@ -388,9 +455,9 @@ def decode_revert(
     else:
         raw = bytes(data or b"")
     if abis is None:
-        from agentwallet.compiler import load_artifact
+        from agentwallet.bindings.artifacts import abi_of
 
-        abis = [load_artifact(n)["abi"] for n in ("AgentVault", "AgentVaultFactory", "TestUSDC")]
+        abis = [list(abi_of(n)) for n in ("AgentVault", "AgentVaultFactory", "TestUSDC")]
     entries: list[dict[str, Any]] = []
     for item in abis:
         if isinstance(item, list):
@@ -433,21 +500,6 @@ def decode_revert(
         except Exception:  # noqa: BLE001 - selector clash with other arguments
             continue
         args = {i["name"]: v for i, v in zip(inputs, values, strict=True)}
-        cls = REVERT_ERRORS.get(name, ContractRevertError)
-        parts = [_describe_arg(k, v, name) for k, v in args.items()]
-        if name == "InsufficientBalance" and format_amount is not None:
-            token = str(args["token"])
-            parts = [
-                f"vault holds {format_amount(token, int(str(args['balance'])))}",
-                f"needs {format_amount(token, int(str(args['amount'])))}",
-            ]
-        detail = f"{name}({', '.join(parts)})"
-        hint = f": {cls.hint}" if cls.hint else ""
-        return cls(
-            f"the contract reverted with {detail}{hint}",
-            error_name=name,
-            args_by_name=args,
-            data=raw,
-        )
+        return ContractRevertError.from_error(name, args, data=raw, format_amount=format_amount)
     shown = "0x" + raw.hex() if raw else "no data"
     return ContractRevertError(f"the contract reverted ({shown})", data=raw)

@@ -13,13 +13,15 @@ import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from eth_account import Account
 from eth_account.datastructures import SignedMessage, SignedTransaction
-from eth_account.messages import encode_typed_data
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_account.signers.base import BaseAccount
 from eth_account.signers.local import LocalAccount
-from eth_typing import Hash32
+from eth_account.types import TransactionDictType
+from eth_typing import ChecksumAddress, Hash32
 
 from agentwallet.errors import (
     InsecureKeystoreError,
@@ -52,11 +54,20 @@ class KeyInfo:
     path: Path
 
 
-class Signer:
-    """A decrypted key, usable wherever :meth:`Chain.send_transaction` wants an account.
+if TYPE_CHECKING:
+    _AccountBase = BaseAccount
+else:
+    _AccountBase = object
+
+
+class Signer(_AccountBase):
+    """A decrypted key: an eth-account :class:`~eth_account.signers.base.BaseAccount`, so it
+    signs wherever agentwallet (or eth-account, or web3) takes an account.
 
     The eth-account ``LocalAccount`` lives in a private slot; ``repr``/``str`` show only the
-    name and address, and the object refuses to be pickled or copied.
+    name and address, and the object refuses to be pickled or copied. (It is registered as a
+    virtual ``BaseAccount`` subclass rather than inheriting from it, because ``BaseAccount`` has
+    no ``__slots__`` and every instance would grow a ``__dict__``.)
     """
 
     __slots__ = ("_account", "_name")
@@ -82,21 +93,25 @@ class Signer:
         return self._name
 
     @property
-    def address(self) -> str:
+    def address(self) -> ChecksumAddress:
         """The checksummed address."""
-        return str(self._account.address)
+        return self._account.address
 
-    def sign_transaction(self, tx: dict[str, Any] | Any) -> SignedTransaction:
+    def sign_transaction(self, transaction_dict: TransactionDictType) -> SignedTransaction:
         """Sign a complete transaction dict (nonce, gas, fees, chainId filled in)."""
-        return self._account.sign_transaction(tx)
+        return self._account.sign_transaction(transaction_dict)
+
+    def sign_message(self, signable_message: SignableMessage) -> SignedMessage:
+        """Sign an EIP-191 message (e.g. ``encode_typed_data(...)``)."""
+        return self._account.sign_message(signable_message)
 
     def sign_typed_data(self, full_message: dict[str, Any]) -> SignedMessage:
         """Sign an EIP-712 message given as one dict (types, primaryType, domain, message)."""
-        return self._account.sign_message(encode_typed_data(full_message=full_message))
+        return self.sign_message(encode_typed_data(full_message=full_message))
 
-    def unsafe_sign_hash(self, digest: bytes) -> SignedMessage:
+    def unsafe_sign_hash(self, message_hash: Hash32 | bytes) -> SignedMessage:
         """Sign a raw 32-byte digest. Only for digests computed and checked by the caller."""
-        return self._account.unsafe_sign_hash(Hash32(bytes(digest)))
+        return self._account.unsafe_sign_hash(Hash32(bytes(message_hash)))
 
     def __repr__(self) -> str:
         return f"Signer(name={self._name!r}, address={self.address})"
@@ -114,6 +129,9 @@ class Signer:
 
     def __hash__(self) -> int:
         return hash(self.address)
+
+
+BaseAccount.register(Signer)
 
 
 class KeyStore:

@@ -10,9 +10,16 @@ import re
 from decimal import Decimal, InvalidOperation
 
 from agentwallet.errors import AmountError, DurationError
+from agentwallet.protocol.constants import ETH
 
-#: Token address meaning ETH (the chain's native coin) everywhere in agentwallet.
-ETH = "0x0000000000000000000000000000000000000000"
+__all__ = [
+    "ETH",
+    "format_amount",
+    "format_duration",
+    "parse_amount",
+    "parse_duration",
+    "to_decimal",
+]
 
 _AMOUNT_RE = re.compile(r"^([0-9]+)(?:\.([0-9]*))?$|^\.([0-9]+)$")
 _DURATION_RE = re.compile(r"^([0-9]+) *([smhdw]?)$")

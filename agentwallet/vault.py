@@ -1,48 +1,53 @@
 """Owners' side of a vault: create, fund, propose/approve/reject governance and payment requests,
 co-sign off-chain (EIP-712), and instant risk-reducing actions.
 
-Every transaction is signed locally by a :class:`~agentwallet.keys.Signer` (or any eth-account
-``LocalAccount``), simulated first (a revert raises the typed
-:class:`~agentwallet.errors.ContractRevertError` subclass and nothing is sent), and sent with a
-nonce from a per-(chain, address) lock so threads never collide.
+Every transaction is signed locally by an eth-account ``BaseAccount`` (a
+:class:`~agentwallet.keys.Signer`, a ``LocalAccount``) and sent through the chain's one
+transaction pipeline (:mod:`agentwallet.chain.tx`): simulated first (a revert raises the typed
+:class:`~agentwallet.errors.ContractRevertError` subclass and nothing is sent), with a nonce
+from a per-(chain, address) lock so threads never collide. Off-chain signatures are
+:mod:`agentwallet.signing`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import secrets
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any
 
-from eth_account import Account as EthAccount
-from eth_account.messages import _hash_eip191_message, encode_typed_data
-from eth_typing import ChecksumAddress, HexAddress, HexStr
-from eth_utils.crypto import keccak
+from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3.contract import Contract
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
-from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from agentwallet import signing, views
+from agentwallet.bindings.erc20 import Erc20Binding
+from agentwallet.bindings.factory import FactoryBinding, factory_creation_code
+from agentwallet.bindings.vault import VaultBinding
 from agentwallet.chain import Chain
-from agentwallet.deployments import ETH_TOKEN, Deployments, TokenInfo, checksum
+from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentWalletError,
-    ContractRevertError,
     InsufficientFundsError,
-    InsufficientGasError,
     NotAVaultError,
-    SignatureMismatchError,
     TransactionFailedError,
-    decode_revert,
 )
-from agentwallet.keys import Signer
-from agentwallet.signatures import OwnerSignature, pack_signatures
-from agentwallet.units import ETH, format_amount
+from agentwallet.protocol.addresses import checksum
+from agentwallet.protocol.calls import Call
+from agentwallet.protocol.constants import ETH, PER_WORD_GAS, ZERO_ADDRESS
+from agentwallet.protocol.models import (
+    AgentView,
+    ApprovalResult,
+    PolicyView,
+    RequestInfo,
+    RequestRef,
+    SignedApproval,
+    SignedPayment,
+    TokenInfo,
+    TxResult,
+)
+from agentwallet.protocol.refs import to_ref
+from agentwallet.units import format_amount
 
 __all__ = [
     "ETH",
@@ -52,518 +57,21 @@ __all__ = [
     "RequestInfo",
     "RequestRef",
     "SignedApproval",
+    "SignedPayment",
     "TokenInfo",
     "TxResult",
     "Vault",
     "deploy_factory",
-    "reasons_from_bits",
-    "to_ref",
 ]
 
-REASON_OVER_PER_PAYMENT = 1
-REASON_OVER_ALLOWANCE = 2
-REASON_RECIPIENT_NOT_ALLOWED = 4
-REASON_TOKEN_NOT_IN_SCOPE = 8
-REASON_TEXT = {
-    REASON_OVER_PER_PAYMENT: "over per-payment limit",
-    REASON_OVER_ALLOWANCE: "over period allowance",
-    REASON_RECIPIENT_NOT_ALLOWED: "recipient not allowed",
-    REASON_TOKEN_NOT_IN_SCOPE: "token not in scope",
-}
-REQUEST_STATUS = ("none", "pending", "executed", "rejected", "cancelled", "expired")
-AGENT_STATUS = ("none", "active", "paused", "revoked")
-REQUEST_KIND = ("payment", "governance")
-ZERO_REF = b"\x00" * 32
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-_T = TypeVar("_T")
-#: An SSTORE to a warm, non-zero slot (EIP-2929): what one more flag rewrite costs.
-PER_WORD_GAS = 2_900
 
-
-class Account(Protocol):
-    """What sending needs from a key: an address and local transaction signing."""
-
-    @property
-    def address(self) -> Any: ...
-
-    def sign_transaction(self, tx: Any) -> Any: ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Results
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TxResult:
-    """A mined transaction: hash (0x hex), gas used, block number."""
-
-    tx_hash: str
-    gas_used: int
-    block_number: int
-
-    @classmethod
-    def from_receipt(cls, receipt: TxReceipt) -> TxResult:
-        return cls(
-            HexBytes(receipt["transactionHash"]).to_0x_hex(),
-            int(receipt["gasUsed"]),
-            int(receipt["blockNumber"]),
-        )
-
-
-@dataclass(frozen=True)
-class ApprovalResult(TxResult):
-    """An on-chain approval; ``executed`` is True when it reached the threshold and ran."""
-
-    executed: bool = False
-
-
-@dataclass(frozen=True)
-class RequestRef:
-    """A new governance request: its id, whether it executed at once (threshold 1), the tx."""
-
-    request_id: int
-    executed: bool
-    tx: TxResult
-
-
-@dataclass(frozen=True)
-class RequestInfo:
-    """A request as co-signers see it. ``status`` is "expired" for a pending request past its
-    expiry; ``approvals`` are the current owners whose approval counts now."""
-
-    id: int
-    kind: str
-    status: str
-    agent: str
-    token: TokenInfo
-    to: str
-    amount: int
-    amount_text: str
-    reasons: tuple[str, ...]
-    ref: str
-    created_at: int
-    expires_at: int
-    approvals: tuple[str, ...]
-    threshold: int
-    action: str
-    data: str = ""
-
-
-@dataclass(frozen=True)
-class SignedApproval:
-    """An owner's off-chain EIP-712 approval of one request, portable as JSON.
-
-    ``signature`` is 65 bytes r|s|v for an EOA owner; with ``contract`` the owner is a contract
-    (ERC-1271, e.g. a Safe) and ``signature`` is whatever its ``isValidSignature`` accepts."""
-
-    vault: str
-    chain_id: int
-    request_id: int
-    signer: str
-    signature: str  #: 0x hex
-    contract: bool = False
-
-    def to_json(self) -> str:
-        """One-line JSON with every field."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | dict[str, Any]) -> SignedApproval:
-        """Parse :meth:`to_json` output (text or an already parsed dict)."""
-
-        def build(data: dict[str, Any]) -> SignedApproval:
-            return cls(
-                vault=checksum(data["vault"], "vault address"),
-                chain_id=int(data["chain_id"]),
-                request_id=int(data["request_id"]),
-                signer=checksum(data["signer"], "signer address"),
-                signature=str(data["signature"]),
-                contract=bool(data.get("contract", False)),
-            )
-
-        return _parse_signed(cls, "signed approval", text, build)
-
-
-@dataclass(frozen=True)
-class SignedPayment:
-    """One owner's EIP-712 signature of a payment that needs no stored request
-    (``payWithSignatures``), portable as JSON. Anyone holding the threshold's worth of them for
-    the same payment can submit it (a relayer, an agent, an owner). ``nonce`` is the vault's
-    ``signedPaymentNonce`` when signed: the set pays once, and only while no other signed
-    payment executed in between. ``agent`` is the attribution recorded in the event (may be the
-    zero address)."""
-
-    vault: str
-    chain_id: int
-    agent: str
-    token: str
-    to: str
-    amount: int
-    ref: str  #: 0x hex, 32 bytes
-    nonce: int
-    deadline: int
-    signer: str
-    signature: str  #: 0x hex
-    contract: bool = False
-
-    def payment(self) -> tuple[str, int, str, str, str, int, str, int, int]:
-        """Everything the owners signed, to check that several signatures agree."""
-        return (
-            self.vault,
-            self.chain_id,
-            self.agent,
-            self.token,
-            self.to,
-            self.amount,
-            self.ref,
-            self.nonce,
-            self.deadline,
-        )
-
-    def to_json(self) -> str:
-        """One-line JSON with every field."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str | dict[str, Any]) -> SignedPayment:
-        """Parse :meth:`to_json` output (text or an already parsed dict)."""
-
-        def build(data: dict[str, Any]) -> SignedPayment:
-            return cls(
-                vault=checksum(data["vault"], "vault address"),
-                chain_id=int(data["chain_id"]),
-                agent=checksum(data["agent"], "agent address"),
-                token=checksum(data["token"], "token address"),
-                to=checksum(data["to"], "recipient address"),
-                amount=int(data["amount"]),
-                ref=HexBytes(data["ref"]).to_0x_hex(),
-                nonce=int(data["nonce"]),
-                deadline=int(data["deadline"]),
-                signer=checksum(data["signer"], "signer address"),
-                signature=str(data["signature"]),
-                contract=bool(data.get("contract", False)),
-            )
-
-        return _parse_signed(cls, "signed payment", text, build)
-
-
-def _parse_signed(
-    cls: type, what: str, text: str | dict[str, Any], build: Callable[[dict[str, Any]], _T]
-) -> _T:
-    """``build`` from JSON text or a dict; a missing or malformed field is one clear error
-    naming the fields ``cls`` requires."""
-    try:
-        return build(json.loads(text) if isinstance(text, str) else dict(text))
-    except (KeyError, TypeError, ValueError) as exc:
-        required = ", ".join(
-            f.name for f in dataclasses.fields(cls) if f.default is dataclasses.MISSING
-        )
-        raise AgentWalletError(f"not a {what} ({exc}): expected JSON with {required}") from None
-
-
-@dataclass(frozen=True)
-class PolicyView:
-    """An agent's limits for one token; ``available`` is spendable in one payment now
-    (ignoring ``max_per_payment``)."""
-
-    max_per_payment: int
-    allowance: int
-    period: int
-    available: int
-
-
-@dataclass(frozen=True)
-class AgentView:
-    """An agent's settings and its limits per token address (only tokens in scope)."""
-
-    address: str
-    status: str
-    valid_after: int
-    valid_until: int
-    allowlist: bool
-    open_requests: int
-    policies: dict[str, PolicyView] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers
-# ---------------------------------------------------------------------------------------------
-
-
-def reasons_from_bits(bits: int) -> tuple[str, ...]:
-    """Escalation reason bitmask -> human reasons, in bit order."""
-    return tuple(text for bit, text in REASON_TEXT.items() if bits & bit)
-
-
-def to_ref(ref: str | bytes | None) -> bytes:
-    """A payment reference as bytes32: None -> zeros; ``0x`` + 64 hex -> those bytes; other
-    text -> utf-8 right-padded if <= 32 bytes, else its keccak; bytes likewise."""
-    if ref is None:
-        return ZERO_REF
-    if isinstance(ref, str):
-        if len(ref) == 66 and ref.startswith("0x"):
-            try:
-                return bytes.fromhex(ref[2:])
-            except ValueError:
-                pass
-        raw = ref.encode()
-    else:
-        raw = bytes(ref)
-    return raw.ljust(32, b"\x00") if len(raw) <= 32 else keccak(raw)
-
-
-def ref_text(ref: bytes) -> str:
-    """bytes32 ref -> its text if it is printable utf-8 padded with zeros, else 0x hex."""
-    stripped = bytes(ref).rstrip(b"\x00")
-    if stripped and b"\x00" not in stripped:
-        try:
-            text = stripped.decode()
-        except UnicodeDecodeError:
-            text = ""
-        if text and text.isprintable():
-            return text
-    return "0x" + bytes(ref).hex() if stripped else ""
-
-
-def _addr(address: str) -> ChecksumAddress:
-    return ChecksumAddress(HexAddress(HexStr(checksum(address))))
-
-
-def revert_data(exc: BaseException) -> bytes | None:
-    """Raw revert data carried by a web3 exception, if any."""
-    data: Any = getattr(exc, "data", None)
-    if isinstance(data, dict):
-        data = data.get("data")
-    if data is None and isinstance(exc, Web3RPCError) and isinstance(exc.rpc_response, dict):
-        error = exc.rpc_response.get("error")
-        if isinstance(error, dict):
-            data = error.get("data")
-    if isinstance(data, str) and data.startswith("0x"):
-        try:
-            return bytes.fromhex(data[2:])
-        except ValueError:
-            return None
-    if isinstance(data, bytes | bytearray):
-        return bytes(data)
-    return None
-
-
-def _is_insufficient_funds(exc: BaseException) -> bool:
-    text = str(exc).lower()
-    return "insufficient funds" in text or "cannot afford" in text
-
-
-class NonceManager:
-    """One lock and local nonce counter per (chain, address).
-
-    Inside :meth:`reserve` the caller signs and broadcasts with the yielded nonce; the counter
-    advances only if the block exits without an error. The next nonce is the node's pending
-    count, or the local counter if that is ahead and its last transaction is still known to the
-    node (a dropped transaction, or a reverted dev-chain snapshot, resets the counter).
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[tuple[int, str, str], threading.RLock] = {}
-        self._next: dict[tuple[int, str, str], tuple[int, bytes]] = {}
-
-    def _key(self, chain: Chain, address: str) -> tuple[int, str, str]:
-        return (id(chain.w3), chain.url or "embedded", address)
-
-    def chain_lock(self, chain: Chain) -> threading.RLock:
-        """One lock per embedded chain: eth-tester is not thread-safe, so every agentwallet
-        transaction on it (simulate, sign, send, receipt) runs under this lock."""
-        key = (id(chain.w3), "embedded-chain", "")
-        with self._guard:
-            return self._locks.setdefault(key, threading.RLock())
-
-    @contextmanager
-    def exclusive(self, chain: Chain) -> Iterator[None]:
-        """Hold :meth:`chain_lock` on the embedded chain; a no-op on JSON-RPC chains."""
-        if chain.is_embedded:
-            with self.chain_lock(chain):
-                yield
-        else:
-            yield
-
-    def lock(self, chain: Chain, address: str) -> threading.RLock:
-        """The lock serialising signing+broadcast for ``address`` on ``chain``."""
-        key = self._key(chain, address)
-        with self._guard:
-            return self._locks.setdefault(key, threading.RLock())
-
-    @contextmanager
-    def reserve(self, chain: Chain, address: str) -> Iterator[NonceSlot]:
-        """Hold the address's lock and yield a :class:`NonceSlot` with the next nonce; set
-        ``slot.tx_hash`` once broadcast so the counter advances."""
-        key = self._key(chain, address)
-        with self.lock(chain, address):
-            pending = int(chain.w3.eth.get_transaction_count(_addr(address), "pending"))
-            nonce = pending
-            local = self._next.get(key)
-            if local is not None and local[0] > pending:
-                try:
-                    chain.w3.eth.get_transaction(HexStr(HexBytes(local[1]).to_0x_hex()))
-                    nonce = local[0]
-                except (TransactionNotFound, ValueError):
-                    nonce = pending
-            slot = NonceSlot(nonce)
-            yield slot
-            if slot.tx_hash is not None:
-                self._next[key] = (nonce + 1, slot.tx_hash)
-
-
-@dataclass
-class NonceSlot:
-    """A reserved nonce; set ``tx_hash`` after broadcasting it."""
-
-    nonce: int
-    tx_hash: bytes | None = None
-
-
-#: The process-wide nonce manager used by every Vault and AgentWallet.
-NONCES = NonceManager()
-
-
-def broadcast(chain: Chain, raw_tx: bytes) -> bytes:
-    """Send a signed raw transaction; return its hash. (A seam for tests that simulate
-    crashes and timeouts around broadcasting.)"""
-    return bytes(chain.w3.eth.send_raw_transaction(raw_tx))
-
-
-def wait_receipt(chain: Chain, tx_hash: bytes, timeout: float = 120.0) -> TxReceipt:
-    """Wait for the receipt of ``tx_hash``."""
-    return chain.w3.eth.wait_for_transaction_receipt(
-        HexBytes(tx_hash), timeout=timeout, poll_latency=0.05
-    )
-
-
-def simulate(
-    chain: Chain,
-    sender: str,
-    to: str | None,
-    data: bytes,
-    value: int = 0,
-    *,
-    format_amount: Any = None,
-) -> int:
-    """Estimate gas for a call from ``sender``; a revert raises the decoded typed error."""
-    tx: dict[str, Any] = {"from": _addr(sender), "data": HexBytes(data), "value": value}
-    if to is not None:
-        tx["to"] = _addr(to)
-    try:
-        return int(chain.w3.eth.estimate_gas(cast(Any, tx)))
-    except (ContractLogicError, Web3RPCError) as exc:
-        raw = revert_data(exc)
-        if raw is not None:
-            raise decode_revert(raw, format_amount=format_amount) from None
-        if _is_insufficient_funds(exc):
-            raise InsufficientGasError(
-                f"{sender} cannot pay for this transaction: send it gas with "
-                "`agentwallet faucet` or a transfer"
-            ) from None
-        raise ContractRevertError(f"the transaction would fail: {exc}") from None
-    except Exception as exc:
-        if _is_insufficient_funds(exc):  # py-evm: "cannot afford txn gas"
-            raise InsufficientGasError(
-                f"{sender} has not enough ETH for gas: send it gas with "
-                "`agentwallet faucet` or a transfer"
-            ) from None
-        raise
-
-
-def build_tx(
-    chain: Chain, sender: str, to: str | None, data: bytes, value: int, gas: int, extra_gas: int = 0
-) -> dict[str, Any]:
-    """A complete EIP-1559 transaction (without nonce) after checking ``sender`` can pay for
-    it; :class:`InsufficientGasError` otherwise (nothing is sent). The gas limit is the
-    estimate ``gas`` plus 20 % and 10,000, plus ``extra_gas`` for state that may change
-    between the estimate and the block."""
-    fees = chain.fee_params()
-    gas_limit = int(gas * 1.2) + 10_000 + extra_gas
-    tx: dict[str, Any] = {
-        "chainId": chain.chain_id,
-        "data": HexBytes(data),
-        "value": value,
-        "gas": gas_limit,
-        **fees,
-    }
-    if to is not None:
-        tx["to"] = _addr(to)
-    balance = int(chain.w3.eth.get_balance(_addr(sender)))
-    cost = gas_limit * fees["maxFeePerGas"] + value
-    if balance < cost:
-        need = format_amount(cost, 18)
-        have = format_amount(balance, 18)
-        raise InsufficientGasError(
-            f"{sender} has {have} ETH but this transaction may cost up to {need} ETH: send it "
-            "gas with `agentwallet faucet` or a transfer"
-        )
-    return tx
-
-
-def send(
-    chain: Chain,
-    sender: Account,
-    to: str | None,
-    data: bytes,
-    value: int = 0,
-    *,
-    format_amount: Any = None,
-    extra_gas: int = 0,
-) -> TxReceipt:
-    """Simulate, sign with a managed nonce, broadcast and wait; return the receipt.
-
-    Reverts raise the typed :class:`ContractRevertError` before anything is sent; a mined
-    transaction with status 0 raises :class:`TransactionFailedError`.
-    """
-    with NONCES.exclusive(chain):
-        return _send(
-            chain, sender, to, data, value, format_amount=format_amount, extra_gas=extra_gas
-        )
-
-
-def _send(
-    chain: Chain,
-    sender: Account,
-    to: str | None,
-    data: bytes,
-    value: int,
-    *,
-    format_amount: Any,
-    extra_gas: int = 0,
-) -> TxReceipt:
-    address = str(sender.address)
-    gas = simulate(chain, address, to, data, value, format_amount=format_amount)
-    tx = build_tx(chain, address, to, data, value, gas, extra_gas)
-    with NONCES.reserve(chain, address) as slot:
-        signed = sender.sign_transaction({**tx, "nonce": slot.nonce})
-        slot.tx_hash = broadcast(chain, bytes(signed.raw_transaction))
-    receipt = wait_receipt(chain, slot.tx_hash)
-    if receipt["status"] != 1:
-        raise TransactionFailedError(
-            f"transaction {HexBytes(slot.tx_hash).to_0x_hex()} was mined but reverted",
-            receipt=receipt,
-        )
-    return receipt
-
-
-def deploy_factory(chain: Chain, sender: Account) -> str:
+def deploy_factory(chain: Chain, sender: BaseAccount) -> str:
     """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
-    from agentwallet.compiler import load_artifact
-
-    artifact = load_artifact("AgentVaultFactory")
-    receipt = send(chain, sender, None, bytes.fromhex(artifact["bytecode"].removeprefix("0x")))
+    receipt = chain.transactor.send(sender, None, factory_creation_code())
     address = receipt["contractAddress"]
     if address is None:  # pragma: no cover - a successful creation always has an address
         raise TransactionFailedError("the factory deployment produced no address", receipt=receipt)
     return checksum(str(address))
-
-
-# ---------------------------------------------------------------------------------------------
-# Vault
-# ---------------------------------------------------------------------------------------------
 
 
 class Vault:
@@ -573,7 +81,10 @@ class Vault:
         self.chain = chain
         self.address = checksum(address, "vault address")
         self.deployments = deployments or Deployments(chain)
-        self.contract: Contract = chain.contract("AgentVault", self.address)
+        #: Typed reads, encoders and receipt decoding of AgentVault's ABI.
+        self.bindings = VaultBinding(chain, self.address)
+        #: The web3 contract object (for event queries beyond this class).
+        self.contract: Contract = self.bindings.contract
         self._token_cache: dict[str, TokenInfo] = {}
 
     def __repr__(self) -> str:
@@ -585,7 +96,7 @@ class Vault:
     def create(
         cls,
         chain: Chain,
-        sender: Account,
+        sender: BaseAccount,
         owners: Sequence[str],
         threshold: int,
         request_expiry: int = 3 * 86400,
@@ -601,18 +112,17 @@ class Vault:
         if factory_address is None:
             factory_address = deploy_factory(chain, sender)
             deployments.record_factory(factory_address)
-        factory = chain.contract("AgentVaultFactory", factory_address)
+        factory = FactoryBinding(chain, factory_address)
         owner_list = [checksum(o, "owner address") for o in owners]
         salt_bytes = to_ref(salt) if salt is not None else secrets.token_bytes(32)
-        data = factory.encode_abi(
-            "createVault",
-            args=[owner_list, threshold, request_expiry, max_open_requests, salt_bytes],
+        data = factory.encode_create_vault(
+            owner_list, threshold, request_expiry, max_open_requests, salt_bytes
         )
-        receipt = send(chain, sender, factory_address, HexBytes(data))
-        events = factory.events.VaultCreated().process_receipt(receipt, errors=DISCARD)
-        if not events:  # pragma: no cover - createVault always emits
+        receipt = chain.transactor.send(sender, factory_address, data)
+        created = factory.created_vaults(receipt)
+        if not created:  # pragma: no cover - createVault always emits
             raise TransactionFailedError("createVault emitted no VaultCreated", receipt=receipt)
-        address = checksum(str(events[0]["args"]["vault"]))
+        address = created[0]
         deployments.record_vault(
             name,
             address,
@@ -633,13 +143,13 @@ class Vault:
         deployments = deployments or Deployments(chain)
         address = deployments.vault_address(name_or_address)
         vault = cls(chain, address, deployments)
-        if not chain.w3.eth.get_code(_addr(address)):
+        if not chain.code(address):
             raise NotAVaultError(
                 f"no contract at {address} on chain {chain.chain_id}: wrong address or chain?"
             )
         try:
-            vault.contract.functions.threshold().call()
-            vault.contract.functions.getOwners().call()
+            vault.bindings.threshold()
+            vault.bindings.owners()
         except Exception:  # noqa: BLE001 - anything else is not a vault
             raise NotAVaultError(
                 f"the contract at {address} does not answer threshold()/getOwners(): "
@@ -651,15 +161,15 @@ class Vault:
 
     def owners(self) -> list[str]:
         """Current owners, checksummed."""
-        return [checksum(str(o)) for o in self.contract.functions.getOwners().call()]
+        return self.bindings.owners()
 
     def threshold(self) -> int:
         """Approvals needed to execute a request."""
-        return int(self.contract.functions.threshold().call())
+        return self.bindings.threshold()
 
     def paused(self) -> bool:
         """Whether the vault is paused."""
-        return bool(self.contract.functions.paused().call())
+        return self.bindings.paused()
 
     def token(self, symbol_or_address: str | None = None) -> TokenInfo:
         """None/"ETH" -> ETH (18 decimals); a recorded symbol; or an address (read on-chain)."""
@@ -673,7 +183,9 @@ class Vault:
     def balance(self, token: str | TokenInfo | None = None) -> int:
         """The vault's balance of ``token`` (default ETH) in base units."""
         info = token if isinstance(token, TokenInfo) else self.token(token)
-        return token_balance(self.chain, info, self.address)
+        if info.is_eth:
+            return self.chain.balance(self.address)
+        return Erc20Binding(self.chain, info.address).balance_of(self.address)
 
     def format(self, token: str | None, amount: int) -> str:
         """``amount`` of ``token`` as "1.5 tUSDC"."""
@@ -687,73 +199,75 @@ class Vault:
             return f"{amount} base units of {token}"
 
     def _send(
-        self, sender: Account, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
+        self, sender: BaseAccount, fn_name: str, *args: Any, value: int = 0, extra_gas: int = 0
     ) -> TxReceipt:
-        data = self.contract.encode_abi(fn_name, args=list(args))
-        return send(
-            self.chain,
+        return self.chain.transactor.send(
             sender,
             self.address,
-            HexBytes(data),
+            self.bindings.encode(fn_name, *args),
             value,
             format_amount=self._fmt,
             extra_gas=extra_gas,
         )
 
+    def _tx(self, sender: BaseAccount, fn_name: str, *args: Any, extra_gas: int = 0) -> TxResult:
+        return TxResult.from_receipt(self._send(sender, fn_name, *args, extra_gas=extra_gas))
+
     def _flag_rewrite_margin(self, agents: Sequence[str]) -> int:
         """Gas an emergency action may need beyond its estimate: an agent can arm its fast path
         (a payment that sets FAST on a policy word) between the estimate and the block, and
         each such word then costs the action one more storage write."""
-        words = sum(len(self.contract.functions.getAgentTokens(a).call()) for a in agents)
+        words = sum(len(self.bindings.agent_tokens(a)) for a in agents)
         return PER_WORD_GAS * words
+
+    def signed_payment_nonce(self) -> int:
+        """The nonce the next signed payment (``payWithSignatures``) must carry."""
+        return self.bindings.signed_payment_nonce()
 
     def request_count(self) -> int:
         """Number of requests ever created (ids are 1..count)."""
-        return int(self.contract.functions.requestCount().call())
+        return self.bindings.request_count()
 
     # ------------------------------------------------------------------ funding
 
-    def fund(self, sender: Account, amount: int, token: str | None = None) -> TxResult:
+    def fund(self, sender: BaseAccount, amount: int, token: str | None = None) -> TxResult:
         """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit."""
         if amount <= 0:
             raise InsufficientFundsError(f"fund amount must be > 0, not {amount}")
         info = self.token(token)
         if info.is_eth:
-            receipt = send(self.chain, sender, self.address, b"", amount)
+            receipt = self.chain.transactor.send(sender, self.address, b"", amount)
             return TxResult.from_receipt(receipt)
-        erc20 = self.chain.contract("TestUSDC", info.address)
-        held = int(erc20.functions.balanceOf(_addr(str(sender.address))).call())
+        erc20 = Erc20Binding(self.chain, info.address)
+        held = erc20.balance_of(str(sender.address))
         if held < amount:
             raise InsufficientFundsError(
                 f"{sender.address} holds {format_amount(held, info.decimals)} {info.symbol}, "
                 f"less than the {format_amount(amount, info.decimals)} {info.symbol} to deposit"
             )
-        approve = erc20.encode_abi("approve", args=[self.address, amount])
-        send(self.chain, sender, info.address, HexBytes(approve))
+        self.chain.transactor.send(sender, info.address, erc20.encode_approve(self.address, amount))
         return TxResult.from_receipt(self._send(sender, "deposit", info.address, amount))
 
     # ------------------------------------------------------------------ governance
 
     def propose(
-        self, sender: Account, fn_name: str, *args: Any, ref: str | bytes | None = None
+        self, sender: BaseAccount, fn_name: str, *args: Any, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose the vault call ``fn_name(*args)`` (the proposer's approval counts; with
         threshold 1 it executes at once)."""
-        data = self.contract.encode_abi(fn_name, args=list(args))
-        receipt = self._send(sender, "propose", HexBytes(data), to_ref(ref))
-        created = self.contract.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
-        request_id = int(created[0]["args"]["requestId"])
+        data = self.bindings.encode(fn_name, *args)
+        receipt = self._send(sender, "propose", data, to_ref(ref))
+        request_id = self.bindings.created_requests(receipt)[0].request_id
         return RequestRef(
             request_id, self._executed_in(receipt, request_id), TxResult.from_receipt(receipt)
         )
 
     def _executed_in(self, receipt: TxReceipt, request_id: int) -> bool:
-        executed = self.contract.events.RequestExecuted().process_receipt(receipt, errors=DISCARD)
-        return any(int(e["args"]["requestId"]) == request_id for e in executed)
+        return request_id in self.bindings.executed_request_ids(receipt)
 
     def propose_add_agent(
         self,
-        sender: Account,
+        sender: BaseAccount,
         agent: str,
         valid_after: int = 0,
         valid_until: int = 0,
@@ -761,19 +275,14 @@ class Vault:
         ref: str | bytes | None = None,
     ) -> RequestRef:
         """Propose adding ``agent`` (validity window in unix seconds, 0 = open)."""
+        address = checksum(agent, "agent address")
         return self.propose(
-            sender,
-            "addAgent",
-            checksum(agent, "agent address"),
-            valid_after,
-            valid_until,
-            allowlist,
-            ref=ref,
+            sender, "addAgent", address, valid_after, valid_until, allowlist, ref=ref
         )
 
     def propose_set_limits(
         self,
-        sender: Account,
+        sender: BaseAccount,
         agent: str,
         token: str | None,
         max_per_payment: int,
@@ -782,41 +291,29 @@ class Vault:
         ref: str | bytes | None = None,
     ) -> RequestRef:
         """Propose the agent's limits for ``token`` (base units; ``period`` seconds)."""
-        return self.propose(
-            sender,
-            "setLimits",
-            checksum(agent, "agent address"),
-            self.token(token).address,
-            max_per_payment,
-            allowance,
-            period,
-            ref=ref,
-        )
+        address, token_address = checksum(agent, "agent address"), self.token(token).address
+        limits = (max_per_payment, allowance, period)
+        return self.propose(sender, "setLimits", address, token_address, *limits, ref=ref)
 
     def propose_allow_recipient(
-        self, sender: Account, agent: str, recipient: str, ref: str | bytes | None = None
+        self, sender: BaseAccount, agent: str, recipient: str, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose adding ``recipient`` to the agent's allowlist."""
-        return self.propose(
-            sender,
-            "allowRecipient",
-            checksum(agent, "agent address"),
-            checksum(recipient, "recipient address"),
-            ref=ref,
-        )
+        address, to = checksum(agent, "agent address"), checksum(recipient, "recipient address")
+        return self.propose(sender, "allowRecipient", address, to, ref=ref)
 
-    def propose_unpause(self, sender: Account, ref: str | bytes | None = None) -> RequestRef:
+    def propose_unpause(self, sender: BaseAccount, ref: str | bytes | None = None) -> RequestRef:
         """Propose unpausing the vault."""
         return self.propose(sender, "unpause", ref=ref)
 
     def propose_unpause_agent(
-        self, sender: Account, agent: str, ref: str | bytes | None = None
+        self, sender: BaseAccount, agent: str, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose unpausing a paused agent."""
         return self.propose(sender, "unpauseAgent", checksum(agent, "agent address"), ref=ref)
 
     def propose_add_owner(
-        self, sender: Account, owner: str, threshold: int, ref: str | bytes | None = None
+        self, sender: BaseAccount, owner: str, threshold: int, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose adding ``owner`` and setting the threshold."""
         return self.propose(
@@ -824,7 +321,7 @@ class Vault:
         )
 
     def propose_remove_owner(
-        self, sender: Account, owner: str, threshold: int, ref: str | bytes | None = None
+        self, sender: BaseAccount, owner: str, threshold: int, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose removing ``owner`` and setting the threshold."""
         return self.propose(
@@ -832,64 +329,59 @@ class Vault:
         )
 
     def propose_change_threshold(
-        self, sender: Account, threshold: int, ref: str | bytes | None = None
+        self, sender: BaseAccount, threshold: int, ref: str | bytes | None = None
     ) -> RequestRef:
         """Propose a new threshold."""
         return self.propose(sender, "changeThreshold", threshold, ref=ref)
 
     # ------------------------------------------------------------------ one-owner actions
 
-    def pause(self, sender: Account) -> TxResult:
+    def pause(self, sender: BaseAccount) -> TxResult:
         """Pause the vault (one owner; unpausing needs the threshold)."""
-        margin = self._flag_rewrite_margin(self.contract.functions.getAgents().call())
-        return TxResult.from_receipt(self._send(sender, "pause", extra_gas=margin))
+        return self._tx(
+            sender, "pause", extra_gas=self._flag_rewrite_margin(self.bindings.agents())
+        )
 
-    def pause_agent(self, sender: Account, agent: str) -> TxResult:
+    def pause_agent(self, sender: BaseAccount, agent: str) -> TxResult:
         """Pause an agent (one owner)."""
         address = checksum(agent)
-        margin = self._flag_rewrite_margin([address])
-        return TxResult.from_receipt(self._send(sender, "pauseAgent", address, extra_gas=margin))
+        return self._tx(
+            sender, "pauseAgent", address, extra_gas=self._flag_rewrite_margin([address])
+        )
 
-    def revoke_agent(self, sender: Account, agent: str) -> TxResult:
+    def revoke_agent(self, sender: BaseAccount, agent: str) -> TxResult:
         """Revoke an agent for good (one owner)."""
         address = checksum(agent)
         margin = self._flag_rewrite_margin([address])
-        return TxResult.from_receipt(self._send(sender, "revokeAgent", address, extra_gas=margin))
+        return self._tx(sender, "revokeAgent", address, extra_gas=margin)
 
     def reduce_limits(
-        self, sender: Account, agent: str, token: str | None, max_per_payment: int, allowance: int
+        self,
+        sender: BaseAccount,
+        agent: str,
+        token: str | None,
+        max_per_payment: int,
+        allowance: int,
     ) -> TxResult:
         """Lower an agent's limits for ``token`` (one owner; each value <= the current)."""
-        return TxResult.from_receipt(
-            self._send(
-                sender,
-                "reduceLimits",
-                checksum(agent),
-                self.token(token).address,
-                max_per_payment,
-                allowance,
-            )
-        )
+        address, token_address = checksum(agent), self.token(token).address
+        return self._tx(sender, "reduceLimits", address, token_address, max_per_payment, allowance)
 
-    def remove_token(self, sender: Account, agent: str, token: str | None) -> TxResult:
+    def remove_token(self, sender: BaseAccount, agent: str, token: str | None) -> TxResult:
         """Take ``token`` out of the agent's scope (one owner)."""
-        return TxResult.from_receipt(
-            self._send(sender, "removeToken", checksum(agent), self.token(token).address)
-        )
+        return self._tx(sender, "removeToken", checksum(agent), self.token(token).address)
 
-    def remove_recipient(self, sender: Account, agent: str, recipient: str) -> TxResult:
+    def remove_recipient(self, sender: BaseAccount, agent: str, recipient: str) -> TxResult:
         """Remove ``recipient`` from the agent's allowlist (one owner)."""
-        return TxResult.from_receipt(
-            self._send(sender, "removeRecipient", checksum(agent), checksum(recipient))
-        )
+        return self._tx(sender, "removeRecipient", checksum(agent), checksum(recipient))
 
-    def enforce_allowlist(self, sender: Account, agent: str) -> TxResult:
+    def enforce_allowlist(self, sender: BaseAccount, agent: str) -> TxResult:
         """Switch the agent's recipient allowlist on (one owner)."""
-        return TxResult.from_receipt(self._send(sender, "enforceAllowlist", checksum(agent)))
+        return self._tx(sender, "enforceAllowlist", checksum(agent))
 
     # ------------------------------------------------------------------ co-signing
 
-    def approve(self, sender: Account, request_id: int) -> ApprovalResult:
+    def approve(self, sender: BaseAccount, request_id: int) -> ApprovalResult:
         """Approve a pending request on-chain; ``executed`` says whether it ran."""
         receipt = self._send(sender, "approve", request_id)
         base = TxResult.from_receipt(receipt)
@@ -897,163 +389,39 @@ class Vault:
             base.tx_hash, base.gas_used, base.block_number, self._executed_in(receipt, request_id)
         )
 
-    def reject(self, sender: Account, request_id: int) -> TxResult:
+    def reject(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Reject a pending request (one owner); it can never execute."""
-        return TxResult.from_receipt(self._send(sender, "reject", request_id))
+        return self._tx(sender, "reject", request_id)
 
-    def execute(self, sender: Account, request_id: int) -> TxResult:
+    def execute(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Execute a request whose on-chain approvals already meet the threshold."""
-        return TxResult.from_receipt(self._send(sender, "execute", request_id))
+        return self._tx(sender, "execute", request_id)
 
-    def expire(self, sender: Account, request_id: int) -> TxResult:
+    def expire(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Mark a pending request past its expiry as expired."""
-        return TxResult.from_receipt(self._send(sender, "expire", request_id))
-
-    def _typed(
-        self, primary: str, fields: list[tuple[str, str]], message: dict[str, Any]
-    ) -> dict[str, Any]:
-        """An EIP-712 message in this vault's domain (read from ``eip712Domain``)."""
-        _, name, version, chain_id, verifying, _, _ = self.contract.functions.eip712Domain().call()
-        return {
-            "types": {
-                "EIP712Domain": [
-                    {"name": "name", "type": "string"},
-                    {"name": "version", "type": "string"},
-                    {"name": "chainId", "type": "uint256"},
-                    {"name": "verifyingContract", "type": "address"},
-                ],
-                primary: [{"name": n, "type": t} for n, t in fields],
-            },
-            "primaryType": primary,
-            "domain": {
-                "name": name,
-                "version": version,
-                "chainId": int(chain_id),
-                "verifyingContract": checksum(str(verifying)),
-            },
-            "message": message,
-        }
-
-    def _sign_typed(self, signer: Any, message: dict[str, Any], onchain: bytes) -> str:
-        """Sign ``message`` after checking its digest equals the vault's ``onchain`` one."""
-        digest = _hash_eip191_message(encode_typed_data(full_message=message))
-        if bytes(digest) != bytes(onchain):
-            raise SignatureMismatchError(
-                f"local EIP-712 digest 0x{bytes(digest).hex()} differs from the vault's "
-                f"0x{bytes(onchain).hex()}: refusing to sign"
-            )
-        if isinstance(signer, Signer):
-            signed = signer.sign_typed_data(message)
-        else:  # a plain LocalAccount
-            signed = signer.sign_message(encode_typed_data(full_message=message))
-        return HexBytes(signed.signature).to_0x_hex()
-
-    def _current_signers(
-        self, signed: Sequence[SignedApproval | SignedPayment]
-    ) -> list[SignedApproval | SignedPayment]:
-        """The threshold's worth of signatures the vault will read: current owners only, one
-        each, lowest addresses first. (The vault checks the lowest ``threshold`` signers and
-        nothing else, so a stale signature, e.g. by an owner removed since, must not be
-        among them.) Too few raises :class:`AgentWalletError`."""
-        owners = {checksum(str(o)) for o in self.owners()}
-        threshold = self.threshold()
-        usable = {a.signer: a for a in signed if a.signer in owners}
-        if len(usable) < threshold:
-            strangers = sorted({a.signer for a in signed} - owners)
-            note = f"; not owners (any more): {', '.join(strangers)}" if strangers else ""
-            raise AgentWalletError(
-                f"this needs {threshold} owner signatures, got {len(usable)}{note}: collect "
-                "more from current owners"
-            )
-        return sorted(usable.values(), key=lambda a: int(a.signer, 16))[:threshold]
-
-    def _checked_pack(
-        self, digest: bytes, chosen: Sequence[SignedApproval | SignedPayment]
-    ) -> bytes:
-        """Check each ECDSA signature is by its claimed signer; return them packed."""
-        for a in chosen:
-            if a.contract:
-                continue  # an ERC-1271 owner: only its contract can tell; the vault asks it
-            try:
-                by = str(EthAccount._recover_hash(digest, signature=bytes(HexBytes(a.signature))))
-            except Exception:  # noqa: BLE001 - malformed bytes: eth_keys raises several types
-                by = "nobody (not a valid 65-byte ECDSA signature)"
-            if by != a.signer:
-                raise SignatureMismatchError(
-                    f"signature says it is by {a.signer} but over this digest it is by {by}: "
-                    "it was made for another request, payment, vault or chain, or by another "
-                    "key; ask the owner to sign again"
-                )
-        return pack_signatures(
-            OwnerSignature(a.signer, bytes(HexBytes(a.signature)), a.contract) for a in chosen
-        )
+        return self._tx(sender, "expire", request_id)
 
     def typed_data(self, request_id: int) -> dict[str, Any]:
         """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
-        kind, _, agent, _, expires_at, _, token, to, amount, ref, data = self._stored_request(
-            request_id
-        )
-        return self._typed(
-            "Request",
-            [
-                ("requestId", "uint256"),
-                ("kind", "uint8"),
-                ("agent", "address"),
-                ("token", "address"),
-                ("to", "address"),
-                ("amount", "uint256"),
-                ("ref", "bytes32"),
-                ("dataHash", "bytes32"),
-                ("expiresAt", "uint256"),
-            ],
-            {
-                "requestId": request_id,
-                "kind": int(kind),
-                "agent": checksum(str(agent)),
-                "token": checksum(str(token)),
-                "to": checksum(str(to)),
-                "amount": int(amount),
-                "ref": bytes(ref),
-                "dataHash": keccak(bytes(data)),
-                "expiresAt": int(expires_at),
-            },
-        )
+        return signing.request_typed_data(self, request_id)
 
-    def sign(self, signer: Any, request_id: int) -> SignedApproval:
-        """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (a
-        :class:`~agentwallet.keys.Signer`); checks the digest equals ``requestDigest``."""
-        onchain = bytes(self.contract.functions.requestDigest(request_id).call())
-        signature = self._sign_typed(signer, self.typed_data(request_id), onchain)
-        return SignedApproval(
-            self.address, self.chain.chain_id, request_id, checksum(str(signer.address)), signature
-        )
+    def sign(self, signer: BaseAccount, request_id: int) -> SignedApproval:
+        """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (any
+        eth-account ``BaseAccount``, e.g. a :class:`~agentwallet.keys.Signer`); checks the
+        digest equals the vault's ``requestDigest``."""
+        return signing.sign(self, signer, request_id)
 
     def execute_with_signatures(
-        self, sender: Account, request_id: int, approvals: Sequence[SignedApproval]
+        self, sender: BaseAccount, request_id: int, approvals: Sequence[SignedApproval]
     ) -> TxResult:
         """Execute ``request_id`` with off-chain approvals (sorted by signer here)."""
-        for a in approvals:
-            if (
-                a.vault != self.address
-                or a.chain_id != self.chain.chain_id
-                or a.request_id != request_id
-            ):
-                raise AgentWalletError(
-                    f"approval by {a.signer} is for vault {a.vault} chain {a.chain_id} request "
-                    f"{a.request_id}, not vault {self.address} chain {self.chain.chain_id} "
-                    f"request {request_id}"
-                )
-        chosen = self._current_signers(approvals)
-        digest = bytes(self.contract.functions.requestDigest(request_id).call())
-        packed = self._checked_pack(digest, chosen)
-        receipt = self._send(sender, "executeWithSignatures", request_id, packed)
-        return TxResult.from_receipt(receipt)
+        return signing.execute_with_signatures(self, sender, request_id, approvals)
 
     # ------------------------------------------------------------ signed payments
 
     def sign_payment(
         self,
-        signer: Any,
+        signer: BaseAccount,
         to: str,
         amount: int,
         token: str | None = None,
@@ -1066,239 +434,50 @@ class Vault:
         runs at once with the threshold's signatures (``payWithSignatures``), no stored
         request. ``deadline`` defaults to one hour from the chain's time; the nonce is the
         vault's current one. Checks the digest equals the vault's ``signedPaymentDigest``."""
-        if amount <= 0:
-            raise AgentWalletError(f"amount must be positive, got {amount}")
-        tok = self.token(token)
-        to_address = checksum(to, "recipient address")
-        agent_address = checksum(agent, "agent address")
-        raw_ref = to_ref(ref)
-        deadline = self.chain.timestamp() + 3600 if deadline is None else int(deadline)
-        nonce = int(self.contract.functions.signedPaymentNonce().call())
-        message = self.payment_typed_data(
-            agent_address, tok.address, to_address, amount, raw_ref, nonce, deadline
-        )
-        onchain = self.contract.functions.signedPaymentDigest(
-            agent_address, tok.address, to_address, amount, raw_ref, deadline
-        ).call()
-        signature = self._sign_typed(signer, message, bytes(onchain))
-        return SignedPayment(
-            self.address,
-            self.chain.chain_id,
-            agent_address,
-            tok.address,
-            to_address,
-            amount,
-            HexBytes(raw_ref).to_0x_hex(),
-            nonce,
-            deadline,
-            checksum(str(signer.address)),
-            signature,
+        return signing.sign_payment(
+            self, signer, to, amount, token, agent=agent, ref=ref, deadline=deadline
         )
 
     def payment_typed_data(
         self, agent: str, token: str, to: str, amount: int, ref: bytes, nonce: int, deadline: int
     ) -> dict[str, Any]:
         """The full EIP-712 ``SignedPayment`` message owners sign for ``payWithSignatures``."""
-        return self._typed(
-            "SignedPayment",
-            [
-                ("agent", "address"),
-                ("token", "address"),
-                ("to", "address"),
-                ("amount", "uint256"),
-                ("ref", "bytes32"),
-                ("nonce", "uint256"),
-                ("deadline", "uint256"),
-            ],
-            {
-                "agent": agent,
-                "token": token,
-                "to": to,
-                "amount": int(amount),
-                "ref": bytes(ref),
-                "nonce": int(nonce),
-                "deadline": int(deadline),
-            },
-        )
+        return signing.payment_typed_data(self, agent, token, to, amount, ref, nonce, deadline)
 
-    def pay_with_signatures(self, sender: Account, signed: Sequence[SignedPayment]) -> TxResult:
+    def pay_with_signatures(self, sender: BaseAccount, signed: Sequence[SignedPayment]) -> TxResult:
         """Submit owners' signatures of one payment (anyone may send it). All must sign the
         same payment, for this vault and chain, at the vault's current nonce, before the
         deadline; each ECDSA signature must be by its claimed signer."""
-        if not signed:
-            raise AgentWalletError("no signatures: collect them with Vault.sign_payment")
-        first = signed[0]
-        for s in signed:
-            if s.payment() != first.payment():
-                raise AgentWalletError(
-                    f"signature by {s.signer} is for a different payment than {first.signer}'s: "
-                    "every owner must sign the same vault, chain, agent, token, recipient, "
-                    "amount, ref, nonce and deadline"
-                )
-        if (first.vault, first.chain_id) != (self.address, self.chain.chain_id):
-            raise AgentWalletError(
-                f"signatures are for vault {first.vault} on chain {first.chain_id}, not "
-                f"{self.address} on chain {self.chain.chain_id}"
-            )
-        chosen = self._current_signers(signed)
-        nonce = int(self.contract.functions.signedPaymentNonce().call())
-        if first.nonce != nonce:
-            raise AgentWalletError(
-                f"signatures are for signed-payment nonce {first.nonce} but the vault is at "
-                f"{nonce}: {'another signed payment ran since; ' if first.nonce < nonce else ''}"
-                "ask the owners to sign again"
-            )
-        if self.chain.timestamp() > first.deadline:
-            raise AgentWalletError(
-                f"signatures expired at {first.deadline} (chain time {self.chain.timestamp()}): "
-                "ask the owners to sign again"
-            )
-        raw_ref = bytes(HexBytes(first.ref))
-        digest = bytes(
-            self.contract.functions.signedPaymentDigest(
-                first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
-            ).call()
-        )
-        packed = self._checked_pack(digest, chosen)
-        receipt = self._send(
-            sender,
-            "payWithSignatures",
-            first.agent,
-            first.token,
-            first.to,
-            first.amount,
-            raw_ref,
-            first.deadline,
-            packed,
-        )
-        return TxResult.from_receipt(receipt)
+        return signing.pay_with_signatures(self, sender, signed)
 
-    # ------------------------------------------------------------------ requests
+    # ------------------------------------------------------------------ requests and agents
 
     def request(self, request_id: int) -> RequestInfo:
         """One request, decoded for humans."""
-        r = self._stored_request(request_id)
-        kind, status, agent, created_at, expires_at, reasons, token, to, amount, ref, data = r
-        status_text = REQUEST_STATUS[int(status)]
-        if status_text == "pending" and self.chain.timestamp() > int(expires_at):
-            status_text = "expired"
-        owners = self.owners()
-        approvals = tuple(
-            o for o in owners if self.contract.functions.hasApproved(request_id, o).call()
-        )
-        kind_text = REQUEST_KIND[int(kind)]
-        info = self.token(checksum(str(token))) if kind_text == "payment" else ETH_TOKEN
-        action = ""
-        if kind_text == "governance":
-            action = self.describe_call(bytes(data))
-            amount_text = ""
-        else:
-            amount_text = f"{format_amount(int(amount), info.decimals)} {info.symbol}"
-            action = f"pay {amount_text} to {checksum(str(to))}"
-        return RequestInfo(
-            id=request_id,
-            kind=kind_text,
-            status=status_text,
-            agent=checksum(str(agent)),
-            token=info,
-            to=checksum(str(to)),
-            amount=int(amount),
-            amount_text=amount_text,
-            reasons=reasons_from_bits(int(reasons)),
-            ref=ref_text(bytes(ref)),
-            created_at=int(created_at),
-            expires_at=int(expires_at),
-            approvals=approvals,
-            threshold=self.threshold(),
-            action=action,
-            data="0x" + bytes(data).hex(),
-        )
-
-    def describe_call(self, data: bytes) -> str:
-        """A governance call as text, e.g. ``setLimits(agent=0xab.., token=tUSDC, ...)``."""
-        try:
-            fn, args = self.contract.decode_function_input(data)
-        except Exception:  # noqa: BLE001 - not a vault call
-            return "0x" + data.hex()
-        parts = []
-        for key, value in args.items():
-            if key == "token":
-                try:
-                    value = self.token(str(value)).symbol
-                except AgentWalletError:
-                    pass
-            parts.append(f"{key}={value}")
-        return f"{fn.fn_name}({', '.join(parts)})"
+        return views.request_info(self, request_id)
 
     def requests(self, status: str | None = "pending") -> list[RequestInfo]:
         """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
         "expired"; None or "all" for every request), oldest first."""
-        result = []
-        for request_id in range(1, self.request_count() + 1):
-            info = self.request(request_id)
-            if status in (None, "all") or info.status == status:
-                result.append(info)
-        return result
+        return views.requests(self, status)
 
-    # ------------------------------------------------------------------ agents
+    def decode_call(self, data: bytes) -> Call | None:
+        """The vault call a governance request carries, or None if ``data`` is none."""
+        return self.bindings.decode_call(data)
+
+    def describe_call(self, data: bytes) -> str:
+        """A governance call as text, e.g. ``setLimits(agent=0xab.., token=tUSDC, ...)``."""
+        return views.describe_call(self, data)
 
     def agents(self) -> list[AgentView]:
         """Every agent ever added, with its settings: the vault's list of active and paused
         agents, then revoked ones (found in the executed addAgent requests)."""
-        seen = [checksum(str(a)) for a in self.contract.functions.getAgents().call()]
-        for fn_name, args in self._executed_governance_calls():
-            if fn_name == "addAgent":
-                address = checksum(str(args["agent"]))
-                if address not in seen:
-                    seen.append(address)
-        return [self.agent(a) for a in seen]
-
-    def _stored_request(self, request_id: int) -> Sequence[Any]:
-        """``getRequest(request_id)`` as the contract returns it; an unknown id raises."""
-        r = self.contract.functions.getRequest(request_id).call()
-        if int(r[1]) == 0:
-            from agentwallet.errors import UnknownRequestError
-
-            raise UnknownRequestError(
-                f"no request {request_id} in vault {self.address}: list them with `requests`",
-                error_name="UnknownRequest",
-                args_by_name={"requestId": request_id},
-            )
-        return cast(Sequence[Any], r)
-
-    def _executed_governance_calls(self) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(function name, arguments) of every executed governance request, oldest first."""
-        for request_id in range(1, self.request_count() + 1):
-            r = self.contract.functions.getRequest(request_id).call()
-            if int(r[0]) != 1 or int(r[1]) != 2:  # Governance, Executed
-                continue
-            try:
-                fn, args = self.contract.decode_function_input(bytes(r[10]))
-            except Exception:  # noqa: BLE001 - not a call this ABI knows
-                continue
-            yield fn.fn_name, dict(args)
-
-    def policy(self, agent: str, token: str | None = None) -> PolicyView:
-        """The agent's limits for ``token`` now."""
-        p = self.contract.functions.getPolicy(_addr(agent), self.token(token).address).call()
-        return PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
+        return views.agents(self)
 
     def agent(self, address: str) -> AgentView:
         """An agent's settings and its limits for every token in scope."""
-        agent = checksum(address, "agent address")
-        a = self.contract.functions.getAgent(agent).call()
-        policies = {}
-        for token in self.contract.functions.getAgentTokens(agent).call():
-            p = self.contract.functions.getPolicy(agent, token).call()
-            policies[checksum(str(token))] = PolicyView(int(p[0]), int(p[1]), int(p[2]), int(p[3]))
-        return AgentView(
-            agent, AGENT_STATUS[int(a[0])], int(a[1]), int(a[2]), bool(a[3]), int(a[4]), policies
-        )
+        return views.agent_view(self, address)
 
-
-def token_balance(chain: Chain, token: TokenInfo, holder: str) -> int:
-    """``holder``'s balance of ``token`` in base units."""
-    if token.is_eth:
-        return int(chain.w3.eth.get_balance(_addr(holder)))
-    erc20 = chain.contract("TestUSDC", token.address)
-    return int(erc20.functions.balanceOf(_addr(holder)).call())
+    def policy(self, agent: str, token: str | None = None) -> PolicyView:
+        """The agent's limits for ``token`` now."""
+        return self.bindings.policy(agent, self.token(token).address)

@@ -24,7 +24,7 @@ from agentwallet.audit.events import EventFilter, read_events  # noqa: E402
 from agentwallet.audit.index import AuditIndex  # noqa: E402
 from agentwallet.audit.reports import spend_report, trail  # noqa: E402
 from agentwallet.chain import connect  # noqa: E402
-from agentwallet.node import free_port, start_anvil  # noqa: E402
+from agentwallet.chain.node import free_port, start_anvil  # noqa: E402
 from tests.audit._helpers import ETH, blast_payments, build_world  # noqa: E402
 
 

@@ -21,8 +21,8 @@ from web3.logs import DISCARD
 from web3.types import TxReceipt
 
 from agentwallet.chain import Chain, connect
-from agentwallet.node import free_port, start_anvil
-from agentwallet.signatures import pack_signatures
+from agentwallet.chain.node import free_port, start_anvil
+from agentwallet.protocol.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_gas import Bench  # noqa: E402
 
 from agentwallet.chain import connect  # noqa: E402
-from agentwallet.node import free_port, start_anvil  # noqa: E402
+from agentwallet.chain.node import free_port, start_anvil  # noqa: E402
 
 NAMED = {"SLOAD", "SSTORE", "TLOAD", "TSTORE", "EXTCODESIZE", "EXTCODEHASH", "BALANCE", "KECCAK256"}
 CALLS = {"CALL", "DELEGATECALL", "STATICCALL", "CALLCODE", "CREATE", "CREATE2"}

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
+from agentwallet._build.compiler import compile_all
 from agentwallet.chain import Chain, connect
-from agentwallet.compiler import compile_all
-from agentwallet.node import AnvilProcess, free_port, start_anvil
+from agentwallet.chain.node import AnvilProcess, free_port, start_anvil
 
 CHAIN_FIXTURES = ("chain", "anvil_chain", "any_chain")
 ANVIL_FIXTURES = {"anvil_node", "anvil_chain"}

@@ -7,16 +7,16 @@ from typing import Any
 
 import pytest
 
-from agentwallet import compiler
-from agentwallet.compiler import (
+from agentwallet._build import compiler
+from agentwallet._build.compiler import (
     BUILD_INFO_RELPATH,
     COMPILER_SETTINGS,
     SOLC_VERSION,
     check_artifacts,
     compile_all,
     compile_sources,
-    load_artifact,
 )
+from agentwallet.bindings.artifacts import load_artifact
 from agentwallet.errors import CompilerError
 
 from .conftest import write_probe_project
@@ -129,3 +129,19 @@ def test_every_vault_error_has_a_typed_python_exception() -> None:
     vault_errors = {n for n in names if not n.startswith(("ReentrancyGuard", "SafeERC20", "ECDSA"))}
     missing = sorted(vault_errors - set(REVERT_ERRORS) - {"InvalidShortString", "StringTooLong"})
     assert missing == []
+
+
+#: Runtime bytecode budgets in bytes, at today's sizes plus a little room: growth shows here long
+#: before EIP-170 (24,576 bytes) refuses a deployment. Raise a budget on purpose, in review.
+RUNTIME_BUDGETS = {"AgentVault": 23_250, "AgentVaultFactory": 1_200}
+#: EIP-3860: the largest initcode a creation may carry (the factory's includes the vault's).
+MAX_INITCODE_SIZE = 49_152
+
+
+@pytest.mark.parametrize("name", sorted(RUNTIME_BUDGETS))
+def test_runtime_bytecode_stays_within_its_budget(name: str) -> None:
+    artifact = load_artifact(name)
+    runtime = len(bytes.fromhex(artifact["deployedBytecode"].removeprefix("0x")))
+    initcode = len(bytes.fromhex(artifact["bytecode"].removeprefix("0x")))
+    assert runtime <= RUNTIME_BUDGETS[name], f"{name} runtime code is {runtime} bytes"
+    assert initcode <= MAX_INITCODE_SIZE, f"{name} initcode is {initcode} bytes"

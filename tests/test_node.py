@@ -6,8 +6,8 @@ import pytest
 from eth_account import Account
 
 from agentwallet.chain import connect
+from agentwallet.chain.node import find_anvil, free_port, start_anvil
 from agentwallet.errors import ChainConnectionError, NodeNotFoundError
-from agentwallet.node import find_anvil, free_port, start_anvil
 
 
 @pytest.mark.anvil

@@ -1,6 +1,7 @@
 """Audit and monitoring: who authorised what, answered from the chain's events.
 
-- :mod:`~agentwallet.audit.events`: decode AgentVault/AgentVaultFactory logs; range-adaptive reader.
+- :mod:`~agentwallet.audit.logs`: raw logs in block ranges the node accepts (range-adaptive).
+- :mod:`~agentwallet.audit.events`: decode AgentVault/AgentVaultFactory logs into events.
 - :mod:`~agentwallet.audit.index`: the SQLite index, incremental and reorg-safe sync.
 - :mod:`~agentwallet.audit.reports`: trail, spend, requests, owners, summary (from the index).
 - :mod:`~agentwallet.audit.reconcile`: balances vs deposits - payments.
@@ -17,16 +18,9 @@ from agentwallet.audit.errors import (
     ReorgDuringSyncError,
     WhatIfError,
 )
-from agentwallet.audit.events import (
-    AuditEvent,
-    EventCodec,
-    EventFilter,
-    LogReader,
-    RawLog,
-    log_source,
-    read_events,
-)
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, read_events
 from agentwallet.audit.index import AuditIndex, SyncResult, SyncState, default_db_path
+from agentwallet.audit.logs import LogReader, RawLog, log_source
 from agentwallet.audit.reconcile import ReconcileRow, reconcile
 from agentwallet.audit.reports import (
     owners_report,

@@ -1,61 +1,26 @@
-"""Read and decode AgentVault / AgentVaultFactory events from a chain.
+"""Decode AgentVault / AgentVaultFactory events read from a chain.
 
-Logs are decoded straight from the artifacts' ABIs (matched by topic0) with ``eth_abi`` into
-frozen :class:`AuditEvent` records. :class:`LogReader` reads block ranges sized to what the node
-accepts: it starts large and halves the range on the standard "too many results / range too
-large" provider errors. On the embedded chain it reads receipts straight from py-evm, which is
-orders of magnitude faster than eth-tester's ``eth_getLogs``.
+Logs (read by :mod:`agentwallet.audit.logs`) are decoded straight from the artifacts' ABIs
+(matched by topic0) with ``eth_abi`` into frozen :class:`AuditEvent` records; governance calls
+inside requests through :mod:`agentwallet.protocol.calls`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
-from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-from agentwallet.audit.errors import BlockRangeError, LogReadError
+from agentwallet.audit.errors import BlockRangeError
+from agentwallet.audit.logs import LogReader, LogSource, RawLog, log_source
 from agentwallet.chain import Chain
-
-ZERO_ADDRESS = "0x0000000000000000000000000000000000000000"
-
-ETH = "0x0000000000000000000000000000000000000000"
-REQUEST_KINDS = ("payment", "governance")
-AGENT_STATUSES = ("none", "active", "paused", "revoked")
-REASON_BITS = {
-    1: "over per-payment limit",
-    2: "over period allowance",
-    4: "recipient not allowed",
-    8: "token not in scope",
-}
-#: governance calls whose first argument is the agent they configure
-AGENT_CALLS = frozenset({"addAgent", "unpauseAgent", "setLimits", "allowRecipient"})
-
-RANGE_ERROR_MARKERS = (
-    "query returned more than",
-    "more than 10000 results",
-    "block range too large",
-    "range is too large",
-    "range too large",
-    "limit exceeded",
-    "exceed maximum block range",
-    "block range",
-    "too many results",
-    "response size exceeded",
-    "query timeout",
-    "log response size",
-)
-RANGE_ERROR_CODES = (-32005,)
-
-
-def reason_texts(reasons: int) -> tuple[str, ...]:
-    """The escalation reason bitmask as human texts."""
-    return tuple(text for bit, text in REASON_BITS.items() if reasons & bit)
+from agentwallet.protocol.calls import Call, CallDecoder, canonical_type, plain
+from agentwallet.protocol.constants import ZERO_ADDRESS, RequestKind
 
 
 @dataclass(frozen=True)
@@ -82,57 +47,37 @@ class EventSpec:
         return None
 
 
-def _canonical_type(inp: Mapping[str, Any]) -> str:
-    typ = str(inp["type"])
-    if typ.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in inp["components"])
-        return f"({inner}){typ[5:]}"
-    return typ
-
-
 class EventCodec:
     """Decodes the logs of AgentVault and AgentVaultFactory (from the packaged artifacts)."""
 
     def __init__(self, abis: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
         if abis is None:
-            from agentwallet.compiler import load_artifact
+            from agentwallet.bindings.artifacts import abi_of
 
-            abis = {n: load_artifact(n)["abi"] for n in ("AgentVault", "AgentVaultFactory")}
+            abis = {n: abi_of(n) for n in ("AgentVault", "AgentVaultFactory")}
         self.specs: dict[bytes, EventSpec] = {}
         self.by_name: dict[str, EventSpec] = {}
-        self.functions: dict[bytes, tuple[str, tuple[str, ...], tuple[str, ...]]] = {}
+        #: Decodes the calls governance requests carry (the vault's functions).
+        self.calls = CallDecoder(abis.get("AgentVault", ()))
         for contract, abi in abis.items():
             for item in abi:
                 if item.get("type") == "event" and not item.get("anonymous"):
                     inputs = tuple(
-                        (str(i["name"]), _canonical_type(i), bool(i.get("indexed")))
+                        (str(i["name"]), canonical_type(i), bool(i.get("indexed")))
                         for i in item["inputs"]
                     )
                     signature = f"{item['name']}({','.join(t for _, t, _ in inputs)})"
                     spec = EventSpec(contract, str(item["name"]), keccak(text=signature), inputs)
                     self.specs[spec.topic0] = spec
                     self.by_name[spec.name] = spec
-                elif item.get("type") == "function" and contract == "AgentVault":
-                    types = tuple(_canonical_type(i) for i in item["inputs"])
-                    names = tuple(str(i["name"]) for i in item["inputs"])
-                    selector = keccak(text=f"{item['name']}({','.join(types)})")[:4]
-                    self.functions[selector] = (str(item["name"]), names, types)
 
     @property
     def vault_topics(self) -> list[bytes]:
         return [s.topic0 for s in self.specs.values() if s.contract == "AgentVault"]
 
-    def decode_call(self, data: bytes) -> tuple[str, dict[str, Any]] | None:
-        """Decode a governance request's call on the vault: (function name, args) or None."""
-        entry = self.functions.get(bytes(data[:4]))
-        if entry is None:
-            return None
-        name, names, types = entry
-        try:
-            values = abi_decode(list(types), bytes(data[4:]))
-        except Exception:  # noqa: BLE001 - malformed call data: not decodable
-            return None
-        return name, {n: _plain(t, v) for n, t, v in zip(names, types, values, strict=True)}
+    def decode_call(self, data: bytes) -> Call | None:
+        """The vault call a governance request carries, or None."""
+        return self.calls.decode(data)
 
     def decode(self, log: RawLog) -> AuditEvent | None:
         """Decode one log, or None for a log that is not one of our events."""
@@ -148,7 +93,7 @@ class EventCodec:
             if indexed:
                 args[name] = _topic_plain(typ, next(topics))
             else:
-                args[name] = _plain(typ, next(data_values))
+                args[name] = plain(typ, next(data_values))
         return self._build(spec, log, args)
 
     def _build(self, spec: EventSpec, log: RawLog, args: dict[str, Any]) -> AuditEvent:
@@ -157,17 +102,17 @@ class EventCodec:
         actor: str | None = None
         recipient: str | None = None
         kind: str | None = None
-        vault = _checksum(log.address)
+        vault = plain("address", log.address)
         if name == "RequestCreated":
-            kind = REQUEST_KINDS[args["kind"]] if args["kind"] < 2 else str(args["kind"])
+            kind = RequestKind.text_of(args["kind"])
             actor = agent
             if kind == "payment":
                 recipient = args["to"]
             else:
                 agent = None
                 call = self.decode_call(bytes.fromhex(args["data"][2:]))
-                if call is not None and call[0] in AGENT_CALLS:
-                    agent = call[1].get("agent")
+                if call is not None:
+                    agent = call.agent
         elif name == "PaymentExecuted":
             recipient = args["to"]
         elif name == "SignedPaymentExecuted":
@@ -197,7 +142,7 @@ class EventCodec:
             block_hash=log.block_hash,
             tx_hash=log.tx_hash,
             log_index=log.log_index,
-            emitter=_checksum(log.address),
+            emitter=plain("address", log.address),
             vault=vault,
             name=name,
             args=args,
@@ -213,46 +158,15 @@ class EventCodec:
 
 
 @cache
-def _checksum(address: str) -> str:
-    return str(to_checksum_address(address))
-
-
-def _plain(typ: str, value: Any) -> Any:
-    """ABI value → JSON-friendly Python value (checksum addresses, 0x hex bytes)."""
-    if typ.endswith("]"):
-        inner = typ[: typ.rindex("[")]
-        return [_plain(inner, v) for v in value]
-    if typ == "address":
-        return _checksum(value)
-    if typ.startswith("bytes"):
-        return "0x" + bytes(value).hex()
-    return value
-
-
-@cache
 def _topic_plain(typ: str, topic: bytes) -> Any:
     """An indexed value from its topic (static types only; cached: topics repeat a lot)."""
     if typ == "address":
-        return _checksum("0x" + topic[12:].hex())
+        return plain("address", "0x" + topic[12:].hex())
     if typ.startswith("uint"):
         return int.from_bytes(topic, "big")
     if typ == "bool":
         return topic[-1] == 1
-    return _plain(typ, abi_decode([typ], topic)[0])
-
-
-@dataclass(frozen=True)
-class RawLog:
-    """A log as read from the node, before decoding."""
-
-    address: str
-    topics: tuple[bytes, ...]
-    data: bytes
-    block_number: int
-    block_hash: str
-    tx_hash: str
-    log_index: int
-    block_time: int | None = None
+    return plain(typ, abi_decode([typ], topic)[0])
 
 
 @dataclass(frozen=True)
@@ -357,234 +271,6 @@ class EventFilter:
         if self.since is not None and e.block_time < self.since:
             return False
         return self.until is None or e.block_time <= self.until
-
-
-# ------------------------------------------------------------------------------------ sources
-
-RpcFn = Callable[[str, list[Any]], Any]
-
-
-def is_range_error(error: Any) -> bool:
-    """True for the provider errors that mean "ask for a smaller block range"."""
-    if isinstance(error, Mapping):
-        code = error.get("code")
-        message = str(error.get("message", "")) + " " + str(error.get("data", ""))
-    else:
-        code = getattr(error, "code", None)
-        message = str(error)
-    if code in RANGE_ERROR_CODES:
-        return True
-    lowered = message.lower()
-    return any(marker in lowered for marker in RANGE_ERROR_MARKERS)
-
-
-class _RangeTooLarge(Exception):
-    pass
-
-
-def _hex_to_bytes(value: str) -> bytes:
-    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
-
-
-class RpcLogSource:
-    """``eth_getLogs`` over raw JSON-RPC (no web3 formatting: it is the hot path)."""
-
-    def __init__(self, rpc: RpcFn, url: str | None = None) -> None:
-        self.rpc = rpc
-        self.url = url or "the node"
-
-    def call(self, method: str, params: list[Any]) -> Any:
-        try:
-            response = self.rpc(method, params)
-        except Exception as exc:  # noqa: BLE001 - connection-level failure of any kind
-            if is_range_error(exc):
-                raise _RangeTooLarge(str(exc)) from None
-            raise LogReadError(
-                f"{method} failed on {self.url} ({type(exc).__name__}: {exc}); is the node "
-                "running? The index was left as it was before this batch: run sync again"
-            ) from None
-        if isinstance(response, Mapping) and "error" in response:
-            if is_range_error(response["error"]):
-                raise _RangeTooLarge(str(response["error"]))
-            raise LogReadError(f"{method} failed on {self.url}: {response['error']}")
-        return response.get("result") if isinstance(response, Mapping) else response
-
-    def head(self) -> int:
-        return int(self.call("eth_blockNumber", []), 16)
-
-    def block_header(self, number: int) -> tuple[str, str, int]:
-        """(hash, parent hash, timestamp) of the canonical block ``number``."""
-        block = self.call("eth_getBlockByNumber", [hex(number), False])
-        if block is None:
-            raise BlockRangeError(f"block {number} does not exist on {self.url}")
-        return str(block["hash"]), str(block["parentHash"]), int(block["timestamp"], 16)
-
-    def logs(
-        self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
-    ) -> list[RawLog]:
-        params: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
-        if addresses:
-            params["address"] = list(addresses)
-        if topics:
-            params["topics"] = [
-                None
-                if t is None
-                else ["0x" + x.hex() for x in t]
-                if isinstance(t, list)
-                else "0x" + t.hex()
-                for t in topics
-            ]
-        result = self.call("eth_getLogs", [params])
-        out = []
-        for item in result:
-            if item.get("removed"):
-                continue
-            ts = item.get("blockTimestamp")
-            out.append(
-                RawLog(
-                    address=str(item["address"]),
-                    topics=tuple(_hex_to_bytes(t) for t in item["topics"]),
-                    data=_hex_to_bytes(item["data"]),
-                    block_number=int(item["blockNumber"], 16),
-                    block_hash=str(item["blockHash"]),
-                    tx_hash=str(item["transactionHash"]),
-                    log_index=int(item["logIndex"], 16),
-                    block_time=None if ts is None else int(ts, 16),
-                )
-            )
-        return out
-
-
-class EmbeddedLogSource:
-    """Logs of the embedded chain read from py-evm receipts directly.
-
-    eth-tester's ``eth_getLogs`` serialises every block and receipt through several layers
-    (~1000x slower); here only blocks that have transactions are opened.
-    """
-
-    def __init__(self, chain: Chain) -> None:
-        tester = getattr(chain, "_tester", None)
-        if tester is None:
-            raise LogReadError("EmbeddedLogSource needs the embedded chain")
-        self._evm = tester.backend.chain
-        self.url = "the embedded chain"
-
-    def head(self) -> int:
-        return int(self._evm.get_canonical_head().block_number)
-
-    def block_header(self, number: int) -> tuple[str, str, int]:
-        try:
-            header = self._evm.chaindb.get_canonical_block_header_by_number(number)
-        except Exception:  # noqa: BLE001 - py-evm HeaderNotFound
-            raise BlockRangeError(f"block {number} does not exist on the embedded chain") from None
-        return "0x" + header.hash.hex(), "0x" + header.parent_hash.hex(), int(header.timestamp)
-
-    def logs(
-        self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
-    ) -> list[RawLog]:
-        from eth.constants import BLANK_ROOT_HASH
-
-        wanted = {bytes.fromhex(a[2:].lower()) for a in addresses} if addresses else None
-        chaindb = self._evm.chaindb
-        out: list[RawLog] = []
-        for number in range(from_block, to_block + 1):
-            header = chaindb.get_canonical_block_header_by_number(number)
-            if header.transaction_root == BLANK_ROOT_HASH:
-                continue
-            block = self._evm.get_canonical_block_by_number(number)
-            receipts = block.get_receipts(chaindb)
-            block_hash = "0x" + header.hash.hex()
-            index = 0
-            for tx, receipt in zip(block.transactions, receipts, strict=True):
-                for log in receipt.logs:
-                    log_index = index
-                    index += 1
-                    if wanted is not None and log.address not in wanted:
-                        continue
-                    log_topics = tuple(t.to_bytes(32, "big") for t in log.topics)
-                    if not _topics_match(log_topics, topics):
-                        continue
-                    out.append(
-                        RawLog(
-                            address="0x" + log.address.hex(),
-                            topics=log_topics,
-                            data=bytes(log.data),
-                            block_number=number,
-                            block_hash=block_hash,
-                            tx_hash="0x" + tx.hash.hex(),
-                            log_index=log_index,
-                            block_time=int(header.timestamp),
-                        )
-                    )
-        return out
-
-
-def _topics_match(log_topics: tuple[bytes, ...], pattern: list[Any]) -> bool:
-    for i, want in enumerate(pattern):
-        if want is None:
-            continue
-        if i >= len(log_topics):
-            return False
-        options = want if isinstance(want, list) else [want]
-        if log_topics[i] not in options:
-            return False
-    return True
-
-
-LogSource = RpcLogSource | EmbeddedLogSource
-
-
-def log_source(chain: Chain) -> LogSource:
-    """The fastest log source for ``chain``."""
-    if chain.is_embedded:
-        return EmbeddedLogSource(chain)
-    return RpcLogSource(
-        lambda method, params: chain.w3.provider.make_request(method, params),  # type: ignore[arg-type]
-        chain.url,
-    )
-
-
-class LogReader:
-    """Reads logs in block ranges the node accepts: starts at ``max_range`` blocks, halves on a
-    range error and retries, and grows back (doubling) after successes."""
-
-    def __init__(self, source: LogSource, max_range: int = 100_000, min_range: int = 1) -> None:
-        self.source = source
-        self.max_range = max_range
-        self.min_range = min_range
-        self.range = max_range
-        self.halvings = 0  #: how often a range error made the reader halve (for tests/benchmarks)
-
-    def chunks(
-        self,
-        from_block: int,
-        to_block: int,
-        addresses: Sequence[str] | None = None,
-        topics: list[Any] | None = None,
-    ) -> Iterator[tuple[int, int, list[RawLog]]]:
-        """Yield (start, end, logs) for consecutive sub-ranges covering [from_block, to_block]."""
-        if from_block > to_block:
-            raise BlockRangeError(
-                f"block range {from_block}..{to_block} is reversed: give from <= to"
-            )
-        start = from_block
-        while start <= to_block:
-            end = min(to_block, start + self.range - 1)
-            try:
-                logs = self.source.logs(start, end, addresses, topics or [])
-            except _RangeTooLarge as exc:
-                if self.range <= self.min_range:
-                    raise LogReadError(
-                        f"{self.source.url} refuses even a {self.range}-block log query ({exc}); "
-                        "filter by vault or use a node without log limits"
-                    ) from None
-                self.range = max(self.min_range, self.range // 2)
-                self.halvings += 1
-                continue
-            yield start, end, logs
-            start = end + 1
-            if self.range < self.max_range:
-                self.range = min(self.max_range, self.range * 2)
 
 
 def topic_queries(codec: EventCodec, flt: EventFilter) -> list[list[Any]]:

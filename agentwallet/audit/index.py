@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
 from agentwallet.audit.errors import (
     AuditIndexError,
@@ -30,62 +28,24 @@ from agentwallet.audit.errors import (
     NotAVaultAddressError,
     ReorgDuringSyncError,
 )
-from agentwallet.audit.events import (
-    ETH,
-    AuditEvent,
-    EventCodec,
-    EventFilter,
-    LogReader,
-    LogSource,
-    check_range,
-    decode_all,
-    log_source,
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range, decode_all
+from agentwallet.audit.logs import LogReader, LogSource, log_source
+from agentwallet.audit.schema import (
+    EVENT_COLUMNS,
+    SCHEMA,
+    SCHEMA_NAME,
+    SCHEMA_VERSION,
+    event_row,
+    row_event,
 )
+from agentwallet.bindings.erc20 import Erc20Binding
+from agentwallet.bindings.vault import VaultBinding
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
+from agentwallet.protocol.constants import ETH
 
-SCHEMA_NAME = "agentwallet-audit"
-SCHEMA_VERSION = 1
 DEFAULT_DB_NAME = "audit.sqlite"
 MAX_REORG_RETRIES = 5
-
-SCHEMA = """
-CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE blocks (
-    chain_id INTEGER NOT NULL, number INTEGER NOT NULL, hash TEXT NOT NULL,
-    parent_hash TEXT, timestamp INTEGER NOT NULL, PRIMARY KEY (chain_id, number)
-);
-CREATE TABLE events (
-    chain_id INTEGER NOT NULL, block_number INTEGER NOT NULL, log_index INTEGER NOT NULL,
-    block_time INTEGER NOT NULL, block_hash TEXT NOT NULL, tx_hash TEXT NOT NULL,
-    emitter TEXT NOT NULL, vault TEXT NOT NULL, name TEXT NOT NULL, agent TEXT, actor TEXT,
-    token TEXT, recipient TEXT, request_id INTEGER, kind TEXT, amount TEXT, ref TEXT,
-    args TEXT NOT NULL,
-    PRIMARY KEY (chain_id, block_number, log_index)
-);
-CREATE INDEX events_vault ON events (chain_id, vault, block_number);
-CREATE INDEX events_agent ON events (chain_id, vault, agent, block_number);
-CREATE INDEX events_token ON events (chain_id, vault, token);
-CREATE INDEX events_recipient ON events (chain_id, vault, recipient);
-CREATE INDEX events_request ON events (chain_id, vault, request_id);
-CREATE INDEX events_kind ON events (chain_id, vault, name, kind);
-CREATE INDEX events_block ON events (chain_id, block_number);
-CREATE TABLE sync_state (
-    chain_id INTEGER NOT NULL, vault_set TEXT NOT NULL, vaults TEXT NOT NULL, factory TEXT,
-    from_block INTEGER NOT NULL, last_block INTEGER NOT NULL, last_hash TEXT,
-    updated_at INTEGER NOT NULL, PRIMARY KEY (chain_id, vault_set)
-);
-CREATE TABLE tokens (
-    chain_id INTEGER NOT NULL, address TEXT NOT NULL, symbol TEXT NOT NULL, decimals INTEGER,
-    PRIMARY KEY (chain_id, address)
-);
-CREATE TABLE alerts (key TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
-"""
-
-EVENT_COLUMNS = (
-    "chain_id, block_number, log_index, block_time, block_hash, tx_hash, emitter, vault, name, "
-    "agent, actor, token, recipient, request_id, kind, amount, ref, args"
-)
 
 
 def default_db_path() -> Path:
@@ -133,10 +93,6 @@ def vault_set_key(vaults: Iterable[str], factory: str | None = None) -> str:
     return key + (f"|factory={factory.lower()}" if factory else "")
 
 
-THRESHOLD_SELECTOR = keccak(text="threshold()")[:4]
-REQUEST_COUNT_SELECTOR = keccak(text="requestCount()")[:4]
-
-
 def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
     """Checksummed vault addresses; raises :class:`NotAVaultAddressError` for an address that has
     no code or does not answer ``threshold()`` and ``requestCount()`` like an AgentVault."""
@@ -148,23 +104,15 @@ def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
             address = to_checksum_address(vault)
         except ValueError:
             raise NotAVaultAddressError(f"{vault!r} is not an address") from None
-        code = chain.w3.eth.get_code(address)
-        if not code:
+        if not chain.code(address):
             raise NotAVaultAddressError(
                 f"{address} has no code on chain {chain.chain_id}: it is not a vault (wrong "
                 "address, or wrong chain?)"
             )
         try:
-            for selector in (THRESHOLD_SELECTOR, REQUEST_COUNT_SELECTOR):
-                raw = chain.w3.eth.call({"to": address, "data": selector})
-                if len(raw) != 32:
-                    raise ValueError("bad return size")
-            if (
-                int.from_bytes(
-                    chain.w3.eth.call({"to": address, "data": THRESHOLD_SELECTOR}), "big"
-                )
-                == 0
-            ):
+            binding = VaultBinding(chain, address)
+            binding.request_count()
+            if binding.threshold() == 0:
                 raise ValueError("threshold 0: not initialised")
         except Exception:  # noqa: BLE001 - any failure: it does not behave like a vault
             raise NotAVaultAddressError(
@@ -390,7 +338,7 @@ class AuditIndex:
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [_event_row(chain_id, e) for e in events],
+                [event_row(chain_id, e) for e in events],
             )
             db.executemany(
                 "INSERT INTO blocks VALUES (?,?,?,?,?) ON CONFLICT (chain_id, number) DO UPDATE "
@@ -561,7 +509,7 @@ class AuditIndex:
             "ORDER BY block_number, log_index",
             params,
         )
-        return [_row_event(r) for r in rows]
+        return [row_event(r) for r in rows]
 
     def count(self, chain_id: int | None = None) -> int:
         if chain_id is None:
@@ -581,7 +529,7 @@ class AuditIndex:
 
     def insert_events(self, chain_id: int, events: Iterable[AuditEvent]) -> int:
         """Insert decoded events directly (benchmarks, imports). Not a sync: no state change."""
-        rows = [_event_row(chain_id, e) for e in events]
+        rows = [event_row(chain_id, e) for e in events]
         with self._tx() as db:
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
@@ -597,67 +545,7 @@ class AuditIndex:
             return cur.rowcount == 0
 
 
-def _event_row(chain_id: int, e: AuditEvent) -> tuple[Any, ...]:
-    return (
-        chain_id,
-        e.block_number,
-        e.log_index,
-        e.block_time,
-        e.block_hash,
-        e.tx_hash,
-        e.emitter,
-        e.vault,
-        e.name,
-        e.agent,
-        e.actor,
-        e.token,
-        e.recipient,
-        e.request_id,
-        e.kind,
-        None if e.amount is None else str(e.amount),
-        e.ref,
-        e.args_json(),
-    )
-
-
-def _row_event(r: Sequence[Any]) -> AuditEvent:
-    return AuditEvent(
-        block_number=r[1],
-        log_index=r[2],
-        block_time=r[3],
-        block_hash=r[4],
-        tx_hash=r[5],
-        emitter=r[6],
-        vault=r[7],
-        name=r[8],
-        agent=r[9],
-        actor=r[10],
-        token=r[11],
-        recipient=r[12],
-        request_id=r[13],
-        kind=r[14],
-        amount=None if r[15] is None else int(r[15]),
-        ref=r[16],
-        args=json.loads(r[17]),
-    )
-
-
 def read_token_meta(chain: Chain, address: str) -> tuple[str, int | None]:
     """(symbol, decimals) of an ERC-20, read from the token; a token that does not answer gets
     its short address and unknown decimals."""
-    symbol = address[:10]
-    decimals: int | None = None
-    try:
-        raw = chain.w3.eth.call({"to": address, "data": keccak(text="symbol()")[:4]})
-        try:
-            symbol = abi_decode(["string"], raw)[0]
-        except Exception:  # noqa: BLE001 - some old tokens return bytes32
-            symbol = bytes(raw[:32]).rstrip(b"\0").decode("utf-8", "replace") or symbol
-    except Exception:  # noqa: BLE001 - no symbol(): keep the short address
-        pass
-    try:
-        raw = chain.w3.eth.call({"to": address, "data": keccak(text="decimals()")[:4]})
-        decimals = int.from_bytes(raw[:32], "big") if len(raw) >= 32 else None
-    except Exception:  # noqa: BLE001 - no decimals(): amounts stay in base units
-        decimals = None
-    return symbol, decimals
+    return Erc20Binding(chain, address).metadata()

@@ -6,14 +6,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
-from agentwallet.audit.events import ETH, EventFilter
+from agentwallet.audit.events import EventFilter
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.reports import Amounts, format_units
+from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.chain import Chain
-
-BALANCE_OF = keccak(text="balanceOf(address)")[:4]
+from agentwallet.protocol.constants import ETH
 
 
 @dataclass(frozen=True)
@@ -33,11 +32,10 @@ class ReconcileRow:
 
 
 def token_balance(chain: Chain, vault: str, token: str, block: int) -> int:
+    """``vault``'s balance of ``token`` (ETH: the zero address) at ``block``."""
     if token == ETH:
-        return int(chain.w3.eth.get_balance(to_checksum_address(vault), block_identifier=block))
-    data = BALANCE_OF + bytes(12) + bytes.fromhex(vault[2:])
-    raw = chain.w3.eth.call({"to": to_checksum_address(token), "data": data}, block)
-    return int.from_bytes(raw[:32], "big")
+        return chain.balance(vault, block)
+    return Erc20Binding(chain, token).balance_of(vault, block)
 
 
 def reconcile(

@@ -15,15 +15,11 @@ from typing import Any
 
 from eth_utils.address import to_checksum_address
 
-from agentwallet.audit.events import (
-    AGENT_STATUSES,
-    ETH,
-    AuditEvent,
-    EventCodec,
-    EventFilter,
-    reason_texts,
-)
+from agentwallet._text import short, table
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter
 from agentwallet.audit.index import AuditIndex, TokenMeta
+from agentwallet.protocol.calls import describe
+from agentwallet.protocol.constants import ETH, AgentStatus, reason_texts
 
 
 def format_units(amount: int, decimals: int | None) -> str:
@@ -40,12 +36,6 @@ def iso(ts: int | None) -> str:
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def short(address: str | None) -> str:
-    if not address:
-        return ""
-    return address[:6] + "…" + address[-4:]
 
 
 class Amounts:
@@ -105,11 +95,7 @@ def describe_call(codec: EventCodec, data_hex: str) -> str:
     call = codec.decode_call(bytes.fromhex(data_hex[2:]))
     if call is None:
         return f"call {data_hex[:10]}"
-    name, args = call
-    inner = ", ".join(
-        f"{k}={short(v) if isinstance(v, str) and len(v) == 42 else v}" for k, v in args.items()
-    )
-    return f"{name}({inner})"
+    return describe(call, address=short)
 
 
 def build_requests(codec: EventCodec, events: Iterable[AuditEvent]) -> dict[int, RequestState]:
@@ -299,7 +285,7 @@ def _describe(e: AuditEvent, r: RequestState | None, amounts: Amounts, codec: Ev
             return f"recipient {a['recipient']} allowed {via}"
         return f"recipient {a['recipient']} removed by owner {a['by']}"
     if name == "AgentStatusChanged":
-        status = AGENT_STATUSES[a["status"]] if a["status"] < 4 else str(a["status"])
+        status = AgentStatus.text_of(a["status"])
         if rid:
             return f"agent {status} {via}"
         return f"agent {status} by owner {a['by']}"
@@ -485,7 +471,7 @@ def summary_report(
             ag["allowlist"] = bool(a["useAllowlist"])
         elif e.name == "AgentStatusChanged":
             ag = agents.setdefault(a["agent"], {"status": "active", "limits": {}})
-            ag["status"] = AGENT_STATUSES[a["status"]] if a["status"] < 4 else str(a["status"])
+            ag["status"] = AgentStatus.text_of(a["status"])
         elif e.name == "LimitsChanged":
             ag = agents.setdefault(a["agent"], {"status": "active", "limits": {}})
             sym = amounts.meta(a["token"]).symbol
@@ -535,12 +521,4 @@ def render(rows: Sequence[Any], fmt: str = "table", columns: Sequence[str] | Non
         return buf.getvalue().rstrip("\n")
     if not dicts:
         return "(none)"
-    table = [[str(c) for c in cols]] + [
-        ["" if d.get(c) is None else str(d.get(c)) for c in cols] for d in dicts
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(cols))]
-    lines = [
-        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip() for row in table
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return table(cols, [[d.get(c) for c in cols] for d in dicts])

@@ -13,7 +13,9 @@ Alerts (each raised once; keys are remembered in the index's ``alerts`` table):
   ``burst_window`` seconds.
 
 With a ``pauser`` (an owner account), ``spend_spike`` and ``escalation_burst`` pause the agent
-(``pauseAgent``, one owner's risk-reducing call) and the alert says so.
+(:meth:`Vault.pause_agent <agentwallet.vault.Vault.pause_agent>`, one owner's risk-reducing
+call, through the transaction pipeline: simulated, with gas headroom for the flag rewrites, under
+the nonce lock, typed errors) and the alert says so.
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from eth_account.signers.base import BaseAccount
 from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import AuditError
-from agentwallet.audit.events import ETH, AuditEvent, EventFilter
+from agentwallet.audit.events import AuditEvent, EventFilter
 from agentwallet.audit.index import AuditIndex, SyncResult
 from agentwallet.audit.reports import Amounts, vault_requests
 from agentwallet.chain import Chain
+from agentwallet.protocol.constants import ETH, AgentStatus
+from agentwallet.vault import Vault
 
 HOUR = 3600
 
@@ -90,7 +95,7 @@ class Watcher:
         chain: Chain,
         vaults: Sequence[str],
         config: WatchConfig | None = None,
-        pauser: Any = None,
+        pauser: BaseAccount | None = None,
         now: Callable[[], int] | None = None,
     ) -> None:
         self.index = index
@@ -282,18 +287,18 @@ class Watcher:
             return alert
         if not alert.agent:
             return alert
-        vault = self.chain.contract("AgentVault", alert.vault)
-        info = vault.functions.getAgent(alert.agent).call()
-        if int(info[0]) != 1:  # not Active: nothing to pause
-            return _with_action(alert, f"agent already not active (status {info[0]})")
+        vault = Vault(self.chain, alert.vault)
+        status = vault.bindings.agent(alert.agent).status
+        if status != AgentStatus.ACTIVE:  # nothing to pause
+            return _with_action(alert, f"agent already not active (status {int(status)})")
         try:
-            receipt = self.chain.transact(vault.functions.pauseAgent(alert.agent), self.pauser)
+            result = vault.pause_agent(self.pauser, alert.agent)
         except Exception as exc:  # noqa: BLE001 - report the failure in the alert, keep watching
             return _with_action(alert, f"auto-pause FAILED: {type(exc).__name__}: {exc}")
-        tx = receipt["transactionHash"]
-        tx_hex = tx.to_0x_hex() if hasattr(tx, "to_0x_hex") else str(tx)
         return _with_action(
-            alert, f"paused agent {alert.agent} (pauseAgent by {self.pauser.address}, tx {tx_hex})"
+            alert,
+            f"paused agent {alert.agent} (pauseAgent by {self.pauser.address}, "
+            f"tx {result.tx_hash})",
         )
 
 

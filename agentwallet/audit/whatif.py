@@ -1,9 +1,7 @@
 """What-if: replay an agent's recorded payments against proposed limits.
 
-The rule checker is the contract's exact integer math (``_evaluate`` in AgentVault.sol): the
-budget is a GCRA whose theoretical arrival time ``tat`` is kept in 1/256 s; a payment of
-``amount`` costs ``ceil(amount * period * 256 / allowance)``; it runs iff
-``max(tat, now * 256) + cost <= now * 256 + period * 256``; period 0 = token not in scope.
+The rule checker is :mod:`agentwallet.protocol.policy`, the contract's exact integer math
+(re-exported here: ``evaluate``, ``available``, ``rewrite_tat``).
 """
 
 from __future__ import annotations
@@ -14,96 +12,33 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import WhatIfError
-from agentwallet.audit.events import ETH, EventFilter, reason_texts
+from agentwallet.audit.events import EventFilter
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.reports import Amounts, iso
+from agentwallet.protocol import policy
+from agentwallet.protocol.constants import ETH, Reason, reason_texts
+from agentwallet.protocol.policy import available, evaluate, rewrite_tat, rewrite_tat_raw
 
-REASON_OVER_PER_PAYMENT = 1
-REASON_OVER_ALLOWANCE = 2
-REASON_RECIPIENT_NOT_ALLOWED = 4
-REASON_TOKEN_NOT_IN_SCOPE = 8
-TIME_SCALE_BITS = 8
-MAX_LIMIT = (1 << 88) - 1
-MAX_PERIOD = (1 << 32) - 1
+__all__ = [
+    "Limits",
+    "WhatIfRow",
+    "available",
+    "evaluate",
+    "rewrite_tat",
+    "rewrite_tat_raw",
+    "whatif",
+]
 
 
 @dataclass(frozen=True)
-class Limits:
-    """One token's limits, base units and seconds; ``period`` 0 = not in scope."""
-
-    max_per_payment: int
-    allowance: int
-    period: int
+class Limits(policy.Limits):
+    """One token's proposed limits, base units and seconds; ``period`` 0 = not in scope.
+    Limits the contract would refuse raise :class:`WhatIfError`."""
 
     def __post_init__(self) -> None:
-        for name in ("max_per_payment", "allowance"):
-            value = getattr(self, name)
-            if not 0 <= value <= MAX_LIMIT:
-                raise WhatIfError(f"{name} {value} must be within 0..2^88-1 base units")
-        if not 0 <= self.period <= MAX_PERIOD:
-            raise WhatIfError(f"period {self.period} must be within 0..2^32-1 seconds")
-
-
-def evaluate(limits: Limits | None, tat: int, amount: int, now: int) -> tuple[int, int]:
-    """The contract's ``_evaluate``: (reasons bitmask, new tat). ``tat`` is unchanged unless the
-    payment runs (reasons 0). The allowlist bit is the caller's business."""
-    if limits is None or limits.period == 0:
-        return REASON_TOKEN_NOT_IN_SCOPE, tat
-    reasons = REASON_OVER_PER_PAYMENT if amount > limits.max_per_payment else 0
-    allowance = limits.allowance
-    if amount > allowance:
-        return reasons | REASON_OVER_ALLOWANCE, tat
-    scaled_period = limits.period << TIME_SCALE_BITS
-    now_scaled = now << TIME_SCALE_BITS
-    start = max(tat, now_scaled)
-    new_tat = start + (amount * scaled_period + allowance - 1) // allowance
-    if new_tat > now_scaled + scaled_period:
-        return reasons | REASON_OVER_ALLOWANCE, tat
-    if reasons:
-        return reasons, tat
-    return 0, new_tat
-
-
-def available(limits: Limits | None, tat: int, now: int) -> int:
-    """The contract's ``_available``: what one payment could spend now (ignoring max)."""
-    if limits is None or limits.period == 0:
-        return 0
-    scaled_period = limits.period << TIME_SCALE_BITS
-    now_scaled = now << TIME_SCALE_BITS
-    start = max(tat, now_scaled)
-    if start >= now_scaled + scaled_period:
-        return 0
-    return (now_scaled + scaled_period - start) * limits.allowance // scaled_period
-
-
-def rewrite_tat(old: Limits | None, old_tat: int, new: Limits, now: int) -> int:
-    """The contract's ``_rewritePolicy`` for ``tat``: new limits never add to what is available
-    now; the budget in use stays in use (as a fraction of the period or as an amount, whichever
-    is larger), capped at one new period. ``old`` None or period 0: a removed token (tat kept)."""
-    old_period = 0 if old is None else old.period
-    old_allowance = 0 if old is None else old.allowance
-    return rewrite_tat_raw(old_period, old_allowance, old_tat, new.period, new.allowance, now)
-
-
-def rewrite_tat_raw(
-    old_period: int, old_allowance: int, old_tat: int, new_period: int, new_allowance: int, now: int
-) -> int:
-    """:func:`rewrite_tat` on plain integers (the contract's arithmetic, 1/256 s units)."""
-    now_scaled = now << 8
-    if old_tat <= now_scaled:
-        return 0
-    scaled_period = new_period << 8
-    left = old_tat - now_scaled
-    used = left
-    if old_period != 0:
-        old_scaled = old_period << 8
-        used = -(-(left * scaled_period) // old_scaled)
-        if new_allowance == 0:
-            by_amount = scaled_period
-        else:
-            by_amount = -(-(left * old_allowance * scaled_period) // (old_scaled * new_allowance))
-        used = max(used, by_amount)
-    return now_scaled + min(used, scaled_period)
+        problem = self.problem()
+        if problem is not None:
+            raise WhatIfError(problem)
 
 
 @dataclass(frozen=True)
@@ -171,7 +106,7 @@ def whatif(
         else:
             bits, new_tat = evaluate(norm.get(token), tats.get(token, 0), amount, now)
             if allowed is not None and to not in allowed:
-                bits |= REASON_RECIPIENT_NOT_ALLOWED
+                bits |= Reason.RECIPIENT_NOT_ALLOWED
             if bits == 0:
                 tats[token] = new_tat
                 outcome, reasons = "pays", ""

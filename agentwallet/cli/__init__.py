@@ -1,41 +1,29 @@
 """The ``agentwallet`` command line interface.
 
 Every :class:`~agentwallet.errors.AgentWalletError` becomes ``error: <message>`` on stderr and
-exit code 1, never a traceback. Command modules register at the bottom of this file.
+exit code 1, never a traceback (:func:`agentwallet.cli._common.click_error`, the one place).
+Commands take the invocation's :class:`CliContext` with ``@pass_app`` and are clients of the
+services (:class:`~agentwallet.vault.Vault`, :class:`~agentwallet.agent.AgentWallet`) and of
+:mod:`agentwallet.protocol`; none touches web3. Command modules register at the bottom.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import click
 
-from agentwallet.cli._common import ErrorReportingGroup
+from agentwallet.cli._common import (
+    DEFAULT_NODE_URL,
+    EXIT_ERROR,
+    CliContext,
+    ErrorReportingGroup,
+    pass_app,
+)
 from agentwallet.keys import home_dir
 
-DEFAULT_NODE_URL = "http://127.0.0.1:8545"
-
-
-@dataclass
-class CliContext:
-    """What the global options leave in ``ctx.obj`` for every command."""
-
-    rpc: str | None  #: None: embedded for `demo`, DEFAULT_NODE_URL for everything else
-    json: bool
-    signer: str | None  #: ``--as NAME``
-
-    def rpc_or_node(self) -> str:
-        return self.rpc or DEFAULT_NODE_URL
-
-
-def emit(ctx: click.Context, data: dict[str, Any], text: str) -> None:
-    """Print ``data`` as JSON under ``--json``, else ``text``."""
-    obj: CliContext = ctx.obj
-    click.echo(json.dumps(data, sort_keys=True) if obj.json else text)
+__all__ = ["CliContext", "main"]
 
 
 @click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,15 +46,14 @@ def main(ctx: click.Context, rpc: str | None, as_json: bool, signer: str | None)
 
 @main.command("compile")
 @click.option("--check", is_flag=True, help="Exit 1 if the committed artifacts are out of date.")
-@click.pass_context
-def compile_cmd(ctx: click.Context, check: bool) -> None:
+@pass_app
+def compile_cmd(app: CliContext, check: bool) -> None:
     """Compile contracts/ into agentwallet/artifacts/*.json."""
-    from agentwallet import compiler
+    from agentwallet._build import compiler
 
     if check:
         differing = compiler.check_artifacts()
-        emit(
-            ctx,
+        app.emit(
             {"up_to_date": not differing, "differing": differing},
             "artifacts are up to date"
             if not differing
@@ -75,11 +62,11 @@ def compile_cmd(ctx: click.Context, check: bool) -> None:
             + "\nrun `agentwallet compile` and commit agentwallet/artifacts/",
         )
         if differing:
-            sys.exit(1)
+            sys.exit(EXIT_ERROR)
         return
     artifacts = compiler.compile_all(write=True)
     paths = [str(compiler.ARTIFACTS_DIR / f"{name}.json") for name in artifacts]
-    emit(ctx, {"artifacts": paths}, "\n".join(f"wrote {p}" for p in paths))
+    app.emit({"artifacts": paths}, "\n".join(f"wrote {p}" for p in paths))
 
 
 @main.command("node")
@@ -93,7 +80,7 @@ def compile_cmd(ctx: click.Context, check: bool) -> None:
 @click.option("--block-time", type=float, default=None, help="Mine every S seconds.")
 def node_cmd(port: int, state: Path | None, block_time: float | None) -> None:
     """Run a local anvil node in the foreground until Ctrl-C."""
-    from agentwallet.node import start_anvil
+    from agentwallet.chain.node import start_anvil
 
     state = state or home_dir() / "node-state.json"
     node = start_anvil(port=port, state=state, block_time=block_time, quiet=False)
@@ -108,13 +95,10 @@ def node_cmd(port: int, state: Path | None, block_time: float | None) -> None:
 
 
 @main.command("chain")
-@click.pass_context
-def chain_cmd(ctx: click.Context) -> None:
+@pass_app
+def chain_cmd(app: CliContext) -> None:
     """Show the chain: id, client, head block, whether it is a development chain."""
-    from agentwallet.chain import connect
-
-    obj: CliContext = ctx.obj
-    chain = connect(obj.rpc_or_node())
+    chain = app.chain
     data = {
         "url": chain.url or "embedded",
         "chain_id": chain.chain_id,
@@ -122,7 +106,7 @@ def chain_cmd(ctx: click.Context) -> None:
         "block_number": chain.block_number(),
         "development": chain.is_development,
     }
-    emit(ctx, data, "\n".join(f"{k}: {v}" for k, v in data.items()))
+    app.emit(data, "\n".join(f"{k}: {v}" for k, v in data.items()))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""What the command modules share: the chain, keys, addresses, vaults, amounts, confirmation."""
+"""What the command modules share: the invocation's context (chain, deployments, keys), the one
+mapping from errors to exit codes, confirmation, labels and common options."""
 
 from __future__ import annotations
 
@@ -6,42 +7,57 @@ import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from agentwallet.errors import AgentWalletError
+from agentwallet.errors import AgentWalletError, PasswordRequiredError
 
 if TYPE_CHECKING:
     from agentwallet.chain import Chain
     from agentwallet.deployments import Deployments
     from agentwallet.keys import KeyStore, Signer
-    from agentwallet.vault import TokenInfo, Vault
+    from agentwallet.vault import Vault
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 PASSWORD_ENV = "AGENTWALLET_PASSWORD"
+DEFAULT_NODE_URL = "http://127.0.0.1:8545"
+
+#: Exit codes: an AgentWalletError, and `audit reconcile` finding a difference. (Click's own
+#: usage errors, such as an unknown option, keep click's exit code 2 and usage text.)
+EXIT_ERROR = 1
+EXIT_DIFFERENCE = 2
 
 
-class Options(Protocol):
-    """The global options (``agentwallet.cli.CliContext``; not imported: no import cycle)."""
+# ----------------------------------------------------------------------------------- errors
 
-    json: bool
-    signer: str | None
 
-    def rpc_or_node(self) -> str: ...
+class CliError(click.ClickException):
+    """An :class:`AgentWalletError` as the CLI reports it: one line ``error: <message>`` on
+    stderr, exit code 1, never a traceback."""
+
+    exit_code = EXIT_ERROR
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def click_error(exc: AgentWalletError) -> CliError:
+    """The one mapping from agentwallet's errors to the CLI's."""
+    return CliError(str(exc))
 
 
 def report_errors(fn: F) -> F:
-    """AgentWalletError → one line ``error: ...`` on stderr and exit code 1, never a traceback."""
+    """Raise :func:`click_error` for the AgentWalletError ``fn`` raises."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except AgentWalletError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+            raise click_error(exc) from None
 
     return cast(F, wrapper)
 
@@ -57,61 +73,89 @@ class ConfirmationRequiredError(AgentWalletError):
     """A human must confirm a signature, but there is no terminal to ask on."""
 
 
-def obj_of(ctx: click.Context) -> Options:
-    obj: Options = ctx.find_root().obj
-    return obj
+# ----------------------------------------------------------------------------------- context
 
 
-def chain_of(ctx: click.Context) -> Chain:
-    """The chain chosen by ``--rpc`` (connected once per invocation)."""
-    from agentwallet.chain import connect
+@dataclass
+class CliContext:
+    """The global options, and what one invocation connects to and unlocks (each once)."""
 
-    root = ctx.find_root()
-    if "chain" not in root.meta:
-        root.meta["chain"] = connect(obj_of(ctx).rpc_or_node())
-    chain: Chain = root.meta["chain"]
-    return chain
+    rpc: str | None = None  #: None: embedded for `demo`, DEFAULT_NODE_URL for everything else
+    json: bool = False
+    signer: str | None = None  #: ``--as NAME``
+    _chain: Chain | None = field(default=None, init=False, repr=False)
+    _deployments: Deployments | None = field(default=None, init=False, repr=False)
+
+    def rpc_or_node(self) -> str:
+        return self.rpc or DEFAULT_NODE_URL
+
+    @property
+    def chain(self) -> Chain:
+        """The chain chosen by ``--rpc`` (connected once per invocation)."""
+        if self._chain is None:
+            from agentwallet.chain import connect
+
+            self._chain = connect(self.rpc_or_node())
+        return self._chain
+
+    @property
+    def deployments(self) -> Deployments:
+        """The deployment record of the chosen chain."""
+        if self._deployments is None:
+            from agentwallet.deployments import Deployments
+
+            self._deployments = Deployments(self.chain)
+        return self._deployments
+
+    def vault(self, name: str) -> Vault:
+        """The vault recorded as ``name`` (or at that address)."""
+        from agentwallet.vault import Vault
+
+        return Vault.at(self.chain, name, deployments=self.deployments)
+
+    def unlock(self, role: str) -> Signer:
+        """The key named by ``--as``, unlocked. ``role`` says who must sign (for the error)."""
+        name = self.signer
+        if not name:
+            raise AgentWalletError(
+                f"this command sends a transaction signed by {role}: pass --as NAME "
+                "(see `agentwallet key list`)"
+            )
+        store = keystore()
+        store.info(name)  # unknown key: fail before asking for a password
+        password = password_for(name)
+        if password is None and not os.environ.get(PASSWORD_ENV):
+            raise PasswordRequiredError(
+                f"key {name!r} needs its password: run in a terminal to be asked, or set "
+                f"{PASSWORD_ENV}"
+            )
+        return store.load(name, password)
+
+    def say(self, text: str) -> None:
+        """Human text: stdout normally, stderr under --json (stdout holds only the JSON)."""
+        click.echo(text, err=self.json)
+
+    def emit(self, data: Any, text: str | None = None) -> None:
+        """``data`` as one JSON document under --json, else ``text`` (if any)."""
+        import json
+
+        if self.json:
+            click.echo(json.dumps(data, sort_keys=True, default=str))
+        elif text is not None:
+            click.echo(text)
 
 
-def deployments_of(ctx: click.Context) -> Deployments:
-    """The deployment record of the chosen chain (one instance per invocation)."""
-    from agentwallet.deployments import Deployments
+#: Pass the invocation's :class:`CliContext` as the command's first argument.
+pass_app = click.make_pass_decorator(CliContext, ensure=True)
 
-    root = ctx.find_root()
-    if "deployments" not in root.meta:
-        root.meta["deployments"] = Deployments(chain_of(ctx))
-    deployments: Deployments = root.meta["deployments"]
-    return deployments
+
+# ----------------------------------------------------------------------------------- keys
 
 
 def keystore() -> KeyStore:
     from agentwallet.keys import KeyStore
 
     return KeyStore()
-
-
-def resolve_address(text: str) -> str:
-    """A key name or a 0x address → checksum address.
-
-    Anything starting with ``0x`` must be a valid address (:class:`InvalidAddressError`);
-    anything else must be a key name (:class:`UnknownKeyError` listing the known ones).
-    """
-    from web3 import Web3
-
-    from agentwallet.errors import InvalidAddressError
-
-    value = text.strip()
-    if value.lower().startswith("0x"):
-        digits = value[2:]
-        mixed = digits != digits.lower() and digits != digits.upper()
-        # eth-utils 5 is_address accepts any case: a mixed-case address must match EIP-55
-        if not Web3.is_address(value) or (mixed and not Web3.is_checksum_address(value)):
-            raise InvalidAddressError(
-                f"{text!r} is not a valid address: give 0x plus 40 hex digits (with a correct "
-                "checksum if mixed-case) or the name of a key from `agentwallet key list`"
-            )
-        return str(Web3.to_checksum_address(value))
-    return keystore().info(value).address
 
 
 def names_by_address() -> dict[str, str]:
@@ -124,7 +168,7 @@ def names_by_address() -> dict[str, str]:
 
 def label(address: str | None, names: dict[str, str]) -> str:
     """``alice (0x70997970…)`` for known keys, else the short address."""
-    from agentwallet.cli._output import short
+    from agentwallet._text import short
 
     if not address:
         return "-"
@@ -146,44 +190,7 @@ def password_for(name: str, *, confirm: bool = False) -> str | None:
     return value
 
 
-def signer_of(ctx: click.Context, role: str) -> Signer:
-    """The key named by ``--as``, unlocked. ``role`` says who must sign (for the error)."""
-    from agentwallet.errors import PasswordRequiredError
-
-    name = obj_of(ctx).signer
-    if not name:
-        raise AgentWalletError(
-            f"this command sends a transaction signed by {role}: pass --as NAME "
-            "(see `agentwallet key list`)"
-        )
-    store = keystore()
-    store.info(name)  # unknown key: fail before asking for a password
-    password = password_for(name)
-    if password is None and not os.environ.get(PASSWORD_ENV):
-        raise PasswordRequiredError(
-            f"key {name!r} needs its password: run in a terminal to be asked, or set {PASSWORD_ENV}"
-        )
-    return store.load(name, password)
-
-
-def vault_of(ctx: click.Context, name: str) -> Vault:
-    from agentwallet.vault import Vault
-
-    return Vault.at(chain_of(ctx), name, deployments=deployments_of(ctx))
-
-
-def parse_positive(text: str, token: TokenInfo, what: str = "amount") -> int:
-    """``"0.5"`` in ``token`` units → base units; must be > 0."""
-    from agentwallet.errors import AmountError
-    from agentwallet.units import parse_amount
-
-    amount = parse_amount(text, token.decimals)
-    if amount <= 0:
-        raise AmountError(f"{what} must be greater than 0 {token.symbol}, got {text!r}")
-    return amount
-
-
-def confirm_signature(ctx: click.Context, yes: bool, question: str) -> None:
+def confirm_signature(app: CliContext, yes: bool, question: str) -> None:
     """Ask before a human signs. ``--yes`` skips; no terminal and no ``--yes`` is an error."""
     if yes:
         return
@@ -192,8 +199,11 @@ def confirm_signature(ctx: click.Context, yes: bool, question: str) -> None:
             "refusing to sign without confirmation: no terminal to ask on; review the table "
             "above and pass --yes to sign"
         )
-    if not click.confirm(question, default=False, err=obj_of(ctx).json):
+    if not click.confirm(question, default=False, err=app.json):
         raise ConfirmationRequiredError("not confirmed: nothing was signed")
+
+
+# ----------------------------------------------------------------------------------- options
 
 
 def vault_option(f: F) -> F:

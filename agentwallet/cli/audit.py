@@ -7,24 +7,31 @@ Reports read the local index (``--db``, default ``$AGENTWALLET_HOME/audit.sqlite
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from agentwallet.audit.errors import AuditIndexError, WhatIfError
-from agentwallet.audit.events import ETH
 from agentwallet.audit.index import AuditIndex, default_db_path
-from agentwallet.cli._common import ErrorReportingGroup, report_errors
+from agentwallet.cli._common import (
+    EXIT_DIFFERENCE,
+    CliContext,
+    ErrorReportingGroup,
+    pass_app,
+    report_errors,
+)
+from agentwallet.cli._types import DURATION
 from agentwallet.errors import ConfigurationError
-from agentwallet.units import parse_amount, parse_duration
-
-F = TypeVar("F", bound=Callable[..., Any])
+from agentwallet.protocol.constants import ETH
+from agentwallet.units import parse_amount
 
 DB_OPTION = click.option(
     "--db",
@@ -34,34 +41,11 @@ DB_OPTION = click.option(
 )
 
 
-def _obj(ctx: click.Context) -> Any:
-    """The main group's CliContext, or a stand-in when run outside it."""
-    obj = ctx.find_root().obj
-    if obj is None:
-        from agentwallet.cli import CliContext
-
-        obj = CliContext(rpc=None, json=False, signer=None)
-        ctx.find_root().obj = obj
-    return obj
-
-
-def _connect(ctx: click.Context) -> Any:
-    from agentwallet.chain import connect
-
-    return connect(_obj(ctx).rpc_or_node())
-
-
-def _vault_address(ctx: click.Context, chain: Any, value: str) -> str:
-    """An address as given, or a vault name from the deployments record (if the SDK has it)."""
+def _vault_address(app: CliContext, value: str) -> str:
+    """An address as given, or a vault name from the deployments record."""
     if re.fullmatch(r"0x[0-9a-fA-F]{40}", value):
         return value
-    try:
-        from agentwallet.deployments import Deployments
-    except ImportError:
-        raise ConfigurationError(f"{value!r} is not a vault address (0x + 40 hex digits)") from None
-    if chain is None:
-        chain = _connect(ctx)
-    return str(Deployments(chain).vault_address(value))
+    return str(app.deployments.vault_address(value))
 
 
 def _agent_address(value: str | None) -> str | None:
@@ -77,7 +61,7 @@ def _open(db: Path | None) -> AuditIndex:
     return AuditIndex(db or default_db_path())
 
 
-def _chain_id(ctx: click.Context, index: AuditIndex, vault: str, chain_id: int | None) -> int:
+def _chain_id(app: CliContext, index: AuditIndex, vault: str, chain_id: int | None) -> int:
     if chain_id is not None:
         return chain_id
     ids = sorted(
@@ -90,35 +74,80 @@ def _chain_id(ctx: click.Context, index: AuditIndex, vault: str, chain_id: int |
             f"vault {vault} is not in the index {index.path}: run `agentwallet audit sync "
             f"--vault {vault}` first"
         )
-    return int(_connect(ctx).chain_id)
+    return int(app.chain.chain_id)
 
 
-def _report(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    report: Callable[..., Any],
-    *args: Any,
-) -> Any:
-    """``report(index, chain_id, vault, *args)`` from the index; the vault by address or name."""
-    vault = _vault_address(ctx, None, vault)
-    with _open(db) as index:
-        return report(index, _chain_id(ctx, index, vault, chain_id), vault, *args)
+@dataclass(frozen=True)
+class Report:
+    """What a report command works on: the open index, the chain id and the vault."""
+
+    app: CliContext
+    index: AuditIndex
+    chain_id: int
+    vault: str
 
 
-def _out(
-    ctx: click.Context, rows: Any, as_csv: bool, as_json: bool, columns: list[str] | None = None
-) -> None:
+@dataclass(frozen=True)
+class Output:
+    """Rows to render, a line to print after a table, and the exit code."""
+
+    rows: Any
+    footer: str = ""
+    exit_code: int = 0
+
+
+def _render(app: CliContext, output: Output, fmt: str, columns: list[str] | None) -> None:
     from agentwallet.audit.reports import render
 
-    fmt = "csv" if as_csv else "json" if (as_json or _obj(ctx).json) else "table"
-    click.echo(render(rows, fmt, columns))
+    if isinstance(output.rows, dict):  # a summary: key: value lines, or one JSON document
+        if fmt == "table":
+            for key, value in output.rows.items():
+                shown = (
+                    json.dumps(value, sort_keys=True) if isinstance(value, dict | list) else value
+                )
+                click.echo(f"{key}: {shown}")
+        else:
+            click.echo(json.dumps(output.rows, indent=2, sort_keys=True))
+        return
+    click.echo(render(output.rows, fmt, columns if fmt == "table" else None))
+    if output.footer and fmt == "table":
+        click.echo(output.footer)
 
 
-def _report_options(fn: F) -> F:
-    for option in reversed(
-        [
+@click.group("audit", cls=ErrorReportingGroup)
+def audit() -> None:
+    """Who authorised what: index vault events and report from the index."""
+
+
+def report_command(
+    name: str, columns: list[str] | None = None
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """An ``audit NAME`` report: the shared options (--vault by address or name, --db,
+    --chain-id, --json, --csv), the index opened, and the rows the function returns (or an
+    :class:`Output`) rendered as a table (``columns``), JSON or CSV."""
+
+    def decorate(fn: Callable[..., Any]) -> click.Command:
+        @functools.wraps(fn)
+        def command(
+            app: CliContext,
+            vault: str,
+            db: Path | None,
+            chain_id: int | None,
+            as_json: bool,
+            as_csv: bool,
+            **options: Any,
+        ) -> None:
+            vault = _vault_address(app, vault)
+            with _open(db) as index:
+                report = Report(app, index, _chain_id(app, index, vault, chain_id), vault)
+                result = fn(report, **options)
+            output = result if isinstance(result, Output) else Output(result)
+            fmt = "csv" if as_csv else "json" if (as_json or app.json) else "table"
+            _render(app, output, fmt, columns)
+            if output.exit_code:
+                sys.exit(output.exit_code)
+
+        options = [
             click.option("--vault", required=True, help="Vault address (or name in deployments)."),
             DB_OPTION,
             click.option(
@@ -130,14 +159,12 @@ def _report_options(fn: F) -> F:
             click.option("--json", "as_json", is_flag=True, help="JSON output."),
             click.option("--csv", "as_csv", is_flag=True, help="CSV output."),
         ]
-    ):
-        fn = option(fn)
-    return fn
+        decorated: Callable[..., Any] = pass_app(command)
+        for option in reversed(options):
+            decorated = option(decorated)
+        return audit.command(name)(decorated)
 
-
-@click.group("audit", cls=ErrorReportingGroup)
-def audit() -> None:
-    """Who authorised what: index vault events and report from the index."""
+    return decorate
 
 
 @audit.command("sync")
@@ -154,9 +181,9 @@ def audit() -> None:
 )
 @DB_OPTION
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
-@click.pass_context
+@pass_app
 def sync_cmd(
-    ctx: click.Context,
+    app: CliContext,
     vaults: tuple[str, ...],
     factory: str | None,
     from_block: int,
@@ -166,20 +193,19 @@ def sync_cmd(
     as_json: bool,
 ) -> None:
     """Read new vault events from the chain into the index (incremental, reorg-safe)."""
-    chain = _connect(ctx)
-    addresses = [_vault_address(ctx, chain, v) for v in vaults]
+    addresses = [_vault_address(app, v) for v in vaults]
     with _open(db) as index:
         result = index.sync(
-            chain,
+            app.chain,
             addresses,
             factory=factory,
             from_block=from_block,
             to_block=to_block,
             confirmations=confirmations,
         )
-        total = index.count(chain.chain_id)
+        total = index.count(app.chain.chain_id)
     data = {**result.to_dict(), "db": str(index.path), "indexed_events": total}
-    if as_json or _obj(ctx).json:
+    if as_json or app.json:
         click.echo(json.dumps(data, sort_keys=True))
     else:
         rate = result.events / result.seconds if result.seconds else 0
@@ -190,184 +216,85 @@ def sync_cmd(
         )
 
 
-@audit.command("trail")
-@_report_options
+@report_command("trail", ["block", "time", "event", "what", "approved_by"])
 @click.option("--agent", required=True, help="Agent address or key name.")
-@click.pass_context
-def trail_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
-    agent: str,
-) -> None:
+def trail_cmd(report: Report, agent: str) -> Any:
     """An agent's full trail: added with which limits by which request and owners, payments,
     escalations and decisions, pauses."""
     from agentwallet.audit.reports import trail
 
-    rows = _report(ctx, vault, db, chain_id, trail, str(_agent_address(agent)))
-    _out(
-        ctx,
-        rows,
-        as_csv,
-        as_json,
-        None if (as_csv or as_json) else ["block", "time", "event", "what", "approved_by"],
-    )
+    return trail(report.index, report.chain_id, report.vault, str(_agent_address(agent)))
 
 
-@audit.command("spend")
-@_report_options
+@report_command("spend", ["agent", "symbol", "day", "payments", "direct", "via_request", "total"])
 @click.option("--agent", default=None, help="Only this agent (address or key name).")
 @click.option("--token", default=None, help="Only this token address (ETH = 0x0…0).")
-@click.pass_context
-def spend_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
-    agent: str | None,
-    token: str | None,
-) -> None:
+def spend_cmd(report: Report, agent: str | None, token: str | None) -> Any:
     """Executed payments per agent, token and UTC day (direct vs via request)."""
     from agentwallet.audit.reports import spend_report
 
     if token and token.upper() == "ETH":
         token = ETH
-    rows = _report(ctx, vault, db, chain_id, spend_report, _agent_address(agent), token)
-    _out(
-        ctx,
-        rows,
-        as_csv,
-        as_json,
-        None
-        if (as_csv or as_json)
-        else ["agent", "symbol", "day", "payments", "direct", "via_request", "total"],
-    )
+    return spend_report(report.index, report.chain_id, report.vault, _agent_address(agent), token)
 
 
-@audit.command("requests")
-@_report_options
+@report_command(
+    "requests",
+    [
+        "request_id",
+        "kind",
+        "status",
+        "agent",
+        "action",
+        "amount",
+        "reasons",
+        "approvals",
+        "expires",
+    ],
+)
 @click.option(
     "--status",
     type=click.Choice(["open", "expired", "pending", "executed", "rejected", "cancelled", "all"]),
     default="open",
     show_default=True,
 )
-@click.pass_context
-def requests_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
-    status: str,
-) -> None:
+def requests_cmd(report: Report, status: str) -> Any:
     """Requests by status (open = pending and not expired, as of the last indexed block)."""
     from agentwallet.audit.reports import requests_report
 
-    rows = _report(ctx, vault, db, chain_id, requests_report, status)
-    _out(
-        ctx,
-        rows,
-        as_csv,
-        as_json,
-        None
-        if (as_csv or as_json)
-        else [
-            "request_id",
-            "kind",
-            "status",
-            "agent",
-            "action",
-            "amount",
-            "reasons",
-            "approvals",
-            "expires",
-        ],
-    )
+    return requests_report(report.index, report.chain_id, report.vault, status)
 
 
-@audit.command("owners")
-@_report_options
-@click.pass_context
-def owners_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
-) -> None:
+@report_command("owners")
+def owners_cmd(report: Report) -> Any:
     """Decisions per owner: proposals, approvals, rejections, executions."""
     from agentwallet.audit.reports import owners_report
 
-    rows = _report(ctx, vault, db, chain_id, owners_report)
-    _out(ctx, rows, as_csv, as_json)
+    return owners_report(report.index, report.chain_id, report.vault)
 
 
-@audit.command("summary")
-@_report_options
-@click.pass_context
-def summary_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
-) -> None:
+@report_command("summary")
+def summary_cmd(report: Report) -> Any:
     """The vault as its events tell it: owners, threshold, agents and limits, totals."""
     from agentwallet.audit.reports import summary_report
 
-    data = _report(ctx, vault, db, chain_id, summary_report)
-    if as_json or as_csv or _obj(ctx).json:
-        click.echo(json.dumps(data, indent=2, sort_keys=True))
-        return
-    for key, value in data.items():
-        if isinstance(value, dict | list):
-            value = json.dumps(value, sort_keys=True)
-        click.echo(f"{key}: {value}")
+    return summary_report(report.index, report.chain_id, report.vault)
 
 
-@audit.command("reconcile")
-@_report_options
-@click.pass_context
-def reconcile_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
-) -> None:
+@report_command(
+    "reconcile", ["symbol", "deposits", "payments", "expected", "actual", "difference", "note"]
+)
+def reconcile_cmd(report: Report) -> Output:
     """Per token: balance (at the last synced block) vs deposits - payments from events.
     Exit code 2 when a difference is found."""
     from agentwallet.audit.reconcile import reconcile
 
-    chain = _connect(ctx)
-    vault = _vault_address(ctx, chain, vault)
-    with _open(db) as index:
-        rows = reconcile(index, chain, vault)
-    _out(
-        ctx,
-        rows,
-        as_csv,
-        as_json,
-        None
-        if (as_csv or as_json)
-        else ["symbol", "deposits", "payments", "expected", "actual", "difference", "note"],
-    )
-    if any(r.difference_base_units for r in rows):
-        sys.exit(2)
+    rows = reconcile(report.index, report.app.chain, report.vault)
+    differs = any(r.difference_base_units for r in rows)
+    return Output(rows, exit_code=EXIT_DIFFERENCE if differs else 0)
 
 
-@audit.command("what-if")
-@_report_options
+@report_command("what-if", ["block", "time", "amount", "to", "actual", "proposed", "reasons"])
 @click.option("--agent", required=True, help="Agent address or key name.")
 @click.option(
     "--limit",
@@ -386,62 +313,42 @@ def reconcile_cmd(
 )
 @click.option("--valid-after", type=int, default=0, help="Unix time; earlier payments refused.")
 @click.option("--valid-until", type=int, default=0, help="Unix time; later payments refused.")
-@click.pass_context
 def whatif_cmd(
-    ctx: click.Context,
-    vault: str,
-    db: Path | None,
-    chain_id: int | None,
-    as_json: bool,
-    as_csv: bool,
+    report: Report,
     agent: str,
     limits: tuple[str, ...],
     allow: tuple[str, ...],
     valid_after: int,
     valid_until: int,
-) -> None:
+) -> Output:
     """Replay an agent's past payments against proposed limits: which would have run,
     escalated (why) or been refused."""
     from agentwallet.audit.whatif import Limits, whatif
 
-    vault = _vault_address(ctx, None, vault)
-    agent = str(_agent_address(agent))
-    with _open(db) as index:
-        cid = _chain_id(ctx, index, vault, chain_id)
-        proposed: dict[str, Limits] = {}
-        for spec in limits:
-            parts = spec.split(":")
-            if len(parts) != 4:
-                raise WhatIfError(f"--limit {spec!r}: expected TOKEN:MAX:ALLOWANCE:PERIOD")
-            token = ETH if parts[0].upper() == "ETH" else parts[0]
-            decimals = index.token(cid, token).decimals
-            proposed[token] = Limits(
-                parse_amount(parts[1], decimals or 0),
-                parse_amount(parts[2], decimals or 0),
-                parse_duration(parts[3]),
-            )
-        rows = whatif(
-            index,
-            cid,
-            vault,
-            agent,
-            proposed,
-            allowlist=set(allow) if allow else None,
-            valid_after=valid_after,
-            valid_until=valid_until,
+    proposed: dict[str, Limits] = {}
+    for spec in limits:
+        parts = spec.split(":")
+        if len(parts) != 4:
+            raise WhatIfError(f"--limit {spec!r}: expected TOKEN:MAX:ALLOWANCE:PERIOD")
+        token = ETH if parts[0].upper() == "ETH" else parts[0]
+        decimals = report.index.token(report.chain_id, token).decimals or 0
+        proposed[token] = Limits(
+            parse_amount(parts[1], decimals),
+            parse_amount(parts[2], decimals),
+            DURATION.parse(parts[3]),
         )
-    _out(
-        ctx,
-        rows,
-        as_csv,
-        as_json,
-        None
-        if (as_csv or as_json)
-        else ["block", "time", "amount", "to", "actual", "proposed", "reasons"],
+    rows = whatif(
+        report.index,
+        report.chain_id,
+        report.vault,
+        str(_agent_address(agent)),
+        proposed,
+        allowlist=set(allow) if allow else None,
+        valid_after=valid_after,
+        valid_until=valid_until,
     )
-    if not (as_json or as_csv or _obj(ctx).json):
-        changed = sum(r.changed for r in rows)
-        click.echo(f"{len(rows)} payments replayed, {changed} with a different outcome")
+    changed = sum(r.changed for r in rows)
+    return Output(rows, f"{len(rows)} payments replayed, {changed} with a different outcome")
 
 
 @click.command("watch")
@@ -469,6 +376,7 @@ def whatif_cmd(
     "--expiry-window",
     default="1h",
     show_default=True,
+    type=DURATION,
     help="Alert when a pending request expires within this.",
 )
 @click.option("--spike-factor", type=Decimal, default=Decimal(3), show_default=True)
@@ -480,12 +388,12 @@ def whatif_cmd(
     help="Minimum last-hour spend (token units) for a spike alert.",
 )
 @click.option("--burst-count", type=int, default=3, show_default=True)
-@click.option("--burst-window", default="1h", show_default=True)
+@click.option("--burst-window", default="1h", show_default=True, type=DURATION)
 @click.option("--confirmations", type=int, default=0, show_default=True)
-@click.pass_context
+@pass_app
 @report_errors
 def watch(
-    ctx: click.Context,
+    app: CliContext,
     vaults: tuple[str, ...],
     db: Path | None,
     interval: float,
@@ -494,52 +402,44 @@ def watch(
     webhook: str | None,
     as_key: str | None,
     auto_pause: bool,
-    expiry_window: str,
+    expiry_window: int,
     spike_factor: Decimal,
     spike_min: Decimal,
     burst_count: int,
-    burst_window: str,
+    burst_window: int,
     confirmations: int,
 ) -> None:
     """Watch vaults for new blocks and print (or POST) alerts: requests waiting or expiring,
     spend spikes, new recipients, escalation bursts."""
     from agentwallet.audit.watch import Alert, WatchConfig, Watcher, post_webhook, watch_loop
+    from agentwallet.keys import KeyStore
 
-    obj = _obj(ctx)
-    chain = _connect(ctx)
-    addresses = [_vault_address(ctx, chain, v) for v in vaults]
+    addresses = [_vault_address(app, v) for v in vaults]
     pauser = None
     if auto_pause:
-        key = as_key or obj.signer
+        key = as_key or app.signer
         if not key:
             raise ConfigurationError("--auto-pause needs an owner key: pass --as OWNER_KEY")
-        try:
-            from agentwallet.keys import KeyStore
-        except ImportError:
-            raise ConfigurationError(
-                "--auto-pause needs agentwallet.keys (the key store), which is not installed"
-            ) from None
         pauser = KeyStore().load(key)
     config = WatchConfig(
-        expiry_window=parse_duration(expiry_window),
+        expiry_window=expiry_window,
         spike_factor=spike_factor,
         spike_min=spike_min,
         burst_count=burst_count,
-        burst_window=parse_duration(burst_window),
+        burst_window=burst_window,
         confirmations=confirmations,
     )
-    as_json = obj.json
 
     def emit(alert: Alert) -> None:
         if webhook:
             post_webhook(webhook, alert)
-        if as_json or webhook:
+        if app.json or webhook:
             click.echo(json.dumps(alert.to_dict(), sort_keys=True, default=str))
         else:
             click.echo(f"[{alert.kind}] {alert.message}")
 
     with _open(db) as index:
-        watcher = Watcher(index, chain, addresses, config, pauser=pauser)
+        watcher = Watcher(index, app.chain, addresses, config, pauser=pauser)
         try:
             watch_loop(watcher, emit, interval=interval, once=once, max_blocks=max_blocks)
         except KeyboardInterrupt:

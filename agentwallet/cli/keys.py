@@ -7,8 +7,8 @@ import sys
 
 import click
 
-from agentwallet.cli._common import PASSWORD_ENV, keystore, obj_of, password_for
-from agentwallet.cli._output import emit_json, kv_table, table
+from agentwallet._text import kv_table, table
+from agentwallet.cli._common import PASSWORD_ENV, CliContext, keystore, pass_app, password_for
 
 
 def _new_password(name: str) -> str:
@@ -25,15 +25,11 @@ def _new_password(name: str) -> str:
     return password
 
 
-def _show(ctx: click.Context, name: str, address: str, path: str, verb: str) -> None:
-    if obj_of(ctx).json:
-        emit_json({"name": name, "address": address, "path": path})
-    else:
-        click.echo(
-            f"{verb} key {name}".strip()
-            + "\n"
-            + kv_table([("address", address), ("keystore", path)])
-        )
+def _show(app: CliContext, name: str, address: str, path: str, verb: str) -> None:
+    app.emit(
+        {"name": name, "address": address, "path": path},
+        f"{verb} key {name}".strip() + "\n" + kv_table([("address", address), ("keystore", path)]),
+    )
 
 
 @click.group("key")
@@ -43,17 +39,17 @@ def key() -> None:
 
 @key.command("new")
 @click.argument("name")
-@click.pass_context
-def key_new(ctx: click.Context, name: str) -> None:
+@pass_app
+def key_new(app: CliContext, name: str) -> None:
     """Create a new random key NAME (password from a prompt or $AGENTWALLET_PASSWORD)."""
     info = keystore().create(name, _new_password(name))
-    _show(ctx, info.name, info.address, str(info.path), "created")
+    _show(app, info.name, info.address, str(info.path), "created")
 
 
 @key.command("import")
 @click.argument("name")
-@click.pass_context
-def key_import(ctx: click.Context, name: str) -> None:
+@pass_app
+def key_import(app: CliContext, name: str) -> None:
     """Import a private key as NAME: from a hidden prompt, or the first line of stdin.
 
     The private key is never a command-line argument (it would land in shell history).
@@ -69,16 +65,16 @@ def key_import(ctx: click.Context, name: str) -> None:
         raise KeyStoreError("no private key given: type it at the prompt or pipe it on stdin")
     info = store.import_key(name, secret, _new_password(name))
     del secret
-    _show(ctx, info.name, info.address, str(info.path), "imported")
+    _show(app, info.name, info.address, str(info.path), "imported")
 
 
 @key.command("list")
-@click.pass_context
-def key_list(ctx: click.Context) -> None:
+@pass_app
+def key_list(app: CliContext) -> None:
     """List the keys in $AGENTWALLET_HOME/keys (names and addresses, never secrets)."""
     infos = keystore().list()
-    if obj_of(ctx).json:
-        emit_json([{"name": k.name, "address": k.address, "path": str(k.path)} for k in infos])
+    if app.json:
+        app.emit([{"name": k.name, "address": k.address, "path": str(k.path)} for k in infos])
     elif not infos:
         click.echo("no keys yet: create one with `agentwallet key new NAME`")
     else:
@@ -87,8 +83,8 @@ def key_list(ctx: click.Context) -> None:
 
 @key.command("show")
 @click.argument("name")
-@click.pass_context
-def key_show(ctx: click.Context, name: str) -> None:
+@pass_app
+def key_show(app: CliContext, name: str) -> None:
     """Show key NAME's address and keystore file."""
     info = keystore().info(name)
-    _show(ctx, info.name, info.address, str(info.path), "")
+    _show(app, info.name, info.address, str(info.path), "")

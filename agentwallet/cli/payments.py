@@ -11,32 +11,31 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agentwallet._text import budget, kv_table, short, span, table
 from agentwallet.cli._common import (
-    chain_of,
+    CliContext,
     confirm_signature,
     label,
     names_by_address,
-    obj_of,
-    parse_positive,
-    resolve_address,
-    signer_of,
+    pass_app,
     token_option,
-    vault_of,
     vault_option,
     yes_option,
 )
-from agentwallet.cli._output import budget, emit_json, kv_table, say, short, span, table
+from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, TokenAmount
+from agentwallet.units import format_amount
 
 if TYPE_CHECKING:
-    from agentwallet.vault import RequestInfo, Vault
+    from agentwallet.protocol.models import RequestInfo
+    from agentwallet.vault import Vault
 
 
 # ------------------------------------------------------------------------------------ pay
 
 
 @click.command("pay")
-@click.argument("recipient", metavar="TO")
-@click.argument("amount")
+@click.argument("to", metavar="TO", type=KEY_OR_ADDRESS)
+@click.argument("amount", type=AMOUNT)
 @token_option
 @click.option(
     "--ref",
@@ -45,11 +44,11 @@ if TYPE_CHECKING:
     help="Reference / idempotency key (invoice id); a retry with it never pays twice.",
 )
 @vault_option
-@click.pass_context
+@pass_app
 def pay(
-    ctx: click.Context,
-    recipient: str,
-    amount: str,
+    app: CliContext,
+    to: str,
+    amount: TokenAmount,
     token: str | None,
     ref: str | None,
     vault_name: str,
@@ -60,15 +59,13 @@ def pay(
     owners (status "escalated").
     """
     from agentwallet.agent import AgentWallet
-    from agentwallet.units import format_amount
 
-    to = resolve_address(recipient)
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     info = vault.token(token)
-    value = parse_positive(amount, info)
-    signer = signer_of(ctx, "the agent")
-    wallet = AgentWallet(chain_of(ctx), vault, signer)
-    result = wallet.pay(to, value, None if info.symbol == "ETH" else info.address, ref=ref)
+    value = amount.base_units(info)
+    signer = app.unlock("the agent")
+    wallet = AgentWallet(app.chain, vault, signer)
+    result = wallet.pay(to, value, None if info.is_eth else info.address, ref=ref)
     remaining = wallet.remaining().get(info.symbol)
     data: dict[str, Any] = {
         "status": result.status,
@@ -83,8 +80,8 @@ def pay(
         "ref": ref,
         "remaining": format_amount(remaining.available, info.decimals) if remaining else None,
     }
-    if obj_of(ctx).json:
-        emit_json(data)
+    if app.json:
+        app.emit(data)
         return
     names = names_by_address()
     rows: list[tuple[str, Any]] = [
@@ -145,52 +142,49 @@ def _what(r: RequestInfo, vault: Vault | None = None, names: dict[str, str] | No
 
 
 def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str:
-    """``setLimits(travel, ETH: 0.5 per payment, 1 per 1d)``; "" if ``data`` is no vault call."""
+    """``setLimits(travel, ETH, maxPerPayment 0.5, allowance 1, period 1d)``; "" if ``data``
+    is no vault call."""
     from agentwallet.errors import AgentWalletError
-    from agentwallet.units import format_amount
+    from agentwallet.protocol.calls import describe
 
-    try:
-        fn, args = vault.contract.decode_function_input(data)
-    except Exception:  # noqa: BLE001 - not a vault call: the caller shows the raw text
+    call = vault.decode_call(data)
+    if call is None:  # not a vault call: the caller shows the raw text
         return ""
-    parts: list[str] = []
-    decimals = 18
-    if "token" in args:
+
+    def token_text(token: str) -> str:
         try:
-            info = vault.token(str(args["token"]))
-            decimals = info.decimals
-            parts.append(info.symbol)
+            return vault.token(token).symbol
         except AgentWalletError:
-            parts.append(short(str(args["token"])))
-    for key, value in args.items():
-        if key == "token":
-            continue
-        if isinstance(value, str) and value.startswith("0x") and key == "agent":
-            parts.insert(0, label(value, names))
-        elif isinstance(value, str) and value.startswith("0x"):
-            parts.append(f"{key} {label(value, names)}")
-        elif key in ("maxPerPayment", "allowance"):
-            parts.append(f"{key} {format_amount(int(value), decimals)}")
-        elif key in ("period", "requestExpiry"):
-            parts.append(f"{key} {span(int(value))}")
-        elif key in ("validAfter", "validUntil") and not value:
-            continue
-        else:
-            parts.append(f"{key} {value}")
-    return f"{fn.fn_name}({', '.join(parts)})"
+            return short(token)
+
+    def amount_text(value: int, token: str) -> str:
+        try:
+            decimals = vault.token(token).decimals
+        except AgentWalletError:
+            decimals = 18
+        return format_amount(value, decimals)
+
+    return describe(
+        call,
+        address=lambda address: label(address, names),
+        token=token_text,
+        amount=amount_text,
+        duration=span,
+        words=True,
+    )
 
 
 @click.command("requests")
 @click.option("--all", "show_all", is_flag=True, help="Include decided and expired requests.")
 @vault_option
-@click.pass_context
-def requests(ctx: click.Context, show_all: bool, vault_name: str) -> None:
+@pass_app
+def requests(app: CliContext, show_all: bool, vault_name: str) -> None:
     """List requests waiting for owners (pending ones; --all for every one)."""
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     items = vault.requests(status="all" if show_all else "pending")
-    now = chain_of(ctx).timestamp()
-    if obj_of(ctx).json:
-        emit_json({"vault": vault.address, "requests": [_request_record(r, now) for r in items]})
+    now = app.chain.timestamp()
+    if app.json:
+        app.emit({"vault": vault.address, "requests": [_request_record(r, now) for r in items]})
         return
     if not items:
         click.echo("no pending requests" if not show_all else "no requests yet")
@@ -258,27 +252,24 @@ def _signing_table(vault: Vault, r: RequestInfo, chain_id: int, names: dict[str,
     return kv_table(rows)
 
 
-def _show_and_confirm(
-    ctx: click.Context, vault: Vault, r: RequestInfo, yes: bool, verb: str
-) -> None:
-    obj = obj_of(ctx)
+def _show_and_confirm(app: CliContext, vault: Vault, r: RequestInfo, yes: bool, verb: str) -> None:
     names = names_by_address()
-    say(
-        obj.json,
-        f"you are about to {verb}:\n" + _signing_table(vault, r, chain_of(ctx).chain_id, names),
-    )
-    confirm_signature(ctx, yes, f"{verb} request {r.id}?")
+    app.say(f"you are about to {verb}:\n" + _signing_table(vault, r, app.chain.chain_id, names))
+    confirm_signature(app, yes, f"{verb} request {r.id}?")
 
 
 def _pending(vault: Vault, request_id: int) -> RequestInfo:
     """The request, which must still be pending (before anything is signed or sent)."""
-    from agentwallet.errors import RequestNotPendingError
+    from agentwallet.errors import ContractRevertError
+    from agentwallet.protocol.constants import RequestStatus
 
     r = vault.request(request_id)
-    if r.status != "pending":
-        raise RequestNotPendingError(
-            f"request {request_id} is {r.status}, not pending: it was already decided "
-            "(see `agentwallet requests --all`)"
+    if r.status != RequestStatus.PENDING.text:
+        raise ContractRevertError.from_error(
+            "RequestNotPending",
+            {"requestId": request_id, "status": int(RequestStatus[r.status.upper()])},
+            message=f"request {request_id} is {r.status}, not pending: it was already decided "
+            "(see `agentwallet requests --all`)",
         )
     return r
 
@@ -287,14 +278,14 @@ def _pending(vault: Vault, request_id: int) -> RequestInfo:
 @click.argument("request_id", metavar="ID", type=int)
 @yes_option
 @vault_option
-@click.pass_context
-def approve(ctx: click.Context, request_id: int, yes: bool, vault_name: str) -> None:
+@pass_app
+def approve(app: CliContext, request_id: int, yes: bool, vault_name: str) -> None:
     """Approve request ID on-chain as the owner given by --as (the threshold-th approval executes
     it). Shows what is being approved and asks first."""
-    vault = vault_of(ctx, vault_name)
-    signer = signer_of(ctx, "an owner of the vault")
+    vault = app.vault(vault_name)
+    signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
-    _show_and_confirm(ctx, vault, r, yes, "approve")
+    _show_and_confirm(app, vault, r, yes, "approve")
     result = vault.approve(signer, request_id)
     after = vault.request(request_id)
     data = {
@@ -306,8 +297,8 @@ def approve(ctx: click.Context, request_id: int, yes: bool, vault_name: str) -> 
         "tx_hash": result.tx_hash,
         "gas_used": result.gas_used,
     }
-    if obj_of(ctx).json:
-        emit_json(data)
+    if app.json:
+        app.emit(data)
     elif after.status == "executed":
         click.echo(
             f"\napproved: request {request_id} reached the threshold and executed "
@@ -323,20 +314,17 @@ def approve(ctx: click.Context, request_id: int, yes: bool, vault_name: str) -> 
 @click.command("reject")
 @click.argument("request_id", metavar="ID", type=int)
 @vault_option
-@click.pass_context
-def reject(ctx: click.Context, request_id: int, vault_name: str) -> None:
+@pass_app
+def reject(app: CliContext, request_id: int, vault_name: str) -> None:
     """Reject request ID as the owner given by --as: one owner suffices; it can never execute."""
-    vault = vault_of(ctx, vault_name)
-    signer = signer_of(ctx, "an owner of the vault")
+    vault = app.vault(vault_name)
+    signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
     result = vault.reject(signer, request_id)
-    if obj_of(ctx).json:
-        emit_json({"request_id": request_id, "status": "rejected", "tx_hash": result.tx_hash})
-    else:
-        click.echo(
-            f"rejected request {request_id} ({_what(r, vault)} to {short(r.to)}); "
-            f"tx {result.tx_hash}"
-        )
+    app.emit(
+        {"request_id": request_id, "status": "rejected", "tx_hash": result.tx_hash},
+        f"rejected request {request_id} ({_what(r, vault)} to {short(r.to)}); tx {result.tx_hash}",
+    )
 
 
 def _out_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -349,15 +337,15 @@ def _out_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 def _write_signed(
-    ctx: click.Context, text: str, out: Path | None, fields: dict[str, Any], what: str
+    app: CliContext, text: str, out: Path | None, fields: dict[str, Any], what: str
 ) -> None:
     """A signature's JSON to stdout, or to ``out`` with a confirmation line."""
     if out is None:
         click.echo(text)
         return
     out.write_text(text + "\n")
-    if obj_of(ctx).json:
-        emit_json({**fields, "file": str(out)})
+    if app.json:
+        app.emit({**fields, "file": str(out)})
     else:
         signer = label(str(fields["signer"]), names_by_address())
         click.echo(f"\nsigned {what} as {signer}: {out}")
@@ -368,30 +356,29 @@ def _write_signed(
 @_out_option("signed approval")
 @yes_option
 @vault_option
-@click.pass_context
-def sign(ctx: click.Context, request_id: int, out: Path | None, yes: bool, vault_name: str) -> None:
+@pass_app
+def sign(app: CliContext, request_id: int, out: Path | None, yes: bool, vault_name: str) -> None:
     """Sign request ID off-chain (EIP-712) as the owner given by --as; nothing is sent.
 
     Give the output to whoever runs `agentwallet execute ID --sig FILE ...`.
     """
-    vault = vault_of(ctx, vault_name)
-    signer = signer_of(ctx, "an owner of the vault")
+    vault = app.vault(vault_name)
+    signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
-    obj = obj_of(ctx)
     names = names_by_address()
     # the table goes to stderr when the signature itself is printed on stdout
     click.echo(
-        "you are about to sign:\n" + _signing_table(vault, r, chain_of(ctx).chain_id, names),
-        err=obj.json or out is None,
+        "you are about to sign:\n" + _signing_table(vault, r, app.chain.chain_id, names),
+        err=app.json or out is None,
     )
-    confirm_signature(ctx, yes, f"sign request {request_id}?")
+    confirm_signature(app, yes, f"sign request {request_id}?")
     approval = vault.sign(signer, request_id)
     fields = {"request_id": request_id, "signer": signer.address}
-    _write_signed(ctx, approval.to_json(), out, fields, f"request {request_id}")
+    _write_signed(app, approval.to_json(), out, fields, f"request {request_id}")
 
 
 def _load_approval(text: str) -> Any:
-    from agentwallet.vault import SignedApproval
+    from agentwallet.protocol.models import SignedApproval
 
     how = "`agentwallet sign ID --out FILE`"
     return SignedApproval.from_json(_load_json_arg(text, "signed-approval", how))
@@ -407,46 +394,44 @@ def _load_approval(text: str) -> Any:
     help="An owner's signed approval from `agentwallet sign` (repeat).",
 )
 @vault_option
-@click.pass_context
-def execute(ctx: click.Context, request_id: int, sigs: tuple[str, ...], vault_name: str) -> None:
+@pass_app
+def execute(app: CliContext, request_id: int, sigs: tuple[str, ...], vault_name: str) -> None:
     """Execute request ID: with the collected --sig approvals, or, without any, with the
     on-chain approvals it already has. Sent by --as (any key with gas)."""
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     approvals = [_load_approval(s) for s in sigs]
-    sender = signer_of(ctx, "any key with ETH for gas")
+    sender = app.unlock("any key with ETH for gas")
     _pending(vault, request_id)
     if approvals:
         result = vault.execute_with_signatures(sender, request_id, approvals)
     else:
         result = vault.execute(sender, request_id)
     after = vault.request(request_id)
-    if obj_of(ctx).json:
-        emit_json(
-            {
-                "request_id": request_id,
-                "status": after.status,
-                "tx_hash": result.tx_hash,
-                "gas_used": result.gas_used,
-                "signatures": len(approvals),
-            }
-        )
-    else:
-        how = f"{len(approvals)} signatures" if approvals else "on-chain approvals"
-        click.echo(f"request {request_id} {after.status} with {how} (tx {result.tx_hash})")
+    how = f"{len(approvals)} signatures" if approvals else "on-chain approvals"
+    app.emit(
+        {
+            "request_id": request_id,
+            "status": after.status,
+            "tx_hash": result.tx_hash,
+            "gas_used": result.gas_used,
+            "signatures": len(approvals),
+        },
+        f"request {request_id} {after.status} with {how} (tx {result.tx_hash})",
+    )
 
 
 # ------------------------------------------------------------------------ signed payments
 
 
 @click.command("sign-payment")
-@click.argument("recipient", metavar="TO")
-@click.argument("amount")
+@click.argument("to", metavar="TO", type=KEY_OR_ADDRESS)
+@click.argument("amount", type=AMOUNT)
 @token_option
 @click.option(
     "--agent",
-    "agent_name",
     default=None,
     metavar="NAME_OR_ADDRESS",
+    type=KEY_OR_ADDRESS,
     help="Agent the payment is recorded for (default: none).",
 )
 @click.option("--ref", default=None, metavar="TEXT", help="Reference (invoice id).")
@@ -454,21 +439,21 @@ def execute(ctx: click.Context, request_id: int, sigs: tuple[str, ...], vault_na
     "--valid-for",
     default="1h",
     show_default=True,
-    metavar="DURATION",
+    type=DURATION,
     help="How long the signature stays usable (45s, 30m, 12h, 1d).",
 )
 @_out_option("signed payment")
 @yes_option
 @vault_option
-@click.pass_context
+@pass_app
 def sign_payment(
-    ctx: click.Context,
-    recipient: str,
-    amount: str,
+    app: CliContext,
+    to: str,
+    amount: TokenAmount,
     token: str | None,
-    agent_name: str | None,
+    agent: str | None,
     ref: str | None,
-    valid_for: str,
+    valid_for: int,
     out: Path | None,
     yes: bool,
     vault_name: str,
@@ -479,18 +464,14 @@ def sign_payment(
     Give the outputs to whoever runs `agentwallet pay-signed --sig FILE ...`. The signatures
     are good for one payment, before the deadline, while no other signed payment runs first.
     """
-    from agentwallet.units import format_amount, parse_duration
+    from agentwallet.protocol.constants import ZERO_ADDRESS
 
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     info = vault.token(token)
-    value = parse_positive(amount, info)
-    to = resolve_address(recipient)
-    agent = resolve_address(agent_name) if agent_name else "0x" + "00" * 20
-    seconds = parse_duration(valid_for)
-    signer = signer_of(ctx, "an owner of the vault")
-    chain = chain_of(ctx)
-    deadline = chain.timestamp() + seconds
-    obj = obj_of(ctx)
+    value = amount.base_units(info)
+    signer = app.unlock("an owner of the vault")
+    chain = app.chain
+    deadline = chain.timestamp() + valid_for
     names = names_by_address()
     ends = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     rows: list[tuple[str, Any]] = [
@@ -499,18 +480,18 @@ def sign_payment(
         ("recipient", label(to, names) + f"  {to}"),
         ("amount", f"{format_amount(value, info.decimals)} {info.symbol}  ({value} base units)"),
         ("token", f"{info.symbol} {info.address}"),
-        ("for agent", label(agent, names) if agent_name else "-"),
+        ("for agent", label(agent, names) if agent else "-"),
         ("ref", ref or "-"),
-        ("nonce", vault.contract.functions.signedPaymentNonce().call()),
+        ("nonce", vault.signed_payment_nonce()),
         ("valid until", ends),
     ]
-    click.echo("you are about to sign a payment:\n" + kv_table(rows), err=obj.json or out is None)
-    confirm_signature(ctx, yes, "sign this payment?")
+    click.echo("you are about to sign a payment:\n" + kv_table(rows), err=app.json or out is None)
+    confirm_signature(app, yes, "sign this payment?")
     signed = vault.sign_payment(
-        signer, to, value, info.address, agent=agent, ref=ref, deadline=deadline
+        signer, to, value, info.address, agent=agent or ZERO_ADDRESS, ref=ref, deadline=deadline
     )
     fields = {"signer": signer.address, "nonce": signed.nonce}
-    _write_signed(ctx, signed.to_json(), out, fields, "the payment")
+    _write_signed(app, signed.to_json(), out, fields, "the payment")
 
 
 def _load_json_arg(text: str, what: str, how: str) -> str:
@@ -544,17 +525,16 @@ def _load_json_arg(text: str, what: str, how: str) -> str:
     help="An owner's signed payment from `agentwallet sign-payment` (repeat).",
 )
 @vault_option
-@click.pass_context
-def pay_signed(ctx: click.Context, sigs: tuple[str, ...], vault_name: str) -> None:
+@pass_app
+def pay_signed(app: CliContext, sigs: tuple[str, ...], vault_name: str) -> None:
     """Submit the owners' signed payment (payWithSignatures). Sent by --as (any key with gas,
     e.g. a relayer); the owners' signatures are what authorise it."""
-    from agentwallet.units import format_amount
-    from agentwallet.vault import SignedPayment
+    from agentwallet.protocol.models import SignedPayment
 
     how = "`agentwallet sign-payment TO AMOUNT --out FILE`"
     signed = [SignedPayment.from_json(_load_json_arg(s, "signed-payment", how)) for s in sigs]
-    vault = vault_of(ctx, vault_name)
-    sender = signer_of(ctx, "any key with ETH for gas")
+    vault = app.vault(vault_name)
+    sender = app.unlock("any key with ETH for gas")
     result = vault.pay_with_signatures(sender, signed)
     first = signed[0]
     info = vault.token(first.token)
@@ -568,10 +548,8 @@ def pay_signed(ctx: click.Context, sigs: tuple[str, ...], vault_name: str) -> No
         "tx_hash": result.tx_hash,
         "gas_used": result.gas_used,
     }
-    if obj_of(ctx).json:
-        emit_json(data)
-    else:
-        click.echo(
-            f"paid {data['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
-            f"owner signatures (tx {result.tx_hash})"
-        )
+    app.emit(
+        data,
+        f"paid {data['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
+        f"owner signatures (tx {result.tx_hash})",
+    )

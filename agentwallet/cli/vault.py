@@ -7,96 +7,62 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from agentwallet._text import kv_table, span, table
 from agentwallet.cli._common import (
-    chain_of,
-    deployments_of,
+    CliContext,
     label,
     names_by_address,
-    obj_of,
-    parse_positive,
-    resolve_address,
-    signer_of,
+    pass_app,
     token_option,
-    vault_of,
     vault_option,
 )
-from agentwallet.cli._output import emit_json, kv_table, say, span, table
+from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, Amount, TokenAmount
+from agentwallet.faucet import TEST_TOKEN_SYMBOL
+from agentwallet.protocol.models import ETH_TOKEN
+from agentwallet.units import format_amount
 
 if TYPE_CHECKING:
-    from agentwallet.vault import RequestRef, TokenInfo, Vault
+    from agentwallet.protocol.models import RequestRef, TokenInfo
+    from agentwallet.vault import Vault
 
-TEST_TOKEN_SYMBOL = "tUSDC"
-TEST_TOKEN_DECIMALS = 6
+ETH_AMOUNT = Amount(ETH_TOKEN)
 
 
 # ------------------------------------------------------------------------------------ faucet
 
 
 @click.command("faucet")
-@click.argument("recipient", metavar="ADDRESS_OR_KEYNAME")
-@click.option("--amount", default="1", show_default=True, help="How much, in token units.")
+@click.argument("to", metavar="ADDRESS_OR_KEYNAME", type=KEY_OR_ADDRESS)
+@click.option("--amount", default="1", show_default=True, type=AMOUNT, help="In token units.")
 @click.option(
     "--token",
     default=None,
     metavar="SYMBOL",
     help=f"Mint the development test token (e.g. {TEST_TOKEN_SYMBOL}) instead of sending ETH.",
 )
-@click.pass_context
-def faucet(ctx: click.Context, recipient: str, amount: str, token: str | None) -> None:
+@pass_app
+def faucet(app: CliContext, to: str, amount: TokenAmount, token: str | None) -> None:
     """Development chains only: send ETH for gas from a dev account (or mint test tokens)."""
-    from agentwallet.deployments import ETH_TOKEN
-    from agentwallet.errors import AgentWalletError, NotADevelopmentChainError
-    from agentwallet.units import format_amount
+    from agentwallet.faucet import faucet as send_from_faucet
 
-    chain = chain_of(ctx)
-    to = resolve_address(recipient)
-    if not chain.is_development:
-        raise NotADevelopmentChainError(
-            f"faucet only works on development chains (anvil, embedded), and chain "
-            f"{chain.chain_id} is not one: send ETH for gas to {to} from a funded wallet"
-        )
-    funder = chain.dev_accounts[0]
-    if token is None or token.upper() == "ETH":
-        info = ETH_TOKEN
-        value = parse_positive(amount, info)
-        receipt = chain.send_transaction(funder, {"to": to, "value": value})
-        balance = int(chain.w3.eth.get_balance(to))  # type: ignore[arg-type]
-    else:
-        info = deployments_of(ctx).token(token)
-        value = parse_positive(amount, info)
-        contract = chain.contract("TestUSDC", info.address)
-        try:
-            receipt = chain.transact(contract.functions.mint(to, value), funder)
-        except AgentWalletError:
-            raise
-        except Exception:  # noqa: BLE001 - web3 estimate/revert errors: not a mintable token
-            raise AgentWalletError(
-                f"cannot mint {info.symbol} at {info.address}: faucet --token only works for "
-                f"the development test token ({TEST_TOKEN_SYMBOL}, from `deploy --test-token`)"
-            ) from None
-        balance = int(contract.functions.balanceOf(to).call())
-    tx_hash = receipt["transactionHash"].to_0x_hex()
-    if obj_of(ctx).json:
-        emit_json(
-            {
-                "to": to,
-                "token": info.symbol,
-                "amount": format_amount(value, info.decimals),
-                "balance": format_amount(balance, info.decimals),
-                "tx_hash": tx_hash,
-            }
-        )
-    else:
-        click.echo(
-            f"sent {format_amount(value, info.decimals)} {info.symbol} to "
-            f"{label(to, names_by_address())}\n"
-            + kv_table(
-                [
-                    ("balance now", f"{format_amount(balance, info.decimals)} {info.symbol}"),
-                    ("tx", tx_hash),
-                ]
-            )
-        )
+    eth = token is None or token.upper() == "ETH"
+    info = ETH_TOKEN if eth else app.deployments.token(str(token))
+    funded = send_from_faucet(app.chain, to, amount.base_units(info), info)
+    sent, balance = (
+        format_amount(funded.amount, info.decimals),
+        format_amount(funded.balance, info.decimals),
+    )
+    app.emit(
+        {
+            "to": to,
+            "token": info.symbol,
+            "amount": sent,
+            "balance": balance,
+            "tx_hash": funded.tx.tx_hash,
+        },
+        f"sent {sent} {info.symbol} to {label(to, names_by_address())}\n"
+        + kv_table([("balance now", f"{balance} {info.symbol}"), ("tx", funded.tx.tx_hash)]),
+    )
 
 
 # ------------------------------------------------------------------------------------ deploy
@@ -110,11 +76,16 @@ def faucet(ctx: click.Context, recipient: str, amount: str, token: str | None) -
     multiple=True,
     required=True,
     metavar="ADDR_OR_KEY",
+    type=KEY_OR_ADDRESS,
     help="An owner (repeat for each; key names or 0x addresses).",
 )
 @click.option("--threshold", type=int, required=True, help="Owner approvals a request needs (M).")
 @click.option(
-    "--request-expiry", default="3d", show_default=True, help="How long requests stay open."
+    "--request-expiry",
+    default="3d",
+    show_default=True,
+    type=DURATION,
+    help="How long requests stay open.",
 )
 @click.option(
     "--max-open-requests",
@@ -128,13 +99,13 @@ def faucet(ctx: click.Context, recipient: str, amount: str, token: str | None) -
     is_flag=True,
     help=f"Also deploy TestUSDC and record it as token {TEST_TOKEN_SYMBOL}.",
 )
-@click.pass_context
+@pass_app
 def deploy(
-    ctx: click.Context,
+    app: CliContext,
     name: str,
     owners: tuple[str, ...],
     threshold: int,
-    request_expiry: str,
+    request_expiry: int,
     max_open_requests: int,
     test_token: bool,
 ) -> None:
@@ -142,25 +113,18 @@ def deploy(
 
     Records everything in deployments/<network>.json. The sender is --as NAME.
     """
-    from agentwallet.units import parse_duration
+    from agentwallet.faucet import deploy_test_token
     from agentwallet.vault import Vault
 
-    owner_addresses = [resolve_address(o) for o in owners]
-    expiry = parse_duration(request_expiry)
-    chain = chain_of(ctx)
-    deployments = deployments_of(ctx)
-    sender = signer_of(ctx, "the deployer (any key with ETH for gas)")
-    token_address = None
-    if test_token:
-        contract = chain.deploy("TestUSDC", sender=sender)  # type: ignore[arg-type]
-        token_address = contract.address
-        deployments.record_token(TEST_TOKEN_SYMBOL, token_address, TEST_TOKEN_DECIMALS)
+    chain, deployments = app.chain, app.deployments
+    sender = app.unlock("the deployer (any key with ETH for gas)")
+    token_address = deploy_test_token(chain, sender, deployments).address if test_token else None
     vault = Vault.create(
         chain,
         sender,
-        owner_addresses,
+        list(owners),
         threshold,
-        request_expiry=expiry,
+        request_expiry=request_expiry,
         max_open_requests=max_open_requests,
         name=name,
         deployments=deployments,
@@ -169,22 +133,22 @@ def deploy(
         "name": name,
         "vault": vault.address,
         "factory": deployments.factory(),
-        "owners": owner_addresses,
+        "owners": list(owners),
         "threshold": threshold,
-        "request_expiry": expiry,
+        "request_expiry": request_expiry,
         "max_open_requests": max_open_requests,
         "chain_id": chain.chain_id,
         "test_token": token_address,
     }
-    if obj_of(ctx).json:
-        emit_json(data)
+    if app.json:
+        app.emit(data)
         return
     names = names_by_address()
     rows = [
         ("vault", f"{name} at {vault.address}"),
-        ("owners", ", ".join(label(o, names) for o in owner_addresses)),
-        ("threshold", f"{threshold} of {len(owner_addresses)}"),
-        ("request expiry", span(expiry)),
+        ("owners", ", ".join(label(o, names) for o in owners)),
+        ("threshold", f"{threshold} of {len(owners)}"),
+        ("request expiry", span(request_expiry)),
         ("max open requests", max_open_requests),
         ("factory", deployments.factory()),
         ("chain id", chain.chain_id),
@@ -198,37 +162,30 @@ def deploy(
 
 
 @click.command("fund")
-@click.argument("amount")
+@click.argument("amount", type=AMOUNT)
 @token_option
 @vault_option
-@click.pass_context
-def fund(ctx: click.Context, amount: str, token: str | None, vault_name: str) -> None:
+@pass_app
+def fund(app: CliContext, amount: TokenAmount, token: str | None, vault_name: str) -> None:
     """Deposit AMOUNT (in token units) into the vault, from the key given by --as."""
-    from agentwallet.units import format_amount
-
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     info = vault.token(token)
-    value = parse_positive(amount, info)
-    sender = signer_of(ctx, "the funder")
-    result = vault.fund(sender, value, None if info.symbol == "ETH" else info.address)
-    balance = vault.balance(None if info.symbol == "ETH" else info.address)
-    data = {
-        "vault": vault.address,
-        "token": info.symbol,
-        "amount": format_amount(value, info.decimals),
-        "balance": format_amount(balance, info.decimals),
-        "tx_hash": result.tx_hash,
-        "gas_used": result.gas_used,
-    }
-    if obj_of(ctx).json:
-        emit_json(data)
-    else:
-        click.echo(
-            f"funded vault {vault_name} with {data['amount']} {info.symbol}\n"
-            + kv_table(
-                [("vault balance", f"{data['balance']} {info.symbol}"), ("tx", result.tx_hash)]
-            )
-        )
+    value = amount.base_units(info)
+    sender = app.unlock("the funder")
+    result = vault.fund(sender, value, None if info.is_eth else info.address)
+    balance = format_amount(vault.balance(info), info.decimals)
+    app.emit(
+        {
+            "vault": vault.address,
+            "token": info.symbol,
+            "amount": format_amount(value, info.decimals),
+            "balance": balance,
+            "tx_hash": result.tx_hash,
+            "gas_used": result.gas_used,
+        },
+        f"funded vault {vault_name} with {format_amount(value, info.decimals)} {info.symbol}\n"
+        + kv_table([("vault balance", f"{balance} {info.symbol}"), ("tx", result.tx_hash)]),
+    )
 
 
 # ------------------------------------------------------------------------------------ agents
@@ -262,11 +219,11 @@ def _request_rows(
 
 
 def _print_proposals(
-    ctx: click.Context, vault: Vault, refs: list[tuple[str, RequestRef]], extra: dict[str, Any]
+    app: CliContext, vault: Vault, refs: list[tuple[str, RequestRef]], extra: dict[str, Any]
 ) -> None:
     records, rows = _request_rows(vault, refs)
-    if obj_of(ctx).json:
-        emit_json({**extra, "requests": records})
+    if app.json:
+        app.emit({**extra, "requests": records})
         return
     click.echo(table(["request", "action", "status", "approvals"], rows))
     pending = [str(r["request_id"]) for r in records if not r["executed"]]
@@ -277,16 +234,21 @@ def _print_proposals(
         )
 
 
+def _limits_text(info: TokenInfo, max_per: int, allowance: int, period: int) -> str:
+    return (
+        f"limits {info.symbol}: {format_amount(max_per, info.decimals)} per payment, "
+        f"{format_amount(allowance, info.decimals)} per {span(period)}"
+    )
+
+
 def _valid_until(text: str | None, now: int) -> int:
     """``--valid-until``: a date (YYYY-MM-DD, UTC midnight) or a duration from now (30d)."""
-    from agentwallet.units import parse_duration
-
     if not text:
         return 0
     try:
         day = dt.date.fromisoformat(text)
     except ValueError:
-        return now + parse_duration(text)
+        return now + DURATION.parse(text)
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
 
 
@@ -296,13 +258,13 @@ def agent() -> None:
 
 
 @agent.command("add")
-@click.argument("agent_id", metavar="AGENT")
-@click.option("--eth-limit", default=None, help="Largest single ETH payment without a human.")
-@click.option("--eth-allowance", default=None, help="ETH budget per period (refills continuously).")
-@click.option("--period", default=None, help="Budget period, e.g. 1d, 12h, 1w.")
+@click.argument("address", metavar="AGENT", type=KEY_OR_ADDRESS)
+@click.option("--eth-limit", type=ETH_AMOUNT, help="Largest single ETH payment without a human.")
+@click.option("--eth-allowance", type=ETH_AMOUNT, help="ETH budget per period (refills).")
+@click.option("--period", type=DURATION, help="Budget period, e.g. 1d, 12h, 1w.")
 @click.option("--token", default=None, metavar="SYMBOL", help="An ERC-20 the agent may spend.")
-@click.option("--token-limit", default=None, help="Largest single token payment.")
-@click.option("--token-allowance", default=None, help="Token budget per period.")
+@click.option("--token-limit", type=AMOUNT, help="Largest single token payment.")
+@click.option("--token-allowance", type=AMOUNT, help="Token budget per period.")
 @click.option(
     "--valid-from",
     "valid_after",
@@ -316,25 +278,26 @@ def agent() -> None:
 )
 @click.option(
     "--allow",
-    "allow",
+    "recipients",
     multiple=True,
     metavar="RECIPIENT",
+    type=KEY_OR_ADDRESS,
     help="Allowlist a recipient (repeat); with any, others escalate.",
 )
 @vault_option
-@click.pass_context
+@pass_app
 def agent_add(
-    ctx: click.Context,
-    agent_id: str,
-    eth_limit: str | None,
-    eth_allowance: str | None,
-    period: str | None,
+    app: CliContext,
+    address: str,
+    eth_limit: int | None,
+    eth_allowance: int | None,
+    period: int | None,
     token: str | None,
-    token_limit: str | None,
-    token_allowance: str | None,
+    token_limit: TokenAmount | None,
+    token_allowance: TokenAmount | None,
     valid_after: str | None,
     valid_until: str | None,
-    allow: tuple[str, ...],
+    recipients: tuple[str, ...],
     vault_name: str,
 ) -> None:
     """Propose adding AGENT with limits: one governance request per change (as --as owner).
@@ -342,11 +305,8 @@ def agent_add(
     With a threshold of 1 they execute at once; otherwise other owners approve them, in order.
     """
     from agentwallet.errors import AmountError
-    from agentwallet.units import ETH, parse_amount, parse_duration
 
-    address = resolve_address(agent_id)
-    recipients = [resolve_address(r) for r in allow]
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     limits: list[tuple[TokenInfo, int, int]] = []
     if (eth_limit is None) != (eth_allowance is None):
         raise AmountError("give both --eth-limit and --eth-allowance, or neither")
@@ -355,89 +315,59 @@ def agent_add(
     if token is None and (token_limit is not None or token_allowance is not None):
         raise AmountError("--token-limit/--token-allowance need --token SYMBOL")
     if eth_limit is not None and eth_allowance is not None:
-        eth = vault.token(None)
-        limits.append((eth, parse_amount(eth_limit, 18), parse_amount(eth_allowance, 18)))
+        limits.append((ETH_TOKEN, eth_limit, eth_allowance))
     if token is not None and token_limit is not None and token_allowance is not None:
         info = vault.token(token)
-        limits.append(
-            (
-                info,
-                parse_amount(token_limit, info.decimals),
-                parse_amount(token_allowance, info.decimals),
-            )
-        )
-    seconds = 0
-    if limits:
-        if period is None:
-            raise AmountError("limits need a --period, e.g. --period 1d")
-        seconds = parse_duration(period)
-    now = chain_of(ctx).timestamp()
+        limit = token_limit.base_units(info, positive=False)
+        limits.append((info, limit, token_allowance.base_units(info, positive=False)))
+    if limits and period is None:
+        raise AmountError("limits need a --period, e.g. --period 1d")
+    now = app.chain.timestamp()
     after, until = _valid_until(valid_after, now), _valid_until(valid_until, now)
-    sender = signer_of(ctx, "an owner of the vault")
-    refs: list[tuple[str, RequestRef]] = []
-    ref = vault.propose_add_agent(
-        sender, address, valid_after=after, valid_until=until, allowlist=bool(recipients)
-    )
-    refs.append((f"add agent {label(address, names_by_address())}", ref))
-    from agentwallet.units import format_amount
-
+    sender = app.unlock("an owner of the vault")
+    names = names_by_address()
+    refs: list[tuple[str, RequestRef]] = [
+        (
+            f"add agent {label(address, names)}",
+            vault.propose_add_agent(
+                sender, address, valid_after=after, valid_until=until, allowlist=bool(recipients)
+            ),
+        )
+    ]
     for info, max_per, allowance in limits:
-        ref = vault.propose_set_limits(
-            sender,
-            address,
-            ETH if info.symbol == "ETH" else info.address,
-            max_per,
-            allowance,
-            seconds,
-        )
-        refs.append(
-            (
-                f"limits {info.symbol}: {format_amount(max_per, info.decimals)} per payment, "
-                f"{format_amount(allowance, info.decimals)} per {span(seconds)}",
-                ref,
-            )
-        )
+        seconds = int(period or 0)
+        ref = vault.propose_set_limits(sender, address, info.address, max_per, allowance, seconds)
+        refs.append((_limits_text(info, max_per, allowance, seconds), ref))
     for recipient in recipients:
         refs.append(
             (
-                f"allow recipient {label(recipient, names_by_address())}",
+                f"allow recipient {label(recipient, names)}",
                 vault.propose_allow_recipient(sender, address, recipient),
             )
         )
-    _print_proposals(ctx, vault, refs, {"agent": address, "vault": vault.address})
+    _print_proposals(app, vault, refs, {"agent": address, "vault": vault.address})
 
 
 def _agent_rows(vault: Vault, address: str) -> tuple[dict[str, Any], list[tuple[Any, ...]]]:
-    from agentwallet.units import format_amount
-
     view = vault.agent(address)
     policies: list[dict[str, Any]] = []
     rows: list[tuple[Any, ...]] = []
     for token_address, p in view.policies.items():
         info = vault.token(token_address)
-
-        def fmt(v: int, decimals: int = info.decimals) -> str:
-            return format_amount(v, decimals)
-
+        amounts = [
+            format_amount(v, info.decimals) for v in (p.max_per_payment, p.allowance, p.available)
+        ]
         policies.append(
             {
                 "token": info.symbol,
                 "token_address": info.address,
-                "max_per_payment": fmt(p.max_per_payment),
-                "allowance": fmt(p.allowance),
+                "max_per_payment": amounts[0],
+                "allowance": amounts[1],
                 "period": p.period,
-                "available": fmt(p.available),
+                "available": amounts[2],
             }
         )
-        rows.append(
-            (
-                info.symbol,
-                fmt(p.max_per_payment),
-                fmt(p.allowance),
-                span(p.period),
-                fmt(p.available),
-            )
-        )
+        rows.append((info.symbol, amounts[0], amounts[1], span(p.period), amounts[2]))
     record = {
         "agent": view.address,
         "status": view.status,
@@ -452,15 +382,14 @@ def _agent_rows(vault: Vault, address: str) -> tuple[dict[str, Any], list[tuple[
 
 @agent.command("list")
 @vault_option
-@click.pass_context
-def agent_list(ctx: click.Context, vault_name: str) -> None:
+@pass_app
+def agent_list(app: CliContext, vault_name: str) -> None:
     """List the vault's agents with status and limits."""
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     names = names_by_address()
-    views = vault.agents()
-    records = [_agent_rows(vault, v.address)[0] for v in views]
-    if obj_of(ctx).json:
-        emit_json({"vault": vault.address, "agents": records})
+    records = [_agent_rows(vault, v.address)[0] for v in vault.agents()]
+    if app.json:
+        app.emit({"vault": vault.address, "agents": records})
         return
     if not records:
         click.echo("no agents yet: add one with `agentwallet --as OWNER agent add AGENT ...`")
@@ -477,16 +406,14 @@ def agent_list(ctx: click.Context, vault_name: str) -> None:
 
 
 @agent.command("show")
-@click.argument("agent_id", metavar="AGENT")
+@click.argument("address", metavar="AGENT", type=KEY_OR_ADDRESS)
 @vault_option
-@click.pass_context
-def agent_show(ctx: click.Context, agent_id: str, vault_name: str) -> None:
+@pass_app
+def agent_show(app: CliContext, address: str, vault_name: str) -> None:
     """Show one agent: status, validity window, limits and what it can spend now."""
-    address = resolve_address(agent_id)
-    vault = vault_of(ctx, vault_name)
-    record, rows = _agent_rows(vault, address)
-    if obj_of(ctx).json:
-        emit_json(record)
+    record, rows = _agent_rows(app.vault(vault_name), address)
+    if app.json:
+        app.emit(record)
         return
 
     def when(ts: int) -> str:
@@ -515,20 +442,20 @@ def agent_show(ctx: click.Context, agent_id: str, vault_name: str) -> None:
 
 
 @agent.command("limits")
-@click.argument("agent_id", metavar="AGENT")
+@click.argument("address", metavar="AGENT", type=KEY_OR_ADDRESS)
 @click.option("--token", default="ETH", show_default=True, metavar="SYMBOL")
-@click.option("--max", "max_per", required=True, help="Largest single payment.")
-@click.option("--allowance", required=True, help="Budget per period.")
-@click.option("--period", default=None, help="Period (default: keep the current one).")
+@click.option("--max", "max_per", required=True, type=AMOUNT, help="Largest single payment.")
+@click.option("--allowance", required=True, type=AMOUNT, help="Budget per period.")
+@click.option("--period", type=DURATION, help="Period (default: keep the current one).")
 @vault_option
-@click.pass_context
+@pass_app
 def agent_limits(
-    ctx: click.Context,
-    agent_id: str,
+    app: CliContext,
+    address: str,
     token: str,
-    max_per: str,
-    allowance: str,
-    period: str | None,
+    max_per: TokenAmount,
+    allowance: TokenAmount,
+    period: int | None,
     vault_name: str,
 ) -> None:
     """Change AGENT's limits for a token.
@@ -537,90 +464,75 @@ def agent_limits(
     needs the threshold.
     """
     from agentwallet.errors import AmountError
-    from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
 
-    address = resolve_address(agent_id)
-    vault = vault_of(ctx, vault_name)
+    vault = app.vault(vault_name)
     info = vault.token(token)
-    token_address = ETH if info.symbol == "ETH" else info.address
-    new_max = parse_amount(max_per, info.decimals)
-    new_allowance = parse_amount(allowance, info.decimals)
-    current = vault.agent(address).policies.get(token_address)
-    new_period = parse_duration(period) if period is not None else None
-    sender = signer_of(ctx, "an owner of the vault")
+    new_max = max_per.base_units(info, positive=False)
+    new_allowance = allowance.base_units(info, positive=False)
+    current = vault.agent(address).policies.get(info.address)
+    sender = app.unlock("an owner of the vault")
     if (
         current is not None
         and current.period > 0
         and new_max <= current.max_per_payment
         and new_allowance <= current.allowance
-        and (new_period is None or new_period == current.period)
+        and (period is None or period == current.period)
     ):
-        result = vault.reduce_limits(sender, address, token_address, new_max, new_allowance)
-        data = {
-            "agent": address,
-            "token": info.symbol,
-            "mode": "reduced",
-            "max_per_payment": format_amount(new_max, info.decimals),
-            "allowance": format_amount(new_allowance, info.decimals),
-            "tx_hash": result.tx_hash,
-        }
-        if obj_of(ctx).json:
-            emit_json(data)
-        else:
-            click.echo(
-                "limits lowered at once (one owner suffices to reduce risk)\n"
-                + kv_table(
-                    [
-                        ("token", info.symbol),
-                        ("per payment", data["max_per_payment"]),
-                        ("allowance", data["allowance"]),
-                        ("tx", result.tx_hash),
-                    ]
-                )
-            )
+        result = vault.reduce_limits(sender, address, info.address, new_max, new_allowance)
+        shown = [format_amount(v, info.decimals) for v in (new_max, new_allowance)]
+        app.emit(
+            {
+                "agent": address,
+                "token": info.symbol,
+                "mode": "reduced",
+                "max_per_payment": shown[0],
+                "allowance": shown[1],
+                "tx_hash": result.tx_hash,
+            },
+            "limits lowered at once (one owner suffices to reduce risk)\n"
+            + kv_table(
+                [
+                    ("token", info.symbol),
+                    ("per payment", shown[0]),
+                    ("allowance", shown[1]),
+                    ("tx", result.tx_hash),
+                ]
+            ),
+        )
         return
-    if new_period is None:
+    if period is None:
         if current is None or current.period == 0:
             raise AmountError(f"{info.symbol} is not in this agent's scope yet: give --period")
-        new_period = current.period
-    ref = vault.propose_set_limits(
-        sender, address, token_address, new_max, new_allowance, new_period
-    )
-    action = (
-        f"limits {info.symbol}: {format_amount(new_max, info.decimals)} per payment, "
-        f"{format_amount(new_allowance, info.decimals)} per {span(new_period)}"
-    )
-    _print_proposals(ctx, vault, [(action, ref)], {"agent": address, "mode": "proposed"})
+        period = current.period
+    ref = vault.propose_set_limits(sender, address, info.address, new_max, new_allowance, period)
+    action = _limits_text(info, new_max, new_allowance, period)
+    _print_proposals(app, vault, [(action, ref)], {"agent": address, "mode": "proposed"})
 
 
-def _instant(ctx: click.Context, agent_id: str, vault_name: str, verb: str) -> None:
-    address = resolve_address(agent_id)
-    vault = vault_of(ctx, vault_name)
-    sender = signer_of(ctx, "an owner of the vault")
+def _instant(app: CliContext, address: str, vault_name: str, verb: str) -> None:
+    vault = app.vault(vault_name)
+    sender = app.unlock("an owner of the vault")
     call = vault.pause_agent if verb == "paused" else vault.revoke_agent
     result = call(sender, address)
-    if obj_of(ctx).json:
-        emit_json({"agent": address, "status": verb, "tx_hash": result.tx_hash})
-    else:
-        say(
-            obj_of(ctx).json,
-            f"agent {label(address, names_by_address())} {verb} (tx {result.tx_hash})",
-        )
+    app.emit(
+        {"agent": address, "status": verb, "tx_hash": result.tx_hash},
+        f"agent {label(address, names_by_address())} {verb} (tx {result.tx_hash})",
+    )
 
 
 @agent.command("pause")
-@click.argument("agent_id", metavar="AGENT")
+@click.argument("address", metavar="AGENT", type=KEY_OR_ADDRESS)
 @vault_option
-@click.pass_context
-def agent_pause(ctx: click.Context, agent_id: str, vault_name: str) -> None:
+@pass_app
+def agent_pause(app: CliContext, address: str, vault_name: str) -> None:
     """Pause AGENT at once (one owner). Unpausing needs the threshold."""
-    _instant(ctx, agent_id, vault_name, "paused")
+    _instant(app, address, vault_name, "paused")
 
 
 @agent.command("revoke")
-@click.argument("agent_id", metavar="AGENT")
+@click.argument("address", metavar="AGENT", type=KEY_OR_ADDRESS)
 @vault_option
-@click.pass_context
-def agent_revoke(ctx: click.Context, agent_id: str, vault_name: str) -> None:
+@pass_app
+def agent_revoke(app: CliContext, address: str, vault_name: str) -> None:
     """Revoke AGENT for good (one owner): it can never pay from this vault again."""
-    _instant(ctx, agent_id, vault_name, "revoked")
+    _instant(app, address, vault_name, "revoked")

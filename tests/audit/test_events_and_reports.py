@@ -12,15 +12,9 @@ from click.testing import CliRunner
 from web3.logs import DISCARD
 
 from agentwallet.audit.errors import LogReadError
-from agentwallet.audit.events import (
-    EventCodec,
-    EventFilter,
-    LogReader,
-    RpcLogSource,
-    log_source,
-    read_events,
-)
+from agentwallet.audit.events import EventCodec, EventFilter, read_events
 from agentwallet.audit.index import AuditIndex
+from agentwallet.audit.logs import LogReader, RpcLogSource, log_source
 from agentwallet.audit.reconcile import reconcile
 from agentwallet.audit.reports import (
     owners_report,
@@ -32,7 +26,7 @@ from agentwallet.audit.reports import (
 from agentwallet.chain import Chain
 from agentwallet.cli import audit as audit_cli
 from agentwallet.cli import main
-from agentwallet.signatures import pack_signatures
+from agentwallet.protocol.signatures import pack_signatures
 from tests.audit._helpers import ETH, World
 
 

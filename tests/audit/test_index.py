@@ -14,11 +14,12 @@ from agentwallet.audit.errors import (
     LogReadError,
     NotAVaultAddressError,
 )
-from agentwallet.audit.events import EventFilter, LogReader, RpcLogSource, log_source, read_events
+from agentwallet.audit.events import EventFilter, read_events
 from agentwallet.audit.index import AuditIndex
+from agentwallet.audit.logs import LogReader, RpcLogSource, log_source
 from agentwallet.audit.reports import spend_report, trail
 from agentwallet.chain import Chain, connect
-from agentwallet.node import free_port, start_anvil
+from agentwallet.chain.node import free_port, start_anvil
 from tests.audit._helpers import ETH, World, blast_payments, build_world
 
 

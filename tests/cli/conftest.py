@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from agentwallet.node import AnvilProcess, free_port, start_anvil
+from agentwallet.chain.node import AnvilProcess, free_port, start_anvil
 
 PASSWORD = "correct horse battery staple"
 #: Every CLI run's output in this session, for the key-leak test.

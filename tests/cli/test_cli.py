@@ -19,7 +19,8 @@ from click.testing import CliRunner
 from eth_account import Account
 from web3 import Web3
 
-from agentwallet.chain import Chain, _dev_accounts_from_mnemonic, connect
+from agentwallet.chain import Chain, connect
+from agentwallet.chain.devchain import dev_accounts_from_mnemonic as _dev_accounts_from_mnemonic
 from agentwallet.cli import main
 from agentwallet.deployments import Deployments
 from agentwallet.keys import KeyStore, Signer

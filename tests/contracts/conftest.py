@@ -38,10 +38,10 @@ from web3.exceptions import ContractLogicError
 from web3.logs import DISCARD
 from web3.types import TxReceipt
 
+from agentwallet.bindings.artifacts import artifact_names, load_artifact
 from agentwallet.chain import Chain
-from agentwallet.compiler import artifact_names, load_artifact
 from agentwallet.errors import TransactionFailedError
-from agentwallet.signatures import OwnerSignature, pack_signatures
+from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400

@@ -375,7 +375,7 @@ def test_a_hostile_erc1271_owner_gets_bounded_gas_and_is_read_32_bytes_deep(env:
     env.send_eth(env.deployer, vault.address, ETHER)
     payment = (ETH, ETH, fresh_address("paid"), 1, ref("p"), 1, env.now() + DAY)
     typed = env.typed_payment(payment, vault=vault)
-    from agentwallet.signatures import OwnerSignature
+    from agentwallet.protocol.signatures import OwnerSignature
 
     packed = env.pack(
         [

@@ -9,7 +9,7 @@ from typing import Any
 
 from eth_utils import keccak
 
-from agentwallet.compiler import load_artifact
+from agentwallet.bindings.artifacts import load_artifact
 
 from .conftest import VAULT_PARTS, Env, expect_revert
 

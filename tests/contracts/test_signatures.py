@@ -7,7 +7,7 @@ from __future__ import annotations
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
 
-from agentwallet.signatures import OwnerSignature, pack_signatures
+from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 from tests.contracts.conftest import (
     DAY,
     ETH,

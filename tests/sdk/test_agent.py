@@ -8,8 +8,8 @@ import pytest
 from eth_account import Account
 from eth_typing import HexStr
 
-import agentwallet.agent as agent_module
 from agentwallet.agent import AgentWallet, Escalated, Paid
+from agentwallet.chain import Broadcaster
 from agentwallet.errors import (
     AmountError,
     InsufficientFundsError,
@@ -18,8 +18,10 @@ from agentwallet.errors import (
     PaymentPendingError,
     RequestNotPendingError,
 )
+from agentwallet.protocol.constants import REASON_TEXT
+from agentwallet.protocol.refs import to_ref
 from agentwallet.units import parse_amount
-from agentwallet.vault import REASON_TEXT, Vault, to_ref
+from agentwallet.vault import Vault
 
 from .conftest import DAY, USDC, World
 
@@ -72,23 +74,28 @@ def test_remaining_reports_the_budget(world: World) -> None:
     assert left["ETH"].available == 10**18 // 2
 
 
-@pytest.mark.parametrize("crash", ["before-broadcast", "after-broadcast"])
-def test_retry_after_a_crash_pays_exactly_once(
-    world: World, crash: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    real_broadcast = agent_module.broadcast
+class CrashingBroadcaster:
+    """The process dies (or the node times out) around broadcasting: before the transaction
+    reaches the node, or after."""
 
-    def crashing_broadcast(chain: object, raw: bytes) -> bytes:
-        if crash == "after-broadcast":
-            real_broadcast(chain, raw)  # type: ignore[arg-type]
+    def __init__(self, node: Broadcaster, reaches_node: bool) -> None:
+        self.node, self.reaches_node = node, reaches_node
+
+    def broadcast(self, raw_transaction: bytes) -> bytes:
+        if self.reaches_node:
+            self.node.broadcast(raw_transaction)
         raise TimeoutError("the node did not answer")
 
+
+@pytest.mark.parametrize("crash", ["before-broadcast", "after-broadcast"])
+def test_retry_after_a_crash_pays_exactly_once(world: World, crash: str, tmp_path: Path) -> None:
+    node = world.chain.transactor.broadcaster
+    crashing = world.chain.with_broadcaster(CrashingBroadcaster(node, crash == "after-broadcast"))
+
     balance = world.vault.balance("tUSDC")
-    monkeypatch.setattr(agent_module, "broadcast", crashing_broadcast)
-    first = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    first = AgentWallet(crashing, world.vault, world.agent, journal_dir=tmp_path)
     with pytest.raises(PaymentPendingError, match="retry pay with the same ref"):
         first.pay(world.payee, 30 * USDC, "tUSDC", ref="invoice-42")
-    monkeypatch.setattr(agent_module, "broadcast", real_broadcast)
 
     # a new process: fresh objects, same journal
     vault = Vault.at(world.chain, world.vault.address, world.deployments)

@@ -1,4 +1,5 @@
-"""Compile the Solidity contracts in ``contracts/`` into committed JSON artifacts.
+"""Compile the Solidity contracts in ``contracts/`` into committed JSON artifacts
+(development only: runtime code reads them with :mod:`agentwallet.bindings.artifacts`).
 
 Artifacts must be byte-identical on every machine, so:
 
@@ -26,11 +27,26 @@ import shutil
 import subprocess
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from agentwallet.errors import CompilerError, ConfigurationError
+
+__all__ = [
+    "ARTIFACTS_DIR",
+    "BUILD_INFO_RELPATH",
+    "COMPILER_SETTINGS",
+    "SOLC_VERSION",
+    "Solc",
+    "build_artifacts",
+    "check_artifacts",
+    "collect_sources",
+    "compile_all",
+    "compile_sources",
+    "find_solc",
+    "project_root",
+    "sources_hash",
+]
 
 SOLC_VERSION = "0.8.30"
 
@@ -67,7 +83,7 @@ COMPILER_SETTINGS: dict[str, Any] = {
     },
 }
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 ARTIFACTS_DIR = PACKAGE_DIR / "artifacts"
 SOLCJS_WRAPPER = PACKAGE_DIR / "_node" / "solc.js"
 BUILD_INFO_RELPATH = Path("build") / "build-info" / "agentwallet.json"
@@ -462,24 +478,3 @@ def check_artifacts(root: Path | None = None, artifacts_dir: Path | None = None)
             differing.add(name)
     differing.update(p.stem for p in out_dir.glob("*.json") if p.stem not in fresh)
     return sorted(differing)
-
-
-def artifact_names() -> list[str]:
-    """Names of the artifacts shipped in the package."""
-    folder = resources.files("agentwallet") / "artifacts"
-    return sorted(
-        entry.name[: -len(".json")] for entry in folder.iterdir() if entry.name.endswith(".json")
-    )
-
-
-def load_artifact(name: str) -> dict[str, Any]:
-    """Read ``agentwallet/artifacts/<name>.json`` from the installed package."""
-    entry = resources.files("agentwallet") / "artifacts" / f"{name}.json"
-    if not entry.is_file():
-        known = ", ".join(artifact_names()) or "none"
-        raise CompilerError(
-            f"no artifact named {name} (have: {known}): run `agentwallet compile` in the "
-            "project root"
-        )
-    data: dict[str, Any] = json.loads(entry.read_text(encoding="utf-8"))
-    return data

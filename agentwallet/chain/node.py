@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from agentwallet.chain.devchain import ANVIL_CHAIN_ID
 from agentwallet.errors import ChainConnectionError, NodeNotFoundError
 
 ANVIL_NPM_BIN = Path("node_modules") / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
-ANVIL_CHAIN_ID = 31337
 HARDFORK = "prague"
 STARTUP_TIMEOUT = 15.0
 

@@ -1,14 +1,16 @@
-"""Plain-text tables and small formatting helpers for the CLI and the demo (no dependencies)."""
+"""Plain text for humans: tables, key/value lists, short addresses, spans of time, budgets.
+
+Shared by the CLI, the demo and the audit reports; no I/O.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import click
+from agentwallet.units import format_amount
 
-Echo = Callable[[str], None]
+__all__ = ["budget", "kv_table", "short", "span", "table"]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -61,20 +63,8 @@ def span(seconds: int) -> str:
     return f"{days}d {hours}h" if hours else f"{days}d"
 
 
-def emit_json(data: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    click.echo(json.dumps(data, sort_keys=True, default=str))
-
-
-def say(as_json: bool, text: str) -> None:
-    """Human text: stdout normally, stderr under --json (stdout holds only the JSON document)."""
-    click.echo(text, err=as_json)
-
-
 def budget(amount: int, decimals: int, places: int = 4) -> str:
     """A refilling budget for humans: at most ``places`` decimals, rounded down (the exact
     base-unit value is in --json output)."""
-    from agentwallet.units import format_amount
-
     step = 10 ** max(decimals - places, 0)
     return format_amount(amount - amount % step, decimals)

@@ -1,0 +1,281 @@
+"""Reading raw logs from a chain, in block ranges the node accepts.
+
+:class:`LogReader` reads block ranges sized to what the node accepts: it starts large and halves
+the range on the standard "too many results / range too large" provider errors. On the embedded
+chain logs are read from py-evm's receipts directly (:class:`EmbeddedLogSource`), orders of
+magnitude faster than eth-tester's ``eth_getLogs``. Decoding is :mod:`agentwallet.audit.events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from agentwallet.audit.errors import BlockRangeError, LogReadError
+from agentwallet.chain import Chain
+
+__all__ = [
+    "EmbeddedLogSource",
+    "LogReader",
+    "LogSource",
+    "RawLog",
+    "RpcLogSource",
+    "is_range_error",
+    "log_source",
+]
+
+RANGE_ERROR_MARKERS = (
+    "query returned more than",
+    "more than 10000 results",
+    "block range too large",
+    "range is too large",
+    "range too large",
+    "limit exceeded",
+    "exceed maximum block range",
+    "block range",
+    "too many results",
+    "response size exceeded",
+    "query timeout",
+    "log response size",
+)
+RANGE_ERROR_CODES = (-32005,)
+
+
+@dataclass(frozen=True)
+class RawLog:
+    """A log as read from the node, before decoding."""
+
+    address: str
+    topics: tuple[bytes, ...]
+    data: bytes
+    block_number: int
+    block_hash: str
+    tx_hash: str
+    log_index: int
+    block_time: int | None = None
+
+
+# ------------------------------------------------------------------------------------ sources
+
+RpcFn = Callable[[str, list[Any]], Any]
+
+
+def is_range_error(error: Any) -> bool:
+    """True for the provider errors that mean "ask for a smaller block range"."""
+    if isinstance(error, Mapping):
+        code = error.get("code")
+        message = str(error.get("message", "")) + " " + str(error.get("data", ""))
+    else:
+        code = getattr(error, "code", None)
+        message = str(error)
+    if code in RANGE_ERROR_CODES:
+        return True
+    lowered = message.lower()
+    return any(marker in lowered for marker in RANGE_ERROR_MARKERS)
+
+
+class _RangeTooLarge(Exception):
+    pass
+
+
+def _hex_to_bytes(value: str) -> bytes:
+    return bytes.fromhex(value[2:] if value.startswith("0x") else value)
+
+
+class RpcLogSource:
+    """``eth_getLogs`` over raw JSON-RPC (no web3 formatting: it is the hot path)."""
+
+    def __init__(self, rpc: RpcFn, url: str | None = None) -> None:
+        self.rpc = rpc
+        self.url = url or "the node"
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        try:
+            response = self.rpc(method, params)
+        except Exception as exc:  # noqa: BLE001 - connection-level failure of any kind
+            if is_range_error(exc):
+                raise _RangeTooLarge(str(exc)) from None
+            raise LogReadError(
+                f"{method} failed on {self.url} ({type(exc).__name__}: {exc}); is the node "
+                "running? The index was left as it was before this batch: run sync again"
+            ) from None
+        if isinstance(response, Mapping) and "error" in response:
+            if is_range_error(response["error"]):
+                raise _RangeTooLarge(str(response["error"]))
+            raise LogReadError(f"{method} failed on {self.url}: {response['error']}")
+        return response.get("result") if isinstance(response, Mapping) else response
+
+    def head(self) -> int:
+        return int(self.call("eth_blockNumber", []), 16)
+
+    def block_header(self, number: int) -> tuple[str, str, int]:
+        """(hash, parent hash, timestamp) of the canonical block ``number``."""
+        block = self.call("eth_getBlockByNumber", [hex(number), False])
+        if block is None:
+            raise BlockRangeError(f"block {number} does not exist on {self.url}")
+        return str(block["hash"]), str(block["parentHash"]), int(block["timestamp"], 16)
+
+    def logs(
+        self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
+    ) -> list[RawLog]:
+        params: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
+        if addresses:
+            params["address"] = list(addresses)
+        if topics:
+            params["topics"] = [
+                None
+                if t is None
+                else ["0x" + x.hex() for x in t]
+                if isinstance(t, list)
+                else "0x" + t.hex()
+                for t in topics
+            ]
+        result = self.call("eth_getLogs", [params])
+        out = []
+        for item in result:
+            if item.get("removed"):
+                continue
+            ts = item.get("blockTimestamp")
+            out.append(
+                RawLog(
+                    address=str(item["address"]),
+                    topics=tuple(_hex_to_bytes(t) for t in item["topics"]),
+                    data=_hex_to_bytes(item["data"]),
+                    block_number=int(item["blockNumber"], 16),
+                    block_hash=str(item["blockHash"]),
+                    tx_hash=str(item["transactionHash"]),
+                    log_index=int(item["logIndex"], 16),
+                    block_time=None if ts is None else int(ts, 16),
+                )
+            )
+        return out
+
+
+class EmbeddedLogSource:
+    """Logs of the embedded chain read from py-evm receipts directly.
+
+    eth-tester's ``eth_getLogs`` serialises every block and receipt through several layers
+    (~1000x slower); here only blocks that have transactions are opened.
+    """
+
+    def __init__(self, chain: Chain) -> None:
+        evm = chain.embedded_evm
+        if evm is None:
+            raise LogReadError("EmbeddedLogSource needs the embedded chain")
+        self._evm = evm
+        self.url = "the embedded chain"
+
+    def head(self) -> int:
+        return int(self._evm.get_canonical_head().block_number)
+
+    def block_header(self, number: int) -> tuple[str, str, int]:
+        try:
+            header = self._evm.chaindb.get_canonical_block_header_by_number(number)
+        except Exception:  # noqa: BLE001 - py-evm HeaderNotFound
+            raise BlockRangeError(f"block {number} does not exist on the embedded chain") from None
+        return "0x" + header.hash.hex(), "0x" + header.parent_hash.hex(), int(header.timestamp)
+
+    def logs(
+        self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
+    ) -> list[RawLog]:
+        from eth.constants import BLANK_ROOT_HASH
+
+        wanted = {bytes.fromhex(a[2:].lower()) for a in addresses} if addresses else None
+        chaindb = self._evm.chaindb
+        out: list[RawLog] = []
+        for number in range(from_block, to_block + 1):
+            header = chaindb.get_canonical_block_header_by_number(number)
+            if header.transaction_root == BLANK_ROOT_HASH:
+                continue
+            block = self._evm.get_canonical_block_by_number(number)
+            receipts = block.get_receipts(chaindb)
+            block_hash = "0x" + header.hash.hex()
+            index = 0
+            for tx, receipt in zip(block.transactions, receipts, strict=True):
+                for log in receipt.logs:
+                    log_index = index
+                    index += 1
+                    if wanted is not None and log.address not in wanted:
+                        continue
+                    log_topics = tuple(t.to_bytes(32, "big") for t in log.topics)
+                    if not _topics_match(log_topics, topics):
+                        continue
+                    out.append(
+                        RawLog(
+                            address="0x" + log.address.hex(),
+                            topics=log_topics,
+                            data=bytes(log.data),
+                            block_number=number,
+                            block_hash=block_hash,
+                            tx_hash="0x" + tx.hash.hex(),
+                            log_index=log_index,
+                            block_time=int(header.timestamp),
+                        )
+                    )
+        return out
+
+
+def _topics_match(log_topics: tuple[bytes, ...], pattern: list[Any]) -> bool:
+    for i, want in enumerate(pattern):
+        if want is None:
+            continue
+        if i >= len(log_topics):
+            return False
+        options = want if isinstance(want, list) else [want]
+        if log_topics[i] not in options:
+            return False
+    return True
+
+
+LogSource = RpcLogSource | EmbeddedLogSource
+
+
+def log_source(chain: Chain) -> LogSource:
+    """The fastest log source for ``chain``."""
+    if chain.is_embedded:
+        return EmbeddedLogSource(chain)
+    return RpcLogSource(chain.raw_request, chain.url)
+
+
+class LogReader:
+    """Reads logs in block ranges the node accepts: starts at ``max_range`` blocks, halves on a
+    range error and retries, and grows back (doubling) after successes."""
+
+    def __init__(self, source: LogSource, max_range: int = 100_000, min_range: int = 1) -> None:
+        self.source = source
+        self.max_range = max_range
+        self.min_range = min_range
+        self.range = max_range
+        self.halvings = 0  #: how often a range error made the reader halve (for tests/benchmarks)
+
+    def chunks(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None = None,
+        topics: list[Any] | None = None,
+    ) -> Iterator[tuple[int, int, list[RawLog]]]:
+        """Yield (start, end, logs) for consecutive sub-ranges covering [from_block, to_block]."""
+        if from_block > to_block:
+            raise BlockRangeError(
+                f"block range {from_block}..{to_block} is reversed: give from <= to"
+            )
+        start = from_block
+        while start <= to_block:
+            end = min(to_block, start + self.range - 1)
+            try:
+                logs = self.source.logs(start, end, addresses, topics or [])
+            except _RangeTooLarge as exc:
+                if self.range <= self.min_range:
+                    raise LogReadError(
+                        f"{self.source.url} refuses even a {self.range}-block log query ({exc}); "
+                        "filter by vault or use a node without log limits"
+                    ) from None
+                self.range = max(self.min_range, self.range // 2)
+                self.halvings += 1
+                continue
+            yield start, end, logs
+            start = end + 1
+            if self.range < self.max_range:
+                self.range = min(self.max_range, self.range * 2)

@@ -1,0 +1,316 @@
+"""The SDK's results and portable messages: frozen dataclasses, no chain access.
+
+Amounts are ``int`` base units; addresses are EIP-55 checksummed text; hashes are 0x hex.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Self
+
+from hexbytes import HexBytes
+
+from agentwallet.errors import AgentWalletError
+from agentwallet.protocol.addresses import checksum
+from agentwallet.protocol.constants import ETH
+
+__all__ = [
+    "ETH_TOKEN",
+    "AgentView",
+    "ApprovalResult",
+    "Escalated",
+    "Paid",
+    "PaymentCheck",
+    "PaymentOutcome",
+    "PolicyView",
+    "Remaining",
+    "RequestInfo",
+    "RequestRef",
+    "SignedApproval",
+    "SignedPayment",
+    "TokenInfo",
+    "TxResult",
+]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token: checksummed ``address`` (the zero address for ETH), ``symbol``, ``decimals``."""
+
+    address: str
+    symbol: str
+    decimals: int
+
+    @property
+    def is_eth(self) -> bool:
+        return self.address == ETH
+
+
+ETH_TOKEN = TokenInfo(ETH, "ETH", 18)
+
+
+# ---------------------------------------------------------------------------------- transactions
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction: hash (0x hex), gas used, block number."""
+
+    tx_hash: str
+    gas_used: int
+    block_number: int
+
+    @classmethod
+    def from_receipt(cls, receipt: Mapping[str, Any]) -> TxResult:
+        return cls(
+            HexBytes(receipt["transactionHash"]).to_0x_hex(),
+            int(receipt["gasUsed"]),
+            int(receipt["blockNumber"]),
+        )
+
+
+@dataclass(frozen=True)
+class ApprovalResult(TxResult):
+    """An on-chain approval; ``executed`` is True when it reached the threshold and ran."""
+
+    executed: bool = False
+
+
+@dataclass(frozen=True)
+class RequestRef:
+    """A new governance request: its id, whether it executed at once (threshold 1), the tx."""
+
+    request_id: int
+    executed: bool
+    tx: TxResult
+
+
+# ---------------------------------------------------------------------------------- views
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """A request as co-signers see it. ``status`` is "expired" for a pending request past its
+    expiry; ``approvals`` are the current owners whose approval counts now."""
+
+    id: int
+    kind: str
+    status: str
+    agent: str
+    token: TokenInfo
+    to: str
+    amount: int
+    amount_text: str
+    reasons: tuple[str, ...]
+    ref: str
+    created_at: int
+    expires_at: int
+    approvals: tuple[str, ...]
+    threshold: int
+    action: str
+    data: str = ""
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    """An agent's limits for one token; ``available`` is spendable in one payment now
+    (ignoring ``max_per_payment``)."""
+
+    max_per_payment: int
+    allowance: int
+    period: int
+    available: int
+
+
+@dataclass(frozen=True)
+class AgentView:
+    """An agent's settings and its limits per token address (only tokens in scope)."""
+
+    address: str
+    status: str
+    valid_after: int
+    valid_until: int
+    allowlist: bool
+    open_requests: int
+    policies: dict[str, PolicyView] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- payments
+
+
+@dataclass(frozen=True)
+class Paid:
+    """A payment that ran inside the agent's limits."""
+
+    tx_hash: str
+    gas_used: int
+    token: TokenInfo
+    to: str
+    amount: int
+    ref: str
+
+    @property
+    def status(self) -> str:
+        return "paid"
+
+
+@dataclass(frozen=True)
+class Escalated:
+    """A payment outside the limits: request ``request_id`` now waits for the owners."""
+
+    tx_hash: str
+    gas_used: int
+    request_id: int
+    reasons: tuple[str, ...]
+    token: TokenInfo
+    to: str
+    amount: int
+    ref: str
+
+    @property
+    def status(self) -> str:
+        return "escalated"
+
+
+#: What :meth:`AgentWallet.pay <agentwallet.agent.AgentWallet.pay>` returns.
+PaymentOutcome = Paid | Escalated
+
+
+@dataclass(frozen=True)
+class PaymentCheck:
+    """What :meth:`AgentWallet.pay` would do now: pay directly (``will_pay``) or escalate for
+    ``reasons``; ``available`` is the budget now, ``max_per_payment`` the single-payment cap."""
+
+    will_pay: bool
+    reasons: tuple[str, ...]
+    available: int
+    max_per_payment: int
+
+
+@dataclass(frozen=True)
+class Remaining:
+    """The agent's budget in one token."""
+
+    token: TokenInfo
+    available: int
+    max_per_payment: int
+    allowance: int
+    period: int
+
+
+# ---------------------------------------------------------------------------------- signatures
+
+
+class _Portable:
+    """A signed message that travels as one line of JSON between owners and whoever submits."""
+
+    _what: ClassVar[str]
+
+    def to_json(self) -> str:
+        """One-line JSON with every field."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls, text: str | dict[str, Any]) -> Self:
+        """Parse :meth:`to_json` output (text or an already parsed dict). A missing or malformed
+        field is one clear error naming the fields the message requires."""
+        try:
+            return cls._from_dict(json.loads(text) if isinstance(text, str) else dict(text))
+        except (KeyError, TypeError, ValueError) as exc:
+            required = ", ".join(
+                f.name
+                for f in dataclasses.fields(cls)  # type: ignore[arg-type]
+                if f.default is dataclasses.MISSING
+            )
+            raise AgentWalletError(
+                f"not a {cls._what} ({exc}): expected JSON with {required}"
+            ) from None
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class SignedApproval(_Portable):
+    """An owner's off-chain EIP-712 approval of one request, portable as JSON.
+
+    ``signature`` is 65 bytes r|s|v for an EOA owner; with ``contract`` the owner is a contract
+    (ERC-1271, e.g. a Safe) and ``signature`` is whatever its ``isValidSignature`` accepts."""
+
+    vault: str
+    chain_id: int
+    request_id: int
+    signer: str
+    signature: str  #: 0x hex
+    contract: bool = False
+    _what: ClassVar[str] = "signed approval"
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            vault=checksum(data["vault"], "vault address"),
+            chain_id=int(data["chain_id"]),
+            request_id=int(data["request_id"]),
+            signer=checksum(data["signer"], "signer address"),
+            signature=str(data["signature"]),
+            contract=bool(data.get("contract", False)),
+        )
+
+
+@dataclass(frozen=True)
+class SignedPayment(_Portable):
+    """One owner's EIP-712 signature of a payment that needs no stored request
+    (``payWithSignatures``), portable as JSON. Anyone holding the threshold's worth of them for
+    the same payment can submit it (a relayer, an agent, an owner). ``nonce`` is the vault's
+    ``signedPaymentNonce`` when signed: the set pays once, and only while no other signed
+    payment executed in between. ``agent`` is the attribution recorded in the event (may be the
+    zero address)."""
+
+    vault: str
+    chain_id: int
+    agent: str
+    token: str
+    to: str
+    amount: int
+    ref: str  #: 0x hex, 32 bytes
+    nonce: int
+    deadline: int
+    signer: str
+    signature: str  #: 0x hex
+    contract: bool = False
+    _what: ClassVar[str] = "signed payment"
+
+    def payment(self) -> tuple[str, int, str, str, str, int, str, int, int]:
+        """Everything the owners signed, to check that several signatures agree."""
+        return (
+            self.vault,
+            self.chain_id,
+            self.agent,
+            self.token,
+            self.to,
+            self.amount,
+            self.ref,
+            self.nonce,
+            self.deadline,
+        )
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        return cls(
+            vault=checksum(data["vault"], "vault address"),
+            chain_id=int(data["chain_id"]),
+            agent=checksum(data["agent"], "agent address"),
+            token=checksum(data["token"], "token address"),
+            to=checksum(data["to"], "recipient address"),
+            amount=int(data["amount"]),
+            ref=HexBytes(data["ref"]).to_0x_hex(),
+            nonce=int(data["nonce"]),
+            deadline=int(data["deadline"]),
+            signer=checksum(data["signer"], "signer address"),
+            signature=str(data["signature"]),
+            contract=bool(data.get("contract", False)),
+        )
