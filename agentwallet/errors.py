@@ -34,7 +34,13 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
       NotRequestAgentError, InsufficientBalanceError, EthTransferFailedError,
       InvalidThresholdError, AlreadyOwnerError, NotAnOwnerError, TooManyOwnersError,
       InvalidRequestExpiryError, InvalidMaxOpenRequestsError, NotGovernanceCallError,
-      UnknownAgentError, SignatureExpiredError, TooManyAgentsError, TooManyTokensError
+      UnknownAgentError, SignatureExpiredError, TooManyAgentsError, TooManyTokensError,
+      TokenNotInScopeError, RequestMismatchError, DataMismatchError, AlreadyRejectedError,
+      NotEnoughSignaturesError, NonceAlreadyUsedError, NotNonceAuthorityError,
+      NotDelegateCallError, FeeTooHighError, ExecutionMismatchError,
+      UnsupportedExecutionModeError, InvalidPermissionContextError, LengthMismatchError,
+      PaymentOutsidePolicyError, InvalidNewKeyError, CounterOverflowError, TooDeepError,
+      TooManySubAgentsError, ExceedsParentError, EmptyBatchError
   + AuditError (:mod:`agentwallet.audit.errors`) - index, block range, log reads, what-if
 
 Build a revert error with :meth:`ContractRevertError.from_error` (the Solidity name and
@@ -51,6 +57,7 @@ from agentwallet.protocol.constants import (
     MAX_OWNERS,
     AgentStatus,
     RequestStatus,
+    reason_texts,
 )
 
 
@@ -276,7 +283,7 @@ class LimitTooLargeError(ContractRevertError):
 
 
 class InvalidPeriodError(ContractRevertError):
-    hint = "the period must be > 0 (and the token must already be in the agent's scope)"
+    hint = "the period must be between 1 second and 2^29-1 seconds (17 years)"
 
 
 class LimitNotReducedError(ContractRevertError):
@@ -288,7 +295,7 @@ class UnknownRequestError(ContractRevertError):
 
 
 class RequestNotPendingError(ContractRevertError):
-    hint = "the request was already decided"
+    hint = "the request was already decided (or its agent was revoked)"
 
 
 class RequestHasExpiredError(ContractRevertError):
@@ -312,11 +319,11 @@ class SignersNotSortedError(ContractRevertError):
 
 
 class InvalidSignatureError(ContractRevertError):
-    hint = "the signature does not match the request (wrong vault, chain or request id?)"
+    hint = "the signature does not match (wrong vault, chain, request or payment?)"
 
 
 class NotRequestAgentError(ContractRevertError):
-    hint = "only the agent that created a request can cancel it"
+    hint = "only the agent that created a payment request (its current key) can cancel it"
 
 
 class InsufficientBalanceError(ContractRevertError, InsufficientFundsError):
@@ -371,6 +378,89 @@ class TooManyTokensError(ContractRevertError):
     hint = "the agent has limits for its maximum number of tokens: remove one it no longer needs"
 
 
+class TokenNotInScopeError(ContractRevertError):
+    hint = "the token is not in the agent's scope: nothing to lower or remove"
+
+
+class RequestMismatchError(ContractRevertError):
+    hint = (
+        "the request given differs from the one the vault stores: pass it exactly as its "
+        "creation event gave it"
+    )
+
+
+class DataMismatchError(ContractRevertError):
+    hint = "the call given is not the one proposed: pass the proposal's call as proposed"
+
+
+class AlreadyRejectedError(ContractRevertError):
+    hint = "this owner already rejected the proposal; another owner must reject"
+
+
+class NotEnoughSignaturesError(ContractRevertError):
+    hint = "collect signatures from more owners"
+
+
+class NonceAlreadyUsedError(ContractRevertError):
+    hint = "that nonce was spent (or invalidated) already: sign again with an unused nonce"
+
+
+class NotNonceAuthorityError(ContractRevertError):
+    hint = "only the space itself, an owner (not for the governance space) or governance may"
+
+
+class NotDelegateCallError(ContractRevertError):
+    hint = "call the vault (the clone), not one of its parts directly"
+
+
+class FeeTooHighError(ContractRevertError):
+    hint = "the relayer's fee exceeds the intent's maxFee"
+
+
+class ExecutionMismatchError(ContractRevertError):
+    hint = "the execution is not exactly the transfer the agent's intent names"
+
+
+class UnsupportedExecutionModeError(ContractRevertError):
+    hint = "only the ERC-7579 single-call default mode (bytes32 0) is supported"
+
+
+class InvalidPermissionContextError(ContractRevertError):
+    hint = "the permission context is not abi.encode(Intent, signature)"
+
+
+class LengthMismatchError(ContractRevertError):
+    hint = "contexts, modes and executions must have the same length"
+
+
+class PaymentOutsidePolicyError(ContractRevertError):
+    hint = "the payment is outside the agent's limits; a delegation redeemer cannot escalate it"
+
+
+class InvalidNewKeyError(ContractRevertError):
+    hint = "the new key must never have been an agent or an owner of this vault"
+
+
+class CounterOverflowError(ContractRevertError):
+    hint = "a vault counter is exhausted"
+
+
+class TooDeepError(ContractRevertError):
+    hint = "sub-agents nest at most three levels below an owners' agent"
+
+
+class TooManySubAgentsError(ContractRevertError):
+    hint = "that agent already has its maximum number of sub-agents"
+
+
+class ExceedsParentError(ContractRevertError):
+    hint = "a sub-agent's limits cannot exceed its parent's (nor refill faster)"
+
+
+class EmptyBatchError(ContractRevertError):
+    hint = "a governance batch needs at least one call"
+
+
 #: Solidity error name -> exception class.
 REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     cls.__name__.removesuffix("Error"): cls
@@ -413,8 +503,39 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
         SignatureExpiredError,
         TooManyAgentsError,
         TooManyTokensError,
+        TokenNotInScopeError,
+        RequestMismatchError,
+        DataMismatchError,
+        AlreadyRejectedError,
+        NotEnoughSignaturesError,
+        NonceAlreadyUsedError,
+        NotNonceAuthorityError,
+        NotDelegateCallError,
+        FeeTooHighError,
+        ExecutionMismatchError,
+        UnsupportedExecutionModeError,
+        InvalidPermissionContextError,
+        LengthMismatchError,
+        PaymentOutsidePolicyError,
+        InvalidNewKeyError,
+        CounterOverflowError,
+        TooDeepError,
+        TooManySubAgentsError,
+        ExceedsParentError,
+        EmptyBatchError,
     )
 }
+
+#: The artifacts whose errors :func:`decode_revert` knows: the vault's one ABI first, then its
+#: parts (for the OpenZeppelin errors they raise: reentrancy, SafeERC20), the factory, the test
+#: token.
+DECODED_ARTIFACTS = (
+    "IAgentVault",
+    "AgentVault",
+    "AgentVaultAdmin",
+    "AgentVaultFactory",
+    "TestUSDC",
+)
 
 _PANIC_SELECTOR = bytes.fromhex("4e487b71")
 _ERROR_SELECTOR = bytes.fromhex("08c379a0")
@@ -426,6 +547,8 @@ def _describe_arg(name: str, value: object, error_name: str) -> str:
             return f"status={AgentStatus.text_of(value)}"
         if error_name == "RequestNotPending":
             return f"status={RequestStatus.text_of(value)}"
+    if name == "reasons" and isinstance(value, int) and error_name == "PaymentOutsidePolicy":
+        return f"reasons={', '.join(reason_texts(value)) or value}"
     if isinstance(value, bytes):
         return f"{name}=0x{value.hex()}"
     return f"{name}={value}"
@@ -437,8 +560,9 @@ def decode_revert(
     *,
     format_amount: Callable[[str, int], str] | None = None,
 ) -> ContractRevertError:
-    """Decode raw revert ``data`` against the custom errors of ``abis`` (default: the vault,
-    factory and TestUSDC artifacts) into the matching :class:`ContractRevertError` subclass.
+    """Decode raw revert ``data`` against the custom errors of ``abis`` (default: the vault's
+    ABI ``IAgentVault``, the OpenZeppelin errors its parts may raise, the factory and TestUSDC)
+    into the matching :class:`ContractRevertError` subclass.
 
     ``format_amount(token, amount)`` renders token amounts for messages (e.g. "1.5 tUSDC").
     Unknown data gives a plain :class:`ContractRevertError`.
@@ -457,7 +581,7 @@ def decode_revert(
     if abis is None:
         from agentwallet.bindings.artifacts import abi_of
 
-        abis = [list(abi_of(n)) for n in ("AgentVault", "AgentVaultFactory", "TestUSDC")]
+        abis = [list(abi_of(n)) for n in DECODED_ARTIFACTS]
     entries: list[dict[str, Any]] = []
     for item in abis:
         if isinstance(item, list):
