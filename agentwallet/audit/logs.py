@@ -3,7 +3,8 @@
 :class:`LogReader` reads block ranges sized to what the node accepts: it starts large and halves
 the range on the standard "too many results / range too large" provider errors. On the embedded
 chain logs are read from py-evm's receipts directly (:class:`EmbeddedLogSource`), orders of
-magnitude faster than eth-tester's ``eth_getLogs``. Decoding is :mod:`agentwallet.audit.events`.
+magnitude faster than eth-tester's ``eth_getLogs``. Which node answers mean "too large" is
+:func:`agentwallet.chain.logs.is_range_error`. Decoding is :mod:`agentwallet.audit.events`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from agentwallet.audit.errors import BlockRangeError, LogReadError
 from agentwallet.chain import Chain
+from agentwallet.chain.logs import is_range_error
 
 __all__ = [
     "EmbeddedLogSource",
@@ -24,22 +26,6 @@ __all__ = [
     "is_range_error",
     "log_source",
 ]
-
-RANGE_ERROR_MARKERS = (
-    "query returned more than",
-    "more than 10000 results",
-    "block range too large",
-    "range is too large",
-    "range too large",
-    "limit exceeded",
-    "exceed maximum block range",
-    "block range",
-    "too many results",
-    "response size exceeded",
-    "query timeout",
-    "log response size",
-)
-RANGE_ERROR_CODES = (-32005,)
 
 
 @dataclass(frozen=True)
@@ -59,20 +45,6 @@ class RawLog:
 # ------------------------------------------------------------------------------------ sources
 
 RpcFn = Callable[[str, list[Any]], Any]
-
-
-def is_range_error(error: Any) -> bool:
-    """True for the provider errors that mean "ask for a smaller block range"."""
-    if isinstance(error, Mapping):
-        code = error.get("code")
-        message = str(error.get("message", "")) + " " + str(error.get("data", ""))
-    else:
-        code = getattr(error, "code", None)
-        message = str(error)
-    if code in RANGE_ERROR_CODES:
-        return True
-    lowered = message.lower()
-    return any(marker in lowered for marker in RANGE_ERROR_MARKERS)
 
 
 class _RangeTooLarge(Exception):
