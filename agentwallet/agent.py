@@ -21,8 +21,10 @@ from eth_account.signers.base import BaseAccount
 from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
+from agentwallet import request_log
 from agentwallet.chain import Chain
 from agentwallet.errors import (
+    AgentWalletError,
     AmountError,
     ContractRevertError,
     InsufficientFundsError,
@@ -42,6 +44,7 @@ from agentwallet.protocol.models import (
     TxResult,
 )
 from agentwallet.protocol.refs import ref_text, to_ref
+from agentwallet.protocol.requests import PaymentRequest
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
 
@@ -270,12 +273,14 @@ class AgentWallet:
                 f"payment {tx.tx_hash} was mined but reverted; retry with a new ref",
                 receipt=receipt,
             )
-        for created in self.vault.bindings.created_requests(receipt):
+        created = self.vault.bindings.created_requests(receipt)
+        request_log.remember(self.vault, created, receipt)
+        for request in created:
             return Escalated(
                 tx.tx_hash,
                 tx.gas_used,
-                created.request_id,
-                created.reasons.texts,
+                request.id,
+                request.reasons.texts,
                 info,
                 to,
                 amount,
@@ -310,41 +315,41 @@ class AgentWallet:
         return self._finish(tx_hash, info, to, amount, ref)
 
     def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
-        """An earlier payment or request of this agent with ``ref``, from the vault's logs."""
-        from_block = self._from_block()
-        for event, escalated in (("PaymentExecuted", False), ("RequestCreated", True)):
+        """An earlier payment or request of this agent with ``ref``, from the vault's logs. A
+        ``PaymentExecuted`` followed by ``RequestExecuted`` in its transaction is the owners'
+        execution of an escalated request, not this agent's payment: skipped (its request's
+        ``PaymentRequested`` answers the ref)."""
+        from_block = request_log.deployment_block(self.vault)
+        bindings = self.vault.bindings
+        for event, escalated in (("PaymentExecuted", False), ("PaymentRequested", True)):
             try:
-                logs = self.vault.bindings.logs(event, from_block, agent=self.address)
+                logs = bindings.logs(event, from_block, agent=self.address)
             except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
                 return None
             for log in logs:
                 a = log["args"]
-                if bytes(a["ref"]) != ref or (not escalated and int(a["requestId"]) != 0):
+                if bytes(a["ref"]) != ref:
                     continue
                 receipt = self.chain.transactor.receipt(bytes(log["transactionHash"]))
                 if receipt is None:  # pragma: no cover - a log's transaction is mined
+                    continue
+                if not escalated and bindings.executed_request_ids(receipt):
                     continue
                 info = self.vault.token(str(a["token"]))
                 return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
         return None
 
-    def _from_block(self) -> int:
-        for entry in self.vault.deployments.vaults().values():
-            if entry.get("address") == self.vault.address and entry.get("block"):
-                return int(entry["block"])
-        return 0
-
     # ------------------------------------------------------------------ requests
 
     def cancel(self, request_id: int) -> TxResult:
-        """Withdraw one of this agent's own pending requests."""
-        receipt = self.chain.transactor.send(
-            self.signer,
-            self.vault.address,
-            self.vault.bindings.encode("cancel", request_id),
-            format_amount=self.vault._fmt,
-        )
-        return TxResult.from_receipt(receipt)
+        """Withdraw one of this agent's own pending payment requests (``cancelPayment``)."""
+        request = self.vault.find_request(request_id)
+        if not isinstance(request, PaymentRequest):
+            raise AgentWalletError(
+                f"request {request_id} is a governance proposal: an agent cancels only its own "
+                "payment requests"
+            )
+        return TxResult.from_receipt(self.vault.request_call(self.signer, "cancel", request_id))
 
 
 __all__ = [

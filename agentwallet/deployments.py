@@ -1,13 +1,19 @@
 """Where things are deployed: ``deployments/<network>.json`` per chain.
 
-The record holds the chain id, the factory, known tokens and named vaults::
+The record holds the chain id, the factory (and the vault's four parts behind it), known tokens
+and named vaults::
 
     {"chain_id": 31337,
-     "factory": {"address": "0x..", "tx": "0x..", "block": 1},
+     "factory": {"address": "0x..", "tx": "0x..", "block": 1,
+                 "parts": {"AgentVaultLens": "0x..", ..., "AgentVault": "0x.."}},
      "tokens": {"tUSDC": {"address": "0x..", "decimals": 6}},
      "vaults": {"main": {"address": "0x..", "tx": "0x..", "block": 2, "owners": [..],
                          "threshold": 2, "factory": "0x.."}},
-     "artifacts": {"AgentVault": "<sourcesHash>", ...}}
+     "artifacts": {"AgentVault": "<sourcesHash>", "AgentVaultAdmin": .., ...}}
+
+``artifacts`` are the source hashes of every contract the factory was deployed from (the four
+parts, the factory, the ``IAgentVault`` ABI): a record whose hashes differ from the packaged
+artifacts' is stale, and its factory is not used (a new one is deployed and recorded).
 
 The embedded chain lives in this process and is fresh every run, so its record is kept in memory
 (attached to the chain connection) and never written to disk.
@@ -27,7 +33,15 @@ from agentwallet.errors import ChainMismatchError, UnknownTokenError, UnknownVau
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.models import ETH_TOKEN, TokenInfo
 
-__all__ = ["DEPLOYMENTS_ENV", "ETH_TOKEN", "Deployments", "TokenInfo", "network_name"]
+__all__ = [
+    "DEPLOYED_ARTIFACTS",
+    "DEPLOYMENTS_ENV",
+    "ETH_TOKEN",
+    "Deployments",
+    "TokenInfo",
+    "artifact_hashes",
+    "network_name",
+]
 
 DEPLOYMENTS_ENV = "AGENTWALLET_DEPLOYMENTS"
 
@@ -42,6 +56,25 @@ def network_name(chain: Chain) -> str:
     if chain.chain_id == ANVIL_CHAIN_ID:
         return "anvil"
     return f"chain-{chain.chain_id}"
+
+
+#: The artifacts a factory deployment is made of: the vault's parts, the factory, and the ABI
+#: every vault is read with.
+DEPLOYED_ARTIFACTS = (
+    "AgentVaultLens",
+    "AgentVaultConfig",
+    "AgentVaultAdmin",
+    "AgentVault",
+    "AgentVaultFactory",
+    "IAgentVault",
+)
+
+
+def artifact_hashes() -> dict[str, str | None]:
+    """Source hash of each packaged artifact of a deployment (:data:`DEPLOYED_ARTIFACTS`)."""
+    from agentwallet.bindings.artifacts import load_artifact
+
+    return {name: load_artifact(name).get("sourcesHash") for name in DEPLOYED_ARTIFACTS}
 
 
 def _empty(chain_id: int) -> dict[str, Any]:
@@ -99,26 +132,36 @@ class Deployments:
     # ------------------------------------------------------------------ factory
 
     def factory(self) -> str | None:
-        """The recorded factory address, or None if none is recorded or it has no code on
-        the chain (e.g. a restarted dev node, or a reverted snapshot)."""
-        entry = self.data().get("factory")
+        """The recorded factory address, or None if none is recorded, it has no code on the
+        chain (e.g. a restarted dev node, or a reverted snapshot), or it is stale: recorded
+        from other contracts than the packaged artifacts (its vaults would not speak this
+        ABI)."""
+        record = self.data()
+        entry = record.get("factory")
         if not entry:
             return None
         address = checksum(entry["address"])
-        if not self.chain.code(address):
+        if record.get("artifacts") != artifact_hashes() or not self.chain.code(address):
             return None
         return address
 
-    def record_factory(self, address: str, tx: str | None = None, block: int | None = None) -> None:
-        """Record the factory (and the artifact source hashes it was built from)."""
-        from agentwallet.bindings.artifacts import load_artifact
-
+    def record_factory(
+        self,
+        address: str,
+        tx: str | None = None,
+        block: int | None = None,
+        parts: dict[str, str] | None = None,
+    ) -> None:
+        """Record the factory, the vault parts behind it (name -> address) and the source
+        hashes of every artifact they were built from."""
         record = self.data()
-        record["factory"] = {"address": checksum(address), "tx": tx, "block": block}
-        record["artifacts"] = {
-            name: load_artifact(name).get("sourcesHash")
-            for name in ("AgentVault", "AgentVaultFactory")
+        record["factory"] = {
+            "address": checksum(address),
+            "tx": tx,
+            "block": block,
+            "parts": {name: checksum(a) for name, a in (parts or {}).items()},
         }
+        record["artifacts"] = artifact_hashes()
         self._save(record)
 
     # ------------------------------------------------------------------ vaults
@@ -145,6 +188,14 @@ class Deployments:
             "factory": factory,
         }
         self._save(record)
+
+    def vault_block(self, address: str) -> int | None:
+        """The block a recorded vault was created in (None if not recorded)."""
+        wanted = checksum(address)
+        for entry in self.data()["vaults"].values():
+            if entry.get("address") == wanted and entry.get("block") is not None:
+                return int(entry["block"])
+        return None
 
     def vaults(self) -> dict[str, dict[str, Any]]:
         """Recorded vaults by name."""

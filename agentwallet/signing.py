@@ -1,10 +1,12 @@
 """Owners' signatures: approve a request or sign a payment off-chain (EIP-712), and submit the
 threshold's worth of them in one transaction.
 
-Signing checks the locally built digest against the vault's own (``requestDigest``,
-``signedPaymentDigest``) and refuses on a mismatch; submitting picks the current owners'
-signatures the vault will read and checks each is by its claimed signer, before anything is
-sent. :class:`~agentwallet.vault.Vault` exposes these as methods.
+Signing checks the locally built digest against the vault's own (``paymentRequestDigest``,
+``proposalDigest``, ``signedPaymentDigest``) and refuses on a mismatch; submitting picks the
+current owners' signatures the vault will read and checks each is by its claimed signer, before
+anything is sent. A signed payment's nonce is an unused nonce of the owners' payment space,
+derived from the payment (:mod:`agentwallet.protocol.nonces`). :class:`~agentwallet.vault.Vault`
+exposes these as methods.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from eth_account.messages import encode_typed_data
 from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 
-from agentwallet import views
-from agentwallet.errors import AgentWalletError, SignatureMismatchError
-from agentwallet.protocol import signatures, typed_data
+from agentwallet import request_log
+from agentwallet.errors import AgentWalletError, ContractRevertError, SignatureMismatchError
+from agentwallet.protocol import nonces, signatures, typed_data
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import ZERO_ADDRESS
 from agentwallet.protocol.models import SignedApproval, SignedPayment, TxResult
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "execute_with_signatures",
     "pay_with_signatures",
+    "payment_nonce",
     "payment_typed_data",
     "request_typed_data",
     "sign",
@@ -55,25 +58,16 @@ def sign_typed(signer: BaseAccount, message: dict[str, Any], onchain: bytes) -> 
 
 
 def request_typed_data(vault: Vault, request_id: int) -> dict[str, Any]:
-    """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
-    r = views.stored_request(vault, request_id)
-    return typed_data.request_message(
-        vault.bindings.eip712_domain(),
-        request_id,
-        kind=r.kind,
-        agent=r.agent,
-        token=r.token,
-        to=r.to,
-        amount=r.amount,
-        ref=r.ref,
-        data=r.data,
-        expires_at=r.expires_at,
-    )
+    """The full EIP-712 message owners sign to approve ``request_id`` off-chain: the
+    ``PaymentRequest`` or the ``GovernanceProposal`` (with its call), whole."""
+    request = request_log.find(vault, request_id).request
+    return typed_data.request_message(vault.bindings.eip712_domain(), request)
 
 
 def sign(vault: Vault, signer: BaseAccount, request_id: int) -> SignedApproval:
     """An off-chain approval of ``request_id`` by ``signer``."""
-    onchain = vault.bindings.request_digest(request_id)
+    request = request_log.find(vault, request_id).request
+    onchain = vault.bindings.request_digest(request)
     signature = sign_typed(signer, request_typed_data(vault, request_id), onchain)
     return SignedApproval(
         vault.address, vault.chain.chain_id, request_id, checksum(str(signer.address)), signature
@@ -83,7 +77,8 @@ def sign(vault: Vault, signer: BaseAccount, request_id: int) -> SignedApproval:
 def execute_with_signatures(
     vault: Vault, sender: BaseAccount, request_id: int, approvals: Sequence[SignedApproval]
 ) -> TxResult:
-    """Execute ``request_id`` with off-chain approvals (any ``sender`` may submit them)."""
+    """Execute ``request_id`` with off-chain approvals (any ``sender`` may submit them):
+    ``executePaymentWithSignatures`` or ``executeProposalWithSignatures``."""
     for a in approvals:
         if (a.vault, a.chain_id, a.request_id) != (vault.address, vault.chain.chain_id, request_id):
             raise AgentWalletError(
@@ -91,9 +86,11 @@ def execute_with_signatures(
                 f"{a.request_id}, not vault {vault.address} chain {vault.chain.chain_id} "
                 f"request {request_id}"
             )
+    request = request_log.find(vault, request_id).request
     chosen = signatures.select_current_signers(approvals, vault.owners(), vault.threshold())
-    signatures.verify_claimed(vault.bindings.request_digest(request_id), chosen)
-    receipt = vault._send(sender, "executeWithSignatures", request_id, signatures.packed(chosen))
+    signatures.verify_claimed(vault.bindings.request_digest(request), chosen)
+    packed = signatures.packed(chosen)
+    receipt = vault.request_call(sender, "executeWithSignatures", request_id, packed)
     return TxResult.from_receipt(receipt)
 
 
@@ -115,6 +112,17 @@ def payment_typed_data(
     return typed_data.payment_message(domain, agent, token, to, amount, ref, nonce, deadline)
 
 
+def payment_nonce(
+    vault: Vault, agent: str, token: str, to: str, amount: int, ref: bytes, deadline: int
+) -> int:
+    """An unused nonce of the owners' payment space for this payment: derived from the payment,
+    so owners who sign it independently agree, and different payments signed in parallel do not
+    collide (:mod:`agentwallet.protocol.nonces`)."""
+    space = vault.bindings.payment_nonce_space()
+    seed = nonces.payment_seed(agent, token, to, amount, ref, deadline)
+    return nonces.pick_nonce(lambda word: vault.bindings.nonce_bitmap(space, word), seed)
+
+
 def sign_payment(
     vault: Vault,
     signer: BaseAccount,
@@ -125,10 +133,11 @@ def sign_payment(
     agent: str = ZERO_ADDRESS,
     ref: str | bytes | None = None,
     deadline: int | None = None,
+    nonce: int | None = None,
 ) -> SignedPayment:
     """An owner's signature of a payment that runs at once with the threshold's signatures
     (``payWithSignatures``), no stored request. ``deadline`` defaults to one hour from the
-    chain's time; the nonce is the vault's current one."""
+    chain's time; ``nonce`` to :func:`payment_nonce`."""
     if amount <= 0:
         raise AgentWalletError(f"amount must be positive, got {amount}")
     tok = vault.token(token)
@@ -136,13 +145,13 @@ def sign_payment(
     agent_address = checksum(agent, "agent address")
     raw_ref = to_ref(ref)
     deadline = vault.chain.timestamp() + 3600 if deadline is None else int(deadline)
-    nonce = vault.bindings.signed_payment_nonce()
-    message = payment_typed_data(
-        vault, agent_address, tok.address, to_address, amount, raw_ref, nonce, deadline
-    )
-    onchain = vault.bindings.signed_payment_digest(
-        agent_address, tok.address, to_address, amount, raw_ref, deadline
-    )
+    if nonce is None:
+        nonce = payment_nonce(
+            vault, agent_address, tok.address, to_address, amount, raw_ref, deadline
+        )
+    payment = (agent_address, tok.address, to_address, amount, raw_ref, nonce, deadline)
+    message = payment_typed_data(vault, *payment)
+    onchain = vault.bindings.signed_payment_digest(payment)
     return SignedPayment(
         vault.address,
         vault.chain.chain_id,
@@ -162,8 +171,8 @@ def pay_with_signatures(
     vault: Vault, sender: BaseAccount, signed: Sequence[SignedPayment]
 ) -> TxResult:
     """Submit owners' signatures of one payment. All must sign the same payment, for this vault
-    and chain, at the vault's current nonce, before the deadline; each ECDSA signature must be
-    by its claimed signer."""
+    and chain, with a nonce not used yet, before the deadline; each ECDSA signature must be by
+    its claimed signer."""
     if not signed:
         raise AgentWalletError("no signatures: collect them with Vault.sign_payment")
     first = signed[0]
@@ -180,12 +189,13 @@ def pay_with_signatures(
             f"{vault.address} on chain {vault.chain.chain_id}"
         )
     chosen = signatures.select_current_signers(signed, vault.owners(), vault.threshold())
-    nonce = vault.bindings.signed_payment_nonce()
-    if first.nonce != nonce:
-        raise AgentWalletError(
-            f"signatures are for signed-payment nonce {first.nonce} but the vault is at "
-            f"{nonce}: {'another signed payment ran since; ' if first.nonce < nonce else ''}"
-            "ask the owners to sign again"
+    space = vault.bindings.payment_nonce_space()
+    if vault.bindings.is_nonce_used(space, first.nonce):
+        raise ContractRevertError.from_error(
+            "NonceAlreadyUsed",
+            {"space": space, "nonce": first.nonce},
+            message=f"signed-payment nonce {first.nonce} is already used: this payment ran "
+            "already, or an owner cancelled it; ask the owners to sign again",
         )
     now = vault.chain.timestamp()
     if now > first.deadline:
@@ -194,19 +204,15 @@ def pay_with_signatures(
             "ask the owners to sign again"
         )
     raw_ref = bytes(HexBytes(first.ref))
-    digest = vault.bindings.signed_payment_digest(
-        first.agent, first.token, first.to, first.amount, raw_ref, first.deadline
-    )
-    signatures.verify_claimed(digest, chosen)
-    receipt = vault._send(
-        sender,
-        "payWithSignatures",
+    payment = (
         first.agent,
         first.token,
         first.to,
         first.amount,
         raw_ref,
+        first.nonce,
         first.deadline,
-        signatures.packed(chosen),
     )
+    signatures.verify_claimed(vault.bindings.signed_payment_digest(payment), chosen)
+    receipt = vault._send(sender, "payWithSignatures", payment, signatures.packed(chosen))
     return TxResult.from_receipt(receipt)

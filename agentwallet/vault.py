@@ -20,21 +20,25 @@ from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.types import TxReceipt
 
-from agentwallet import signing, views
+from agentwallet import request_log, signing, views
 from agentwallet.bindings.erc20 import Erc20Binding
-from agentwallet.bindings.factory import FactoryBinding, factory_creation_code
+from agentwallet.bindings.factory import ARTIFACT as FACTORY_ARTIFACT
+from agentwallet.bindings.factory import VAULT_PARTS, FactoryBinding, creation_code
 from agentwallet.bindings.vault import VaultBinding
 from agentwallet.chain import Chain
 from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentWalletError,
+    ContractRevertError,
     InsufficientFundsError,
     NotAVaultError,
+    RequestMismatchError,
+    RequestNotPendingError,
     TransactionFailedError,
 )
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.calls import Call
-from agentwallet.protocol.constants import ETH, PER_WORD_GAS, ZERO_ADDRESS
+from agentwallet.protocol.constants import ETH, PER_WORD_GAS, ZERO_ADDRESS, RequestStatus
 from agentwallet.protocol.models import (
     AgentView,
     ApprovalResult,
@@ -47,6 +51,7 @@ from agentwallet.protocol.models import (
     TxResult,
 )
 from agentwallet.protocol.refs import to_ref
+from agentwallet.protocol.requests import Request
 from agentwallet.units import format_amount
 
 __all__ = [
@@ -65,13 +70,35 @@ __all__ = [
 ]
 
 
-def deploy_factory(chain: Chain, sender: BaseAccount) -> str:
-    """Deploy an AgentVaultFactory (and its AgentVault implementation); return its address."""
-    receipt = chain.transactor.send(sender, None, factory_creation_code())
-    address = receipt["contractAddress"]
-    if address is None:  # pragma: no cover - a successful creation always has an address
-        raise TransactionFailedError("the factory deployment produced no address", receipt=receipt)
-    return checksum(str(address))
+def _deploy(chain: Chain, sender: BaseAccount, artifact: str, *args: Any) -> TxReceipt:
+    receipt = chain.transactor.send(sender, None, creation_code(artifact, *args))
+    if receipt["contractAddress"] is None:  # pragma: no cover - a creation has an address
+        raise TransactionFailedError(f"deploying {artifact} produced no address", receipt=receipt)
+    return receipt
+
+
+def deploy_factory(
+    chain: Chain, sender: BaseAccount, deployments: Deployments | None = None
+) -> str:
+    """Deploy the vault's four parts (lens, config, admin, core: each constructor takes the
+    previous part's address) and an AgentVaultFactory for the core; return the factory's
+    address. With ``deployments``, record the factory, its parts and the artifacts' hashes."""
+    parts: dict[str, str] = {}
+    previous: tuple[str, ...] = ()
+    for name in VAULT_PARTS:
+        receipt = _deploy(chain, sender, name, *previous)
+        parts[name] = checksum(str(receipt["contractAddress"]))
+        previous = (parts[name],)
+    receipt = _deploy(chain, sender, FACTORY_ARTIFACT, parts["AgentVault"])
+    address = checksum(str(receipt["contractAddress"]))
+    if deployments is not None:
+        deployments.record_factory(
+            address,
+            tx=HexBytes(receipt["transactionHash"]).to_0x_hex(),
+            block=int(receipt["blockNumber"]),
+            parts=parts,
+        )
+    return address
 
 
 class Vault:
@@ -110,8 +137,7 @@ class Vault:
         deployments = deployments or Deployments(chain)
         factory_address = deployments.factory()
         if factory_address is None:
-            factory_address = deploy_factory(chain, sender)
-            deployments.record_factory(factory_address)
+            factory_address = deploy_factory(chain, sender, deployments)
         factory = FactoryBinding(chain, factory_address)
         owner_list = [checksum(o, "owner address") for o in owners]
         salt_bytes = to_ref(salt) if salt is not None else secrets.token_bytes(32)
@@ -220,9 +246,12 @@ class Vault:
         words = sum(len(self.bindings.agent_tokens(a)) for a in agents)
         return PER_WORD_GAS * words
 
-    def signed_payment_nonce(self) -> int:
-        """The nonce the next signed payment (``payWithSignatures``) must carry."""
-        return self.bindings.signed_payment_nonce()
+    def payment_nonce(
+        self, agent: str, token: str, to: str, amount: int, ref: bytes, deadline: int
+    ) -> int:
+        """The unused nonce of the owners' payment space a signed payment gets (derived from the
+        payment, so co-signers agree: :mod:`agentwallet.protocol.nonces`)."""
+        return signing.payment_nonce(self, agent, token, to, amount, ref, deadline)
 
     def request_count(self) -> int:
         """Number of requests ever created (ids are 1..count)."""
@@ -257,7 +286,9 @@ class Vault:
         threshold 1 it executes at once)."""
         data = self.bindings.encode(fn_name, *args)
         receipt = self._send(sender, "propose", data, to_ref(ref))
-        request_id = self.bindings.created_requests(receipt)[0].request_id
+        created = self.bindings.created_requests(receipt)
+        request_log.remember(self, created, receipt)
+        request_id = created[0].id
         return RequestRef(
             request_id, self._executed_in(receipt, request_id), TxResult.from_receipt(receipt)
         )
@@ -381,34 +412,65 @@ class Vault:
 
     # ------------------------------------------------------------------ co-signing
 
+    def find_request(self, request_id: int) -> Request:
+        """Request ``request_id`` whole, as its creation event gave it (the vault stores only
+        its hash): a :class:`~agentwallet.protocol.requests.PaymentRequest` or a
+        :class:`~agentwallet.protocol.requests.GovernanceProposal`."""
+        return request_log.find(self, request_id).request
+
+    def request_call(
+        self, sender: BaseAccount, action: str, request_id: int, *extra: Any
+    ) -> TxReceipt:
+        """Send ``action`` (approve, execute, executeWithSignatures, reject, expire, cancel) on
+        request ``request_id``, as the payment request's or the proposal's function. A closed
+        request whose slot a later request reuses reports its final status (from its events):
+        the vault itself can only say "closed", or that the slot holds another request."""
+        found = request_log.find(self, request_id)
+        data = self.bindings.encode_request_call(action, found.request, *extra)
+        try:
+            return self.chain.transactor.send(sender, self.address, data, format_amount=self._fmt)
+        except (RequestNotPendingError, RequestMismatchError) as exc:
+            if exc.args_by_name.get("status", RequestStatus.CLOSED) != RequestStatus.CLOSED:
+                raise
+            final = views.request_status(self, found)
+            if final == RequestStatus.PENDING:  # pragma: no cover - the vault said otherwise
+                raise
+            raise ContractRevertError.from_error(
+                "RequestNotPending", {"requestId": request_id, "status": int(final)}
+            ) from None
+
     def approve(self, sender: BaseAccount, request_id: int) -> ApprovalResult:
-        """Approve a pending request on-chain; ``executed`` says whether it ran."""
-        receipt = self._send(sender, "approve", request_id)
+        """Approve a pending request on-chain (``approvePayment`` or ``approveProposal``);
+        ``executed`` says whether it reached the threshold and ran."""
+        receipt = self.request_call(sender, "approve", request_id)
         base = TxResult.from_receipt(receipt)
         return ApprovalResult(
             base.tx_hash, base.gas_used, base.block_number, self._executed_in(receipt, request_id)
         )
 
     def reject(self, sender: BaseAccount, request_id: int) -> TxResult:
-        """Reject a pending request (one owner); it can never execute."""
-        return self._tx(sender, "reject", request_id)
+        """Reject a pending request. An agent's payment request closes at one owner's no; a
+        governance proposal closes once more than owners - threshold owners rejected it (one
+        vote per owner: a later approval replaces the rejection)."""
+        return TxResult.from_receipt(self.request_call(sender, "reject", request_id))
 
     def execute(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Execute a request whose on-chain approvals already meet the threshold."""
-        return self._tx(sender, "execute", request_id)
+        return TxResult.from_receipt(self.request_call(sender, "execute", request_id))
 
     def expire(self, sender: BaseAccount, request_id: int) -> TxResult:
         """Mark a pending request past its expiry as expired."""
-        return self._tx(sender, "expire", request_id)
+        return TxResult.from_receipt(self.request_call(sender, "expire", request_id))
 
     def typed_data(self, request_id: int) -> dict[str, Any]:
-        """The full EIP-712 message owners sign to approve ``request_id`` off-chain."""
+        """The full EIP-712 message owners sign to approve ``request_id`` off-chain
+        (``PaymentRequest`` or ``GovernanceProposal``)."""
         return signing.request_typed_data(self, request_id)
 
     def sign(self, signer: BaseAccount, request_id: int) -> SignedApproval:
         """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (any
         eth-account ``BaseAccount``, e.g. a :class:`~agentwallet.keys.Signer`); checks the
-        digest equals the vault's ``requestDigest``."""
+        digest equals the vault's (``paymentRequestDigest``/``proposalDigest``)."""
         return signing.sign(self, signer, request_id)
 
     def execute_with_signatures(
@@ -429,13 +491,16 @@ class Vault:
         agent: str = ZERO_ADDRESS,
         ref: str | bytes | None = None,
         deadline: int | None = None,
+        nonce: int | None = None,
     ) -> SignedPayment:
         """Sign, as an owner, a payment of ``amount`` base units of ``token`` to ``to`` that
         runs at once with the threshold's signatures (``payWithSignatures``), no stored
-        request. ``deadline`` defaults to one hour from the chain's time; the nonce is the
-        vault's current one. Checks the digest equals the vault's ``signedPaymentDigest``."""
+        request. ``deadline`` defaults to one hour from the chain's time; ``nonce`` to an unused
+        nonce derived from the payment (:meth:`payment_nonce`: co-signers of the same payment
+        agree, parallel payments do not collide). Checks the digest equals the vault's
+        ``signedPaymentDigest``."""
         return signing.sign_payment(
-            self, signer, to, amount, token, agent=agent, ref=ref, deadline=deadline
+            self, signer, to, amount, token, agent=agent, ref=ref, deadline=deadline, nonce=nonce
         )
 
     def payment_typed_data(
@@ -446,8 +511,8 @@ class Vault:
 
     def pay_with_signatures(self, sender: BaseAccount, signed: Sequence[SignedPayment]) -> TxResult:
         """Submit owners' signatures of one payment (anyone may send it). All must sign the
-        same payment, for this vault and chain, at the vault's current nonce, before the
-        deadline; each ECDSA signature must be by its claimed signer."""
+        same payment, for this vault and chain, with a nonce not used yet, before the deadline;
+        each ECDSA signature must be by its claimed signer."""
         return signing.pay_with_signatures(self, sender, signed)
 
     # ------------------------------------------------------------------ requests and agents
@@ -458,7 +523,7 @@ class Vault:
 
     def requests(self, status: str | None = "pending") -> list[RequestInfo]:
         """Requests with ``status`` ("pending", "executed", "rejected", "cancelled",
-        "expired"; None or "all" for every request), oldest first."""
+        "expired", "agent_revoked"; None or "all" for every request), oldest first."""
         return views.requests(self, status)
 
     def decode_call(self, data: bytes) -> Call | None:
@@ -471,7 +536,7 @@ class Vault:
 
     def agents(self) -> list[AgentView]:
         """Every agent ever added, with its settings: the vault's list of active and paused
-        agents, then revoked ones (found in the executed addAgent requests)."""
+        agents, then the others (revoked, rotated away; found in its AgentConfigured events)."""
         return views.agents(self)
 
     def agent(self, address: str) -> AgentView:

@@ -7,34 +7,22 @@ Read-only compositions of :mod:`agentwallet.bindings.vault` and :mod:`agentwalle
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from agentwallet.bindings.vault import StoredRequest
-from agentwallet.errors import AgentWalletError, ContractRevertError
+from agentwallet import request_log
+from agentwallet.errors import AgentWalletError
 from agentwallet.protocol.addresses import checksum
-from agentwallet.protocol.calls import Call, describe
-from agentwallet.protocol.constants import AgentStatus, RequestKind, RequestStatus
+from agentwallet.protocol.calls import describe
+from agentwallet.protocol.constants import AgentStatus, RequestStatus
 from agentwallet.protocol.models import ETH_TOKEN, AgentView, RequestInfo
 from agentwallet.protocol.refs import ref_text
+from agentwallet.protocol.requests import PaymentRequest
 from agentwallet.units import format_amount
 
 if TYPE_CHECKING:
     from agentwallet.vault import Vault
 
-__all__ = ["agent_view", "agents", "describe_call", "request_info", "requests", "stored_request"]
-
-
-def stored_request(vault: Vault, request_id: int) -> StoredRequest:
-    """The request as stored; an unknown id raises :class:`UnknownRequestError`."""
-    r = vault.bindings.request(request_id)
-    if r.status == RequestStatus.NONE:
-        raise ContractRevertError.from_error(
-            "UnknownRequest",
-            {"requestId": request_id},
-            message=f"no request {request_id} in vault {vault.address}: list them with `requests`",
-        )
-    return r
+__all__ = ["agent_view", "agents", "describe_call", "request_info", "request_status", "requests"]
 
 
 def describe_call(vault: Vault, data: bytes) -> str:
@@ -50,22 +38,30 @@ def describe_call(vault: Vault, data: bytes) -> str:
     return "0x" + data.hex() if call is None else describe(call, token=symbol)
 
 
-def request_info(vault: Vault, request_id: int) -> RequestInfo:
-    """One request, decoded for humans (a pending request past its expiry reads "expired")."""
-    r = stored_request(vault, request_id)
-    status = RequestStatus.text_of(r.status)
-    if r.status == RequestStatus.PENDING and vault.chain.timestamp() > r.expires_at:
-        status = RequestStatus.EXPIRED.text
-    approvals = tuple(o for o in vault.owners() if vault.bindings.has_approved(request_id, o))
-    if r.kind == RequestKind.PAYMENT:
+def request_status(vault: Vault, found: request_log.Found) -> RequestStatus | int:
+    """A request's status now: the vault's ``paymentStatus``/``proposalStatus`` (``EXPIRED``
+    for a pending request past its expiry, ``AGENT_REVOKED`` for a revoked agent's request), and
+    for a closed payment request whose slot a later request reuses, its final status from its
+    events."""
+    status = vault.bindings.request_status(found.request)
+    if status == RequestStatus.CLOSED:
+        status = request_log.final_status(vault, found)
+    return status
+
+
+def _info(vault: Vault, found: request_log.Found, owners: list[str], threshold: int) -> RequestInfo:
+    r = found.request
+    status = RequestStatus.text_of(request_status(vault, found))
+    approvals = tuple(o for o in owners if vault.bindings.has_approved(r.id, o))
+    if isinstance(r, PaymentRequest):
         info = vault.token(r.token)
         amount_text = f"{format_amount(r.amount, info.decimals)} {info.symbol}"
         action = f"pay {amount_text} to {r.to}"
     else:
         info, amount_text, action = ETH_TOKEN, "", describe_call(vault, r.data)
     return RequestInfo(
-        id=request_id,
-        kind=RequestKind.text_of(r.kind),
+        id=r.id,
+        kind=r.kind.text,
         status=status,
         agent=r.agent,
         token=info,
@@ -74,34 +70,31 @@ def request_info(vault: Vault, request_id: int) -> RequestInfo:
         amount_text=amount_text,
         reasons=r.reasons.texts,
         ref=ref_text(r.ref),
-        created_at=r.created_at,
+        created_at=request_log.created_at(vault, found),
         expires_at=r.expires_at,
         approvals=approvals,
-        threshold=vault.threshold(),
+        threshold=threshold,
         action=action,
         data="0x" + r.data.hex(),
     )
 
 
+def request_info(vault: Vault, request_id: int) -> RequestInfo:
+    """One request, decoded for humans (a pending request past its expiry reads "expired"); an
+    unknown id raises :class:`~agentwallet.errors.UnknownRequestError`."""
+    found = request_log.find(vault, request_id)
+    return _info(vault, found, vault.owners(), vault.threshold())
+
+
 def requests(vault: Vault, status: str | None = "pending") -> list[RequestInfo]:
     """Requests with ``status`` (None or "all" for every request), oldest first."""
+    owners, threshold = vault.owners(), vault.threshold()
     result = []
-    for request_id in range(1, vault.request_count() + 1):
-        info = request_info(vault, request_id)
+    for found in request_log.scan(vault):
+        info = _info(vault, found, owners, threshold)
         if status in (None, "all") or info.status == status:
             result.append(info)
     return result
-
-
-def executed_governance_calls(vault: Vault) -> Iterator[Call]:
-    """The calls of every executed governance request, oldest first."""
-    for request_id in range(1, vault.request_count() + 1):
-        r = vault.bindings.request(request_id)
-        if (r.kind, r.status) != (RequestKind.GOVERNANCE, RequestStatus.EXECUTED):
-            continue
-        call = vault.bindings.decode_call(r.data)
-        if call is not None:
-            yield call
 
 
 def agent_view(vault: Vault, address: str) -> AgentView:
@@ -112,15 +105,23 @@ def agent_view(vault: Vault, address: str) -> AgentView:
     policies = {token: vault.bindings.policy(agent, token) for token in tokens}
     status = AgentStatus.text_of(a.status)
     return AgentView(
-        agent, status, a.valid_after, a.valid_until, a.allowlist, a.open_requests, policies
+        agent,
+        status,
+        a.valid_after,
+        a.valid_until,
+        a.allowlist,
+        a.open_requests,
+        policies,
+        lineage=a.lineage,
+        parent=a.parent,
     )
 
 
 def agents(vault: Vault) -> list[AgentView]:
-    """Every agent ever added: the vault's list of active and paused agents, then revoked
-    ones (found in the executed addAgent requests)."""
+    """Every agent ever added: the vault's list of active and paused agents, then the others
+    (revoked, rotated away), found in the vault's ``AgentConfigured`` events."""
     seen = vault.bindings.agents()
-    for call in executed_governance_calls(vault):
-        if call.name == "addAgent" and call.agent is not None and call.agent not in seen:
-            seen.append(call.agent)
+    for agent in request_log.agent_configured(vault):
+        if agent not in seen:
+            seen.append(agent)
     return [agent_view(vault, a) for a in seen]

@@ -1,10 +1,12 @@
-"""AgentVaultFactory's ABI: the creation code, ``createVault`` and its ``VaultCreated`` event."""
+"""AgentVaultFactory's ABI (``createVault`` and its ``VaultCreated`` event) and the creation code
+of the vault's four parts and the factory, in the order they are deployed."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from eth_abi.abi import encode as abi_encode
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.logs import DISCARD
@@ -15,14 +17,23 @@ from agentwallet.protocol.addresses import as_checksum, checksum
 if TYPE_CHECKING:
     from agentwallet.chain import Chain
 
-__all__ = ["FactoryBinding", "factory_creation_code"]
+__all__ = ["ARTIFACT", "VAULT_PARTS", "FactoryBinding", "creation_code"]
 
 ARTIFACT = "AgentVaultFactory"
+#: The vault's parts in deployment order: each constructor takes the previous part's address
+#: (lens, config(lens), admin(config), core(admin)); the factory then takes the core's.
+VAULT_PARTS = ("AgentVaultLens", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
 
 
-def factory_creation_code() -> bytes:
-    """The factory's creation code (it deploys its AgentVault implementation too)."""
-    return bytes.fromhex(load_artifact(ARTIFACT)["bytecode"].removeprefix("0x"))
+def creation_code(artifact: str, *args: Any) -> bytes:
+    """The creation code of the packaged ``artifact`` with its constructor ``args`` encoded."""
+    entry = load_artifact(artifact)
+    code = bytes.fromhex(str(entry["bytecode"]).removeprefix("0x"))
+    constructor = next((i for i in entry["abi"] if i.get("type") == "constructor"), None)
+    types = [str(i["type"]) for i in constructor["inputs"]] if constructor else []
+    if len(types) != len(args):
+        raise ValueError(f"{artifact}'s constructor takes {len(types)} arguments, got {len(args)}")
+    return code + abi_encode(types, list(args)) if types else code
 
 
 class FactoryBinding:

@@ -1,7 +1,8 @@
 """AgentVault's ABI as typed Python: reads, call encoders, receipt and log decoding.
 
-A thin wrapper over one ABI; it makes no policy decisions and sends nothing (services send the
-encoded calls through :mod:`agentwallet.chain.tx`).
+A thin wrapper over one ABI, ``IAgentVault``: a vault's four parts answer at the vault's one
+address, so every function, event and error is here. It makes no policy decisions and sends
+nothing (services send the encoded calls through :mod:`agentwallet.chain.tx`).
 """
 
 from __future__ import annotations
@@ -11,23 +12,57 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.contract import Contract
 from web3.logs import DISCARD
 
 from agentwallet.bindings.artifacts import abi_of
 from agentwallet.protocol.addresses import as_checksum, checksum
-from agentwallet.protocol.calls import Call, CallDecoder
-from agentwallet.protocol.constants import AgentStatus, Reason, RequestKind, RequestStatus
+from agentwallet.protocol.calls import Call, CallDecoder, canonical_type
+from agentwallet.protocol.constants import ZERO_ADDRESS, AgentStatus, Reason, RequestStatus
 from agentwallet.protocol.models import PolicyView
+from agentwallet.protocol.requests import (
+    GovernanceProposal,
+    PaymentRequest,
+    Request,
+    request_from_event,
+)
 from agentwallet.protocol.typed_data import Domain
 
 if TYPE_CHECKING:
     from agentwallet.chain import Chain
 
-__all__ = ["AgentRecord", "CreatedRequest", "StoredRequest", "VaultBinding", "vault_calls"]
+__all__ = [
+    "CREATION_EVENTS",
+    "LIFECYCLE_EVENTS",
+    "REQUEST_CALLS",
+    "AgentRecord",
+    "VaultBinding",
+    "event_topic",
+    "vault_calls",
+]
 
-ARTIFACT = "AgentVault"
+#: The vault's one ABI (the four parts' functions, events and errors), for any vault address.
+ARTIFACT = "IAgentVault"
+#: Events that create a request (both carry the new request's id as their first topic).
+CREATION_EVENTS = ("PaymentRequested", "GovernanceProposed")
+#: Events that decide a request (request id as the first topic).
+LIFECYCLE_EVENTS = ("RequestExecuted", "RequestRejected", "RequestCancelled", "RequestExpired")
+#: What to do with a request -> (the payment request's function, the proposal's function or
+#: None, whether the proposal's function takes the call again after the struct).
+REQUEST_CALLS: dict[str, tuple[str, str | None, bool]] = {
+    "approve": ("approvePayment", "approveProposal", True),
+    "execute": ("executePayment", "executeProposal", True),
+    "executeWithSignatures": (
+        "executePaymentWithSignatures",
+        "executeProposalWithSignatures",
+        True,
+    ),
+    "reject": ("rejectPayment", "rejectProposal", False),
+    "expire": ("expirePayment", "expireProposal", False),
+    "cancel": ("cancelPayment", None, False),
+}
 
 
 @cache
@@ -36,44 +71,29 @@ def vault_calls() -> CallDecoder:
     return CallDecoder(abi_of(ARTIFACT))
 
 
+@cache
+def event_topic(name: str) -> bytes:
+    """topic0 of the vault's event ``name``."""
+    entry = next(e for e in abi_of(ARTIFACT) if e.get("type") == "event" and e["name"] == name)
+    types = ",".join(canonical_type(i) for i in entry["inputs"])
+    return bytes(keccak(text=f"{name}({types})"))
+
+
 @dataclass(frozen=True)
 class AgentRecord:
-    """``getAgent``: an agent's stored settings."""
+    """``getAgent``: an agent key's stored settings (``parent`` the zero address for an agent
+    the owners added)."""
 
     status: AgentStatus | int
     valid_after: int
     valid_until: int
     allowlist: bool
     open_requests: int
+    lineage: int = 0
+    parent: str = ZERO_ADDRESS
 
 
-@dataclass(frozen=True)
-class StoredRequest:
-    """``getRequest``: a request as stored (status NONE: no such request)."""
-
-    kind: RequestKind | int
-    status: RequestStatus | int
-    agent: str
-    created_at: int
-    expires_at: int
-    reasons: Reason
-    token: str
-    to: str
-    amount: int
-    ref: bytes
-    data: bytes
-
-
-@dataclass(frozen=True)
-class CreatedRequest:
-    """A ``RequestCreated`` event: the new request's id and why a payment escalated."""
-
-    request_id: int
-    agent: str
-    reasons: Reason
-
-
-def _enum(kind: type[AgentStatus] | type[RequestStatus] | type[RequestKind], value: Any) -> Any:
+def _enum(kind: type[AgentStatus] | type[RequestStatus], value: Any) -> Any:
     try:
         return kind(int(value))
     except ValueError:  # a value a newer contract added
@@ -123,15 +143,17 @@ class VaultBinding:
         return [checksum(str(a)) for a in self._fns.getAgents().call()]
 
     def agent(self, agent: str) -> AgentRecord:
-        status, valid_after, valid_until, allowlist, open_requests = self._fns.getAgent(
-            as_checksum(agent)
-        ).call()
+        status, allowlist, valid_after, valid_until, open_requests, lineage, parent = (
+            self._fns.getAgent(as_checksum(agent)).call()
+        )
         return AgentRecord(
             _enum(AgentStatus, status),
             int(valid_after),
             int(valid_until),
             bool(allowlist),
             int(open_requests),
+            int(lineage),
+            checksum(str(parent)),
         )
 
     def agent_tokens(self, agent: str) -> list[str]:
@@ -152,49 +174,80 @@ class VaultBinding:
 
     # ------------------------------------------------------------------ requests
 
-    def request(self, request_id: int) -> StoredRequest:
-        r = self._fns.getRequest(request_id).call()
-        return StoredRequest(
-            kind=_enum(RequestKind, r[0]),
-            status=_enum(RequestStatus, r[1]),
-            agent=checksum(str(r[2])),
-            created_at=int(r[3]),
-            expires_at=int(r[4]),
-            reasons=Reason(int(r[5])),
-            token=checksum(str(r[6])),
-            to=checksum(str(r[7])),
-            amount=int(r[8]),
-            ref=bytes(r[9]),
-            data=bytes(r[10]),
+    def payment_status(self, request: PaymentRequest) -> RequestStatus | int:
+        """``paymentStatus``: the request's status now (``CLOSED`` once its slot holds a later
+        request: its final status is then in its events)."""
+        status: RequestStatus | int = _enum(
+            RequestStatus, self._fns.paymentStatus(request.as_tuple()).call()
         )
+        return status
+
+    def proposal_status(self, proposal: GovernanceProposal) -> RequestStatus | int:
+        """``proposalStatus``: the proposal's status now."""
+        status: RequestStatus | int = _enum(
+            RequestStatus, self._fns.proposalStatus(proposal.as_tuple()).call()
+        )
+        return status
+
+    def request_status(self, request: Request) -> RequestStatus | int:
+        """The status now of a request of either kind."""
+        if isinstance(request, PaymentRequest):
+            return self.payment_status(request)
+        return self.proposal_status(request)
 
     def has_approved(self, request_id: int, owner: str) -> bool:
+        """Whether ``owner``'s on-chain approval of ``request_id`` counts now."""
         return bool(self._fns.hasApproved(request_id, as_checksum(owner)).call())
 
-    def request_digest(self, request_id: int) -> bytes:
-        """The EIP-712 digest owners sign to approve ``request_id`` off-chain."""
-        return bytes(self._fns.requestDigest(request_id).call())
+    def approval_count(self, request_id: int) -> int:
+        return int(self._fns.approvalCount(request_id).call())
+
+    def rejection_count(self, request_id: int) -> int:
+        return int(self._fns.rejectionCount(request_id).call())
+
+    def request_digest(self, request: Request) -> bytes:
+        """The EIP-712 digest owners sign to approve ``request`` off-chain
+        (``paymentRequestDigest`` or ``proposalDigest``)."""
+        if isinstance(request, PaymentRequest):
+            return bytes(self._fns.paymentRequestDigest(request.as_tuple()).call())
+        return bytes(self._fns.proposalDigest(request.as_tuple()).call())
 
     # ------------------------------------------------------------------ signed payments
 
-    def signed_payment_nonce(self) -> int:
-        return int(self._fns.signedPaymentNonce().call())
+    def payment_nonce_space(self) -> str:
+        """The owners' payment nonce space (``paymentNonceSpace``: an address no key has)."""
+        return checksum(str(self._fns.paymentNonceSpace().call()))
 
-    def signed_payment_digest(
-        self, agent: str, token: str, to: str, amount: int, ref: bytes, deadline: int
-    ) -> bytes:
-        """The EIP-712 digest of a ``payWithSignatures`` payment at the current nonce."""
-        return bytes(
-            self._fns.signedPaymentDigest(
-                as_checksum(agent), as_checksum(token), as_checksum(to), amount, ref, deadline
-            ).call()
-        )
+    def is_nonce_used(self, space: str, nonce: int) -> bool:
+        return bool(self._fns.isNonceUsed(as_checksum(space), nonce).call())
+
+    def nonce_bitmap(self, space: str, word_pos: int) -> int:
+        """Permit2's ``nonceBitmap``: bit ``i`` set = nonce ``word_pos * 256 + i`` used."""
+        return int(self._fns.nonceBitmap(as_checksum(space), word_pos).call())
+
+    def signed_payment_digest(self, payment: tuple[Any, ...]) -> bytes:
+        """The EIP-712 digest of a ``SignedPayment`` tuple (agent, token, to, amount, ref, nonce,
+        deadline) for ``payWithSignatures``."""
+        return bytes(self._fns.signedPaymentDigest(payment).call())
 
     # ------------------------------------------------------------------ calls
 
     def encode(self, fn_name: str, *args: Any) -> bytes:
         """Calldata of ``fn_name(*args)``."""
         return bytes(HexBytes(self.contract.encode_abi(fn_name, args=list(args))))
+
+    def encode_request_call(self, action: str, request: Request, *extra: Any) -> bytes:
+        """Calldata of ``action`` (a key of :data:`REQUEST_CALLS`: approve, execute,
+        executeWithSignatures, reject, expire, cancel) on ``request``: the payment request's or
+        the proposal's function, with the whole struct (and a proposal's call where the function
+        takes it), then ``extra`` (the packed signatures)."""
+        payment_fn, proposal_fn, takes_data = REQUEST_CALLS[action]
+        if isinstance(request, PaymentRequest):
+            return self.encode(payment_fn, request.as_tuple(), *extra)
+        if proposal_fn is None:
+            raise ValueError(f"a governance proposal has no {action}")
+        data = (request.data,) if takes_data else ()
+        return self.encode(proposal_fn, request.as_tuple(), *data, *extra)
 
     def decode_call(self, data: bytes) -> Call | None:
         """The vault call ``data`` makes (a governance request's), or None."""
@@ -206,23 +259,37 @@ class VaultBinding:
 
     # ------------------------------------------------------------------ receipts and logs
 
-    def created_requests(self, receipt: Mapping[str, Any]) -> list[CreatedRequest]:
-        """The ``RequestCreated`` events of this vault in ``receipt``."""
-        events = self.contract.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
-        return [
-            CreatedRequest(
-                int(e["args"]["requestId"]),
-                checksum(str(e["args"]["agent"])),
-                Reason(int(e["args"]["reasons"])),
-            )
-            for e in events
-            if e["address"] == self.address
-        ]
+    def created_requests(self, receipt: Mapping[str, Any]) -> list[Request]:
+        """The requests this vault created in ``receipt`` (``PaymentRequested``,
+        ``GovernanceProposed``), in log order."""
+        found: list[tuple[int, Request]] = []
+        for name in CREATION_EVENTS:
+            events = self.contract.events[name]().process_receipt(receipt, errors=DISCARD)
+            found += [
+                (int(e["logIndex"]), request_from_event(name, e["args"]))
+                for e in events
+                if e["address"] == self.address
+            ]
+        return [request for _, request in sorted(found, key=lambda item: item[0])]
 
     def executed_request_ids(self, receipt: Mapping[str, Any]) -> set[int]:
         """Ids of the requests ``receipt`` executed."""
         events = self.contract.events.RequestExecuted().process_receipt(receipt, errors=DISCARD)
         return {int(e["args"]["requestId"]) for e in events if e["address"] == self.address}
+
+    def decode_log(self, log: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+        """(event name, arguments) of one of this vault's raw logs, or None if it is none of
+        the vault's events."""
+        topics = log.get("topics") or []
+        if not topics:
+            return None
+        topic0 = bytes(HexBytes(topics[0]))
+        for item in self.abi:
+            if item.get("type") == "event" and event_topic(str(item["name"])) == topic0:
+                name = str(item["name"])
+                decoded = self.contract.events[name]().process_log(log)
+                return name, decoded["args"]
+        return None
 
     def logs(self, event: str, from_block: int, **argument_filters: Any) -> list[Any]:
         """This vault's ``event`` logs from ``from_block``, filtered on indexed arguments."""

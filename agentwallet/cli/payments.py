@@ -462,9 +462,13 @@ def sign_payment(
     at once once the threshold of owners signed it, with no request stored; nothing is sent.
 
     Give the outputs to whoever runs `agentwallet pay-signed --sig FILE ...`. The signatures
-    are good for one payment, before the deadline, while no other signed payment runs first.
+    are good for one payment, before the deadline. Their nonce is derived from the payment, so
+    owners who sign the same payment agree on it, and other signed payments do not use it up;
+    any one owner can still cancel it by invalidating the nonce.
     """
+    from agentwallet.protocol.addresses import checksum
     from agentwallet.protocol.constants import ZERO_ADDRESS
+    from agentwallet.protocol.refs import to_ref
 
     vault = app.vault(vault_name)
     info = vault.token(token)
@@ -472,6 +476,8 @@ def sign_payment(
     signer = app.unlock("an owner of the vault")
     chain = app.chain
     deadline = chain.timestamp() + valid_for
+    attributed = checksum(agent or ZERO_ADDRESS)
+    nonce = vault.payment_nonce(attributed, info.address, to, value, to_ref(ref), deadline)
     names = names_by_address()
     ends = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     rows: list[tuple[str, Any]] = [
@@ -482,13 +488,13 @@ def sign_payment(
         ("token", f"{info.symbol} {info.address}"),
         ("for agent", label(agent, names) if agent else "-"),
         ("ref", ref or "-"),
-        ("nonce", vault.signed_payment_nonce()),
+        ("nonce", nonce),
         ("valid until", ends),
     ]
     click.echo("you are about to sign a payment:\n" + kv_table(rows), err=app.json or out is None)
     confirm_signature(app, yes, "sign this payment?")
     signed = vault.sign_payment(
-        signer, to, value, info.address, agent=agent or ZERO_ADDRESS, ref=ref, deadline=deadline
+        signer, to, value, info.address, agent=attributed, ref=ref, deadline=deadline, nonce=nonce
     )
     fields = {"signer": signer.address, "nonce": signed.nonce}
     _write_signed(app, signed.to_json(), out, fields, "the payment")

@@ -16,14 +16,40 @@ from eth_abi.abi import decode as abi_decode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
 
-__all__ = ["AGENT_CALLS", "Call", "CallDecoder", "canonical_type", "describe", "plain"]
+__all__ = [
+    "AGENT_ARGS",
+    "AGENT_CALLS",
+    "Call",
+    "CallDecoder",
+    "canonical_type",
+    "describe",
+    "plain",
+]
 
-#: Governance calls whose ``agent`` argument is the agent they configure.
-AGENT_CALLS = frozenset({"addAgent", "unpauseAgent", "setLimits", "allowRecipient"})
-#: Arguments that are token amounts (of the call's ``token``), durations, validity bounds.
+#: Governance calls that configure one agent -> the argument naming it (for a sub-agent the
+#: child, for a key replacement the key whose rights move).
+AGENT_ARGS: Mapping[str, str] = {
+    "addAgent": "agent",
+    "unpauseAgent": "agent",
+    "setLimits": "agent",
+    "allowRecipient": "agent",
+    "setRecipientBudget": "agent",
+    "removeRecipientBudget": "agent",
+    "replaceAgentKey": "oldKey",
+    "addSubAgent": "child",
+    "setSubAgentLimits": "child",
+    "allowSubAgentRecipient": "child",
+}
+#: The same calls, as a set.
+AGENT_CALLS = frozenset(AGENT_ARGS)
+#: Arguments that are token amounts (of the call's ``token``), durations, validity bounds,
+#: bitmasks.
 AMOUNT_ARGS = frozenset({"maxPerPayment", "allowance"})
 DURATION_ARGS = frozenset({"period", "requestExpiry"})
 WINDOW_ARGS = frozenset({"validAfter", "validUntil"})
+MASK_ARGS = frozenset({"mask"})
+#: Arguments shown first, without their name, in the worded form (who and what the call is about).
+SUBJECT_ARGS = ("agent", "parent", "child", "oldKey", "newKey", "oldOwner", "newOwner", "token")
 
 
 @dataclass(frozen=True)
@@ -37,7 +63,8 @@ class Call:
     @property
     def agent(self) -> str | None:
         """The agent the call configures, if it is one of :data:`AGENT_CALLS`."""
-        value = self.args.get("agent") if self.name in AGENT_CALLS else None
+        arg = AGENT_ARGS.get(self.name)
+        value = self.args.get(arg) if arg is not None else None
         return None if value is None else str(value)
 
 
@@ -109,8 +136,11 @@ def describe(
     address), ``amount(value, token_address)`` the amounts of that token and ``duration`` the
     periods (default for both: the plain number). Compact form: ``setLimits(agent=0x..,
     token=tUSDC, maxPerPayment=.., ...)``. With ``words``: ``setLimits(<agent>, <token>,
-    maxPerPayment 0.5, allowance 1, period 1d)``, for humans deciding whether to approve; empty
-    validity bounds are left out.
+    maxPerPayment 0.5, allowance 1, period 1d)``, for humans deciding whether to approve: who
+    and what the call is about first (``swapOwner(oldOwner <a>, newOwner <b>)`` when two keys or
+    owners are named), bitmasks in hex, empty validity bounds left out. Every function of the
+    vault's ABI decodes, so proposals of newer calls (sub-agents, per-recipient budgets, key
+    replacement, nonce invalidation) read the same way.
     """
     token_address = str(call.args.get("token", ""))
     show_token = token or address
@@ -124,15 +154,20 @@ def describe(
             return amount(int(value), token_address)
         if key in DURATION_ARGS and duration is not None:
             return duration(int(value))
+        if key in MASK_ARGS and isinstance(value, int):
+            return hex(value)
         return str(value)
 
     if not words:
         parts = [f"{key}={value_text(key, value)}" for key, value in call.args.items()]
         return f"{call.name}({', '.join(parts)})"
-    head = [value_text(key, call.args[key]) for key in ("agent", "token") if key in call.args]
+    subjects = [key for key in SUBJECT_ARGS if key in call.args]
+    head = [value_text(key, call.args[key]) for key in subjects]
+    if len(subjects) > 1 and subjects[0] != "agent":  # two keys or owners: say which is which
+        head = [f"{key} {value_text(key, call.args[key])}" for key in subjects]
     rest = [
         f"{key} {value_text(key, value)}"
         for key, value in call.args.items()
-        if key not in ("agent", "token") and not (key in WINDOW_ARGS and not value)
+        if key not in subjects and not (key in WINDOW_ARGS and not value)
     ]
     return f"{call.name}({', '.join(head + rest)})"

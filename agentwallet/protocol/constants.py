@@ -1,7 +1,7 @@
 """AgentVault's numbers and enums, defined once for the whole package.
 
-They mirror ``contracts/interfaces/IAgentVault.sol`` and ``contracts/AgentVault.sol``; the enum
-values are the ``uint8`` the contract stores and emits.
+They mirror ``contracts/interfaces/IAgentVaultBase.sol`` and ``contracts/libraries/PolicyWord.sol``;
+the enum values are the ``uint8`` the contract stores and emits.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ ZERO_REF = bytes(32)
 
 #: Limits (max per payment, allowance) are at most this many base units (88 bits).
 MAX_LIMIT = (1 << 88) - 1
-#: A budget period is at most this many seconds (32 bits).
-MAX_PERIOD = (1 << 32) - 1
+#: A budget period is at most this many seconds (29 bits, 17 years).
+MAX_PERIOD = (1 << 29) - 1
 #: The budget's clock runs in 1/2**TIME_SCALE_BITS seconds (1/256 s).
 TIME_SCALE_BITS = 8
 #: Owners a vault may have.
@@ -41,6 +41,7 @@ class Reason(IntFlag):
     OVER_ALLOWANCE = 2
     RECIPIENT_NOT_ALLOWED = 4
     TOKEN_NOT_IN_SCOPE = 8
+    OVER_RECIPIENT_BUDGET = 16
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -54,6 +55,7 @@ REASON_TEXT: dict[Reason, str] = {
     Reason.OVER_ALLOWANCE: "over period allowance",
     Reason.RECIPIENT_NOT_ALLOWED: "recipient not allowed",
     Reason.TOKEN_NOT_IN_SCOPE: "token not in scope",
+    Reason.OVER_RECIPIENT_BUDGET: "over per-recipient budget",
 }
 
 
@@ -78,16 +80,20 @@ class _Named(IntEnum):
 
 
 class AgentStatus(_Named):
-    """An agent's status in a vault."""
+    """An agent key's status in a vault (``ROTATED``: the key handed its rights to a new key)."""
 
     NONE = 0
     ACTIVE = 1
     PAUSED = 2
     REVOKED = 3
+    ROTATED = 4
 
 
 class RequestStatus(_Named):
-    """A request's stored status (a pending request past its expiry reads as expired)."""
+    """A request's status (the contract's ``paymentStatus``/``proposalStatus``): a pending request
+    past its expiry reads ``EXPIRED``; ``AGENT_REVOKED`` is a revoked agent's payment request
+    (never stored); ``CLOSED`` a closed payment request whose slot a later request of the same
+    agent reuses (its final status is in its events)."""
 
     NONE = 0
     PENDING = 1
@@ -95,10 +101,14 @@ class RequestStatus(_Named):
     REJECTED = 3
     CANCELLED = 4
     EXPIRED = 5
+    AGENT_REVOKED = 6
+    CLOSED = 7
 
 
 class RequestKind(_Named):
-    """What a request asks the owners to approve."""
+    """What a request asks the owners to approve: an agent's escalated payment
+    (``PaymentRequest``) or an owner's governance proposal (``GovernanceProposal``). The two kinds
+    share one id sequence."""
 
     PAYMENT = 0
     GOVERNANCE = 1

@@ -15,7 +15,7 @@ from hexbytes import HexBytes
 
 from agentwallet.errors import AgentWalletError
 from agentwallet.protocol.addresses import checksum
-from agentwallet.protocol.constants import ETH
+from agentwallet.protocol.constants import ETH, ZERO_ADDRESS
 
 __all__ = [
     "ETH_TOKEN",
@@ -81,7 +81,7 @@ class ApprovalResult(TxResult):
 
 @dataclass(frozen=True)
 class RequestRef:
-    """A new governance request: its id, whether it executed at once (threshold 1), the tx."""
+    """A new governance proposal: its id, whether it executed at once (threshold 1), the tx."""
 
     request_id: int
     executed: bool
@@ -93,8 +93,11 @@ class RequestRef:
 
 @dataclass(frozen=True)
 class RequestInfo:
-    """A request as co-signers see it. ``status`` is "expired" for a pending request past its
-    expiry; ``approvals`` are the current owners whose approval counts now."""
+    """A request as co-signers see it: an agent's payment request (``kind`` "payment") or an
+    owner's governance proposal ("governance": ``agent`` is the proposer, ``data`` the call).
+    ``status`` is the vault's ("expired" for a pending request past its expiry, "agent_revoked"
+    for a revoked agent's request), a closed request's final one from its events;
+    ``approvals`` are the current owners whose on-chain approval counts now."""
 
     id: int
     kind: str
@@ -127,7 +130,9 @@ class PolicyView:
 
 @dataclass(frozen=True)
 class AgentView:
-    """An agent's settings and its limits per token address (only tokens in scope)."""
+    """An agent's settings and its limits per token address (only tokens in scope).
+    ``lineage`` survives key rotation; ``parent`` is the agent that added it as a sub-agent
+    (the zero address for an agent the owners added)."""
 
     address: str
     status: str
@@ -136,6 +141,8 @@ class AgentView:
     allowlist: bool
     open_requests: int
     policies: dict[str, PolicyView] = field(default_factory=dict)
+    lineage: int = 0
+    parent: str = ZERO_ADDRESS
 
 
 # ---------------------------------------------------------------------------------- payments
@@ -265,10 +272,10 @@ class SignedApproval(_Portable):
 class SignedPayment(_Portable):
     """One owner's EIP-712 signature of a payment that needs no stored request
     (``payWithSignatures``), portable as JSON. Anyone holding the threshold's worth of them for
-    the same payment can submit it (a relayer, an agent, an owner). ``nonce`` is the vault's
-    ``signedPaymentNonce`` when signed: the set pays once, and only while no other signed
-    payment executed in between. ``agent`` is the attribution recorded in the event (may be the
-    zero address)."""
+    the same payment can submit it (a relayer, an agent, an owner). ``nonce`` is an unused
+    nonce of the owners' payment space (unordered, Permit2-style): the set pays at most once,
+    whatever other signed payments run before it; one owner can cancel it by invalidating the
+    nonce. ``agent`` is the attribution recorded in the event (may be the zero address)."""
 
     vault: str
     chain_id: int

@@ -5,7 +5,8 @@ An agent's budget for one token is a GCRA (generic cell rate algorithm) whose th
 arrival time ``tat`` is kept in 1/256 s (``TIME_SCALE_BITS``): a payment of ``amount`` costs
 ``ceil(amount * period * 256 / allowance)``; it runs iff ``max(tat, now * 256) + cost <= now *
 256 + period * 256``; period 0 means the token is not in scope. The functions mirror
-``_evaluate``, ``_available`` and ``_rewritePolicy`` in ``contracts/AgentVault.sol``.
+``evaluate``, ``budget`` and ``rewrite`` in ``contracts/libraries/PolicyWord.sol`` (per-recipient
+budgets and sub-agents' shared budgets are not modelled here).
 """
 
 from __future__ import annotations
@@ -32,13 +33,13 @@ class Limits:
             if not 0 <= value <= MAX_LIMIT:
                 return f"{name} {value} must be within 0..2^88-1 base units"
         if not 0 <= self.period <= MAX_PERIOD:
-            return f"period {self.period} must be within 0..2^32-1 seconds"
+            return f"period {self.period} must be within 0..2^29-1 seconds"
         return None
 
 
 def evaluate(limits: Limits | None, tat: int, amount: int, now: int) -> tuple[Reason, int]:
-    """The contract's ``_evaluate``: (reasons, new tat). ``tat`` is unchanged unless the payment
-    runs (reasons 0). The allowlist bit is the caller's business."""
+    """The contract's ``PolicyWord.evaluate``: (reasons, new tat). ``tat`` is unchanged unless
+    the payment runs (reasons 0). The allowlist bit is the caller's business."""
     if limits is None or limits.period == 0:
         return Reason.TOKEN_NOT_IN_SCOPE, tat
     reasons = Reason.OVER_PER_PAYMENT if amount > limits.max_per_payment else Reason(0)
@@ -57,7 +58,7 @@ def evaluate(limits: Limits | None, tat: int, amount: int, now: int) -> tuple[Re
 
 
 def available(limits: Limits | None, tat: int, now: int) -> int:
-    """The contract's ``_available``: what one payment could spend now (ignoring max)."""
+    """The contract's ``PolicyWord.available``: what one payment could spend now (ignoring max)."""
     if limits is None or limits.period == 0:
         return 0
     scaled_period = limits.period << TIME_SCALE_BITS
@@ -69,9 +70,12 @@ def available(limits: Limits | None, tat: int, now: int) -> int:
 
 
 def rewrite_tat(old: Limits | None, old_tat: int, new: Limits, now: int) -> int:
-    """The contract's ``_rewritePolicy`` for ``tat``: new limits never add to what is available
-    now; the budget in use stays in use (as a fraction of the period or as an amount, whichever
-    is larger), capped at one new period. ``old`` None or period 0: a removed token (tat kept)."""
+    """The contract's ``PolicyWord.rewrite`` for ``tat``: no change of limits ever increases what
+    the agent can spend at that instant. With ``A0`` the old allowance and ``b0`` what the old
+    budget holds now, the new budget is ``min(b0, max(0, A1 - (A0 - b0)))`` (what was spent stays
+    spent), then refills at the new rate. ``old`` is the limits the word holds, also for a token
+    taken out of scope (the word keeps them); None or period 0: a word that never had limits,
+    which starts full."""
     old_period = 0 if old is None else old.period
     old_allowance = 0 if old is None else old.allowance
     return rewrite_tat_raw(old_period, old_allowance, old_tat, new.period, new.allowance, now)
@@ -81,18 +85,13 @@ def rewrite_tat_raw(
     old_period: int, old_allowance: int, old_tat: int, new_period: int, new_allowance: int, now: int
 ) -> int:
     """:func:`rewrite_tat` on plain integers (the contract's arithmetic, 1/256 s units)."""
-    now_scaled = now << TIME_SCALE_BITS
-    if old_tat <= now_scaled:
+    if old_period == 0:
         return 0
+    b0 = available(Limits(0, old_allowance, old_period), old_tat, now)
+    spent = old_allowance - b0
+    target = min(b0, max(0, new_allowance - spent))
+    if target >= new_allowance:
+        return 0
+    # the smallest tat whose budget is <= target (rounded against the agent)
     scaled_period = new_period << TIME_SCALE_BITS
-    left = old_tat - now_scaled
-    used = left
-    if old_period != 0:
-        old_scaled = old_period << TIME_SCALE_BITS
-        used = -(-(left * scaled_period) // old_scaled)
-        if new_allowance == 0:
-            by_amount = scaled_period
-        else:
-            by_amount = -(-(left * old_allowance * scaled_period) // (old_scaled * new_allowance))
-        used = max(used, by_amount)
-    return now_scaled + min(used, scaled_period)
+    return (now << TIME_SCALE_BITS) + scaled_period - target * scaled_period // new_allowance

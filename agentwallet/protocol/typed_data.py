@@ -1,8 +1,9 @@
-"""EIP-712 messages owners sign: the vault's domain, ``Request`` and ``SignedPayment``.
+"""EIP-712 messages owners sign: the vault's domain, ``PaymentRequest``, ``GovernanceProposal``
+and ``SignedPayment``.
 
-The type tables mirror ``REQUEST_TYPEHASH`` and ``SIGNED_PAYMENT_TYPEHASH`` in AgentVault; the
-messages are full ``eth_signTypedData_v4`` documents (types, primaryType, domain, message), so
-external wallets sign exactly what is shown. Hashing is eth-account's ``encode_typed_data``.
+The type tables mirror the typehashes in ``contracts/base/AgentVaultStorage.sol``; the messages
+are full ``eth_signTypedData_v4`` documents (types, primaryType, domain, message), so external
+wallets sign exactly what is shown. Hashing is eth-account's ``encode_typed_data``.
 """
 
 from __future__ import annotations
@@ -11,15 +12,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from eth_account.messages import _hash_eip191_message, encode_typed_data
-from eth_utils.crypto import keccak
+
+from agentwallet.protocol.requests import GovernanceProposal, PaymentRequest, Request
 
 __all__ = [
     "DOMAIN_FIELDS",
-    "REQUEST_FIELDS",
+    "GOVERNANCE_PROPOSAL_FIELDS",
+    "PAYMENT_REQUEST_FIELDS",
     "SIGNED_PAYMENT_FIELDS",
     "Domain",
     "digest",
     "payment_message",
+    "payment_request_message",
+    "proposal_message",
     "request_message",
     "typed_message",
 ]
@@ -32,16 +37,24 @@ DOMAIN_FIELDS: Fields = [
     ("chainId", "uint256"),
     ("verifyingContract", "address"),
 ]
-REQUEST_FIELDS: Fields = [
-    ("requestId", "uint256"),
-    ("kind", "uint8"),
+PAYMENT_REQUEST_FIELDS: Fields = [
+    ("id", "uint256"),
     ("agent", "address"),
+    ("lineage", "uint32"),
+    ("slot", "uint64"),
     ("token", "address"),
     ("to", "address"),
     ("amount", "uint256"),
     ("ref", "bytes32"),
-    ("dataHash", "bytes32"),
-    ("expiresAt", "uint256"),
+    ("reasons", "uint32"),
+    ("expiresAt", "uint40"),
+]
+GOVERNANCE_PROPOSAL_FIELDS: Fields = [
+    ("id", "uint256"),
+    ("proposer", "address"),
+    ("data", "bytes"),
+    ("ref", "bytes32"),
+    ("expiresAt", "uint40"),
 ]
 SIGNED_PAYMENT_FIELDS: Fields = [
     ("agent", "address"),
@@ -84,37 +97,36 @@ def typed_message(
     }
 
 
-def request_message(
-    domain: Domain,
-    request_id: int,
-    *,
-    kind: int,
-    agent: str,
-    token: str,
-    to: str,
-    amount: int,
-    ref: bytes,
-    data: bytes,
-    expires_at: int,
-) -> dict[str, Any]:
-    """The ``Request`` owners sign to approve ``request_id`` off-chain (the call data enters
-    as its keccak)."""
+def payment_request_message(domain: Domain, request: PaymentRequest) -> dict[str, Any]:
+    """The ``PaymentRequest`` owners sign to approve an agent's payment request off-chain."""
+    names = [name for name, _ in PAYMENT_REQUEST_FIELDS]
+    values = list(request.as_tuple())
     return typed_message(
         domain,
-        "Request",
-        REQUEST_FIELDS,
-        {
-            "requestId": request_id,
-            "kind": int(kind),
-            "agent": agent,
-            "token": token,
-            "to": to,
-            "amount": int(amount),
-            "ref": bytes(ref),
-            "dataHash": keccak(bytes(data)),
-            "expiresAt": int(expires_at),
-        },
+        "PaymentRequest",
+        PAYMENT_REQUEST_FIELDS,
+        dict(zip(names, values, strict=True)),
     )
+
+
+def proposal_message(domain: Domain, proposal: GovernanceProposal) -> dict[str, Any]:
+    """The ``GovernanceProposal`` owners sign to approve a proposal off-chain (the call itself,
+    not its hash: a wallet shows what is signed)."""
+    message = {
+        "id": proposal.id,
+        "proposer": proposal.proposer,
+        "data": bytes(proposal.data),
+        "ref": bytes(proposal.ref),
+        "expiresAt": proposal.expires_at,
+    }
+    return typed_message(domain, "GovernanceProposal", GOVERNANCE_PROPOSAL_FIELDS, message)
+
+
+def request_message(domain: Domain, request: Request) -> dict[str, Any]:
+    """The message owners sign to approve ``request`` off-chain, of either kind."""
+    if isinstance(request, PaymentRequest):
+        return payment_request_message(domain, request)
+    return proposal_message(domain, request)
 
 
 def payment_message(

@@ -60,3 +60,20 @@ def test_chain_id_mismatch_is_reported(aworld: World, tmp_path: Path) -> None:
     (tmp_path / "anvil.json").write_text(json.dumps({"chain_id": 1, "vaults": {}}))
     with pytest.raises(ChainMismatchError, match=r"anvil\.json.*chain id 1.*31337"):
         Deployments(aworld.chain, tmp_path).vault_address("main")
+
+
+def test_the_record_names_every_part_and_a_stale_one_is_not_used(
+    aworld: World, tmp_path: Path
+) -> None:
+    """The factory stands on four parts: all are recorded with the artifacts' hashes. A record
+    written from other artifacts (an older vault) is stale: its factory is not used again."""
+    recorded = json.loads((aworld.deployments.directory / "anvil.json").read_text())
+    parts = recorded["factory"]["parts"]
+    assert sorted(parts) == ["AgentVault", "AgentVaultAdmin", "AgentVaultConfig", "AgentVaultLens"]
+    assert all(aworld.chain.code(a) for a in parts.values())
+    assert set(recorded["artifacts"]) == {*parts, "AgentVaultFactory", "IAgentVault"}
+    assert all(recorded["artifacts"].values())
+    assert aworld.deployments.factory() == recorded["factory"]["address"]
+    stale = {**recorded, "artifacts": {**recorded["artifacts"], "AgentVault": "0xold"}}
+    (tmp_path / "anvil.json").write_text(json.dumps(stale))
+    assert Deployments(aworld.chain, tmp_path).factory() is None

@@ -1,21 +1,28 @@
 """The owners' flow on a real EVM (embedded chain and anvil)."""
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 from eth_account import Account
 from web3.logs import DISCARD
 
+from agentwallet import request_log
 from agentwallet.agent import AgentWallet, Escalated, Paid
+from agentwallet.deployments import Deployments
 from agentwallet.errors import (
     AgentNotActiveError,
     AgentWalletError,
     AlreadyApprovedError,
+    NonceAlreadyUsedError,
     NotAVaultError,
     NotOwnerError,
     RequestNotPendingError,
     SignatureMismatchError,
+    UnknownRequestError,
 )
+from agentwallet.protocol.constants import RequestStatus
+from agentwallet.protocol.requests import PaymentRequest
 from agentwallet.vault import SignedApproval, SignedPayment, Vault
 
 from .conftest import DAY, USDC, World
@@ -151,9 +158,24 @@ def test_owners_signed_payment_is_relayed_once(world: World) -> None:
     assert event["args"]["agent"] == world.agent.address
     assert sorted(event["args"]["signers"]) == sorted([o0.address, o2.address])
     assert event["args"]["ref"] == b"inv-9".ljust(32, b"\0")
-    with pytest.raises(AgentWalletError, match="nonce 0 but the vault is at 1"):
+    with pytest.raises(NonceAlreadyUsedError, match=f"nonce {signed[0].nonce} is already used"):
         v.pay_with_signatures(world.outsider, signed)
     assert v.balance("tUSDC") == before - 3 * USDC
+
+
+def test_payments_signed_in_parallel_run_in_any_order(world: World) -> None:
+    """Unordered nonces: two payments signed at the same time get different nonces, and the
+    later one still runs after the first (the old single counter cancelled it)."""
+    v, (o0, o1, _) = world.vault, world.owners
+    first = [v.sign_payment(o, world.payee, 1 * USDC, "tUSDC", ref="a") for o in (o0, o1)]
+    second = [v.sign_payment(o, world.payee, 2 * USDC, "tUSDC", ref="b") for o in (o0, o1)]
+    assert first[0].nonce != second[0].nonce
+    before = v.balance("tUSDC")
+    v.pay_with_signatures(world.outsider, second)
+    v.pay_with_signatures(world.outsider, first)
+    assert v.balance("tUSDC") == before - 3 * USDC
+    again = v.sign_payment(o0, world.payee, 1 * USDC, "tUSDC", ref="a", deadline=first[0].deadline)
+    assert again.nonce != first[0].nonce  # the used bit is skipped: a fresh authorisation
 
 
 def test_signed_payment_refuses_mixed_forged_or_late_signatures(world: World) -> None:
@@ -194,3 +216,68 @@ def test_agents_and_policies(world: World) -> None:
     usdc = view.policies[world.usdc.address]
     assert (usdc.max_per_payment, usdc.allowance, usdc.period) == (100 * USDC, 500 * USDC, DAY)
     assert usdc.available == 500 * USDC
+
+
+def test_a_closed_request_whose_slot_was_reused_keeps_its_final_status(world: World) -> None:
+    """The vault stores one hash per slot and reuses a closed request's slot for the agent's
+    next request: the first then reads Closed on-chain, and the SDK tells its final status from
+    its events (also when an owner tries to decide it again)."""
+    v, (o0, o1, o2) = world.vault, world.owners
+    agent = AgentWallet(world.chain, v, world.agent)
+    first = agent.pay(world.payee, 150 * USDC, "tUSDC", ref="slot-1")
+    assert isinstance(first, Escalated)
+    v.approve(o0, first.request_id)
+    v.approve(o1, first.request_id)
+    second = agent.pay(world.payee, 160 * USDC, "tUSDC", ref="slot-2")
+    assert isinstance(second, Escalated)
+    a, b = v.find_request(first.request_id), v.find_request(second.request_id)
+    assert isinstance(a, PaymentRequest) and isinstance(b, PaymentRequest) and a.slot == b.slot
+    assert v.bindings.payment_status(a) == RequestStatus.CLOSED
+    assert v.request(first.request_id).status == "executed"
+    assert [r.id for r in v.requests()] == [second.request_id]
+    with pytest.raises(RequestNotPendingError, match="status=executed"):
+        v.approve(o2, first.request_id)
+
+
+def test_requests_are_found_from_their_events_in_a_fresh_process(world: World) -> None:
+    """Nothing cached (another process created the requests) and no deployment record: the
+    request's contents come from its creation event, found by id from the vault's first block."""
+    v, o0 = world.vault, world.owners[0]
+    agent = AgentWallet(world.chain, v, world.agent)
+    over = agent.pay(world.payee, 150 * USDC, "tUSDC", ref="fresh")
+    assert isinstance(over, Escalated)
+    proposal = v.propose_unpause_agent(o0, world.agent.address, ref="fresh proposal")
+    request_log._FOUND.clear()
+    stranger = Vault(world.chain, v.address, Deployments(world.chain, world.deployments.directory))
+    stranger.deployments = Deployments(world.chain, Path(world.deployments.directory) / "none")
+    info = stranger.request(over.request_id)
+    assert (info.kind, info.amount, info.ref) == ("payment", 150 * USDC, "fresh")
+    assert stranger.request(proposal.request_id).action.startswith("unpauseAgent(")
+    assert request_log.deployment_block(stranger) == world.deployments.vault_block(v.address)
+    with pytest.raises(UnknownRequestError, match="no request 999"):
+        stranger.request(999)
+
+
+def test_a_proposal_needs_more_than_one_rejection_to_die(world: World) -> None:
+    """2-of-3: one owner's no leaves a proposal open (no minority veto); a second one closes
+    it. An agent's payment request still closes at one owner's no."""
+    v, (o0, o1, o2) = world.vault, world.owners
+    ref = v.propose_unpause(o0)
+    v.reject(o1, ref.request_id)
+    assert v.request(ref.request_id).status == "pending"
+    v.reject(o2, ref.request_id)
+    assert v.request(ref.request_id).status == "rejected"
+    with pytest.raises(RequestNotPendingError):
+        v.approve(o1, ref.request_id)
+
+
+def test_a_revoked_agents_requests_read_agent_revoked(world: World) -> None:
+    v = world.vault
+    over = AgentWallet(world.chain, v, world.agent).pay(world.payee, 150 * USDC, "tUSDC")
+    assert isinstance(over, Escalated)
+    v.revoke_agent(world.owners[0], world.agent.address)
+    assert v.request(over.request_id).status == "agent_revoked"
+    assert v.requests() == []
+    with pytest.raises(RequestNotPendingError, match="status=agent_revoked"):
+        v.approve(world.owners[1], over.request_id)
+    assert [a.status for a in v.agents()] == ["revoked"]
