@@ -1,15 +1,21 @@
 """Decode AgentVault / AgentVaultFactory events read from a chain.
 
-Logs (read by :mod:`agentwallet.audit.logs`) are decoded straight from the artifacts' ABIs
-(matched by topic0) with ``eth_abi`` into frozen :class:`AuditEvent` records; governance calls
-inside requests through :mod:`agentwallet.protocol.calls`.
+Logs (read by :mod:`agentwallet.audit.logs`) are decoded straight from the artifacts' ABIs (the
+vault's one ABI ``IAgentVault``, the factory's; matched by topic0) with ``eth_abi`` into frozen
+:class:`AuditEvent` records; governance calls inside proposals through
+:mod:`agentwallet.protocol.calls`.
+
+``PaymentExecuted`` carries no request id: when the owners execute an agent's payment request,
+the vault emits it and then ``RequestExecuted`` (with the id) as the next log of the same
+transaction. :func:`link_payments` gives such a payment its request's id, so every report tells
+a direct payment from an approved one by events alone.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -21,6 +27,10 @@ from agentwallet.audit.logs import LogReader, LogSource, RawLog, log_source
 from agentwallet.chain import Chain
 from agentwallet.protocol.calls import Call, CallDecoder, canonical_type, plain
 from agentwallet.protocol.constants import ZERO_ADDRESS, RequestKind
+
+#: The vault's one ABI (every part's events) and the factory's, as named in :class:`EventSpec`.
+VAULT_ABI = "IAgentVault"
+FACTORY_ABI = "AgentVaultFactory"
 
 
 @dataclass(frozen=True)
@@ -48,17 +58,18 @@ class EventSpec:
 
 
 class EventCodec:
-    """Decodes the logs of AgentVault and AgentVaultFactory (from the packaged artifacts)."""
+    """Decodes the logs of AgentVault (its ``IAgentVault`` ABI) and AgentVaultFactory (from the
+    packaged artifacts)."""
 
     def __init__(self, abis: Mapping[str, Sequence[Mapping[str, Any]]] | None = None) -> None:
         if abis is None:
             from agentwallet.bindings.artifacts import abi_of
 
-            abis = {n: abi_of(n) for n in ("AgentVault", "AgentVaultFactory")}
+            abis = {n: abi_of(n) for n in (VAULT_ABI, FACTORY_ABI)}
         self.specs: dict[bytes, EventSpec] = {}
         self.by_name: dict[str, EventSpec] = {}
-        #: Decodes the calls governance requests carry (the vault's functions).
-        self.calls = CallDecoder(abis.get("AgentVault", ()))
+        #: Decodes the calls governance proposals carry (the vault's functions).
+        self.calls = CallDecoder(abis.get(VAULT_ABI, ()))
         for contract, abi in abis.items():
             for item in abi:
                 if item.get("type") == "event" and not item.get("anonymous"):
@@ -73,7 +84,7 @@ class EventCodec:
 
     @property
     def vault_topics(self) -> list[bytes]:
-        return [s.topic0 for s in self.specs.values() if s.contract == "AgentVault"]
+        return [s.topic0 for s in self.specs.values() if s.contract == VAULT_ABI]
 
     def decode_call(self, data: bytes) -> Call | None:
         """The vault call a governance request carries, or None."""
@@ -102,31 +113,33 @@ class EventCodec:
         actor: str | None = None
         recipient: str | None = None
         kind: str | None = None
+        amount = args.get("amount")
         vault = plain("address", log.address)
-        if name == "RequestCreated":
-            kind = RequestKind.text_of(args["kind"])
-            actor = agent
-            if kind == "payment":
-                recipient = args["to"]
-            else:
-                agent = None
-                call = self.decode_call(bytes.fromhex(args["data"][2:]))
-                if call is not None:
-                    agent = call.agent
-        elif name == "PaymentExecuted":
-            recipient = args["to"]
-        elif name == "SignedPaymentExecuted":
+        if name == "PaymentRequested":
+            kind, actor, recipient = RequestKind.PAYMENT.text, agent, args["to"]
+        elif name == "GovernanceProposed":
+            kind, actor = RequestKind.GOVERNANCE.text, args["proposer"]
+            call = self.decode_call(bytes.fromhex(args["data"][2:]))
+            agent = None if call is None else call.agent
+        elif name in ("PaymentExecuted", "SignedPaymentExecuted"):
             recipient = args["to"]
             if agent == ZERO_ADDRESS:  # the owners paid without naming an agent
                 agent = None
-        elif name == "RecipientChanged":
-            recipient = args["recipient"]
+        elif name == "RelayFeePaid":
+            actor = recipient = args["relayer"]
+            amount = args["fee"]
         elif name in ("RequestApproved", "RequestRejected", "OwnerAdded", "OwnerRemoved"):
             actor = args["owner"]
-        elif name == "RequestExecuted":
+        elif name in ("RequestExecuted", "GovernanceExecuted"):
             actor = args["executor"]
-        elif name in ("AgentStatusChanged", "LimitsChanged", "RecipientChanged", "VaultPaused"):
+        elif name in ("RecipientChanged", "RecipientBudgetChanged"):
+            actor, recipient = args["by"], args["recipient"]
+        elif name in ("AgentStatusChanged", "LimitsChanged", "VaultPaused", "NoncesInvalidated"):
             actor = args["by"]
+        elif name == "AgentRotated":
+            agent, actor, recipient = args["oldKey"], args["by"], None
+        elif name == "SubAgentAdded":
+            agent, actor = args["child"], args["by"]
         elif name == "Deposited":
             actor = args["from"]
         elif name == "RequestCancelled":
@@ -135,7 +148,6 @@ class EventCodec:
             vault = args["vault"]
             actor = args["creator"]
         request_id = args.get("requestId")
-        amount = args.get("amount")
         return AuditEvent(
             block_number=log.block_number,
             block_time=log.block_time or 0,
@@ -157,6 +169,25 @@ class EventCodec:
         )
 
 
+def link_payments(events: Sequence[AuditEvent]) -> list[AuditEvent]:
+    """``events`` with each ``PaymentExecuted`` that an execution of a payment request made
+    (the same vault's ``RequestExecuted`` is the next log of its transaction) carrying that
+    request's id; direct payments keep ``request_id`` None."""
+    executed = {
+        (e.tx_hash, e.emitter, e.log_index): e.request_id
+        for e in events
+        if e.name == "RequestExecuted"
+    }
+    out = []
+    for e in events:
+        if e.name == "PaymentExecuted" and e.request_id is None:
+            request_id = executed.get((e.tx_hash, e.emitter, e.log_index + 1))
+            if request_id is not None:
+                e = replace(e, request_id=request_id)
+        out.append(e)
+    return out
+
+
 @cache
 def _topic_plain(typ: str, topic: bytes) -> Any:
     """An indexed value from its topic (static types only; cached: topics repeat a lot)."""
@@ -174,10 +205,14 @@ class AuditEvent:
     """One decoded vault or factory event.
 
     ``vault`` is the vault the event is about (for VaultCreated the new vault, else the emitter).
-    ``agent`` is the agent it concerns (for governance RequestCreated: the agent the call
-    configures, if any); ``actor`` who acted (owner, executor, ``by``, depositor, proposer).
-    ``recipient`` is the payee (PaymentExecuted / payment RequestCreated ``to``) or the allowlist
-    entry (RecipientChanged). ``request_id`` 0 means "not through a request".
+    ``agent`` is the agent it concerns (for GovernanceProposed: the agent the call configures,
+    if any; for AgentRotated the old key, for SubAgentAdded the child); ``actor`` who acted
+    (owner, executor, ``by``, depositor, proposer, relayer). ``recipient`` is the payee
+    (PaymentExecuted, PaymentRequested ``to``; RelayFeePaid's relayer) or the allowlist or
+    budget entry (RecipientChanged, RecipientBudgetChanged). ``request_id`` 0 means "not
+    through a request"; a PaymentExecuted that executed a request carries its id (linked from
+    the RequestExecuted after it, :func:`link_payments`), a direct one None. ``amount`` is what
+    left or entered the vault (RelayFeePaid: the fee).
     """
 
     block_number: int
@@ -273,6 +308,11 @@ class EventFilter:
         return self.until is None or e.block_time <= self.until
 
 
+#: (event, filter keys) matched after decoding, not by topic: a proposal's agent (in its call),
+#: a request payment's id (linked from the RequestExecuted that follows it).
+_POST_FILTERED = {("GovernanceProposed", ("agent",)), ("PaymentExecuted", ("requestId",))}
+
+
 def topic_queries(codec: EventCodec, flt: EventFilter) -> list[list[Any]]:
     """Topic patterns covering the events ``flt`` can match, one per indexed-position layout,
     with the filter's indexed values (agent, token, recipient, request id) as topic filters."""
@@ -296,12 +336,13 @@ def topic_queries(codec: EventCodec, flt: EventFilter) -> list[list[Any]]:
                 continue
             present = [k for k in keys if k in arg_names]
             if not present:
-                # the agent of a governance RequestCreated lives in its data: keep it
-                if not (name == "RequestCreated" and keys == ("agent",)):
+                # the agent of a proposal lives in its call, a request payment's id in the
+                # RequestExecuted after it: keep them, filtered after decoding
+                if (name, keys) not in _POST_FILTERED:
                     possible = False
                 continue
             position = spec.indexed_position(present[0])
-            if position is not None and not (name == "RequestCreated" and keys == ("agent",)):
+            if position is not None and (name, keys) not in _POST_FILTERED:
                 layout[position - 1] = _topic_value(value)
         if possible:
             groups.setdefault(tuple(layout), []).append(spec.topic0)
@@ -341,12 +382,22 @@ def read_events(
     check_range(start, end, head)
     found: dict[tuple[int, int], AuditEvent] = {}
     times: dict[int, int] = {}
-    for pattern in topic_queries(codec, flt):
+    executions = _executions(codec, flt)
+    for pattern in [*topic_queries(codec, flt), *executions]:
         for _, _, logs in reader.chunks(start, end, flt.vaults, pattern):
             for event in decode_all(codec, logs, source, times):
-                if flt.matches(event):
-                    found[event.key] = event
-    return [found[k] for k in sorted(found)]
+                found[event.key] = event
+    linked = link_payments([found[k] for k in sorted(found)])
+    return [e for e in linked if flt.matches(e)]
+
+
+def _executions(codec: EventCodec, flt: EventFilter) -> list[list[Any]]:
+    """The extra query that finds the RequestExecuted after each PaymentExecuted (to link it)
+    when the filter selects PaymentExecuted but not RequestExecuted itself."""
+    names = flt.names or tuple(s.name for s in codec.specs.values())
+    if "PaymentExecuted" not in names or (flt.names and "RequestExecuted" in names):
+        return []
+    return [[codec.by_name["RequestExecuted"].topic0]]
 
 
 def check_range(start: int, end: int, head: int) -> None:
@@ -363,7 +414,8 @@ def check_range(start: int, end: int, head: int) -> None:
 def decode_all(
     codec: EventCodec, logs: Iterable[RawLog], source: LogSource, times: dict[int, int]
 ) -> list[AuditEvent]:
-    """Decode logs, filling missing block timestamps from headers (cached in ``times``)."""
+    """Decode logs, filling missing block timestamps from headers (cached in ``times``), and
+    :func:`link_payments`."""
     out = []
     for log in logs:
         if log.block_time is None:
@@ -373,4 +425,4 @@ def decode_all(
         event = codec.decode(log)
         if event is not None:
             out.append(event)
-    return out
+    return link_payments(out)

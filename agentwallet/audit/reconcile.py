@@ -47,8 +47,8 @@ def reconcile(
 
     A positive difference is money that arrived without a Deposited event (a plain ERC-20
     transfer to the vault, ETH forced in by selfdestruct or as a block reward). A negative
-    difference is money that left without a (Signed)PaymentExecuted event (a fee-on-transfer or
-    rebasing token, or a token that can move the vault's balance by itself).
+    difference is money that left without a (Signed)PaymentExecuted or RelayFeePaid event (a
+    fee-on-transfer or rebasing token, or a token that can move the vault's balance by itself).
     """
     vault = to_checksum_address(vault)
     chain_id = chain.chain_id
@@ -66,7 +66,7 @@ def reconcile(
         chain_id,
         EventFilter(
             vaults=(vault,),
-            names=("Deposited", "PaymentExecuted", "SignedPaymentExecuted"),
+            names=("Deposited", "PaymentExecuted", "SignedPaymentExecuted", "RelayFeePaid"),
             to_block=block,
         ),
     )
@@ -86,8 +86,8 @@ def reconcile(
             note = "more than the events explain: funds arrived without a Deposited event"
         elif diff < 0:
             note = (
-                "less than the events explain: funds left without a PaymentExecuted or "
-                "SignedPaymentExecuted event (fee-on-transfer/rebasing token?)"
+                "less than the events explain: funds left without a PaymentExecuted, "
+                "SignedPaymentExecuted or RelayFeePaid event (fee-on-transfer/rebasing token?)"
             )
         else:
             note = "ok"

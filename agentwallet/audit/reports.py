@@ -62,7 +62,10 @@ class Amounts:
 
 @dataclass
 class RequestState:
-    """A request rebuilt from its events."""
+    """A request rebuilt from its events. ``approvals`` are the owners who authorised it, in
+    order: on-chain approvals, then (at execution) the signers whose signatures executed it
+    (also in ``signature_approvals``); an owner's later rejection of a proposal replaces its
+    approval and vice versa."""
 
     request_id: int
     kind: str
@@ -76,9 +79,11 @@ class RequestState:
     created_at: int
     expires_at: int
     action: str
+    lineage: int | None = None  #: a payment request's agent lineage
     status: str = "pending"
     approvals: list[str] = field(default_factory=list)
     signature_approvals: list[str] = field(default_factory=list)
+    rejections: list[str] = field(default_factory=list)
     rejected_by: str | None = None
     executed_by: str | None = None
     closed_at: int | None = None
@@ -98,53 +103,94 @@ def describe_call(codec: EventCodec, data_hex: str) -> str:
     return describe(call, address=short)
 
 
+def _created(codec: EventCodec, e: AuditEvent) -> RequestState:
+    a = e.args
+    if e.name == "PaymentRequested":
+        return RequestState(
+            request_id=int(a["requestId"]),
+            kind="payment",
+            creator=a["agent"],
+            agent=e.agent,
+            token=a["token"],
+            to=a["to"],
+            amount=int(a["amount"]),
+            reasons=reason_texts(int(a["reasons"])),
+            ref=a["ref"],
+            created_at=e.block_time,
+            expires_at=int(a["expiresAt"]),
+            action="payment",
+            lineage=int(a["lineage"]),
+            created_tx=e.tx_hash,
+        )
+    return RequestState(
+        request_id=int(a["requestId"]),
+        kind="governance",
+        creator=a["proposer"],
+        agent=e.agent,
+        token=None,
+        to=None,
+        amount=0,
+        reasons=(),
+        ref=a["ref"],
+        created_at=e.block_time,
+        expires_at=int(a["expiresAt"]),
+        action=describe_call(codec, a["data"]),
+        created_tx=e.tx_hash,
+    )
+
+
 def build_requests(codec: EventCodec, events: Iterable[AuditEvent]) -> dict[int, RequestState]:
     requests: dict[int, RequestState] = {}
     for e in events:
         rid = e.request_id
-        if e.name == "RequestCreated" and rid is not None:
-            a = e.args
-            requests[rid] = RequestState(
-                request_id=rid,
-                kind=e.kind or "",
-                creator=a["agent"],
-                agent=e.agent,
-                token=a["token"] if e.kind == "payment" else None,
-                to=a["to"] if e.kind == "payment" else None,
-                amount=int(a["amount"]),
-                reasons=reason_texts(int(a["reasons"])),
-                ref=a["ref"],
-                created_at=e.block_time,
-                expires_at=int(a["expiresAt"]),
-                action=describe_call(codec, a["data"]) if e.kind == "governance" else "payment",
-                created_tx=e.tx_hash,
-            )
+        if e.name in CREATION_EVENTS:
+            requests[int(e.args["requestId"])] = _created(codec, e)
             continue
-        r = requests.get(rid) if rid else None
-        if r is None:
+        if e.name == "OpenRequestsClosed":  # a revoked agent's pending requests die with it
+            for dead in requests.values():
+                if dead.status == "pending" and dead.lineage == int(e.args["lineage"]):
+                    dead.status, dead.closed_at = "agent_revoked", e.block_time
             continue
+        found = requests.get(rid) if rid else None
+        if found is None:
+            continue
+        r = found
         if e.name == "RequestApproved":
-            r.approvals.append(e.args["owner"])
-            if e.args["viaSignature"]:
-                r.signature_approvals.append(e.args["owner"])
+            owner = e.args["owner"]
+            if owner in r.rejections:
+                r.rejections.remove(owner)
+            if owner not in r.approvals:
+                r.approvals.append(owner)
         elif e.name == "RequestRejected":
-            r.status, r.rejected_by, r.closed_at = "rejected", e.args["owner"], e.block_time
+            owner = e.args["owner"]
+            if owner in r.approvals:
+                r.approvals.remove(owner)
+            r.rejections.append(owner)
+            if e.args["closed"]:
+                r.status, r.rejected_by, r.closed_at = "rejected", owner, e.block_time
         elif e.name == "RequestCancelled":
             r.status, r.closed_at = "cancelled", e.block_time
         elif e.name == "RequestExpired":
             r.status, r.closed_at = "expired", e.block_time
         elif e.name == "RequestExecuted":
             r.status, r.executed_by, r.closed_at = "executed", e.args["executor"], e.block_time
+            for signer in e.args["signers"]:
+                if signer not in r.approvals:
+                    r.approvals.append(signer)
+                    r.signature_approvals.append(signer)
     return requests
 
 
+#: Events that create a request.
+CREATION_EVENTS = ("PaymentRequested", "GovernanceProposed")
 REQUEST_EVENTS = (
-    "RequestCreated",
+    *CREATION_EVENTS,
     "RequestApproved",
     "RequestRejected",
     "RequestCancelled",
     "RequestExpired",
     "RequestExecuted",
+    "OpenRequestsClosed",
 )
 
 
@@ -244,7 +290,7 @@ def trail(index: AuditIndex, chain_id: int, vault: str, agent: str) -> list[Trai
     for e in events:
         rid = e.request_id or 0
         r = requests.get(rid)
-        approved = ", ".join(r.approvals) if r and e.name not in ("RequestCreated",) else ""
+        approved = ", ".join(r.approvals) if r and e.name not in CREATION_EVENTS else ""
         out.append(
             TrailEntry(
                 block=e.block_number,
@@ -262,13 +308,17 @@ def trail(index: AuditIndex, chain_id: int, vault: str, agent: str) -> list[Trai
 def _describe(e: AuditEvent, r: RequestState | None, amounts: Amounts, codec: EventCodec) -> str:
     a = e.args
     rid = e.request_id or 0
-    via = f"by request #{rid}" if rid else ""
+    via = f"by request #{rid}" if rid else "by owners' signatures"
     name = e.name
     if name == "AgentConfigured":
         window = f"validAfter={a['validAfter']}, validUntil={a['validUntil'] or 'none'}"
+        settings = f"({window}, allowlist={a['useAllowlist']})"
         if rid:
-            return f"agent added/configured ({window}, allowlist={a['useAllowlist']}) {via}"
-        return "recipient allowlist switched on by one owner"
+            return f"agent added/configured {settings} {via}"
+        return (
+            f"agent configured {settings} without a request: by owners' signatures, or one "
+            "owner switched its allowlist on"
+        )
     if name == "LimitsChanged":
         sym = amounts.meta(e.token).symbol
         if int(a["period"]) == 0:
@@ -277,44 +327,66 @@ def _describe(e: AuditEvent, r: RequestState | None, amounts: Amounts, codec: Ev
             f"{sym}: max {amounts.text(int(a['maxPerPayment']), e.token)} per payment, "
             f"{amounts.text(int(a['allowance']), e.token)} per {a['period']}s"
         )
-        if rid:
-            return f"limits set {via} ({limits})"
-        return f"limits reduced by owner {a['by']} ({limits})"
+        left = f"; {amounts.text(int(a['available']), e.token)} available"
+        if rid or a["by"] == e.vault:
+            return f"limits set {via} ({limits}){left}"
+        return f"limits reduced by owner {a['by']} ({limits}){left}"
     if name == "RecipientChanged":
         if a["allowed"]:
             return f"recipient {a['recipient']} allowed {via}"
         return f"recipient {a['recipient']} removed by owner {a['by']}"
+    if name == "RecipientBudgetChanged":
+        sym = amounts.meta(e.token).symbol
+        target = a["recipient"] if a["recipient"] != ETH else "every other recipient"
+        if int(a["period"]) == 0:
+            return f"{sym} budget for {target} removed {via}"
+        return (
+            f"{sym} budget for {target}: max {amounts.text(int(a['maxPerPayment']), e.token)} "
+            f"per payment, {amounts.text(int(a['allowance']), e.token)} per {a['period']}s, "
+            f"set by {a['by']}" + (f" (request #{rid})" if rid else "")
+        )
     if name == "AgentStatusChanged":
         status = AgentStatus.text_of(a["status"])
-        if rid:
+        if rid or a["by"] == e.vault:
             return f"agent {status} {via}"
         return f"agent {status} by owner {a['by']}"
+    if name == "AgentRotated":
+        return f"agent key rotated from {a['oldKey']} to {a['newKey']} by {a['by']}"
+    if name == "SubAgentAdded":
+        return f"sub-agent {a['child']} added under {a['parent']} by {a['by']}"
+    if name == "OpenRequestsClosed":
+        return f"{a['count']} open request(s) closed: the agent was revoked"
     if name == "PaymentExecuted":
         paid = f"paid {amounts.text(int(a['amount']), e.token)} to {a['to']}"
         return f"{paid} via request #{rid}" if rid else f"{paid} directly (within limits)"
+    if name == "RelayFeePaid":
+        return f"relayer {a['relayer']} took a fee of {amounts.text(int(a['fee']), e.token)}"
     if name == "SignedPaymentExecuted":
         signers = ", ".join(a["signers"])
         paid = f"paid {amounts.text(int(a['amount']), e.token)} to {a['to']}"
-        return f"{paid} on the signatures of owners {signers} (signed-payment nonce {a['nonce']})"
-    if name == "RequestCreated":
-        if e.kind == "payment":
-            reasons = ", ".join(reason_texts(int(a["reasons"])))
-            return (
-                f"escalated {amounts.text(int(a['amount']), e.token)} to {a['to']} "
-                f"({reasons}) as request #{rid}, expires {iso(int(a['expiresAt']))}"
-            )
-        return f"owner {a['agent']} proposed {describe_call(codec, a['data'])} as request #{rid}"
+        return f"{paid} on the signatures of owners {signers}"
+    if name == "PaymentRequested":
+        reasons = ", ".join(reason_texts(int(a["reasons"])))
+        return (
+            f"escalated {amounts.text(int(a['amount']), e.token)} to {a['to']} "
+            f"({reasons}) as request #{rid}, expires {iso(int(a['expiresAt']))}"
+        )
+    if name == "GovernanceProposed":
+        return f"owner {a['proposer']} proposed {describe_call(codec, a['data'])} as request #{rid}"
     if name == "RequestApproved":
-        how = "by signature" if a["viaSignature"] else "on-chain"
-        return f"owner {a['owner']} approved request #{rid} {how} ({a['approvals']} approvals)"
+        return f"owner {a['owner']} approved request #{rid} on-chain ({a['approvals']} approvals)"
     if name == "RequestRejected":
-        return f"owner {a['owner']} rejected request #{rid}"
+        closed = "" if a["closed"] else f" ({a['rejections']} rejections, still open)"
+        return f"owner {a['owner']} rejected request #{rid}{closed}"
     if name == "RequestCancelled":
         return f"agent cancelled request #{rid}"
     if name == "RequestExpired":
         return f"request #{rid} expired"
     if name == "RequestExecuted":
-        return f"request #{rid} executed by {a['executor']} with {a['approvals']} approvals"
+        signers = ", ".join(a["signers"])
+        signed = ", ".join(r.signature_approvals) if r else ""
+        by_signature = f" (by signature: {signed})" if signed else ""
+        return f"request #{rid} executed by {a['executor']}, authorised by {signers}{by_signature}"
     return f"{name} {json.dumps(dict(a), default=str)}"
 
 
@@ -341,10 +413,11 @@ def spend_report(
     agent: str | None = None,
     token: str | None = None,
 ) -> list[SpendRow]:
-    """Executed payments per agent, token and UTC day: direct (inside the agent's limits) vs
-    authorised by owners (an approved request, or their signatures on a signed payment; those
-    without an agent are listed under agent "")."""
-    names = ("PaymentExecuted", "SignedPaymentExecuted")
+    """Executed payments per agent, token and UTC day: direct (inside the agent's limits, with
+    the fees relayers took for its intents, which count against the same limits) vs authorised
+    by owners (an executed payment request, linked by the RequestExecuted after it, or their
+    signatures on a signed payment; those without an agent are listed under agent "")."""
+    names = ("PaymentExecuted", "SignedPaymentExecuted", "RelayFeePaid")
     events = index.events(
         chain_id, EventFilter(vaults=(vault,), names=names, agent=agent, token=token)
     )
@@ -352,7 +425,7 @@ def spend_report(
     for e in events:
         day = datetime.fromtimestamp(e.block_time, UTC).strftime("%Y-%m-%d")
         s = sums[(e.agent or "", e.token or ETH, day)]
-        s[0] += 1
+        s[0] += 0 if e.name == "RelayFeePaid" else 1
         by_owners = e.name == "SignedPaymentExecuted" or bool(e.request_id)
         s[2 if by_owners else 1] += int(e.amount or 0)
     amounts = Amounts(index, chain_id)
@@ -391,31 +464,41 @@ class OwnerRow:
 
 
 def owners_report(index: AuditIndex, chain_id: int, vault: str) -> list[OwnerRow]:
-    """Decisions per owner: proposals, approvals (on-chain / by signature), rejections, and the
-    executions they sent."""
-    events = index.events(
-        chain_id,
-        EventFilter(vaults=(vault,), names=("OwnerAdded", "OwnerRemoved", *REQUEST_EVENTS)),
-    )
+    """Decisions per owner: proposals, approvals (on-chain, or by a signature that executed a
+    request or a signed governance batch), rejections, and the executions they sent."""
+    names = ("OwnerAdded", "OwnerRemoved", "GovernanceExecuted", *REQUEST_EVENTS)
+    events = index.events(chain_id, EventFilter(vaults=(vault,), names=names))
     current: dict[str, bool] = {}
     stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0, 0])
+    voted: dict[int, set[str]] = defaultdict(set)  # on-chain approvers per request
+
+    def signed(signers: Iterable[str], skip: set[str], when: int) -> None:
+        for signer in signers:
+            if signer not in skip:
+                s = stats[signer]
+                s[1], s[2], s[5] = s[1] + 1, s[2] + 1, when
+
     for e in events:
         if e.name == "OwnerAdded":
             current[e.args["owner"]] = True
         elif e.name == "OwnerRemoved":
             current[e.args["owner"]] = False
-        elif e.name == "RequestCreated" and e.kind == "governance":
-            stats[e.args["agent"]][0] += 1
+        elif e.name == "GovernanceProposed":
+            stats[e.args["proposer"]][0] += 1
         elif e.name == "RequestApproved":
             s = stats[e.args["owner"]]
             s[1] += 1
-            s[2] += 1 if e.args["viaSignature"] else 0
             s[5] = e.block_time
+            voted[e.request_id or 0].add(e.args["owner"])
         elif e.name == "RequestRejected":
             stats[e.args["owner"]][3] += 1
             stats[e.args["owner"]][5] = e.block_time
         elif e.name == "RequestExecuted":
             stats[e.args["executor"]][4] += 1
+            signed(e.args["signers"], voted[e.request_id or 0], e.block_time)
+        elif e.name == "GovernanceExecuted":
+            stats[e.args["executor"]][4] += 1
+            signed(e.args["signers"], set(), e.block_time)
     rows = []
     for owner in sorted(set(current) | {o for o in stats if o in current}):
         s = stats[owner]
@@ -433,7 +516,8 @@ def owners_report(index: AuditIndex, chain_id: int, vault: str) -> list[OwnerRow
 def summary_report(
     index: AuditIndex, chain_id: int, vault: str, now: int | None = None
 ) -> dict[str, Any]:
-    """The vault's state as the events tell it: owners, threshold, agents, totals, requests."""
+    """The vault's state as the events tell it: owners, threshold, agents, totals (relay fees
+    when any were paid), requests."""
     vault = to_checksum_address(vault)
     events = index.events(chain_id, EventFilter(vaults=(vault,)))
     t = now_of(index, chain_id, now)
@@ -443,6 +527,7 @@ def summary_report(
     agents: dict[str, dict[str, Any]] = {}
     deposits: dict[str, int] = defaultdict(int)
     paid: dict[str, int] = defaultdict(int)
+    fees: dict[str, int] = defaultdict(int)
     for e in events:
         a = e.args
         if e.name == "OwnerAdded":
@@ -466,6 +551,15 @@ def summary_report(
             agents.setdefault(a["agent"], {"status": "active", "limits": {}})
         elif e.name == "SignedPaymentExecuted":
             paid[a["token"]] += int(a["amount"])
+        elif e.name == "RelayFeePaid":
+            fees[a["token"]] += int(a["fee"])
+        elif e.name == "AgentRotated":  # the new key holds the old key's rights
+            old = agents.setdefault(a["oldKey"], {"status": "active", "limits": {}})
+            agents[a["newKey"]] = {**old, "limits": dict(old["limits"])}
+            old["status"] = AgentStatus.ROTATED.text
+        elif e.name == "SubAgentAdded":
+            ag = agents.setdefault(a["child"], {"status": "active", "limits": {}})
+            ag["parent"] = a["parent"]
         elif e.name == "AgentConfigured":
             ag = agents.setdefault(a["agent"], {"status": "active", "limits": {}})
             ag["allowlist"] = bool(a["useAllowlist"])
@@ -494,6 +588,11 @@ def summary_report(
         "agents": {k: agents[k] for k in sorted(agents)},
         "deposits": {amounts.meta(k).symbol: amounts.text(v, k) for k, v in deposits.items()},
         "payments": {amounts.meta(k).symbol: amounts.text(v, k) for k, v in paid.items()},
+        **(
+            {"relay_fees": {amounts.meta(k).symbol: amounts.text(v, k) for k, v in fees.items()}}
+            if fees
+            else {}
+        ),
         "requests": dict(sorted(counts.items())),
         "events": len(events),
         "last_event_block": events[-1].block_number if events else None,

@@ -11,7 +11,9 @@ from agentwallet.audit.events import AuditEvent
 __all__ = ["EVENT_COLUMNS", "SCHEMA", "SCHEMA_NAME", "SCHEMA_VERSION", "event_row", "row_event"]
 
 SCHEMA_NAME = "agentwallet-audit"
-SCHEMA_VERSION = 1
+#: 2: the four-part vault's events (PaymentRequested/GovernanceProposed, a request payment's
+#: PaymentExecuted linked to its request id).
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -250,16 +250,12 @@ class Watcher:
     def _burst_alerts(self, chain_id: int, vault: str, new: list[AuditEvent]) -> list[Alert]:
         out = []
         window = self.config.burst_window
-        for agent in sorted(
-            {e.agent for e in new if e.name == "RequestCreated" and e.kind == "payment" and e.agent}
-        ):
+        for agent in sorted({e.agent for e in new if e.name == "PaymentRequested" and e.agent}):
             created = [
                 e
                 for e in self.index.events(
                     chain_id,
-                    EventFilter(
-                        vaults=(vault,), names=("RequestCreated",), agent=agent, kind="payment"
-                    ),
+                    EventFilter(vaults=(vault,), names=("PaymentRequested",), agent=agent),
                 )
             ]
             newest = created[-1]

@@ -72,7 +72,9 @@ def whatif(
     Outcomes: ``pays`` (inside every proposed limit; consumes the proposed budget),
     ``escalates`` (with reasons; an owner would have had to approve it), ``refused`` (the
     contract would revert the payment: outside the validity window). Executions of escalated
-    requests do not consume the budget, exactly as on-chain.
+    requests do not consume the budget, exactly as on-chain; a relayed intent's fee
+    (``RelayFeePaid`` in its transaction) is charged with its amount, as the contract does.
+    Per-recipient budgets and a sub-agent's parents' budgets are not replayed.
     """
     agent = to_checksum_address(agent)
     norm = {to_checksum_address(k) if k != "ETH" else ETH: v for k, v in limits.items()}
@@ -82,9 +84,12 @@ def whatif(
         EventFilter(
             vaults=(to_checksum_address(vault),),
             agent=agent,
-            names=("PaymentExecuted", "RequestCreated"),
+            names=("PaymentExecuted", "PaymentRequested", "RelayFeePaid"),
         ),
     )
+    fees: dict[str, int] = {
+        e.tx_hash: int(e.amount or 0) for e in events if e.name == "RelayFeePaid"
+    }
     amounts = Amounts(index, chain_id)
     tats: dict[str, int] = {}
     rows = []
@@ -93,18 +98,19 @@ def whatif(
             if e.request_id:  # execution of an escalated request: its attempt is replayed
                 continue
             actual = "paid"
-        elif e.kind == "payment":
+        elif e.name == "PaymentRequested":
             actual = "escalated (" + ", ".join(reason_texts(int(e.args["reasons"]))) + ")"
         else:
             continue
         token = e.token or ETH
         to = e.recipient or ""
         amount = int(e.amount or 0)
+        charge = amount + (fees.get(e.tx_hash, 0) if actual == "paid" else 0)
         now = e.block_time
         if now < valid_after or (valid_until and now > valid_until):
             outcome, reasons = "refused", "outside the agent's validity window"
         else:
-            bits, new_tat = evaluate(norm.get(token), tats.get(token, 0), amount, now)
+            bits, new_tat = evaluate(norm.get(token), tats.get(token, 0), charge, now)
             if allowed is not None and to not in allowed:
                 bits |= Reason.RECIPIENT_NOT_ALLOWED
             if bits == 0:

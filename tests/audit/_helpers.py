@@ -1,15 +1,19 @@
 """Raw web3 helpers for the audit tests: a vault with owners, an agent, limits and payments.
 
-They use the artifacts' ABIs directly (not the SDK) so the audit tests do not depend on it.
+They use the artifacts' ABIs directly (not the SDK) so the audit tests do not depend on it. The
+vault stores only a hash of each request, so :class:`World` remembers every request it saw
+created (from ``PaymentRequested``/``GovernanceProposed`` in its receipts) to pass it whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3.contract import Contract
+from web3.logs import DISCARD
 
 from agentwallet.chain import Chain
 
@@ -30,34 +34,81 @@ class World:
     agent2: LocalAccount
     payees: list[str]
 
+    #: request id -> (struct tuple, the proposal's call or None for a payment request)
+    requests: dict[int, tuple[tuple[Any, ...], bytes | None]] = field(default_factory=dict)
+    #: the id of the request created last (by this world)
+    last_request: int = 0
+
     def send(self, account: LocalAccount, fn: Any, value: int = 0) -> Any:
-        return self.chain.transact(fn, account, value=value)
+        receipt = self.chain.transact(fn, account, value=value)
+        self.record(receipt)
+        return receipt
+
+    def record(self, receipt: Any) -> None:
+        """Remember the requests this vault created in ``receipt``."""
+        for e in self.vault.events.PaymentRequested().process_receipt(receipt, errors=DISCARD):
+            a = e["args"]
+            fields = ("agent", "lineage", "slot", "token", "to", "amount", "ref", "reasons")
+            self.requests[a["requestId"]] = (
+                (a["requestId"], *(a[f] for f in fields), a["expiresAt"]),
+                None,
+            )
+            self.last_request = a["requestId"]
+        for e in self.vault.events.GovernanceProposed().process_receipt(receipt, errors=DISCARD):
+            a = e["args"]
+            data = bytes(a["data"])
+            struct = (a["requestId"], a["proposer"], keccak(data), a["ref"], a["expiresAt"])
+            self.requests[a["requestId"]] = (struct, data)
+            self.last_request = a["requestId"]
+
+    def _request_fn(self, payment_fn: str, proposal_fn: str, request_id: int) -> Any:
+        struct, data = self.requests[request_id]
+        if data is None:
+            return self.vault.functions[payment_fn](struct)
+        if proposal_fn in ("approveProposal", "executeProposal"):
+            return self.vault.functions[proposal_fn](struct, data)
+        return self.vault.functions[proposal_fn](struct)
+
+    def approve(self, owner: LocalAccount, request_id: int) -> Any:
+        return self.send(owner, self._request_fn("approvePayment", "approveProposal", request_id))
+
+    def reject(self, owner: LocalAccount, request_id: int) -> Any:
+        return self.send(owner, self._request_fn("rejectPayment", "rejectProposal", request_id))
+
+    def cancel(self, agent: LocalAccount, request_id: int) -> Any:
+        return self.send(agent, self.vault.functions.cancelPayment(self.requests[request_id][0]))
 
     def govern(self, fn_name: str, *args: Any, ref: bytes = b"") -> int:
         """Owner 0 proposes, owner 1 approves (threshold 2): the call runs. Returns request id."""
         data = self.vault.encode_abi(fn_name, list(args))
         ref32 = ref.ljust(32, b"\0")
         self.send(self.owners[0], self.vault.functions.propose(data, ref32))
-        request_id = int(self.vault.functions.requestCount().call())
-        self.send(self.owners[1], self.vault.functions.approve(request_id))
+        request_id = self.last_request
+        self.approve(self.owners[1], request_id)
         return request_id
 
     def pay(self, agent: LocalAccount, token: str, to: str, amount: int, ref: bytes = b"") -> Any:
         return self.send(agent, self.vault.functions.pay(token, to, amount, ref.ljust(32, b"\0")))
 
 
+def deploy_factory(chain: Chain, deployer: LocalAccount) -> Contract:
+    """The vault's four parts (each pointing at the previous one) and a factory for the core."""
+    previous: tuple[Any, ...] = ()
+    for name in ("AgentVaultLens", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault"):
+        previous = (chain.deploy(name, *previous, sender=deployer).address,)
+    return chain.deploy("AgentVaultFactory", *previous, sender=deployer)
+
+
 def build_world(chain: Chain) -> World:
     dev = chain.dev_accounts
     owners = dev[:3]
-    factory = chain.deploy("AgentVaultFactory", sender=dev[0])
+    factory = deploy_factory(chain, dev[0])
     receipt = chain.transact(
         factory.functions.createVault([o.address for o in owners], 2, DAY, 10, b"\x01" * 32),
         dev[0],
     )
-    from web3.logs import DISCARD
-
     created = factory.events.VaultCreated().process_receipt(receipt, errors=DISCARD)[0]
-    vault = chain.contract("AgentVault", created["args"]["vault"])
+    vault = chain.contract("IAgentVault", created["args"]["vault"])
     usdc = chain.deploy("TestUSDC", sender=dev[0])
     world = World(
         chain,

@@ -9,6 +9,7 @@ import pytest
 from agentwallet.audit.index import AuditIndex
 from agentwallet.chain import Chain
 from tests.audit._helpers import World, build_world
+from tests.contracts.conftest import Env, env_for
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,13 @@ def anvil_world(anvil_chain: Chain) -> World:
 @pytest.fixture(scope="session")
 def embedded_world(chain: Chain) -> World:
     return build_world(chain)
+
+
+@pytest.fixture(scope="session")
+def vault_env(chain: Chain) -> Env:
+    """The contract tests' deployment on the embedded chain (its helpers sign every newer
+    message: signed governance, intents, rotations), shared with them."""
+    return env_for(chain, "embedded")
 
 
 @pytest.fixture

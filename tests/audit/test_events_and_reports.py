@@ -36,17 +36,17 @@ def busy_history(world: World) -> dict[str, int]:
     v, o, agent = world.vault, world.owners, world.agent
     world.pay(agent, ETH, world.payees[0], 10**17, b"direct")
     world.pay(agent, ETH, world.payees[1], 2 * 10**18, b"big")
-    approved = int(v.functions.requestCount().call())
-    world.send(o[1], v.functions.approve(approved))
-    world.send(o[2], v.functions.approve(approved))
+    approved = world.last_request
+    world.approve(o[1], approved)
+    world.approve(o[2], approved)
     world.pay(agent, world.usdc.address, world.payees[2], 500 * 10**6, b"usdc-big")
-    rejected = int(v.functions.requestCount().call())
-    world.send(o[2], v.functions.reject(rejected))
+    rejected = world.last_request
+    world.reject(o[2], rejected)
     world.pay(agent, ETH, world.payees[0], 3 * 10**18, b"cancel-me")
-    cancelled = int(v.functions.requestCount().call())
-    world.send(agent, v.functions.cancel(cancelled))
+    cancelled = world.last_request
+    world.cancel(agent, cancelled)
     world.pay(agent, ETH, world.payees[0], 4 * 10**18, b"left-open")
-    open_id = int(v.functions.requestCount().call())
+    open_id = world.last_request
     world.send(o[0], v.functions.reduceLimits(agent.address, ETH, 5 * 10**17, 4 * 10**18))
     world.govern("allowRecipient", agent.address, world.payees[0])
     world.send(o[2], v.functions.pauseAgent(agent.address))
@@ -60,7 +60,8 @@ def test_every_log_decodes_like_web3(anvil_world: World) -> None:
     names = {e.name for e in events}
     assert {
         "PaymentExecuted",
-        "RequestCreated",
+        "PaymentRequested",
+        "GovernanceProposed",
         "RequestApproved",
         "RequestExecuted",
         "RequestRejected",
@@ -135,7 +136,7 @@ def test_range_limited_provider_halves_and_reads_everything(anvil_world: World) 
 
 def test_filters_use_topics_and_match_post_filtering(anvil_world: World) -> None:
     chain, world = anvil_world.chain, anvil_world
-    busy_history(world)
+    ids = busy_history(world)
     everything = read_events(chain, EventFilter(vaults=(world.vault.address,)))
     for flt in (
         EventFilter(agent=world.agent.address),
@@ -149,8 +150,11 @@ def test_filters_use_topics_and_match_post_filtering(anvil_world: World) -> None
         assert got == [e for e in everything if flt.matches(e)], flt
         assert got
     agent_events = read_events(chain, EventFilter(agent=world.agent.address))
-    # a governance request that configures the agent carries it though the topic does not
-    assert any(e.name == "RequestCreated" and e.kind == "governance" for e in agent_events)
+    # a governance proposal that configures the agent carries it though no topic does
+    assert any(e.name == "GovernanceProposed" for e in agent_events)
+    # a request's payment carries the request's id, linked from the RequestExecuted after it
+    paid = read_events(chain, EventFilter(names=("PaymentExecuted",), request_id=ids["approved"]))
+    assert [(e.amount, e.request_id) for e in paid] == [(2 * 10**18, ids["approved"])]
 
 
 def test_reports_tell_who_authorised_what(anvil_world: World, index: AuditIndex) -> None:
@@ -220,23 +224,19 @@ def test_owners_signed_payments_are_reported_and_reconciled(
     chain, world = anvil_world.chain, anvil_world
     vault, cid = world.vault, chain.chain_id
     signers = sorted(world.owners[:2], key=lambda a: int(a.address, 16))
-    for agent, amount in ((world.agent.address, 3 * 10**6), (ETH, 4 * 10**6)):
+    for nonce, (agent, amount) in enumerate(((world.agent.address, 3 * 10**6), (ETH, 4 * 10**6))):
         deadline = chain.timestamp() + 3600
         ref = b"signed".ljust(32, b"\0")
-        digest = vault.functions.signedPaymentDigest(
-            agent, world.usdc.address, world.payees[2], amount, ref, deadline
-        ).call()
+        payment = (agent, world.usdc.address, world.payees[2], amount, ref, nonce, deadline)
+        digest = vault.functions.signedPaymentDigest(payment).call()
         packed = pack_signatures((s.address, s.unsafe_sign_hash(digest).signature) for s in signers)
-        call = vault.functions.payWithSignatures(
-            agent, world.usdc.address, world.payees[2], amount, ref, deadline, packed
-        )
+        call = vault.functions.payWithSignatures(payment, packed)
         world.send(world.owners[2], call)  # any sender: here the third owner relays
     index.sync(chain, [vault.address])
     entries = trail(index, cid, vault.address, world.agent.address)
     names = ", ".join(s.address for s in signers)
     assert any(
-        e.what == f"paid 3 tUSDC to {world.payees[2]} on the signatures of owners {names} "
-        "(signed-payment nonce 0)"
+        e.what == f"paid 3 tUSDC to {world.payees[2]} on the signatures of owners {names}"
         for e in entries
     ), [e.what for e in entries]
     spend = {(r.agent, r.day): r for r in spend_report(index, cid, vault.address, token=None)}

@@ -149,13 +149,13 @@ def test_python_gcra_matches_the_contract_on_random_cases(anvil_world: World) ->
             block_time = chain.w3.eth.get_block(receipt["blockNumber"])["timestamp"]
             assert block_time == now + 1
             reasons, new_tat = evaluate(limits, tat, amount, now + 1)
-            created = vault.events.RequestCreated().process_receipt(receipt, errors=DISCARD)
+            created = vault.events.PaymentRequested().process_receipt(receipt, errors=DISCARD)
             if reasons == 0:
                 assert not created
                 tat = new_tat
             else:
                 assert created[0]["args"]["reasons"] == reasons
-                world.send(agent, vault.functions.cancel(created[0]["args"]["requestId"]))
+                world.cancel(agent, created[0]["args"]["requestId"])
             last = chain.timestamp()
             checked += 1
     assert checked == 75
