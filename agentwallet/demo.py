@@ -332,11 +332,9 @@ def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, An
     for e in read_events(chain, EventFilter(vaults=(vault,), from_block=start_block)):
         args = dict(e.args)
         detail = ""
-        if e.name in ("PaymentExecuted", "Deposited") or (
-            e.name == "RequestCreated" and e.kind == "payment"
-        ):
+        if e.name in ("PaymentExecuted", "Deposited", "PaymentRequested"):
             detail = amount(e.token, e.amount)
-        elif e.name == "RequestCreated":
+        elif e.name == "GovernanceProposed":
             detail = "governance call"
         elif e.name == "LimitsChanged":
             detail = f"max {amount(e.token, int(args['maxPerPayment']))}"
@@ -344,9 +342,11 @@ def _vault_events(chain: Any, vault: str, start_block: int) -> list[dict[str, An
             status = args.get("status")
             detail = AgentStatus.text_of(status) if isinstance(status, int) else ""
         elif e.name == "RequestApproved":
-            detail = f"{args.get('approvals')} approvals" + (
-                " (signature)" if args.get("viaSignature") else ""
-            )
+            detail = f"{args.get('approvals')} approvals"
+        elif e.name == "RequestExecuted":
+            detail = f"{len(args.get('signers', []))} owners authorised it"
+        elif e.name == "OpenRequestsClosed":
+            detail = f"{args.get('count')} open requests closed"
         out.append(
             {"block": e.block_number, "event": e.name, "request": e.request_id, "agent": e.agent,
              "actor": e.actor, "detail": detail, "tx": e.tx_hash}

@@ -316,15 +316,25 @@ def approve(app: CliContext, request_id: int, yes: bool, vault_name: str) -> Non
 @vault_option
 @pass_app
 def reject(app: CliContext, request_id: int, vault_name: str) -> None:
-    """Reject request ID as the owner given by --as: one owner suffices; it can never execute."""
+    """Reject request ID as the owner given by --as. An agent's payment request closes at one
+    owner's no; a governance proposal once more than (owners - threshold) owners rejected it,
+    so no minority can veto what the threshold wants."""
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
     result = vault.reject(signer, request_id)
-    app.emit(
-        {"request_id": request_id, "status": "rejected", "tx_hash": result.tx_hash},
-        f"rejected request {request_id} ({_what(r, vault)} to {short(r.to)}); tx {result.tx_hash}",
-    )
+    after = vault.request(request_id)
+    data = {"request_id": request_id, "status": after.status, "tx_hash": result.tx_hash}
+    if after.status == "rejected":
+        what = f"{_what(r, vault)} to {short(r.to)}" if r.kind == "payment" else _what(r, vault)
+        text = f"rejected request {request_id} ({what}); tx {result.tx_hash}"
+    else:
+        owners = len(vault.owners())
+        text = (
+            f"rejection of proposal {request_id} recorded; it stays open until more than "
+            f"{owners - after.threshold} of the {owners} owners reject it; tx {result.tx_hash}"
+        )
+    app.emit(data, text)
 
 
 def _out_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -267,7 +267,7 @@ def test_owners_sign_a_payment_off_chain_and_anyone_submits_it(
     assert paid["signers"] == sorted([world.addr["bob"], world.addr["carol"]])
     assert world.chain.w3.eth.get_balance(payee) == Web3.to_wei("0.3", "ether")
     again = cli("--as", "alice", "pay-signed", "--sig", str(bob_file), "--sig", carol.out.strip())
-    again.fails("nonce 0 but the vault is at 1")
+    again.fails(f"nonce {paid['nonce']} is already used")
     assert world.chain.w3.eth.get_balance(payee) == Web3.to_wei("0.3", "ether")
 
 
