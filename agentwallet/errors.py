@@ -163,7 +163,8 @@ class InsufficientFundsError(AgentWalletError):
 
 
 class SignatureMismatchError(AgentWalletError):
-    """A locally computed EIP-712 digest differs from the contract's ``requestDigest``."""
+    """A locally computed EIP-712 digest or signer differs from the vault's view (its
+    ``paymentRequestDigest``, ``proposalDigest``, ``signedPaymentDigest``)."""
 
 
 class PaymentPendingError(AgentWalletError):

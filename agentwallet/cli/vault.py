@@ -375,6 +375,8 @@ def _agent_rows(vault: Vault, address: str) -> tuple[dict[str, Any], list[tuple[
         "valid_until": view.valid_until,
         "allowlist": view.allowlist,
         "open_requests": view.open_requests,
+        "lineage": view.lineage,
+        "parent": view.parent,
         "policies": policies,
     }
     return record, rows
