@@ -111,6 +111,7 @@ from agentwallet.protocol.models import (
     TokenInfo,
     TxResult,
 )
+from agentwallet.protocol.requests import GovernanceProposal, PaymentRequest
 from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
 from agentwallet.vault import Vault, deploy_factory
@@ -148,6 +149,7 @@ __all__ = [
     "ExceedsParentError",
     "ExecutionMismatchError",
     "FeeTooHighError",
+    "GovernanceProposal",
     "InsecureKeystoreError",
     "InsufficientBalanceError",
     "InsufficientFundsError",
@@ -188,6 +190,7 @@ __all__ = [
     "PaymentCheck",
     "PaymentOutsidePolicyError",
     "PaymentPendingError",
+    "PaymentRequest",
     "PolicyView",
     "REVERT_ERRORS",
     "Remaining",

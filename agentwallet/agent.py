@@ -22,7 +22,9 @@ from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
 from agentwallet import request_log
+from agentwallet.bindings.vault import event_topic
 from agentwallet.chain import Chain
+from agentwallet.chain.logs import get_logs
 from agentwallet.errors import (
     AgentWalletError,
     AmountError,
@@ -321,19 +323,24 @@ class AgentWallet:
         ``PaymentRequested`` answers the ref)."""
         from_block = request_log.deployment_block(self.vault)
         bindings = self.vault.bindings
-        for event, escalated in (("PaymentExecuted", False), ("PaymentRequested", True)):
+        agent_topic = bytes(12) + bytes.fromhex(self.address[2:])
+        for event, topics in (
+            ("PaymentExecuted", [event_topic("PaymentExecuted"), agent_topic]),
+            ("PaymentRequested", [event_topic("PaymentRequested"), None, agent_topic]),
+        ):
             try:
-                logs = bindings.logs(event, from_block, agent=self.address)
+                logs = get_logs(self.chain, self.vault.address, topics, from_block)
             except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
                 return None
             for log in logs:
-                a = log["args"]
-                if bytes(a["ref"]) != ref:
+                decoded = bindings.decode_log(log)
+                if decoded is None or bytes(decoded[1]["ref"]) != ref:
                     continue
+                a = decoded[1]
                 receipt = self.chain.transactor.receipt(bytes(log["transactionHash"]))
                 if receipt is None:  # pragma: no cover - a log's transaction is mined
                     continue
-                if not escalated and bindings.executed_request_ids(receipt):
+                if event == "PaymentExecuted" and bindings.executed_request_ids(receipt):
                     continue
                 info = self.vault.token(str(a["token"]))
                 return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
