@@ -235,7 +235,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         // slither-disable-next-line uninitialized-local
         uint256[4] memory words;
         (uint32 reasons, uint256 n) = _spendCall(msg.sender, a, target, selector, value, slots, words);
-        uint256 tokenWord;
+        uint256 tokenWord = 0;
         if (reasons == 0 && spendAmount != 0) (reasons, tokenWord) = _evaluatePay(msg.sender, spendToken, target, spendAmount);
         if (reasons != 0) return _newCallRequest(msg.sender, a.lineage, target, value, data, spendToken, spendAmount, ref, reasons);
         for (uint256 i = 0; i < n; ++i) {
