@@ -215,9 +215,115 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         _executePayment(request, agentSlot, aw, signers);
     }
 
+    /// @inheritdoc IAgentVaultCore
+    function scopedCall(
+        address target,
+        uint256 value,
+        bytes calldata data,
+        address spendToken,
+        uint256 spendAmount,
+        bytes32 ref
+    ) external nonReentrant returns (uint256 requestId) {
+        bytes4 selector = data.length >= 4 ? bytes4(data[:4]) : bytes4(0);
+        _checkCallTarget(target, selector);
+        Layout storage l = _layout();
+        if (l.config.paused) revert VaultIsPaused();
+        Agent memory a = l.agents[msg.sender];
+        _checkAgentCanPay(msg.sender, a);
+        // slither-disable-next-line uninitialized-local (memory arrays start zeroed; filled by _spendCall)
+        uint256[4] memory slots;
+        // slither-disable-next-line uninitialized-local
+        uint256[4] memory words;
+        (uint32 reasons, uint256 n) = _spendCall(msg.sender, a, target, selector, value, slots, words);
+        uint256 tokenWord = 0;
+        if (reasons == 0 && spendAmount != 0) (reasons, tokenWord) = _evaluatePay(msg.sender, spendToken, target, spendAmount);
+        if (reasons != 0) return _newCallRequest(msg.sender, a.lineage, target, value, data, spendToken, spendAmount, ref, reasons);
+        for (uint256 i = 0; i < n; ++i) {
+            _sstore(slots[i], words[i]);
+        }
+        if (spendAmount != 0) l.policies[msg.sender][spendToken] = tokenWord;
+        uint256 spent = _runCall(target, value, data, spendToken, spendAmount);
+        emit CallExecuted(msg.sender, target, selector, value, spendToken, spent, ref, 0);
+    }
+
     // ------------------------------------------------------------------------------------------
     // Internals
     // ------------------------------------------------------------------------------------------
+
+    /// @dev A call's permission words, the agent's and (for a sub-agent) every ancestor's: each
+    /// must hold the grant and accept `value` (shared, like a sub-agent's budget).
+    function _spendCall(
+        address agent,
+        Agent memory a,
+        address target,
+        bytes4 selector,
+        uint256 value,
+        uint256[4] memory slots,
+        uint256[4] memory words
+    ) private view returns (uint32 reasons, uint256 n) {
+        Layout storage l = _layout();
+        address key = agent;
+        for (uint256 depth = 0; depth <= MAX_DEPTH; ++depth) {
+            if (depth != 0) {
+                key = l.parentOf[key];
+                a = l.agents[key];
+                _checkAgentCanPay(key, a);
+            }
+            mapping(bytes4 => uint256) storage grants = l.callPermissions[a.lineage][target];
+            uint256 slot;
+            assembly ("memory-safe") {
+                mstore(0, and(selector, 0xffffffff00000000000000000000000000000000000000000000000000000000))
+                mstore(0x20, grants.slot)
+                slot := keccak256(0, 0x40)
+            }
+            uint256 word = _sload(slot);
+            if (!PolicyWord.inScope(word)) return (PolicyWord.REASON_TOKEN_NOT_IN_SCOPE, 0);
+            if (value != 0) {
+                (uint32 r, uint256 spent) = PolicyWord.spend(word, value);
+                reasons |= r;
+                slots[n] = slot;
+                words[n++] = spent;
+            }
+            if (a.options & OPT_SUB == 0) break;
+        }
+    }
+
+    /// @dev Stores an agent's call that escalated, in a slot of its lineage.
+    function _newCallRequest(
+        address agent,
+        uint32 lineage,
+        address target,
+        uint256 value,
+        bytes calldata data,
+        address spendToken,
+        uint256 spendAmount,
+        bytes32 ref,
+        uint32 reasons
+    ) private returns (uint256 id) {
+        (uint256 requestId, uint256 slot,, uint40 expiresAt) = _allocateRequest(agent);
+        bytes32 structHash = keccak256(
+            abi.encode(
+                CALL_REQUEST_TYPEHASH,
+                requestId,
+                agent,
+                lineage,
+                slot,
+                target,
+                value,
+                keccak256(data),
+                spendToken,
+                spendAmount,
+                ref,
+                reasons,
+                expiresAt
+            )
+        );
+        _layout().requests[slot] = _pendingRecord(structHash);
+        emit CallRequested(
+            requestId, agent, target, lineage, uint64(slot), value, spendToken, spendAmount, ref, reasons, expiresAt, data
+        );
+        return requestId;
+    }
 
     /// @dev An agent's payment of `amount`, charging its budget `charge` (the amount plus a relay
     /// fee). Inside every limit the budget is consumed, the funds move and 0 is returned; otherwise
@@ -228,9 +334,25 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
     {
         if (to == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
+        uint256 newWord;
+        (reasons, newWord) = _evaluatePay(agent, token, to, charge);
+        // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
+        if (reasons == 0) {
+            _layout().policies[agent][token] = newWord;
+            _send(token, to, amount);
+            emit PaymentExecuted(agent, token, to, amount, ref);
+        }
+    }
+
+    /// @dev The escalation reasons of a payment of `charge` from `agent`'s budget in `token` to
+    /// `to`, and the agent's word with it spent (its caller writes it when the payment runs; a
+    /// sub-agent's ancestors' words and per-recipient budgets are written here then).
+    function _evaluatePay(address agent, address token, address to, uint256 charge)
+        private
+        returns (uint32 reasons, uint256 newWord)
+    {
         Layout storage l = _layout();
         uint256 word = l.policies[agent][token];
-        uint256 newWord;
         if (word & (PolicyWord.FAST | PolicyWord.SUB | PolicyWord.RBUDGET) == PolicyWord.FAST) {
             // Vault, agent status, validity window and scope already hold (see FAST): one word read.
             (reasons, newWord) = PolicyWord.spend(word, charge);
@@ -239,12 +361,6 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             }
         } else {
             (reasons, newWord) = _payChecked(agent, token, to, charge, word);
-        }
-        // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
-        if (reasons == 0) {
-            l.policies[agent][token] = newWord;
-            _send(token, to, amount);
-            emit PaymentExecuted(agent, token, to, amount, ref);
         }
     }
 

@@ -5,6 +5,7 @@ import {Forwarder} from "./base/Forwarder.sol";
 import {TransientSlot} from "@openzeppelin/contracts/utils/TransientSlot.sol";
 import {IAgentVaultAdmin} from "./interfaces/IAgentVaultAdmin.sol";
 import {IAgentVaultConfig} from "./interfaces/IAgentVaultConfig.sol";
+import {IAgentVaultCalls} from "./interfaces/IAgentVaultCalls.sol";
 import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
 
 /// @title AgentVaultAdmin
@@ -287,41 +288,6 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
     // Internals
     // ------------------------------------------------------------------------------------------
 
-    /// @dev Records msg.sender's approval of `requestId` (replacing a rejection); returns the
-    /// current owners who approved and how many they are.
-    function _approve(uint256 requestId) private returns (address[] memory approvers, uint256 approvals) {
-        Layout storage l = _layout();
-        uint256 vote = (l.owners[msg.sender] >> 160) << 1;
-        if (l.votes[requestId][msg.sender] == vote) revert AlreadyApproved(requestId, msg.sender);
-        l.votes[requestId][msg.sender] = vote;
-        approvers = _approvers(requestId);
-        approvals = approvers.length;
-        emit RequestApproved(requestId, msg.sender, approvals);
-    }
-
-    /// @dev The current owners whose on-chain approval of `requestId` counts, if they meet the threshold.
-    function _approvedBy(uint256 requestId) private view returns (address[] memory approvers) {
-        approvers = _approvers(requestId);
-        uint256 t = _layout().config.threshold;
-        if (approvers.length < t) revert NotEnoughApprovals(requestId, approvers.length, t);
-    }
-
-    function _approvers(uint256 requestId) private view returns (address[] memory approvers) {
-        Layout storage l = _layout();
-        mapping(address => uint256) storage votes = l.votes[requestId];
-        approvers = new address[](l.config.ownerCount);
-        uint256 n = 0;
-        address current = address(uint160(l.owners[SENTINEL]));
-        while (current != SENTINEL) {
-            uint256 word = l.owners[current];
-            if (votes[current] == (word >> 160) << 1) approvers[n++] = current;
-            current = address(uint160(word));
-        }
-        assembly ("memory-safe") {
-            mstore(approvers, n)
-        }
-    }
-
     /// @dev Checks that `p` is a pending, unexpired proposal; returns its struct hash.
     function _openProposal(GovernanceProposal calldata p) private view returns (bytes32 structHash) {
         structHash = _hashProposal(p);
@@ -359,8 +325,9 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
                 || s == IAgentVaultConfig.addSubAgent.selector || s == IAgentVaultConfig.setSubAgentLimits.selector
                 || s == IAgentVaultConfig.allowSubAgentRecipient.selector
                 || s == IAgentVaultConfig.setRecipientBudget.selector
-                || s == IAgentVaultConfig.removeRecipientBudget.selector
-        ) return CONFIG;
+                || s == IAgentVaultConfig.removeRecipientBudget.selector || s == IAgentVaultCalls.grantCall.selector
+                || s == IAgentVaultCalls.grantSubAgentCall.selector
+        ) return CONFIG; // grants run one part further, reached through the config's fallback
         if (
             s == this.addOwner.selector || s == this.removeOwner.selector || s == this.swapOwner.selector
                 || s == this.changeThreshold.selector || s == this.setRequestExpiry.selector

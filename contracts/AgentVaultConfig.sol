@@ -11,19 +11,19 @@ import {PolicyWord} from "./libraries/PolicyWord.sol";
 /// @title AgentVaultConfig
 /// @notice Agents, limits, owners, the brakes and key rotation of a vault. Runs only by
 /// delegatecall from the vault's admin extension, in the vault's storage; every selector not here
-/// (the views) goes on, the same way, to {AgentVaultLens}.
+/// goes on, the same way, to {AgentVaultCalls} (and from there to {AgentVaultLens}).
 /// @dev Reducing risk (pause, pause or revoke an agent, lower a limit, remove a token or a
 /// recipient, switch the allowlist on) is one owner's call; adding risk runs only as a call of the
 /// vault on itself, i.e. through governance ({IAgentVaultAdmin}).
 contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     using TransientSlot for *;
 
-    /// @notice The lens every selector not here is forwarded to.
-    address private immutable LENS;
+    /// @notice The calls extension every selector not here is forwarded to.
+    address private immutable CALLS;
 
-    constructor(address lens) {
-        if (lens.code.length == 0) revert ZeroAddress();
-        LENS = lens;
+    constructor(address calls) {
+        if (calls.code.length == 0) revert ZeroAddress();
+        CALLS = calls;
     }
 
     // ------------------------------------------------------------------------------------------
@@ -498,7 +498,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
             l.policies[agent][token] = PolicyWord.retire(l.policies[agent][token]);
         }
         _unlist(a.position);
-        a.options = 0;
+        a.options &= ~OPT_SUB; // no longer anyone's sub-agent
         a.status = AgentStatus.Revoked;
         a.position = 0;
         a.tokenCount = 0;
@@ -531,36 +531,6 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         }
     }
 
-    /// @dev Reverts unless msg.sender is an owner or a live agent above `agent`.
-    function _onlyOwnerOrAncestor(address agent) private view {
-        if (_isOwner(msg.sender)) return;
-        Layout storage l = _layout();
-        address key = agent;
-        for (uint256 depth = 0; depth < MAX_DEPTH; ++depth) {
-            key = l.parentOf[key];
-            if (key == address(0)) break;
-            if (key == msg.sender) {
-                Agent storage a = l.agents[key];
-                if (_alive(a, a.lineage)) return;
-                break;
-            }
-        }
-        revert NotOwner(msg.sender);
-    }
-
-    /// @dev The agent on whose behalf a sub-agent is configured: the caller itself, active, or
-    /// any live agent when governance acts for it.
-    function _delegator(address parent) private view returns (Agent memory p) {
-        Agent storage stored = _layout().agents[parent];
-        p = stored;
-        if (parent == address(0)) revert UnknownAgent(parent);
-        if (EXECUTING_SLOT.asUint256().tload() != 0) {
-            if (!_alive(stored, p.lineage)) revert AgentNotActive(parent, p.status);
-        } else if (msg.sender != parent || p.status != AgentStatus.Active) {
-            revert NotOwner(msg.sender);
-        }
-    }
-
     /// @dev Reverts unless the window [validAfter, validUntil] lies inside the parent's.
     function _checkWindowWithin(Agent memory p, uint40 validAfter, uint40 validUntil) private pure {
         if (validAfter < p.validAfter || (p.validUntil != 0 && (validUntil == 0 || validUntil > p.validUntil))) {
@@ -590,10 +560,6 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         ) revert ExceedsParent(parent, token);
     }
 
-    /// @dev Who made a change: the vault during governance, else the caller.
-    function _by() private view returns (address) {
-        return EXECUTING_SLOT.asUint256().tload() != 0 ? address(this) : msg.sender;
-    }
 
     function _setRecipientBudget(
         address agent,
@@ -621,8 +587,8 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         super._fallback();
     }
 
-    /// @dev Views and digests run in the lens (OpenZeppelin's Proxy).
+    /// @dev Scoped-call grants and requests, then the views, run further down (OpenZeppelin's Proxy).
     function _implementation() internal view override returns (address) {
-        return LENS;
+        return CALLS;
     }
 }

@@ -129,6 +129,36 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
     }
 
     /// @inheritdoc IAgentVaultLens
+    function getCallPermission(address agent, address target, bytes4 selector)
+        external
+        view
+        returns (PolicyView memory p)
+    {
+        Layout storage l = _layout();
+        uint256 word = l.callPermissions[l.agents[agent].lineage][target][selector];
+        if (!PolicyWord.inScope(word)) return p;
+        p.maxPerPayment = PolicyWord.maxPerPayment(word);
+        p.allowance = PolicyWord.allowance(word);
+        p.period = uint32(PolicyWord.period(word));
+        p.available = PolicyWord.budget(word);
+    }
+
+    /// @inheritdoc IAgentVaultLens
+    function callRequestDigest(CallRequest calldata request) external view returns (bytes32) {
+        return _hashTypedDataV4(_hashCall(request));
+    }
+
+    /// @inheritdoc IAgentVaultLens
+    function callStatus(CallRequest calldata request) external view returns (RequestStatus status) {
+        uint256 record = _layout().requests[request.slot];
+        status = _status(request.id, record, _hashCall(request), request.expiresAt);
+        if (record >> PENDING_SHIFT != 0 && (status == RequestStatus.Pending || status == RequestStatus.Expired)) {
+            (,, bool alive) = _requestAgentWord(request.agent, request.lineage);
+            if (!alive) status = RequestStatus.AgentRevoked;
+        }
+    }
+
+    /// @inheritdoc IAgentVaultLens
     function currentKey(address key) external view returns (address) {
         Layout storage l = _layout();
         Agent storage a = l.agents[key];

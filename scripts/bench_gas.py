@@ -26,7 +26,7 @@ from agentwallet.protocol.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400
-PARTS = ("AgentVaultLens", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
+PARTS = ("AgentVaultLens", "AgentVaultCalls", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
 EMPTY_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 
 DIRECT_ETH = "direct ETH payment"
@@ -364,6 +364,16 @@ class Bench:
             payment = pay(ETH, recipient.address, 10**15, b"\x0f" * 32)
             self.gas(label if depth != 2 else "", payment, child)
             keys.append(child)
+        # a scoped call: a marketplace pulls the price (approve, call, reset the approval)
+        seller = Account.create().address
+        shop = chain.deploy("Marketplace", seller, sender=self.deployer)
+        buy = bytes.fromhex(shop.encode_abi("buy", [usdc.address, 10**6])[2:])
+        self.signed_governance(
+            vault, "", [("grantCall", [agent.address, shop.address, buy[:4], 0, 0, DAY])]
+        )
+        call = vault.functions.scopedCall(shop.address, 0, buy, usdc.address, 10**6, b"\x12" * 32)
+        self.gas("", call, agent)
+        self.gas("scoped call: a marketplace purchase paying 1 tUSDC by transferFrom", call, agent)
         # a per-recipient budget on the agent's ETH
         budget = vault.functions.limitRecipient(
             agent.address, ETH, recipient.address, 10**18, 2 * 10**18, DAY

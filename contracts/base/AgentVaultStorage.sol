@@ -48,6 +48,9 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     bytes32 internal constant PAYMENT_REQUEST_TYPEHASH = keccak256(
         "PaymentRequest(uint256 id,address agent,uint32 lineage,uint64 slot,address token,address to,uint256 amount,bytes32 ref,uint32 reasons,uint40 expiresAt)"
     );
+    bytes32 internal constant CALL_REQUEST_TYPEHASH = keccak256(
+        "CallRequest(uint256 id,address agent,uint32 lineage,uint64 slot,address target,uint256 value,bytes data,address spendToken,uint256 spendAmount,bytes32 ref,uint32 reasons,uint40 expiresAt)"
+    );
     bytes32 internal constant PROPOSAL_TYPEHASH =
         keccak256("GovernanceProposal(uint256 id,address proposer,bytes data,bytes32 ref,uint40 expiresAt)");
     bytes32 internal constant SIGNED_PAYMENT_TYPEHASH = keccak256(
@@ -166,6 +169,8 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         mapping(uint256 => address[]) children;
         /// lineage => token => recipient (0: every recipient without its own) => budget word
         mapping(uint256 => mapping(address => mapping(address => uint256))) recipientBudgets;
+        /// lineage => target => selector => call permission (a PolicyWord over the ETH value)
+        mapping(uint256 => mapping(address => mapping(bytes4 => uint256))) callPermissions;
     }
 
     function _layout() internal pure returns (Layout storage l) {
@@ -394,6 +399,41 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         }
     }
 
+    /// @dev Reverts unless msg.sender is an owner or a live agent above `agent`.
+    function _onlyOwnerOrAncestor(address agent) internal view {
+        if (_isOwner(msg.sender)) return;
+        Layout storage l = _layout();
+        address key = agent;
+        for (uint256 depth = 0; depth < MAX_DEPTH; ++depth) {
+            key = l.parentOf[key];
+            if (key == address(0)) break;
+            if (key == msg.sender) {
+                Agent storage a = l.agents[key];
+                if (_alive(a, a.lineage)) return;
+                break;
+            }
+        }
+        revert NotOwner(msg.sender);
+    }
+
+    /// @dev The agent on whose behalf a sub-agent is configured: the caller itself, active, or
+    /// any live agent when governance acts for it.
+    function _delegator(address parent) internal view returns (Agent memory p) {
+        Agent storage stored = _layout().agents[parent];
+        p = stored;
+        if (parent == address(0)) revert UnknownAgent(parent);
+        if (EXECUTING_SLOT.asUint256().tload() != 0) {
+            if (!_alive(stored, p.lineage)) revert AgentNotActive(parent, p.status);
+        } else if (msg.sender != parent || p.status != AgentStatus.Active) {
+            revert NotOwner(msg.sender);
+        }
+    }
+
+    /// @dev Who made a change: the vault during governance, else the caller.
+    function _by() internal view returns (address) {
+        return EXECUTING_SLOT.asUint256().tload() != 0 ? address(this) : msg.sender;
+    }
+
     /// @dev {_flags} from the raw agent and config words.
     function _flagsOf(uint256 aw, uint256 cw) internal view returns (uint256) {
         if (
@@ -501,7 +541,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     /// free list, else the id); counts the request open. Reads and writes the agent and config
     /// words whole.
     function _allocateRequest(address agent)
-        private
+        internal
         returns (uint256 requestId, uint256 slot, uint32 lineage, uint40 expiresAt)
     {
         uint256 agentSlot = _agentSlot(agent);
@@ -568,14 +608,20 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         }
     }
 
-    /// @dev Closes a payment request (checked by the caller) with `status`; while its lineage
-    /// lives (`alive`, its word `aw` at `agentSlot`), the slot goes on the lineage's free list and
-    /// the open-request count drops.
+    /// @dev Closes a payment request (checked by the caller) with `status` (see {_closeSlot}).
     function _closePayment(PaymentRequest calldata r, uint256 agentSlot, uint256 aw, bool alive, RequestStatus status)
         internal
     {
-        uint256 slot = _word(r, 3);
-        uint256 entry = uint256(status) | (_word(r, 0) << 40);
+        _closeSlot(_word(r, 0), _word(r, 3), agentSlot, aw, alive, status);
+    }
+
+    /// @dev Closes request `id` stored at `slot` with `status`; while its lineage lives (`alive`,
+    /// its word `aw` at `agentSlot`), the slot goes on the lineage's free list and the
+    /// open-request count drops.
+    function _closeSlot(uint256 id, uint256 slot, uint256 agentSlot, uint256 aw, bool alive, RequestStatus status)
+        internal
+    {
+        uint256 entry = uint256(status) | (id << 40);
         if (alive) {
             if (slot <= MASK_32) {
                 entry |= ((aw >> AW_FREE) & MASK_32) << 8;
@@ -609,6 +655,41 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         return a.lineage == lineage && (s == AgentStatus.Active || s == AgentStatus.Paused);
     }
 
+    /// @dev Records msg.sender's approval of `requestId` (replacing a rejection); returns the
+    /// current owners who approved and how many they are.
+    function _approve(uint256 requestId) internal returns (address[] memory approvers, uint256 approvals) {
+        Layout storage l = _layout();
+        uint256 vote = (l.owners[msg.sender] >> 160) << 1;
+        if (l.votes[requestId][msg.sender] == vote) revert AlreadyApproved(requestId, msg.sender);
+        l.votes[requestId][msg.sender] = vote;
+        approvers = _approvers(requestId);
+        approvals = approvers.length;
+        emit RequestApproved(requestId, msg.sender, approvals);
+    }
+
+    /// @dev The current owners whose on-chain approval of `requestId` counts, if they meet the threshold.
+    function _approvedBy(uint256 requestId) internal view returns (address[] memory approvers) {
+        approvers = _approvers(requestId);
+        uint256 t = _layout().config.threshold;
+        if (approvers.length < t) revert NotEnoughApprovals(requestId, approvers.length, t);
+    }
+
+    function _approvers(uint256 requestId) internal view returns (address[] memory approvers) {
+        Layout storage l = _layout();
+        mapping(address => uint256) storage votes = l.votes[requestId];
+        approvers = new address[](l.config.ownerCount);
+        uint256 n = 0;
+        address current = address(uint160(l.owners[SENTINEL]));
+        while (current != SENTINEL) {
+            uint256 word = l.owners[current];
+            if (votes[current] == (word >> 160) << 1) approvers[n++] = current;
+            current = address(uint160(word));
+        }
+        assembly ("memory-safe") {
+            mstore(approvers, n)
+        }
+    }
+
     /// @dev Valid approvals and rejections of current owners (a vote counts only with its owner's epoch).
     function _countVotes(uint256 requestId) internal view returns (uint256 approvals, uint256 rejections) {
         Layout storage l = _layout();
@@ -621,6 +702,86 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
             if (vote == approval) ++approvals;
             else if (vote == approval | 1) ++rejections;
             current = address(uint160(word));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Scoped calls
+    // ------------------------------------------------------------------------------------------
+
+    /// @dev Reverts for a call the vault never makes for an agent: to itself, to a token in its
+    /// registry, or with a selector that moves tokens around a budget.
+    function _checkCallTarget(address target, bytes4 selector) internal view {
+        if (target == address(0)) revert ZeroAddress();
+        if (
+            target == address(this) || _layout().tokenIndex[target] != 0 || selector == 0xa9059cbb // transfer
+                || selector == 0x095ea7b3 // approve
+                || selector == 0x23b872dd // transferFrom
+                || selector == 0xd505accf // permit (ERC-2612)
+                || selector == 0x8fcbaf0c // permit (DAI)
+                || selector == 0x39509351 // increaseAllowance
+                || selector == 0xa22cb465 // setApprovalForAll
+                || selector == 0x42842e0e // safeTransferFrom (ERC-721)
+                || selector == 0xb88d4fde // safeTransferFrom with data (ERC-721)
+                || selector == 0xf242432a // safeTransferFrom (ERC-1155)
+                || selector == 0x2eb2c2d6 // safeBatchTransferFrom (ERC-1155)
+                || selector == 0x4000aea0 // transferAndCall (ERC-677)
+                || selector == 0x9bd9bbc6 // send (ERC-777)
+        ) revert ForbiddenCall(target, selector);
+    }
+
+    /// @dev The EIP-712 struct hash of a call request (`dataHash` stands for `bytes data`).
+    function _hashCall(CallRequest calldata r) internal pure returns (bytes32 structHash) {
+        bytes32 typeHash = CALL_REQUEST_TYPEHASH;
+        assembly ("memory-safe") {
+            let p := mload(0x40)
+            mstore(p, typeHash)
+            calldatacopy(add(p, 0x20), r, 0x180)
+            structHash := keccak256(p, 0x1a0)
+        }
+    }
+
+    /// @dev Calls `target` with `value` and `data`, `target` approved for `spendAmount` of
+    /// `spendToken` only during the call; returns what left the vault in the token. Reverts if the
+    /// call fails (`CallFailed`, with at most 256 bytes of its reason) or if more left than allowed.
+    function _runCall(address target, uint256 value, bytes calldata data, address spendToken, uint256 spendAmount)
+        internal
+        returns (uint256 spent)
+    {
+        if (address(this).balance < value) revert InsufficientBalance(address(0), address(this).balance, value);
+        uint256 ethBefore = address(this).balance;
+        uint256 tokenBefore;
+        if (spendAmount != 0) {
+            tokenBefore = IERC20(spendToken).balanceOf(address(this));
+            IERC20(spendToken).forceApprove(target, spendAmount);
+        }
+        bytes memory input = data;
+        bool ok;
+        // no return data is copied (the target's answer is not used)
+        assembly ("memory-safe") {
+            ok := call(gas(), target, value, add(input, 0x20), mload(input), 0, 0)
+        }
+        if (!ok) {
+            uint256 size;
+            assembly ("memory-safe") {
+                size := returndatasize()
+            }
+            if (size > 256) size = 256;
+            bytes memory reason = new bytes(size);
+            assembly ("memory-safe") {
+                returndatacopy(add(reason, 0x20), 0, size)
+            }
+            revert CallFailed(target, reason);
+        }
+        if (spendAmount != 0) {
+            IERC20(spendToken).forceApprove(target, 0);
+            uint256 tokenAfter = IERC20(spendToken).balanceOf(address(this));
+            spent = tokenBefore > tokenAfter ? tokenBefore - tokenAfter : 0;
+            if (spent > spendAmount) revert CallOverspent(spendToken, spent, spendAmount);
+        }
+        uint256 ethAfter = address(this).balance;
+        if (ethBefore > ethAfter && ethBefore - ethAfter > value) {
+            revert CallOverspent(address(0), ethBefore - ethAfter, value);
         }
     }
 

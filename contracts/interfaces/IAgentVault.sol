@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IAgentVaultCore} from "./IAgentVaultCore.sol";
 import {IAgentVaultAdmin} from "./IAgentVaultAdmin.sol";
 import {IAgentVaultConfig} from "./IAgentVaultConfig.sol";
+import {IAgentVaultCalls} from "./IAgentVaultCalls.sol";
 import {IAgentVaultLens} from "./IAgentVaultLens.sol";
 
 /// @title IAgentVault
@@ -12,6 +13,7 @@ import {IAgentVaultLens} from "./IAgentVaultLens.sol";
 /// a request that needs M-of-N owner approvals. Reducing risk is one owner's call; adding risk needs
 /// the threshold. A vault is an EIP-1167 clone of {AgentVault} (the core), which forwards every
 /// selector it does not have to {AgentVaultAdmin} (requests), which forwards the rest to
-/// {AgentVaultConfig} (agents, owners, brakes), which forwards views to {AgentVaultLens}: each by
+/// {AgentVaultConfig} (agents, limits, brakes), which forwards the rest to {AgentVaultCalls}
+/// (scoped-call grants and requests), which forwards views to {AgentVaultLens}: each by
 /// delegatecall in the vault's own storage.
-interface IAgentVault is IAgentVaultCore, IAgentVaultAdmin, IAgentVaultConfig, IAgentVaultLens {}
+interface IAgentVault is IAgentVaultCore, IAgentVaultAdmin, IAgentVaultConfig, IAgentVaultCalls, IAgentVaultLens {}

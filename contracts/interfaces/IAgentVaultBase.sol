@@ -86,6 +86,24 @@ interface IAgentVaultBase {
         uint40 expiresAt;
     }
 
+    /// @notice An agent's scoped contract call that escalated (every field is in {CallRequested},
+    /// `dataHash` = keccak256 of the call data; the EIP-712 type names it `bytes data`). Stored
+    /// as a hash in a slot of the agent's lineage, like a {PaymentRequest}.
+    struct CallRequest {
+        uint256 id;
+        address agent;
+        uint32 lineage;
+        uint64 slot;
+        address target;
+        uint256 value;
+        bytes32 dataHash;
+        address spendToken;
+        uint256 spendAmount;
+        bytes32 ref;
+        uint32 reasons;
+        uint40 expiresAt;
+    }
+
     /// @notice A payment the owners sign off-chain ({IAgentVaultCore-payWithSignatures}). `agent` is
     /// attribution only (may be 0). `nonce` is any unused nonce of the owners' payment space.
     struct SignedPayment {
@@ -202,6 +220,48 @@ interface IAgentVaultBase {
         uint40 expiresAt
     );
 
+    /// @notice An agent's scoped call escalated into a request (the {CallRequest}, with `data`).
+    event CallRequested(
+        uint256 indexed requestId,
+        address indexed agent,
+        address indexed target,
+        uint32 lineage,
+        uint64 slot,
+        uint256 value,
+        address spendToken,
+        uint256 spendAmount,
+        bytes32 ref,
+        uint32 reasons,
+        uint40 expiresAt,
+        bytes data
+    );
+
+    /// @notice The vault called `target` for `agent`: inside its call permissions (`requestId` 0)
+    /// or as an executed call request. `spent` is what left the vault in `spendToken` (at most the
+    /// approved `spendAmount`, which the agent's budget was charged), `value` the ETH sent.
+    event CallExecuted(
+        address indexed agent,
+        address indexed target,
+        bytes4 indexed selector,
+        uint256 value,
+        address spendToken,
+        uint256 spent,
+        bytes32 ref,
+        uint256 requestId
+    );
+
+    /// @notice An agent's permission to call `selector` on `target` changed (`period` 0: revoked).
+    event CallPermissionChanged(
+        address indexed agent,
+        address indexed target,
+        bytes4 indexed selector,
+        uint256 maxValue,
+        uint256 valueAllowance,
+        uint32 period,
+        address by,
+        uint256 requestId
+    );
+
     /// @notice An owner proposed a governance call on the vault ({GovernanceProposal}, with
     /// `dataHash` = keccak256(data)).
     event GovernanceProposed(
@@ -310,5 +370,8 @@ interface IAgentVaultBase {
     error TooDeep(uint256 maxDepth);
     error TooManySubAgents(address parent, uint256 max);
     error ExceedsParent(address parent, address token);
+    error ForbiddenCall(address target, bytes4 selector);
+    error CallFailed(address target, bytes reason);
+    error CallOverspent(address token, uint256 spent, uint256 allowed);
     error EmptyBatch();
 }

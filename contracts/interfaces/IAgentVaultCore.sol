@@ -67,4 +67,23 @@ interface IAgentVaultCore is IAgentVaultBase, IERC5267 {
     /// EIP-712 signatures over the {PaymentRequest} collected off-chain (packed as for
     /// {payWithSignatures}). Anyone may send it. Emits {PaymentExecuted} and {RequestExecuted}.
     function executePaymentWithSignatures(PaymentRequest calldata request, bytes calldata signatures) external;
+
+    /// @notice An agent calls `target` through the vault: `selector` (the first 4 bytes of
+    /// `data`) must be granted to the agent for `target` ({IAgentVaultConfig-grantCall}), `value`
+    /// within that grant's per-call cap and ETH allowance, and `spendAmount` of `spendToken` (0
+    /// for none) within the agent's token limits, as a payment to `target` would be. The vault
+    /// approves `target` for `spendAmount` for the call only (reset after it), and counts what left
+    /// it by balance change: never more than `spendAmount` (`CallOverspent`). Outside any limit a
+    /// call request is stored and its id returned. Refused outright (`ForbiddenCall`): calls to
+    /// the vault itself, to a token in the vault's registry, and the selectors that move tokens
+    /// around a budget (ERC-20 transfer/approve/transferFrom/permit/increaseAllowance, ERC-721/1155
+    /// transfers and approvals, ERC-677 transferAndCall, ERC-777 send).
+    function scopedCall(
+        address target,
+        uint256 value,
+        bytes calldata data,
+        address spendToken,
+        uint256 spendAmount,
+        bytes32 ref
+    ) external returns (uint256 requestId);
 }

@@ -30,6 +30,15 @@ interface IAgentVaultLens is IAgentVaultBase {
         external
         view
         returns (PolicyView memory);
+    /// @notice `agent`'s grant to call `selector` on `target` (its ETH value limits; all 0 if none).
+    function getCallPermission(address agent, address target, bytes4 selector)
+        external
+        view
+        returns (PolicyView memory);
+    /// @notice The EIP-712 digest owners sign to approve a call request off-chain.
+    function callRequestDigest(CallRequest calldata request) external view returns (bytes32);
+    /// @notice The status of a call request now (as for {paymentStatus}).
+    function callStatus(CallRequest calldata request) external view returns (RequestStatus);
     /// @notice The key that holds `key`'s rights now: `key` itself unless it was rotated, else the
     /// key it was rotated to (following every later rotation).
     function currentKey(address key) external view returns (address);

@@ -61,7 +61,13 @@ AGENT_NONE, AGENT_ACTIVE, AGENT_PAUSED, AGENT_REVOKED, AGENT_ROTATED = range(5)
 KIND_PAYMENT, KIND_GOVERNANCE = range(2)
 EMPTY_HASH = bytes(Web3.keccak(b""))
 #: the vault's parts in deployment order: each points at the next one
-VAULT_PARTS = ("AgentVaultLens", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
+VAULT_PARTS = (
+    "AgentVaultLens",
+    "AgentVaultCalls",
+    "AgentVaultConfig",
+    "AgentVaultAdmin",
+    "AgentVault",
+)
 
 # The agent's limits set up in every env.
 USDC_MAX = 100 * USDC
@@ -196,6 +202,10 @@ def expect_revert(error_name: str, *args: Any) -> Iterator[Reverted]:
 
 PAYMENT_FIELDS = "id agent lineage slot token to amount ref reasons expiresAt".split()
 PROPOSAL_FIELDS = "id proposer dataHash ref expiresAt".split()
+CALL_FIELDS = (
+    "id agent lineage slot target value dataHash spendToken spendAmount ref reasons expiresAt"
+).split()
+KIND_CALL = 2  # a test-only kind for call requests (the contract has no kind field)
 
 
 @dataclass
@@ -206,12 +216,17 @@ class Stored:
     request: tuple[Any, ...]  # the PaymentRequest or GovernanceProposal tuple
     data: bytes = b""  # a proposal's call
 
+    @property
+    def fields(self) -> list[str]:
+        return {KIND_PAYMENT: PAYMENT_FIELDS, KIND_GOVERNANCE: PROPOSAL_FIELDS}.get(
+            self.kind, CALL_FIELDS
+        )
+
     def field(self, name: str) -> Any:
-        fields = PAYMENT_FIELDS if self.kind == KIND_PAYMENT else PROPOSAL_FIELDS
-        return self.request[fields.index(name)]
+        return self.request[self.fields.index(name)]
 
     def as_dict(self) -> dict[str, Any]:
-        fields = PAYMENT_FIELDS if self.kind == KIND_PAYMENT else PROPOSAL_FIELDS
+        fields = self.fields
         out = dict(zip(fields, self.request, strict=True))
         out["kind"] = self.kind
         out["data"] = self.data
@@ -242,45 +257,69 @@ class RequestCalls:
     def _is_payment(self, rid: int) -> bool:
         return self.stored(rid).kind == KIND_PAYMENT
 
+    def _kind(self, rid: int) -> int:
+        return self.stored(rid).kind
+
     def approve(self, rid: int) -> ContractFunction:
-        if self._is_payment(rid):
-            return self.vault.functions.approvePayment(self.req(rid))
-        return self.vault.functions.approveProposal(self.req(rid), self.data(rid))
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.approvePayment(self.req(rid))
+        if k == KIND_CALL:
+            return f.approveCall(self.req(rid), self.data(rid))
+        return f.approveProposal(self.req(rid), self.data(rid))
 
     def execute(self, rid: int) -> ContractFunction:
-        if self._is_payment(rid):
-            return self.vault.functions.executePayment(self.req(rid))
-        return self.vault.functions.executeProposal(self.req(rid), self.data(rid))
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.executePayment(self.req(rid))
+        if k == KIND_CALL:
+            return f.executeCall(self.req(rid), self.data(rid))
+        return f.executeProposal(self.req(rid), self.data(rid))
 
     def executeWithSignatures(self, rid: int, signatures: bytes) -> ContractFunction:  # noqa: N802
-        if self._is_payment(rid):
-            return self.vault.functions.executePaymentWithSignatures(self.req(rid), signatures)
-        return self.vault.functions.executeProposalWithSignatures(
-            self.req(rid), self.data(rid), signatures
-        )
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.executePaymentWithSignatures(self.req(rid), signatures)
+        if k == KIND_CALL:
+            return f.executeCallWithSignatures(self.req(rid), self.data(rid), signatures)
+        return f.executeProposalWithSignatures(self.req(rid), self.data(rid), signatures)
 
     def reject(self, rid: int) -> ContractFunction:
-        if self._is_payment(rid):
-            return self.vault.functions.rejectPayment(self.req(rid))
-        return self.vault.functions.rejectProposal(self.req(rid))
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.rejectPayment(self.req(rid))
+        if k == KIND_CALL:
+            return f.rejectCall(self.req(rid))
+        return f.rejectProposal(self.req(rid))
 
     def cancel(self, rid: int) -> ContractFunction:
+        if self._kind(rid) == KIND_CALL:
+            return self.vault.functions.cancelCall(self.req(rid))
         return self.vault.functions.cancelPayment(self.req(rid))
 
     def expire(self, rid: int) -> ContractFunction:
-        if self._is_payment(rid):
-            return self.vault.functions.expirePayment(self.req(rid))
-        return self.vault.functions.expireProposal(self.req(rid))
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.expirePayment(self.req(rid))
+        if k == KIND_CALL:
+            return f.expireCall(self.req(rid))
+        return f.expireProposal(self.req(rid))
 
     def requestDigest(self, rid: int) -> ContractFunction:  # noqa: N802
-        if self._is_payment(rid):
-            return self.vault.functions.paymentRequestDigest(self.req(rid))
-        return self.vault.functions.proposalDigest(self.req(rid))
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.paymentRequestDigest(self.req(rid))
+        if k == KIND_CALL:
+            return f.callRequestDigest(self.req(rid))
+        return f.proposalDigest(self.req(rid))
 
     def requestStatus(self, rid: int) -> ContractFunction:  # noqa: N802
-        if self._is_payment(rid):
-            return self.vault.functions.paymentStatus(self.req(rid))
-        return self.vault.functions.proposalStatus(self.req(rid))
+        f, k = self.vault.functions, self._kind(rid)
+        if k == KIND_PAYMENT:
+            return f.paymentStatus(self.req(rid))
+        if k == KIND_CALL:
+            return f.callStatus(self.req(rid))
+        return f.proposalStatus(self.req(rid))
 
 
 @dataclass
@@ -337,6 +376,7 @@ class Env:
         decoder = self.contract("IAgentVault", ETH)
         payment = bytes(Web3.keccak(text=_event_signature(decoder, "PaymentRequested")))
         proposal = bytes(Web3.keccak(text=_event_signature(decoder, "GovernanceProposed")))
+        call_topic = bytes(Web3.keccak(text=_event_signature(decoder, "CallRequested")))
         for log in receipt["logs"]:
             topic = bytes(log["topics"][0]) if log["topics"] else b""
             if topic == payment:
@@ -346,6 +386,13 @@ class Env:
                     for f in PAYMENT_FIELDS
                 )
                 self.requests[(log["address"], ev["requestId"])] = Stored(KIND_PAYMENT, request)
+            elif topic == call_topic:
+                ev = decoder.events.CallRequested().process_log(log)["args"]
+                data = bytes(ev["data"])
+                values = {**dict(ev), "id": ev["requestId"], "dataHash": bytes(Web3.keccak(data))}
+                values["ref"] = bytes(ev["ref"])
+                request = tuple(values[f] for f in CALL_FIELDS)
+                self.requests[(log["address"], ev["requestId"])] = Stored(KIND_CALL, request, data)
             elif topic == proposal:
                 ev = decoder.events.GovernanceProposed().process_log(log)["args"]
                 data = bytes(ev["data"])
@@ -549,6 +596,25 @@ class Env:
         v = vault if vault is not None else self.vault
         stored = self.requests[(v.address, request_id)]
         r = stored.as_dict()
+        if stored.kind == KIND_CALL:
+            call_types = [
+                ("id", "uint256"),
+                ("agent", "address"),
+                ("lineage", "uint32"),
+                ("slot", "uint64"),
+                ("target", "address"),
+                ("value", "uint256"),
+                ("data", "bytes"),
+                ("spendToken", "address"),
+                ("spendAmount", "uint256"),
+                ("ref", "bytes32"),
+                ("reasons", "uint32"),
+                ("expiresAt", "uint40"),
+            ]
+            message = {n: (stored.data if n == "data" else r[n]) for n, _t in call_types}
+            return self.typed_message(
+                "CallRequest", call_types, message, vault=v, chain_id=chain_id
+            )
         if stored.kind == KIND_GOVERNANCE:
             return self.typed_message(
                 "GovernanceProposal",
@@ -802,7 +868,7 @@ def sorted_accounts(accounts: list[LocalAccount]) -> list[LocalAccount]:
 
 
 def deploy_parts(chain: Chain, deployer: LocalAccount) -> dict[str, str]:
-    """The vault's four parts, each pointing at the next, and a factory for the core."""
+    """The vault's five parts, each pointing at the next, and a factory for the core."""
     parts: dict[str, str] = {}
     previous: tuple[Any, ...] = ()
     for name in VAULT_PARTS:

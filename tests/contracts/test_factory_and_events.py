@@ -169,15 +169,15 @@ def test_events_index_agent_token_recipient_and_request_id(env: Env) -> None:
 
 
 def test_the_parts_are_chained_and_run_only_inside_a_vault(env: Env) -> None:
-    """Lens -> Config -> Admin -> AgentVault core, each pointing at the next; the factory clones
-    the core. The admin and config parts refuse any call that is not a delegatecall from a vault
-    (their own storage is never a vault's)."""
+    """Lens -> Calls -> Config -> Admin -> AgentVault core, each pointing at the next; the factory
+    clones the core. The admin, config and calls parts refuse any call that is not a delegatecall
+    from a vault (their own storage is never a vault's)."""
     parts = env.parts
     assert list(parts) == list(VAULT_PARTS)
     assert env.factory.functions.implementation().call() == parts["AgentVault"]
     for name, address in parts.items():
         assert env.w3.eth.get_code(address) != b"", name
-    for name in ("AgentVaultAdmin", "AgentVaultConfig"):
+    for name in ("AgentVaultAdmin", "AgentVaultConfig", "AgentVaultCalls"):
         part = env.contract("IAgentVault", parts[name])
         f = part.functions
         calls = {
@@ -197,6 +197,12 @@ def test_the_parts_are_chained_and_run_only_inside_a_vault(env: Env) -> None:
                 f.setLimits(env.agent.address, ETH, 1, 1, DAY),
                 f.changeThreshold(1),
             ],
+            "AgentVaultCalls": [
+                f.grantCall(
+                    env.agent.address, env.outsider.address, b"\x12\x34\x56\x78", 0, 0, DAY
+                ),
+                f.revokeCall(env.agent.address, env.outsider.address, b"\x12\x34\x56\x78"),
+            ],
         }[name]
         for call in calls:
             for sender in (env.owners[0], env.outsider):
@@ -210,7 +216,7 @@ def test_the_parts_are_chained_and_run_only_inside_a_vault(env: Env) -> None:
 
 def test_each_part_needs_code_at_the_next_one(env: Env) -> None:
     nowhere = fresh_address("no-code")
-    for name in ("AgentVaultConfig", "AgentVaultAdmin", "AgentVault"):
+    for name in ("AgentVaultCalls", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault"):
         with expect_revert("ZeroAddress"):
             env.deploy(name, nowhere)
     with expect_revert("NotAContract", nowhere):

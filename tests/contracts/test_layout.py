@@ -19,10 +19,11 @@ EIP3860 = 49_152
 #: Runtime-size budgets: each part keeps at least 4 kB under EIP-170, and growth shows here long
 #: before it matters. Raise a budget only with the reason in docs/contracts.md.
 BUDGETS = {
-    "AgentVault": 14_000,
+    "AgentVault": 17_500,
     "AgentVaultAdmin": 17_000,
     "AgentVaultConfig": 19_000,
-    "AgentVaultLens": 11_000,
+    "AgentVaultCalls": 14_500,
+    "AgentVaultLens": 12_000,
     "AgentVaultFactory": 2_000,
 }
 
@@ -91,7 +92,7 @@ def test_the_namespace_slot_is_the_erc7201_slot_of_agentwallet_vault() -> None:
 
 def test_admin_and_config_run_only_by_delegatecall(env: Env) -> None:
     # an owner of the vault calling the extensions' own addresses gets nowhere
-    for name in ("AgentVaultAdmin", "AgentVaultConfig"):
+    for name in ("AgentVaultAdmin", "AgentVaultConfig", "AgentVaultCalls"):
         direct = env.contract("IAgentVault", env.parts[name])
         with expect_revert("NotDelegateCall"):
             env.send(direct.functions.pause(), env.owners[0])

@@ -1065,6 +1065,7 @@ class VaultMachine(RuleBasedStateMachine):
             self.valid_until,
             self._open(),
             self.lineage,
+            "0x0000000000000000000000000000000000000000",  # parent: an owners' agent
         )
         expected = [self._alive() and i in self.allowed for i in range(len(self.recipients))]
         assert allowed == expected
