@@ -1,6 +1,6 @@
 """Where things are deployed: ``deployments/<network>.json`` per chain.
 
-The record holds the chain id, the factory (and the vault's four parts behind it), known tokens
+The record holds the chain id, the factory (and the vault's five parts behind it), known tokens
 and named vaults::
 
     {"chain_id": 31337,
@@ -62,6 +62,7 @@ def network_name(chain: Chain) -> str:
 #: every vault is read with.
 DEPLOYED_ARTIFACTS = (
     "AgentVaultLens",
+    "AgentVaultCalls",
     "AgentVaultConfig",
     "AgentVaultAdmin",
     "AgentVault",

@@ -462,6 +462,21 @@ class EmptyBatchError(ContractRevertError):
     hint = "a governance batch needs at least one call"
 
 
+class ForbiddenCallError(ContractRevertError):
+    hint = (
+        "the vault never calls itself, a token it holds limits for, or a selector that moves "
+        "tokens around a budget (transfer, approve, permit, ...): pay through the vault instead"
+    )
+
+
+class CallFailedError(ContractRevertError):
+    hint = "the target contract reverted; its reason (up to 256 bytes) is in the error"
+
+
+class CallOverspentError(ContractRevertError):
+    hint = "more left the vault during the call than the agent approved: nothing was spent"
+
+
 #: Solidity error name -> exception class.
 REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     cls.__name__.removesuffix("Error"): cls
@@ -524,6 +539,9 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
         TooManySubAgentsError,
         ExceedsParentError,
         EmptyBatchError,
+        ForbiddenCallError,
+        CallFailedError,
+        CallOverspentError,
     )
 }
 

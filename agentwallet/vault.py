@@ -80,7 +80,7 @@ def _deploy(chain: Chain, sender: BaseAccount, artifact: str, *args: Any) -> TxR
 def deploy_factory(
     chain: Chain, sender: BaseAccount, deployments: Deployments | None = None
 ) -> str:
-    """Deploy the vault's four parts (lens, config, admin, core: each constructor takes the
+    """Deploy the vault's five parts (lens, calls, config, admin, core: each constructor takes the
     previous part's address) and an AgentVaultFactory for the core; return the factory's
     address. With ``deployments``, record the factory, its parts and the artifacts' hashes."""
     parts: dict[str, str] = {}

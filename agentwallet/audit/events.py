@@ -140,6 +140,11 @@ class EventCodec:
             agent, actor, recipient = args["oldKey"], args["by"], None
         elif name == "SubAgentAdded":
             agent, actor = args["child"], args["by"]
+        elif name in ("CallRequested", "CallExecuted"):
+            actor, recipient = agent, args["target"]
+            amount = args["spendAmount"] if name == "CallRequested" else args["spent"]
+        elif name == "CallPermissionChanged":
+            actor, recipient = args["by"], args["target"]
         elif name == "Deposited":
             actor = args["from"]
         elif name == "RequestCancelled":

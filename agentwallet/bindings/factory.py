@@ -1,5 +1,5 @@
 """AgentVaultFactory's ABI (``createVault`` and its ``VaultCreated`` event) and the creation code
-of the vault's four parts and the factory, in the order they are deployed."""
+of the vault's five parts and the factory, in the order they are deployed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,13 @@ __all__ = ["ARTIFACT", "VAULT_PARTS", "FactoryBinding", "creation_code"]
 ARTIFACT = "AgentVaultFactory"
 #: The vault's parts in deployment order: each constructor takes the previous part's address
 #: (lens, config(lens), admin(config), core(admin)); the factory then takes the core's.
-VAULT_PARTS = ("AgentVaultLens", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
+VAULT_PARTS = (
+    "AgentVaultLens",
+    "AgentVaultCalls",
+    "AgentVaultConfig",
+    "AgentVaultAdmin",
+    "AgentVault",
+)
 
 
 def creation_code(artifact: str, *args: Any) -> bytes:

@@ -1,6 +1,6 @@
 """AgentVault's ABI as typed Python: reads, call encoders, receipt and log decoding.
 
-A thin wrapper over one ABI, ``IAgentVault``: a vault's four parts answer at the vault's one
+A thin wrapper over one ABI, ``IAgentVault``: a vault's five parts answer at the vault's one
 address, so every function, event and error is here. It makes no policy decisions and sends
 nothing (services send the encoded calls through :mod:`agentwallet.chain.tx`).
 """
@@ -43,7 +43,7 @@ __all__ = [
     "vault_calls",
 ]
 
-#: The vault's one ABI (the four parts' functions, events and errors), for any vault address.
+#: The vault's one ABI (the five parts' functions, events and errors), for any vault address.
 ARTIFACT = "IAgentVault"
 #: Events that create a request (both carry the new request's id as their first topic).
 CREATION_EVENTS = ("PaymentRequested", "GovernanceProposed")
