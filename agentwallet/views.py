@@ -16,7 +16,7 @@ from agentwallet.protocol.calls import describe
 from agentwallet.protocol.constants import AgentStatus, RequestStatus
 from agentwallet.protocol.models import ETH_TOKEN, AgentView, RequestInfo
 from agentwallet.protocol.refs import ref_text
-from agentwallet.protocol.requests import PaymentRequest
+from agentwallet.protocol.requests import CallRequest, PaymentRequest
 from agentwallet.units import format_amount
 
 if TYPE_CHECKING:
@@ -57,6 +57,12 @@ def _info(vault: Vault, found: request_log.Found, owners: list[str], threshold: 
         info = vault.token(r.token)
         amount_text = f"{format_amount(r.amount, info.decimals)} {info.symbol}"
         action = f"pay {amount_text} to {r.to}"
+    elif isinstance(r, CallRequest):
+        info = vault.token(r.spend_token)
+        amount_text = f"{format_amount(r.spend_amount, info.decimals)} {info.symbol}"
+        value = f" with {format_amount(r.value, 18)} ETH" if r.value else ""
+        spend = f", spending up to {amount_text}" if r.spend_amount else ""
+        action = f"call {r.target} (0x{r.data[:4].hex()}){value}{spend}"
     else:
         info, amount_text, action = ETH_TOKEN, "", describe_call(vault, r.data)
     return RequestInfo(

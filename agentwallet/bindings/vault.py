@@ -23,6 +23,7 @@ from agentwallet.protocol.calls import Call, CallDecoder, canonical_type
 from agentwallet.protocol.constants import ZERO_ADDRESS, AgentStatus, Reason, RequestStatus
 from agentwallet.protocol.models import PolicyView
 from agentwallet.protocol.requests import (
+    CallRequest,
     GovernanceProposal,
     PaymentRequest,
     Request,
@@ -46,22 +47,24 @@ __all__ = [
 #: The vault's one ABI (the five parts' functions, events and errors), for any vault address.
 ARTIFACT = "IAgentVault"
 #: Events that create a request (both carry the new request's id as their first topic).
-CREATION_EVENTS = ("PaymentRequested", "GovernanceProposed")
+CREATION_EVENTS = ("PaymentRequested", "GovernanceProposed", "CallRequested")
 #: Events that decide a request (request id as the first topic).
 LIFECYCLE_EVENTS = ("RequestExecuted", "RequestRejected", "RequestCancelled", "RequestExpired")
 #: What to do with a request -> (the payment request's function, the proposal's function or
-#: None, whether the proposal's function takes the call again after the struct).
-REQUEST_CALLS: dict[str, tuple[str, str | None, bool]] = {
-    "approve": ("approvePayment", "approveProposal", True),
-    "execute": ("executePayment", "executeProposal", True),
+#: None, the call request's function, whether the proposal's and the call request's function take
+#: the call data again after the struct).
+REQUEST_CALLS: dict[str, tuple[str, str | None, str, bool]] = {
+    "approve": ("approvePayment", "approveProposal", "approveCall", True),
+    "execute": ("executePayment", "executeProposal", "executeCall", True),
     "executeWithSignatures": (
         "executePaymentWithSignatures",
         "executeProposalWithSignatures",
+        "executeCallWithSignatures",
         True,
     ),
-    "reject": ("rejectPayment", "rejectProposal", False),
-    "expire": ("expirePayment", "expireProposal", False),
-    "cancel": ("cancelPayment", None, False),
+    "reject": ("rejectPayment", "rejectProposal", "rejectCall", False),
+    "expire": ("expirePayment", "expireProposal", "expireCall", False),
+    "cancel": ("cancelPayment", None, "cancelCall", False),
 }
 
 
@@ -189,10 +192,19 @@ class VaultBinding:
         )
         return status
 
+    def call_status(self, request: CallRequest) -> RequestStatus | int:
+        """``callStatus``: the call request's status now."""
+        status: RequestStatus | int = _enum(
+            RequestStatus, self._fns.callStatus(request.as_tuple()).call()
+        )
+        return status
+
     def request_status(self, request: Request) -> RequestStatus | int:
-        """The status now of a request of either kind."""
+        """The status now of a request of any kind."""
         if isinstance(request, PaymentRequest):
             return self.payment_status(request)
+        if isinstance(request, CallRequest):
+            return self.call_status(request)
         return self.proposal_status(request)
 
     def has_approved(self, request_id: int, owner: str) -> bool:
@@ -210,6 +222,8 @@ class VaultBinding:
         (``paymentRequestDigest`` or ``proposalDigest``)."""
         if isinstance(request, PaymentRequest):
             return bytes(self._fns.paymentRequestDigest(request.as_tuple()).call())
+        if isinstance(request, CallRequest):
+            return bytes(self._fns.callRequestDigest(request.as_tuple()).call())
         return bytes(self._fns.proposalDigest(request.as_tuple()).call())
 
     # ------------------------------------------------------------------ signed payments
@@ -241,9 +255,12 @@ class VaultBinding:
         executeWithSignatures, reject, expire, cancel) on ``request``: the payment request's or
         the proposal's function, with the whole struct (and a proposal's call where the function
         takes it), then ``extra`` (the packed signatures)."""
-        payment_fn, proposal_fn, takes_data = REQUEST_CALLS[action]
+        payment_fn, proposal_fn, call_fn, takes_data = REQUEST_CALLS[action]
         if isinstance(request, PaymentRequest):
             return self.encode(payment_fn, request.as_tuple(), *extra)
+        if isinstance(request, CallRequest):
+            data = (request.data,) if takes_data else ()
+            return self.encode(call_fn, request.as_tuple(), *data, *extra)
         if proposal_fn is None:
             raise ValueError(f"a governance proposal has no {action}")
         data = (request.data,) if takes_data else ()
@@ -261,7 +278,7 @@ class VaultBinding:
 
     def created_requests(self, receipt: Mapping[str, Any]) -> list[Request]:
         """The requests this vault created in ``receipt`` (``PaymentRequested``,
-        ``GovernanceProposed``), in log order."""
+        ``GovernanceProposed``, ``CallRequested``), in log order."""
         found: list[tuple[int, Request]] = []
         for name in CREATION_EVENTS:
             events = self.contract.events[name]().process_receipt(receipt, errors=DISCARD)

@@ -118,13 +118,14 @@ from agentwallet.cli import demo as _demo  # noqa: E402
 from agentwallet.cli import keys as _keys  # noqa: E402
 from agentwallet.cli import payments as _payments  # noqa: E402
 from agentwallet.cli import vault as _vault  # noqa: E402
+from agentwallet.cli import wallet as _wallet  # noqa: E402
 
 main.add_command(_keys.key)
 main.add_command(_vault.faucet)
 main.add_command(_vault.deploy)
 main.add_command(_vault.fund)
 main.add_command(_vault.agent)
-main.add_command(_payments.pay)
+main.add_command(_wallet.pay)
 main.add_command(_payments.requests)
 main.add_command(_payments.approve)
 main.add_command(_payments.reject)

@@ -107,8 +107,10 @@ class RequestStatus(_Named):
 
 class RequestKind(_Named):
     """What a request asks the owners to approve: an agent's escalated payment
-    (``PaymentRequest``) or an owner's governance proposal (``GovernanceProposal``). The two kinds
-    share one id sequence."""
+    (``PaymentRequest``), an owner's governance proposal (``GovernanceProposal``) or an agent's
+    scoped contract call outside its grants (``CallRequest``). The kinds share one id sequence
+    (the contract itself has no kind field: each kind has its own struct and functions)."""
 
     PAYMENT = 0
     GOVERNANCE = 1
+    CALL = 2

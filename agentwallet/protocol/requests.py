@@ -1,10 +1,11 @@
-"""A vault's two kinds of request, as the contract takes them: an agent's escalated payment
-(``PaymentRequest``) and an owner's governance proposal (``GovernanceProposal``).
+"""A vault's three kinds of request, as the contract takes them: an agent's escalated payment
+(``PaymentRequest``), an owner's governance proposal (``GovernanceProposal``) and an agent's
+scoped contract call outside its grants (``CallRequest``).
 
 The vault stores only a hash of each request; every call that acts on one (approve, execute,
 reject, cancel, expire, the status and digest views) takes it whole, as its creation event
-(``PaymentRequested``, ``GovernanceProposed``) gave it. These frozen records are built from those
-events' arguments and give back the ABI tuples. Pure: no chain access.
+(``PaymentRequested``, ``GovernanceProposed``, ``CallRequested``) gave it. These frozen records
+are built from those events' arguments and give back the ABI tuples. Pure: no chain access.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hexbytes import HexBytes
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import ETH, Reason, RequestKind
 
-__all__ = ["GovernanceProposal", "PaymentRequest", "Request", "request_from_event"]
+__all__ = ["CallRequest", "GovernanceProposal", "PaymentRequest", "Request", "request_from_event"]
 
 
 def _bytes(value: Any) -> bytes:
@@ -132,14 +133,98 @@ class GovernanceProposal:
         )
 
 
-#: Either kind of request.
-Request = PaymentRequest | GovernanceProposal
+@dataclass(frozen=True)
+class CallRequest:
+    """An agent's scoped call outside its grants (``CallRequested``): the vault would call
+    ``target`` with ``value`` wei and ``data``, approving ``spend_amount`` of ``spend_token``
+    for the call only. The struct holds ``keccak256(data)``; ``data`` is passed again to approve
+    or execute, and owners sign it whole (EIP-712 ``bytes data``)."""
+
+    id: int
+    agent: str
+    lineage: int
+    slot: int
+    target: str
+    value: int
+    data: bytes
+    spend_token: str
+    spend_amount: int
+    ref: bytes
+    reasons: Reason
+    expires_at: int
+
+    kind = RequestKind.CALL
+
+    @property
+    def proposer(self) -> str:
+        return self.agent
+
+    @property
+    def to(self) -> str:
+        """Where the call goes (shown as the request's recipient)."""
+        return self.target
+
+    @property
+    def token(self) -> str:
+        """The token the call spends (ETH when it spends none)."""
+        return self.spend_token
+
+    @property
+    def amount(self) -> int:
+        """What the call may spend of :attr:`token`."""
+        return self.spend_amount
+
+    @property
+    def data_hash(self) -> bytes:
+        return keccak(self.data)
+
+    def as_tuple(self) -> tuple[Any, ...]:
+        """The ``CallRequest`` struct as the ABI takes it (with the call data's hash)."""
+        return (
+            self.id,
+            self.agent,
+            self.lineage,
+            self.slot,
+            self.target,
+            self.value,
+            self.data_hash,
+            self.spend_token,
+            self.spend_amount,
+            self.ref,
+            int(self.reasons),
+            self.expires_at,
+        )
+
+    @classmethod
+    def from_event(cls, args: Mapping[str, Any]) -> CallRequest:
+        """From a ``CallRequested`` event's arguments."""
+        return cls(
+            id=int(args["requestId"]),
+            agent=checksum(str(args["agent"])),
+            lineage=int(args["lineage"]),
+            slot=int(args["slot"]),
+            target=checksum(str(args["target"])),
+            value=int(args["value"]),
+            data=_bytes(args["data"]),
+            spend_token=checksum(str(args["spendToken"])),
+            spend_amount=int(args["spendAmount"]),
+            ref=_bytes(args["ref"]),
+            reasons=Reason(int(args["reasons"])),
+            expires_at=int(args["expiresAt"]),
+        )
+
+
+#: Any kind of request.
+Request = PaymentRequest | GovernanceProposal | CallRequest
 
 
 def request_from_event(name: str, args: Mapping[str, Any]) -> Request:
-    """The request a ``PaymentRequested`` or ``GovernanceProposed`` event created."""
+    """The request a ``PaymentRequested``, ``GovernanceProposed`` or ``CallRequested`` event
+    created."""
     if name == "PaymentRequested":
         return PaymentRequest.from_event(args)
     if name == "GovernanceProposed":
         return GovernanceProposal.from_event(args)
+    if name == "CallRequested":
+        return CallRequest.from_event(args)
     raise ValueError(f"{name} does not create a request")

@@ -65,11 +65,17 @@ def test_chain_id_mismatch_is_reported(aworld: World, tmp_path: Path) -> None:
 def test_the_record_names_every_part_and_a_stale_one_is_not_used(
     aworld: World, tmp_path: Path
 ) -> None:
-    """The factory stands on four parts: all are recorded with the artifacts' hashes. A record
+    """The factory stands on five parts: all are recorded with the artifacts' hashes. A record
     written from other artifacts (an older vault) is stale: its factory is not used again."""
     recorded = json.loads((aworld.deployments.directory / "anvil.json").read_text())
     parts = recorded["factory"]["parts"]
-    assert sorted(parts) == ["AgentVault", "AgentVaultAdmin", "AgentVaultConfig", "AgentVaultLens"]
+    assert sorted(parts) == [
+        "AgentVault",
+        "AgentVaultAdmin",
+        "AgentVaultCalls",
+        "AgentVaultConfig",
+        "AgentVaultLens",
+    ]
     assert all(aworld.chain.code(a) for a in parts.values())
     assert set(recorded["artifacts"]) == {*parts, "AgentVaultFactory", "IAgentVault"}
     assert all(recorded["artifacts"].values())
