@@ -96,7 +96,7 @@ def test_payment_over_period_allowance_escalates(env: Env) -> None:
 def test_splitting_into_small_payments_cannot_exceed_the_allowance(env: Env) -> None:
     to = fresh_address("split")
     # odd-sized pieces so rounding is exercised; 7 pieces exceed the allowance plus the refill
-    # of the few seconds (one block per transaction) the test takes
+    # of the few seconds (one block per second, whatever the machine's load) the test takes
     piece = USDC_ALLOWANCE // 7 + 50_003
     env.govern(
         "setLimits", env.agent.address, env.usdc.address, USDC_ALLOWANCE, USDC_ALLOWANCE, PERIOD
@@ -104,7 +104,10 @@ def test_splitting_into_small_payments_cannot_exceed_the_allowance(env: Env) -> 
     paid = 0
     escalated = 0
     start = env.now()
+    # one block per second from here: a loaded machine must not let the budget refill more
+    base = max(start, int(env.w3.eth.get_block("pending")["timestamp"])) + 1
     for i in range(9):
+        env.set_next_timestamp(base + i)
         receipt, request_id = env.pay(env.usdc.address, to, piece, ref(f"split-{i}"))
         if request_id == 0:
             paid += piece
