@@ -57,6 +57,12 @@ def eworld_console(chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> Wo
     return build_world(chain, tmp_path_factory.mktemp("console-deployments"))
 
 
+@pytest.fixture(scope="session")
+def aworld_console(anvil_chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> World:
+    """The world on anvil (owners are anvil's unlocked dev accounts)."""
+    return build_world(anvil_chain, tmp_path_factory.mktemp("console-anvil"))
+
+
 @pytest.fixture
 def env(eworld_console: World, tmp_path: Path, chain: Chain) -> Env:
     """A console over the embedded world, with a fresh home (signatures, audit index)."""

@@ -18,11 +18,10 @@ from typing import Any
 
 import pytest
 
-from agentwallet.chain import Chain
 from agentwallet.chain.node import AnvilProcess, free_port
 from agentwallet.console import BackgroundServer, create_app
 from tests.console.conftest import USDC, escalate, make_console
-from tests.sdk.conftest import World, build_world
+from tests.sdk.conftest import World
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
@@ -92,11 +91,6 @@ def driver() -> Iterator[Any]:
     browser.set_page_load_timeout(30)
     yield browser
     browser.quit()
-
-
-@pytest.fixture(scope="module")
-def aworld_console(anvil_chain: Chain, tmp_path_factory: pytest.TempPathFactory) -> World:
-    return build_world(anvil_chain, tmp_path_factory.mktemp("console-anvil"))
 
 
 class Page:
