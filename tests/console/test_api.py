@@ -43,6 +43,16 @@ def wallet_sign(account: LocalAccount, typed: dict[str, Any]) -> str:
     return HexBytes(signed.signature).to_0x_hex()
 
 
+def typed_for(client: TestClient, request_id: int, owner: LocalAccount) -> dict[str, Any]:
+    """The typed data the console gives ``owner``'s wallet for request ``request_id``."""
+    answer = post(
+        client, f"/api/vaults/test/requests/{request_id}/typed-data", {"from": owner.address}
+    )
+    assert answer.status_code == 200, answer.text
+    typed: dict[str, Any] = answer.json()["typedData"]
+    return typed
+
+
 def post(client: TestClient, path: str, body: dict[str, Any]) -> Any:
     return client.post(path, json=body)
 
@@ -145,9 +155,7 @@ def test_signatures_collected_until_threshold_then_executed(env: Env, client: Te
 def test_signatures_survive_a_restart_of_the_console(env: Env, client: TestClient) -> None:
     rid = escalate(env.world)
     alice = env.owners[0]
-    typed = post(
-        client, f"/api/vaults/test/requests/{rid}/typed-data", {"from": alice.address}
-    ).json()["typedData"]
+    typed = typed_for(client, rid, alice)
     post(
         client,
         f"/api/vaults/test/requests/{rid}/signatures",
@@ -165,9 +173,7 @@ def test_signatures_survive_a_restart_of_the_console(env: Env, client: TestClien
 def test_signature_by_a_stranger_is_refused_and_not_kept(env: Env, client: TestClient) -> None:
     rid = escalate(env.world)
     alice = env.owners[0]
-    typed = post(
-        client, f"/api/vaults/test/requests/{rid}/typed-data", {"from": alice.address}
-    ).json()["typedData"]
+    typed = typed_for(client, rid, alice)
     answer = post(
         client,
         f"/api/vaults/test/requests/{rid}/signatures",
@@ -200,9 +206,7 @@ def test_signature_made_for_another_request_or_changed_data_is_refused(
     first = escalate(env.world, ref="inv-1")
     second = escalate(env.world, 300 * USDC, ref="inv-2")
     alice = env.owners[0]
-    typed = post(
-        client, f"/api/vaults/test/requests/{first}/typed-data", {"from": alice.address}
-    ).json()["typedData"]
+    typed = typed_for(client, first, alice)
     # alice's real signature of request 1, replayed for request 2
     answer = post(
         client,
@@ -236,9 +240,7 @@ def test_signature_made_for_another_request_or_changed_data_is_refused(
 def test_one_signature_does_not_execute(env: Env, client: TestClient) -> None:
     rid = escalate(env.world)
     alice = env.owners[0]
-    typed = post(
-        client, f"/api/vaults/test/requests/{rid}/typed-data", {"from": alice.address}
-    ).json()["typedData"]
+    typed = typed_for(client, rid, alice)
     post(
         client,
         f"/api/vaults/test/requests/{rid}/signatures",
@@ -256,9 +258,7 @@ def test_one_signature_does_not_execute(env: Env, client: TestClient) -> None:
 def test_request_no_longer_pending_is_refused_before_signing(env: Env, client: TestClient) -> None:
     rid = escalate(env.world)
     alice, bob = env.owners[:2]
-    typed = post(
-        client, f"/api/vaults/test/requests/{rid}/typed-data", {"from": alice.address}
-    ).json()["typedData"]
+    typed = typed_for(client, rid, alice)
     env.world.vault.reject(bob, rid)  # decided behind the page's back
     for path, body in (
         ("/typed-data", {"from": alice.address}),
@@ -391,3 +391,41 @@ def test_context_gives_the_chain_and_owners(env: Env, client: TestClient) -> Non
     assert ctx["chainId"] == env.chain.chain_id
     assert ctx["owners"] == env.world.vault.owners()
     assert ctx["vault"] == env.world.vault.address
+
+
+def test_an_agents_ref_cannot_inject_script_into_the_owners_page(
+    env: Env, client: TestClient
+) -> None:
+    """The agent chooses the ref: as page content it is text, never markup."""
+    hostile = "<script>alert(1)</script>"
+    rid = escalate(env.world, ref=hostile)
+    for path in ("/vaults/test/requests", "/vaults/test/audit"):
+        html = client.get(path).text
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, path
+        assert hostile not in html, path
+    table = post(
+        client,
+        f"/api/vaults/test/requests/{rid}/tx",
+        {"action": "approve", "from": env.owners[0].address},
+    ).json()["table"]
+    assert ["ref", hostile] in table  # JSON for the script, which sets it as textContent
+
+
+def test_a_sub_agents_request_shows_its_delegation_chain(env: Env, client: TestClient) -> None:
+    from agentwallet.agent import AgentWallet, Escalated
+
+    world = env.world
+    parent, child = world.agent, env.chain.dev_accounts[6]
+    vault = world.vault
+    for data in (
+        vault.bindings.encode("addSubAgent", parent.address, child.address, 0, 0, False),
+        vault.bindings.encode(
+            "setSubAgentLimits", child.address, world.usdc.address, 50 * USDC, 100 * USDC, 86400
+        ),
+    ):
+        env.chain.transactor.send(parent, vault.address, data)
+    outcome = AgentWallet(env.chain, vault, child).pay(world.payee, 60 * USDC, "tUSDC", ref="sub-1")
+    assert isinstance(outcome, Escalated)
+    html = client.get("/vaults/test/requests").text
+    assert f"{child.address[:6]}" in html
+    assert "delegation" in html and "← travel-agent" in html
