@@ -59,7 +59,7 @@ PROVIDER = """
   window.ethereum = {
     async request({method, params}) {
       window.__walletCalls.push({method, params: params || []});
-      const account = localStorage.getItem("__testAccount");
+      const account = localStorage.getItem("__testAccount").toLowerCase(); // as MetaMask answers
       if (method === "eth_requestAccounts" || method === "eth_accounts") return [account];
       if (method === "eth_chainId" && cfg.chainId) return cfg.chainId;
       return rpc(method, params);
@@ -239,6 +239,26 @@ def test_an_owner_pauses_the_vault_in_the_browser(page: Page) -> None:
     page.message("Done")
     assert world.vault.paused()
     assert page.text("#vault-status") == "paused"
+
+
+def test_an_owner_lowers_a_limit_and_pauses_an_agent_in_the_browser(page: Page) -> None:
+    world = page.world
+    agent = world.agent.address
+    page.wallet(world.owners[2].address)
+    page.open("/vaults/test/state")
+    card = f"#agent-{agent}"
+    row = f"{card} tr:has(button[data-token='{world.usdc.address}'])"
+    page.driver.find_element("css selector", f"{row} .new-max").clear()
+    page.driver.find_element("css selector", f"{row} .new-max").send_keys("40")
+    page.click(f"{row} [data-vault-action=reduceLimits]")
+    assert "100 → 40 tUSDC" in page.confirm()
+    page.message("Done")
+    assert world.vault.policy(agent, "tUSDC").max_per_payment == 40 * USDC
+    page.click(f"{card} [data-vault-action=pauseAgent]")
+    assert "pause this agent" in page.confirm()
+    page.message("Done")
+    assert world.vault.agent(agent).status == "paused"
+    assert "paused" in page.text(f"{card} h3")
 
 
 def test_a_wallet_on_the_wrong_chain_is_refused(page: Page) -> None:
