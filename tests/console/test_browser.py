@@ -139,21 +139,17 @@ class Page:
         """Wait for the "you are about to sign" dialog, return its text, confirm it."""
         self.wait(lambda d: d.execute_script("return document.getElementById('confirm').open"))
         shown = self.text("#confirm")
+        self.clear_message()  # what follows is this action's message, not the last one's
         self.click("#confirm-ok")
         return shown
 
     def message(self, contains: str) -> str:
-        """Wait for the page's message to contain ``contains``."""
-        self.wait(
-            lambda d: (
-                contains
-                in d.execute_script(
-                    "const m = document.getElementById('message');"
-                    "return m.hidden ? '' : m.textContent"
-                )
-            )
+        """Wait for the page's message to contain ``contains``; return it."""
+        script = (
+            "const m = document.getElementById('message'); return m.hidden ? '' : m.textContent"
         )
-        return self.text("#message")
+        text: str = self.wait(lambda d: (t := d.execute_script(script)) and contains in t and t)
+        return text
 
     def clear_message(self) -> None:
         self.driver.execute_script("document.getElementById('message').hidden = true")
