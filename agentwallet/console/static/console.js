@@ -69,6 +69,7 @@ async function connect() {
   const owner = context.owners.some((o) => o.toLowerCase() === account.toLowerCase());
   statusBox.textContent = `${account} · chain ${expectedChain} · ${owner ? "owner" : "not an owner"}`;
   statusBox.className = owner ? "owner" : "stranger";
+  document.getElementById("connect").textContent = "Reconnect";
   sessionStorage.setItem("agentwallet-connected", "1");
   return account;
 }
