@@ -294,6 +294,12 @@ def _recent(tools: AgentTools, args: dict[str, Any]) -> dict[str, Any]:
     return {"payments": rows}
 
 
+def _fetch(tools: AgentTools, args: dict[str, Any]) -> dict[str, Any]:
+    from agentwallet.x402client import fetch_paid
+
+    return fetch_paid(tools.wallet, args["url"], max_amount=args.get("max_amount")).as_dict()
+
+
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec(
         "pay",
@@ -352,6 +358,30 @@ TOOLS: tuple[ToolSpec, ...] = (
         ),
         _recent,
         read_only=True,
+    ),
+    ToolSpec(
+        "fetch_paid",
+        "GET an HTTP resource priced with x402 (HTTP 402 Payment Required) and pay for it from "
+        "your vault within your limits. A price over your per-payment cap or remaining budget "
+        "is refused before anything is signed. Returns the HTTP status, the body and the "
+        "settlement transaction.",
+        _schema(
+            {
+                "url": {
+                    "type": "string",
+                    "pattern": URL_PATTERN,
+                    "maxLength": 2048,
+                    "description": "The http(s) URL of the resource.",
+                },
+                "max_amount": {
+                    **_AMOUNT,
+                    "description": "Most you accept to pay, in token units (optional).",
+                },
+            },
+            ("url",),
+        ),
+        _fetch,
+        read_only=False,
     ),
 )
 

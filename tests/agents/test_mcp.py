@@ -67,6 +67,7 @@ def test_mcp_over_stdio_pays_escalates_and_refuses(agent_home: AgentHome) -> Non
         "request_status",
         "cancel_request",
         "recent_payments",
+        "fetch_paid",
     } == set(tools)
     assert tools["pay"].input_schema["properties"]["to"]["pattern"]
     assert tools["remaining_budget"].annotations.read_only_hint is True

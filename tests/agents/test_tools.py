@@ -81,6 +81,8 @@ def test_check_and_budget_read_without_paying(tools: AgentTools, world: World) -
         ("request_status", {"request_id": True}, "must be an integer"),
         ("recent_payments", {"limit": 500}, "out of range"),
         ("set_limits", {}, "unknown tool"),
+        ("fetch_paid", {"url": "file:///etc/passwd"}, "'url' is malformed"),
+        ("fetch_paid", {"url": "http://x", "max_amount": "lots"}, "'max_amount' is malformed"),
     ],
 )
 def test_malformed_arguments_get_a_clear_tool_error(
