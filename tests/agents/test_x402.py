@@ -6,6 +6,9 @@ a revoked agent, a facilitator changing what the agent signed."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +37,7 @@ from agentwallet.facilitator import (
     redeem_calldata,
     transfer_execution,
 )
+from agentwallet.keys import KeyStore
 from agentwallet.tools import AgentTools
 from agentwallet.x402client import (
     Erc7710ClientScheme,
@@ -43,7 +47,7 @@ from agentwallet.x402client import (
     resource_ref,
     sign_intent_context,
 )
-from tests.agents.conftest import USDC, AgentHome
+from tests.agents.conftest import PASSWORD, USDC, AgentHome
 
 PRICE = 2 * USDC  # inside the agent's 100 tUSDC per payment
 EXPENSIVE = 150 * USDC  # over it
@@ -268,3 +272,56 @@ def test_a_delegation_above_the_gas_ceiling_is_refused_and_the_client_says_so(lo
     finally:
         loop.facilitator.gas_ceiling = 250_000
     assert token.functions.balanceOf(world.payee).call() == before
+
+
+def test_the_cli_facilitator_and_fetch_run_the_loop(agent_home: AgentHome) -> None:
+    world = agent_home.world
+    KeyStore(agent_home.home, scrypt_n=2**10).import_key(
+        "fac", world.chain.dev_accounts[6].key.hex(), PASSWORD
+    )
+    port = free_port()
+    cli = [sys.executable, "-m", "agentwallet"]
+    proc = subprocess.Popen(
+        [*cli, "--as", "fac", "facilitator", "--port", str(port)],
+        env=agent_home.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    fac_url = f"http://127.0.0.1:{port}"
+    api = None
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                httpx.get(fac_url + "/supported", timeout=1)
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.3)
+        prices = {"/paid": PRICE, "/expensive": EXPENSIVE}
+        app = paid_app(fac_url, world.payee, world.usdc.address, prices, world.chain.chain_id)
+        api = ServerThread(app)
+
+        def fetch(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [*cli, "--json", "--as", "agent", "fetch", "--vault", "test", *args],
+                env=agent_home.env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+        ok = fetch(api.url + "/paid")
+        assert ok.returncode == 0, ok.stderr
+        data = json.loads(ok.stdout)
+        assert data["status"] == "paid" and data["transaction"] and "paid content" in data["body"]
+        over = fetch(api.url + "/expensive")
+        assert over.returncode == 1 and over.stderr.startswith("error: ")
+        assert "nothing was signed" in over.stderr and "Traceback" not in over.stderr
+    finally:
+        if api is not None:
+            api.stop()
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert PASSWORD not in ok.stdout + ok.stderr + over.stdout + over.stderr
