@@ -57,6 +57,8 @@ ADDRESS_PATTERN = r"^0x[0-9a-fA-F]{40}$"
 AMOUNT_PATTERN = r"^[0-9]+(\.[0-9]+)?$"
 TOKEN_PATTERN = r"^(ETH|[A-Za-z0-9._-]{1,32}|0x[0-9a-fA-F]{40})$"
 URL_PATTERN = r"^https?://[^\s]+$"
+#: The most of a fetched body the ``fetch_paid`` tool hands the model.
+MAX_BODY_CHARS = 100_000
 
 _TO = {
     "type": "string",
@@ -297,7 +299,11 @@ def _recent(tools: AgentTools, args: dict[str, Any]) -> dict[str, Any]:
 def _fetch(tools: AgentTools, args: dict[str, Any]) -> dict[str, Any]:
     from agentwallet.x402client import fetch_paid
 
-    return fetch_paid(tools.wallet, args["url"], max_amount=args.get("max_amount")).as_dict()
+    out = fetch_paid(tools.wallet, args["url"], max_amount=args.get("max_amount")).as_dict()
+    if len(out["body"]) > MAX_BODY_CHARS:  # a model's context is not a download folder
+        out["body"] = out["body"][:MAX_BODY_CHARS]
+        out["body_truncated"] = True
+    return out
 
 
 TOOLS: tuple[ToolSpec, ...] = (

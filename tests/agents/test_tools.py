@@ -104,3 +104,17 @@ def test_a_model_cannot_reach_other_requests_tokens_or_a_revoked_wallet(
     world.vault.revoke_agent(world.owners[0], world.agent.address)
     with pytest.raises(ContractRevertError, match="AgentNotActive|not active"):
         tools.call_tool("pay", {"to": world.payee, "amount": "1", "token": "tUSDC"})
+
+
+def test_fetch_paid_hands_the_model_at_most_a_bounded_body(
+    tools: AgentTools, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentwallet import x402client
+    from agentwallet.tools import MAX_BODY_CHARS
+
+    def huge(wallet: object, url: str, **kwargs: object) -> x402client.PaidFetch:
+        return x402client.PaidFetch(url, "free", 200, "x" * (MAX_BODY_CHARS + 5), "text/plain")
+
+    monkeypatch.setattr(x402client, "fetch_paid", huge)
+    out = tools.call_tool("fetch_paid", {"url": "http://127.0.0.1:1/big"})
+    assert len(out["body"]) == MAX_BODY_CHARS and out["body_truncated"] is True
