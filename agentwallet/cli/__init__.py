@@ -113,6 +113,7 @@ def chain_cmd(app: CliContext) -> None:
 # Command registration. Other command modules define click commands/groups and are added here,
 # explicitly, one line each (no try/except: a broken module must fail loudly):
 # ---------------------------------------------------------------------------------------------
+from agentwallet.cli import agents as _agents  # noqa: E402
 from agentwallet.cli import audit as _audit  # noqa: E402
 from agentwallet.cli import console as _console  # noqa: E402
 from agentwallet.cli import demo as _demo  # noqa: E402
@@ -138,3 +139,6 @@ main.add_command(_demo.demo)
 main.add_command(_audit.audit)
 main.add_command(_audit.watch)
 main.add_command(_console.console)
+main.add_command(_agents.mcp)
+main.add_command(_agents.fetch)
+main.add_command(_agents.facilitator)
