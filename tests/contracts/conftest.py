@@ -554,7 +554,11 @@ class Env:
     # ------------------------------------------------------------ reading
 
     def now(self) -> int:
-        return self.chain.timestamp()
+        """The time the next transaction sees: the pending block's timestamp. After a snapshot
+        revert the latest block can be minutes old (the snapshot's) while new blocks follow the
+        wall clock, so windows set from the latest block would already be open on a slow run."""
+        pending = int(self.w3.eth.get_block("pending")["timestamp"])
+        return max(self.chain.timestamp(), pending)
 
     def block_time(self, receipt: TxReceipt) -> int:
         return int(self.w3.eth.get_block(receipt["blockNumber"])["timestamp"])
