@@ -441,11 +441,13 @@ class OwnerDelegation:
         allowance: int,
         period: int,
         ref: str | bytes | None = None,
+        parent: str | None = None,
     ) -> RequestRef:
-        """Propose a sub-agent's limits (no wider than its parent's)."""
+        """Propose a sub-agent's limits (no wider than its parent's; ``parent`` when the
+        sub-agent's own proposal has not executed yet)."""
         child, info = checksum(child, "sub-agent address"), self.vault.token(token)
         limits = (max_per_payment, allowance, period)
-        check_attenuated(self.vault, child, info.address, *limits)
+        check_attenuated(self.vault, child, info.address, *limits, parent=parent)
         return self._propose(sender, "setSubAgentLimits", child, info.address, *limits, ref=ref)
 
     def propose_allow_sub_agent_recipient(

@@ -9,12 +9,13 @@ before anything is signed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from agentwallet import request_log
 from agentwallet.bindings.vault import event_topic
 from agentwallet.chain.logs import get_logs
-from agentwallet.errors import ContractRevertError
+from agentwallet.errors import AgentWalletError, ContractRevertError
 from agentwallet.protocol.addresses import as_checksum, checksum
 from agentwallet.protocol.constants import MAX_LIMIT, MAX_PERIOD, ZERO_ADDRESS, AgentStatus
 from agentwallet.protocol.delegation import (
@@ -149,7 +150,25 @@ def recipient_budgets(vault: Vault, agent: str) -> list[RecipientBudget]:
 
 
 def revert_with(name: str, args: dict[str, object], message: str) -> ContractRevertError:
-    return ContractRevertError.from_error(name, args, message=message)
+    """The contract's error ``name(args)`` for a rule checked here, named in its message."""
+    return ContractRevertError.from_error(name, args, message=f"{name}: {message}")
+
+
+def _symbol(vault: Vault, token: str) -> str:
+    try:
+        return vault.token(token).symbol
+    except AgentWalletError:
+        return token
+
+
+def _amounts(vault: Vault, token: str) -> Callable[[int], str]:
+    def render(amount: int) -> str:
+        try:
+            return vault.format(token, amount)
+        except AgentWalletError:
+            return f"{amount} base units"
+
+    return render
 
 
 def check_limits(max_value: int, allowance: int, period: int) -> None:
@@ -173,16 +192,25 @@ def check_limits(max_value: int, allowance: int, period: int) -> None:
 
 
 def check_attenuated(
-    vault: Vault, child: str, token: str, max_value: int, allowance: int, period: int
+    vault: Vault,
+    child: str,
+    token: str,
+    max_value: int,
+    allowance: int,
+    period: int,
+    parent: str | None = None,
 ) -> None:
+    """Limits no wider than the parent's (``parent``: the child's own, or the one it is
+    proposed under when it is not added yet)."""
     check_limits(max_value, allowance, period)
-    parent = vault.bindings.agent(child).parent
-    why = wider_than(vault.bindings.policy(parent, token), max_value, allowance, period)
+    parent = parent or vault.bindings.agent(child).parent
+    policy = vault.bindings.policy(parent, token)
+    why = wider_than(policy, max_value, allowance, period, _amounts(vault, token))
     if why is not None:
         raise revert_with(
             "ExceedsParent",
             {"parent": parent, "token": token},
-            f"a sub-agent's limits cannot exceed its parent's in {token}: {why}",
+            f"a sub-agent's limits cannot exceed its parent's in {_symbol(vault, token)}: {why}",
         )
 
 
@@ -198,7 +226,8 @@ def check_grant_within(
     check_forbidden(vault, target, selector)
     check_limits(max_value, allowance, period)
     parent = vault.bindings.agent(child).parent
-    why = wider_than(read_grant(vault, parent, target, selector), max_value, allowance, period)
+    grant = read_grant(vault, parent, target, selector)
+    why = wider_than(grant, max_value, allowance, period, _amounts(vault, ZERO_ADDRESS))
     if why is not None:
         raise revert_with(
             "ExceedsParent",

@@ -7,7 +7,7 @@ No chain access; :mod:`agentwallet.delegation` and :mod:`agentwallet.delegation_
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,17 +231,25 @@ def encode_call(signature: str, args: Sequence[Any] = ()) -> bytes:
         raise CallEncodingError(f"cannot encode {signature} with {list(args)}: {exc}") from None
 
 
-def wider_than(parent: PolicyView, max_value: int, allowance: int, period: int) -> str | None:
-    """Why limits are wider than ``parent``'s (the contract's attenuation rule), or None."""
+def wider_than(
+    parent: PolicyView,
+    max_value: int,
+    allowance: int,
+    period: int,
+    amount: Callable[[int], str] = str,
+) -> str | None:
+    """Why limits are wider than ``parent``'s (the contract's attenuation rule: a per-payment
+    limit and an allowance no larger, a refill rate no faster), or None. ``amount`` renders
+    amounts for the reason."""
     if parent.period == 0:
         return "the parent has none"
     if max_value > parent.max_per_payment:
-        return f"per-payment {max_value} > the parent's {parent.max_per_payment}"
+        return f"per-payment {amount(max_value)} > the parent's {amount(parent.max_per_payment)}"
     if allowance > parent.allowance:
-        return f"allowance {allowance} > the parent's {parent.allowance}"
+        return f"allowance {amount(allowance)} > the parent's {amount(parent.allowance)}"
     if allowance * parent.period > parent.allowance * period:
         return (
-            f"{allowance} per {period}s refills faster than the parent's "
-            f"{parent.allowance} per {parent.period}s"
+            f"{amount(allowance)} per {period}s refills faster than the parent's "
+            f"{amount(parent.allowance)} per {parent.period}s"
         )
     return None
