@@ -104,6 +104,15 @@ def _send(vault: Vault, sender: BaseAccount, fn: str, *args: Any, extra_gas: int
     )
 
 
+def _budget_key(
+    vault: Vault, agent: str, token: str | None, recipient: str | None
+) -> tuple[str, str, str]:
+    """(agent, token address, recipient) of a per-recipient budget (recipient None: the default
+    for every recipient without its own, the zero address)."""
+    to = checksum(recipient, "recipient") if recipient else ZERO_ADDRESS
+    return checksum(agent, "agent address"), vault.token(token).address, to
+
+
 class AgentDelegation:
     """An agent key of ``vault`` acting as a parent and making scoped calls. ``signer`` is the
     agent's eth-account ``BaseAccount`` (a :class:`~agentwallet.keys.Signer`)."""
@@ -254,11 +263,12 @@ class AgentDelegation:
     ) -> TxResult:
         """Add or tighten a descendant's budget for payments to ``recipient`` (None: the default
         for every recipient without its own); never looser than the one that applies now."""
-        agent, info = self._as_ancestor_of(agent), self.vault.token(token)
-        to = checksum(recipient, "recipient") if recipient else ZERO_ADDRESS
+        agent, token_address, to = _budget_key(
+            self.vault, self._as_ancestor_of(agent), token, recipient
+        )
         limits = (max_per_payment, allowance, period)
-        check_tighter_budget(self.vault, agent, info.address, to, *limits)
-        return self._tx("limitRecipient", agent, info.address, to, *limits)
+        check_tighter_budget(self.vault, agent, token_address, to, *limits)
+        return self._tx("limitRecipient", agent, token_address, to, *limits)
 
     # ------------------------------------------------------------------ scoped calls
 
@@ -500,12 +510,11 @@ class OwnerDelegation:
     ) -> TxResult:
         """Add or tighten a per-recipient budget at once (one owner; ``recipient`` None: the
         default). Never looser than the budget that applies now."""
-        agent, info = checksum(agent, "agent address"), self.vault.token(token)
-        to = checksum(recipient, "recipient") if recipient else ZERO_ADDRESS
+        agent, token_address, to = _budget_key(self.vault, agent, token, recipient)
         limits = (max_per_payment, allowance, period)
-        check_tighter_budget(self.vault, agent, info.address, to, *limits)
+        check_tighter_budget(self.vault, agent, token_address, to, *limits)
         return TxResult.from_receipt(
-            _send(self.vault, sender, "limitRecipient", agent, info.address, to, *limits)
+            _send(self.vault, sender, "limitRecipient", agent, token_address, to, *limits)
         )
 
     def propose_set_recipient_budget(
@@ -520,10 +529,9 @@ class OwnerDelegation:
         ref: str | bytes | None = None,
     ) -> RequestRef:
         """Propose a per-recipient budget of any value (raising one adds risk)."""
-        agent, info = checksum(agent, "agent address"), self.vault.token(token)
-        to = checksum(recipient, "recipient") if recipient else ZERO_ADDRESS
+        agent, token_address, to = _budget_key(self.vault, agent, token, recipient)
         check_limits(max_per_payment, allowance, period)
-        args = (agent, info.address, to, max_per_payment, allowance, period)
+        args = (agent, token_address, to, max_per_payment, allowance, period)
         return self._propose(sender, "setRecipientBudget", *args, ref=ref)
 
     def propose_remove_recipient_budget(
@@ -535,6 +543,5 @@ class OwnerDelegation:
         ref: str | bytes | None = None,
     ) -> RequestRef:
         """Propose removing a per-recipient budget."""
-        agent, info = checksum(agent, "agent address"), self.vault.token(token)
-        to = checksum(recipient, "recipient") if recipient else ZERO_ADDRESS
-        return self._propose(sender, "removeRecipientBudget", agent, info.address, to, ref=ref)
+        agent, token_address, to = _budget_key(self.vault, agent, token, recipient)
+        return self._propose(sender, "removeRecipientBudget", agent, token_address, to, ref=ref)

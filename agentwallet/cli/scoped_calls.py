@@ -228,7 +228,7 @@ def agent_call(
             ("vault", vault.address),
             ("agent", label(signer.address, names)),
             ("target", target),
-            ("call", f"{function}({', '.join(args)})" if args else function),
+            ("call", f"{function.split('(')[0]}({', '.join(args)})" if args else function),
             ("ETH value", format_amount(value, 18)),
             ("may spend", f"{format_amount(amount, info.decimals)} {info.symbol}" if info else "-"),
             (
