@@ -35,6 +35,7 @@ from agentwallet.delegation_views import (
     check_window,
     delegation_chain,
     delegation_tree,
+    find_call,
     not_delegator,
     read_grant,
     recipient_budgets,
@@ -54,6 +55,7 @@ from agentwallet.protocol.delegation import (
     CallEscalated,
     CallGrant,
     CallOutcome,
+    CallRefReusedError,
     DelegationNode,
     RecipientBudget,
     encode_call,
@@ -76,6 +78,7 @@ __all__ = [
     "CallCheck",
     "CallEncodingError",
     "CallEscalated",
+    "CallRefReusedError",
     "CallGrant",
     "CallOutcome",
     "Called",
@@ -366,40 +369,73 @@ class AgentDelegation:
         """Call ``target`` with ``data`` through the vault, sending ``value`` wei and letting it
         pull at most ``spend_amount`` of ``spend_token``. Inside the grants and limits the call
         runs now (:class:`Called`); outside, a call request waits for the owners
-        (:class:`CallEscalated`). Every error is raised before anything is sent."""
+        (:class:`CallEscalated`). Every error is raised before anything is sent.
+
+        ``ref`` is an idempotency key: if this agent already made a call with it (found in the
+        vault's ``CallExecuted``/``CallRequested`` events), that result is returned and nothing
+        is sent; the same ref with another target, function, value or token is
+        :class:`CallRefReusedError`."""
+        target = checksum(target, "call target")
         ref_bytes = to_ref(ref if ref is not None else "awc-" + secrets.token_hex(14))
+        call_key = (target, bytes(data), value, self.vault.token(spend_token).address)
         with self.vault.chain.transactor.exclusive():
-            check, info, call = self._prepare(
+            earlier = find_call(self.vault, self.address, ref_bytes) if ref is not None else None
+            if earlier is not None:
+                selector = bytes(data)[:4].ljust(4, b"\x00")
+                if (
+                    earlier.key != (target, selector, *call_key[2:])
+                    or earlier.data not in (None, bytes(data))
+                    or earlier.spend_amount not in (None, spend_amount)
+                ):
+                    raise CallRefReusedError(
+                        f"ref {ref_text(ref_bytes)!r} was used by this agent for another call "
+                        f"(tx {earlier.tx_hash}): use a new ref for a new call"
+                    )
+                receipt = self.vault.chain.transactor.receipt(bytes.fromhex(earlier.tx_hash[2:]))
+                if receipt is None:  # pragma: no cover - a log's transaction is mined
+                    raise CallRefReusedError(f"ref {ref_text(ref_bytes)!r}: tx not found")
+                return self._outcome(receipt, call_key, spend_amount, ref_bytes, ())
+            check, _, call = self._prepare(
                 target, data, value, spend_token, spend_amount, ref_bytes
             )
             receipt = self.vault.chain.transactor.send(self.signer, self.vault.address, call)
-        tx = TxResult.from_receipt(receipt)
-        target, selector = checksum(target), "0x" + bytes(data[:4]).hex()
+        return self._outcome(receipt, call_key, spend_amount, ref_bytes, check.reasons)
+
+    def _outcome(
+        self,
+        receipt: TxReceipt,
+        call_key: tuple[str, bytes, int, str],
+        spend_amount: int,
+        ref: bytes,
+        reasons: tuple[str, ...],
+    ) -> CallOutcome:
+        """The call's result from its receipt (``reasons``: the dry run's, if any)."""
+        target, data, value, token = call_key
+        tx, info = TxResult.from_receipt(receipt), self.vault.token(token)
+        selector = "0x" + data[:4].hex()
         created = self.vault.bindings.created_requests(receipt)
         request_log.remember(self.vault, created, receipt)
         for request in created:
             if isinstance(request, CallRequest):
-                reasons = check.reasons or request.reasons.texts
+                texts = reasons or request.reasons.texts
                 return CallEscalated(
                     tx.tx_hash,
                     tx.gas_used,
                     request.id,
-                    reasons,
+                    texts,
                     target,
                     selector,
                     value,
                     info,
                     spend_amount,
-                    ref_text(ref_bytes),
+                    ref_text(ref),
                 )
         spent = 0
         for log in receipt["logs"]:
             decoded = self.vault.bindings.decode_log(log)
             if decoded is not None and decoded[0] == "CallExecuted":
                 spent = int(decoded[1]["spent"])
-        return Called(
-            tx.tx_hash, tx.gas_used, target, selector, value, info, spent, ref_text(ref_bytes)
-        )
+        return Called(tx.tx_hash, tx.gas_used, target, selector, value, info, spent, ref_text(ref))
 
 
 class OwnerDelegation:

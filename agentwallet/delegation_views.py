@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hexbytes import HexBytes
+
 from agentwallet import request_log
 from agentwallet.bindings.vault import event_topic
 from agentwallet.chain.logs import get_logs
@@ -24,6 +26,7 @@ from agentwallet.protocol.delegation import (
     MAX_SUB_AGENTS,
     CallGrant,
     DelegationNode,
+    EarlierCall,
     RecipientBudget,
     wider_than,
 )
@@ -38,6 +41,7 @@ __all__ = [
     "call_grants",
     "delegation_chain",
     "delegation_tree",
+    "find_call",
     "check_attenuated",
     "check_forbidden",
     "check_grant_within",
@@ -112,6 +116,57 @@ def _events(vault: Vault, event: str, agent: str) -> list[Any]:
     topics = [event_topic(event), bytes(12) + bytes.fromhex(agent[2:])]
     logs = get_logs(vault.chain, vault.address, topics, request_log.deployment_block(vault))
     return [d[1] for d in map(vault.bindings.decode_log, logs) if d is not None]
+
+
+def _call_input(
+    vault: Vault, event: str, args: Any, tx_hash: bytes
+) -> tuple[bytes | None, int | None]:
+    """A scoped call's data and spend amount: a call request's event has them; an executed
+    call's are read from the agent's ``scopedCall`` transaction."""
+    if event == "CallRequested":
+        return bytes(args["data"]), int(args["spendAmount"])
+    try:
+        tx = vault.chain.w3.eth.get_transaction(HexBytes(tx_hash))
+        fn, inputs = vault.contract.decode_function_input(tx["input"])
+    except Exception:  # noqa: BLE001 - not a direct scopedCall: compare what the event has
+        return None, None
+    if fn.fn_name != "scopedCall":
+        return None, None
+    return bytes(inputs["data"]), int(inputs["spendAmount"])
+
+
+def find_call(vault: Vault, agent: str, ref: bytes) -> EarlierCall | None:
+    """``agent``'s earlier scoped call with ``ref``, from the vault's ``CallExecuted`` (not the
+    owners' execution of a call request: its ``CallRequested`` answers) and ``CallRequested``
+    events; None if there is none (or the node serves no logs)."""
+    agent_topic = bytes(12) + bytes.fromhex(agent[2:])
+    from_block = request_log.deployment_block(vault)
+    for event, topics in (
+        ("CallExecuted", [event_topic("CallExecuted"), agent_topic]),
+        ("CallRequested", [event_topic("CallRequested"), None, agent_topic]),
+    ):
+        try:
+            logs = get_logs(vault.chain, vault.address, topics, from_block)
+        except Exception:  # noqa: BLE001 - nodes without log support: nothing to answer from
+            return None
+        for log in logs:
+            decoded = vault.bindings.decode_log(log)
+            if decoded is None or bytes(decoded[1]["ref"]) != ref:
+                continue
+            a = decoded[1]
+            if event == "CallExecuted" and int(a["requestId"]) != 0:
+                continue
+            tx_hash = bytes(log["transactionHash"])
+            data, amount = _call_input(vault, event, a, tx_hash)
+            selector = bytes(a["selector"]) if data is None else data[:4].ljust(4, b"\x00")
+            key = (
+                checksum(str(a["target"])),
+                selector,
+                int(a["value"]),
+                checksum(str(a["spendToken"])),
+            )
+            return EarlierCall(event, key, data, amount, "0x" + tx_hash.hex())
+    return None
 
 
 def call_grants(vault: Vault, agent: str) -> list[CallGrant]:

@@ -26,10 +26,12 @@ __all__ = [
     "CallCheck",
     "CallEncodingError",
     "CallEscalated",
+    "CallRefReusedError",
     "CallGrant",
     "CallOutcome",
     "Called",
     "DelegationNode",
+    "EarlierCall",
     "RecipientBudget",
     "encode_call",
     "selector_of",
@@ -64,6 +66,23 @@ NOT_GRANTED = "call not granted"
 
 class CallEncodingError(AgentWalletError, ValueError):
     """A function signature, selector or argument that cannot be ABI-encoded."""
+
+
+class CallRefReusedError(AgentWalletError, ValueError):
+    """A scoped call's ref (its idempotency key) was already used for a different call."""
+
+
+@dataclass(frozen=True)
+class EarlierCall:
+    """An agent's scoped call found by its ref in the vault's events: ``kind``
+    ("CallExecuted" or "CallRequested"), ``key`` (target, selector, value, spend token),
+    ``data`` and ``spend_amount`` (None when they could not be read), ``tx_hash``."""
+
+    kind: str
+    key: tuple[str, bytes, int, str]
+    data: bytes | None
+    spend_amount: int | None
+    tx_hash: str
 
 
 # ---------------------------------------------------------------------------------- results

@@ -22,6 +22,7 @@ from agentwallet import (
     Called,
     CallEncodingError,
     CallEscalated,
+    CallRefReusedError,
     OwnerDelegation,
     call_grants,
     delegation_chain,
@@ -132,8 +133,9 @@ def test_local_attenuation_checks_refuse_what_the_contract_refuses(world: World)
             lambda limits=limits: side.set_sub_agent_limits(child.address, "tUSDC", *limits),
         )
         assert error.args_by_name == {"parent": parent.address, "token": usdc}
-        _contract_refuses(world, parent, ExceedsParentError, "setSubAgentLimits",
-                          child.address, usdc, *limits)  # fmt: skip
+        _contract_refuses(
+            world, parent, ExceedsParentError, "setSubAgentLimits", child.address, usdc, *limits
+        )
     # the owners cannot propose a wider sub-agent either
     owners = OwnerDelegation(world.vault)
     _refused_before_sending(
@@ -157,8 +159,17 @@ def test_local_attenuation_checks_refuse_what_the_contract_refuses(world: World)
         InvalidValidityError,
         lambda: grandchild_side.add_sub_agent(great.address, valid_until=0),
     )
-    _contract_refuses(world, grandchild, InvalidValidityError, "addSubAgent",
-                      grandchild.address, great.address, 0, 0, False)  # fmt: skip
+    _contract_refuses(
+        world,
+        grandchild,
+        InvalidValidityError,
+        "addSubAgent",
+        grandchild.address,
+        great.address,
+        0,
+        0,
+        False,
+    )
     # depth: parent (0) > bounded (1) > grandchild (2) > great (3) > no deeper
     grandchild_side.add_sub_agent(great.address)
     too_deep = _account(world, "too-deep")
@@ -166,8 +177,9 @@ def test_local_attenuation_checks_refuse_what_the_contract_refuses(world: World)
     _refused_before_sending(
         world, great.address, TooDeepError, lambda: great_side.add_sub_agent(too_deep.address)
     )
-    _contract_refuses(world, great, TooDeepError, "addSubAgent",
-                      great.address, too_deep.address, 0, 0, False)  # fmt: skip
+    _contract_refuses(
+        world, great, TooDeepError, "addSubAgent", great.address, too_deep.address, 0, 0, False
+    )
     # only the parent configures its sub-agent: a sibling tries
     _refused_before_sending(
         world,
@@ -175,8 +187,9 @@ def test_local_attenuation_checks_refuse_what_the_contract_refuses(world: World)
         NotOwnerError,
         lambda: bounded_side.set_sub_agent_limits(child.address, "tUSDC", 1, 1, DAY),
     )
-    _contract_refuses(world, bounded, NotOwnerError, "setSubAgentLimits",
-                      child.address, usdc, 1, 1, DAY)  # fmt: skip
+    _contract_refuses(
+        world, bounded, NotOwnerError, "setSubAgentLimits", child.address, usdc, 1, 1, DAY
+    )
 
 
 def test_a_sub_agents_escalation_shows_the_chain_of_delegation(world: World) -> None:
@@ -212,11 +225,14 @@ def test_an_ancestor_lowers_narrows_and_revokes_its_subtree(world: World) -> Non
     # the grandchild may not act on its ancestors
     up = AgentDelegation(world.vault, grandchild)
     _refused_before_sending(
-        world, grandchild.address, NotOwnerError, lambda: up.reduce_limits(child.address,
-                                                                           "tUSDC", 1, 1)
-    )  # fmt: skip
-    _contract_refuses(world, grandchild, NotOwnerError, "reduceLimits",
-                      child.address, world.usdc.address, 1, 1)  # fmt: skip
+        world,
+        grandchild.address,
+        NotOwnerError,
+        lambda: up.reduce_limits(child.address, "tUSDC", 1, 1),
+    )
+    _contract_refuses(
+        world, grandchild, NotOwnerError, "reduceLimits", child.address, world.usdc.address, 1, 1
+    )
     # revoking the child revokes the grandchild in the same transaction
     side.revoke(child.address)
     statuses = [world.vault.agent(a.address).status for a in (child, grandchild)]
@@ -252,8 +268,18 @@ def test_one_owner_tightens_a_recipient_budget_and_governance_raises_it(world: W
             world.owners[2], agent, "tUSDC", world.payee, 50 * USDC, 50 * USDC, DAY
         ),
     )
-    _contract_refuses(world, world.owners[2], LimitNotReducedError, "limitRecipient", agent,
-                      world.usdc.address, world.payee, 50 * USDC, 50 * USDC, DAY)  # fmt: skip
+    _contract_refuses(
+        world,
+        world.owners[2],
+        LimitNotReducedError,
+        "limitRecipient",
+        agent,
+        world.usdc.address,
+        world.payee,
+        50 * USDC,
+        50 * USDC,
+        DAY,
+    )
     # governance raises it; raising adds nothing at once (the budget rule), removal drops it
     ref = owners.propose_set_recipient_budget(
         world.owners[0], agent, "tUSDC", world.payee, 50 * USDC, 50 * USDC, DAY
@@ -291,20 +317,46 @@ def test_an_agent_buys_from_a_marketplace_within_its_token_allowance(world: Worl
     usdc = world.usdc.address
     before = world.vault.policy(world.agent.address, "tUSDC").available
     bought = side.scoped_call(
-        market, encode_call(BUY, [usdc, str(30 * USDC)]), spend_token="tUSDC",
-        spend_amount=30 * USDC, ref="order-1",
-    )  # fmt: skip
+        market,
+        encode_call(BUY, [usdc, str(30 * USDC)]),
+        spend_token="tUSDC",
+        spend_amount=30 * USDC,
+        ref="order-1",
+    )
     assert isinstance(bought, Called) and bought.spent == 30 * USDC and bought.ref == "order-1"
     assert world.vault.policy(world.agent.address, "tUSDC").available == before - 30 * USDC
     token = Erc20Binding(world.chain, usdc)
     assert token.balance_of(seller) == 30 * USDC
     assert token.allowance(world.vault.address, market) == 0
+    # the ref is an idempotency key: a retry answers the earlier call and buys nothing more
+    again = side.scoped_call(
+        market,
+        encode_call(BUY, [usdc, 30 * USDC]),
+        spend_token="tUSDC",
+        spend_amount=30 * USDC,
+        ref="order-1",
+    )
+    assert again == bought and token.balance_of(seller) == 30 * USDC
+    with pytest.raises(CallRefReusedError):  # the same ref for another purchase
+        side.scoped_call(
+            market,
+            encode_call(BUY, [usdc, 31 * USDC]),
+            spend_token="tUSDC",
+            spend_amount=31 * USDC,
+            ref="order-1",
+        )
     # over the per-payment limit: a call request, which the owners approve
     data = encode_call(BUY, [usdc, 150 * USDC])
     check = side.check_call(market, data, spend_token="tUSDC", spend_amount=150 * USDC)
     assert not check.will_call and check.reasons == ("over per-payment limit",)
-    over = side.scoped_call(market, data, spend_token="tUSDC", spend_amount=150 * USDC)
+    over = side.scoped_call(
+        market, data, spend_token="tUSDC", spend_amount=150 * USDC, ref="order-2"
+    )
     assert isinstance(over, CallEscalated) and over.reasons == ("over per-payment limit",)
+    retried = side.scoped_call(
+        market, data, spend_token="tUSDC", spend_amount=150 * USDC, ref="order-2"
+    )
+    assert isinstance(retried, CallEscalated) and retried.request_id == over.request_id
     info = world.vault.request(over.request_id)
     assert info.kind == "call" and info.agent == world.agent.address and info.to == market
     world.vault.approve(world.owners[0], over.request_id)
@@ -323,11 +375,23 @@ def test_forbidden_and_ungranted_calls(world: World) -> None:
         (market, transfer),  # a selector that moves tokens around a budget
     ):
         _refused_before_sending(
-            world, agent, ForbiddenCallError,
+            world,
+            agent,
+            ForbiddenCallError,
             lambda target=target, data=data: side.scoped_call(target, data),
-        )  # fmt: skip
-        _contract_refuses(world, world.agent, ForbiddenCallError, "scopedCall",
-                          target, 0, data, world.usdc.address, 0, bytes(32))  # fmt: skip
+        )
+        _contract_refuses(
+            world,
+            world.agent,
+            ForbiddenCallError,
+            "scopedCall",
+            target,
+            0,
+            data,
+            world.usdc.address,
+            0,
+            bytes(32),
+        )
     owners = OwnerDelegation(world.vault)
     _refused_before_sending(
         world,
@@ -349,17 +413,31 @@ def test_a_sub_agents_call_grant_is_at_most_its_parents(world: World) -> None:
     child = _delegate(world, parent, "caller", (10 * USDC, 20 * USDC, DAY))
     side = AgentDelegation(world.vault, parent)
     error = _refused_before_sending(
-        world, parent.address, ExceedsParentError,
+        world,
+        parent.address,
+        ExceedsParentError,
         lambda: side.grant_sub_agent_call(child.address, market, BUY, max_value=ETHER),
-    )  # fmt: skip
+    )
     assert error.args_by_name == {"parent": parent.address, "token": market}
-    _contract_refuses(world, parent, ExceedsParentError, "grantSubAgentCall", child.address,
-                      market, selector_of(BUY), ETHER, 0, DAY)  # fmt: skip
+    _contract_refuses(
+        world,
+        parent,
+        ExceedsParentError,
+        "grantSubAgentCall",
+        child.address,
+        market,
+        selector_of(BUY),
+        ETHER,
+        0,
+        DAY,
+    )
     other = world.chain.deploy("Marketplace", world.payee, sender=world.owners[0]).address
     _refused_before_sending(  # a grant the parent does not hold
-        world, parent.address, ExceedsParentError,
+        world,
+        parent.address,
+        ExceedsParentError,
         lambda: side.grant_sub_agent_call(child.address, other, BUY),
-    )  # fmt: skip
+    )
     side.grant_sub_agent_call(child.address, market, BUY)
     child_side = AgentDelegation(world.vault, child)
     data = encode_call(BUY, [world.usdc.address, 10 * USDC])
