@@ -173,8 +173,11 @@ class AgentDelegation:
         child = checksum(child, "sub-agent address")
         me = self.vault.bindings.agent(self.address)
         if me.status != AgentStatus.ACTIVE:
-            raise ContractRevertError.from_error(
-                "AgentNotActive", {"agent": self.address, "status": int(me.status)}
+            raise revert_with(
+                "NotOwner",
+                {"caller": self.address},
+                f"{self.address} is {AgentStatus.text_of(me.status)}: only an active agent "
+                "adds sub-agents",
             )
         after = me.valid_after if valid_after is None else valid_after
         until = me.valid_until if valid_until is None else valid_until

@@ -33,6 +33,7 @@ from agentwallet import (
 )
 from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.errors import (
+    AgentNotActiveError,
     ContractRevertError,
     ExceedsParentError,
     ForbiddenCallError,
@@ -189,6 +190,35 @@ def test_local_attenuation_checks_refuse_what_the_contract_refuses(world: World)
     )
     _contract_refuses(
         world, bounded, NotOwnerError, "setSubAgentLimits", child.address, usdc, 1, 1, DAY
+    )
+
+
+def test_a_paused_or_revoked_parent_cannot_delegate(world: World) -> None:
+    parent = _account(world, "soon-paused")
+    owners = OwnerDelegation(world.vault)
+    _delegate(world, world.agent, "soon-paused-parent", None)  # world.agent's subtree
+    side = AgentDelegation(world.vault, world.agent)
+    world.vault.pause_agent(world.owners[2], world.agent.address)
+    _refused_before_sending(
+        world, world.agent.address, NotOwnerError, lambda: side.add_sub_agent(parent.address)
+    )
+    _contract_refuses(
+        world,
+        world.agent,
+        NotOwnerError,
+        "addSubAgent",
+        world.agent.address,
+        parent.address,
+        0,
+        0,
+        False,
+    )
+    world.vault.revoke_agent(world.owners[2], world.agent.address)
+    _refused_before_sending(
+        world,
+        world.owners[0].address,
+        AgentNotActiveError,
+        lambda: owners.propose_add_sub_agent(world.owners[0], world.agent.address, parent.address),
     )
 
 
