@@ -193,6 +193,23 @@ def test_local_attenuation_checks_refuse_what_the_contract_refuses(world: World)
     )
 
 
+def test_owners_delegate_under_any_agent_through_governance(world: World) -> None:
+    owners = OwnerDelegation(world.vault)
+    child = _account(world, "owners-child")
+    parent = world.agent.address
+    added = owners.propose_add_sub_agent(world.owners[0], parent, child.address)
+    limits = owners.propose_set_sub_agent_limits(
+        world.owners[0], child.address, "tUSDC", 5 * USDC, 10 * USDC, DAY, parent=parent
+    )
+    for ref in (added, limits):  # in order: the limits need the sub-agent
+        assert not ref.executed
+        assert world.vault.approve(world.owners[1], ref.request_id).executed
+    assert "addSubAgent" in world.vault.request(added.request_id).action
+    (node,) = delegation_tree(world.vault, parent).children
+    assert node.agent.address == child.address
+    assert node.agent.policies[world.usdc.address].allowance == 10 * USDC
+
+
 def test_a_paused_or_revoked_parent_cannot_delegate(world: World) -> None:
     parent = _account(world, "soon-paused")
     owners = OwnerDelegation(world.vault)
@@ -263,6 +280,12 @@ def test_an_ancestor_lowers_narrows_and_revokes_its_subtree(world: World) -> Non
     _contract_refuses(
         world, grandchild, NotOwnerError, "reduceLimits", child.address, world.usdc.address, 1, 1
     )
+    # and narrows it: a token out of scope, a recipient off its allowlist
+    side.allow_sub_agent_recipient(child.address, world.payee)
+    side.remove_recipient(child.address, world.payee)
+    assert not world.vault.contract.functions.isRecipientAllowed(child.address, world.payee).call()
+    side.remove_token(grandchild.address, "tUSDC")
+    assert world.vault.policy(grandchild.address, "tUSDC").period == 0
     # revoking the child revokes the grandchild in the same transaction
     side.revoke(child.address)
     statuses = [world.vault.agent(a.address).status for a in (child, grandchild)]
