@@ -6,6 +6,25 @@ pay from it with an :class:`AgentWallet` (agents), keep keys in a :class:`KeySto
 
 from agentwallet.agent import AgentWallet
 from agentwallet.chain import Chain, connect
+from agentwallet.delegation import (
+    AgentDelegation,
+    CallCheck,
+    Called,
+    CallEncodingError,
+    CallEscalated,
+    CallGrant,
+    CallOutcome,
+    CallRefReusedError,
+    DelegationNode,
+    OwnerDelegation,
+    RecipientBudget,
+    call_grants,
+    delegation_chain,
+    delegation_tree,
+    encode_call,
+    recipient_budgets,
+    selector_of,
+)
 from agentwallet.deployments import Deployments, network_name
 from agentwallet.errors import (
     REVERT_ERRORS,
@@ -244,4 +263,21 @@ __all__ = [
     "network_name",
     "parse_amount",
     "parse_duration",
+    "AgentDelegation",
+    "CallCheck",
+    "CallEncodingError",
+    "CallEscalated",
+    "CallGrant",
+    "CallRefReusedError",
+    "CallOutcome",
+    "Called",
+    "DelegationNode",
+    "OwnerDelegation",
+    "RecipientBudget",
+    "call_grants",
+    "delegation_chain",
+    "delegation_tree",
+    "encode_call",
+    "recipient_budgets",
+    "selector_of",
 ]

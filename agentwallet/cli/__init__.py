@@ -116,9 +116,11 @@ def chain_cmd(app: CliContext) -> None:
 from agentwallet.cli import agents as _agents  # noqa: E402
 from agentwallet.cli import audit as _audit  # noqa: E402
 from agentwallet.cli import console as _console  # noqa: E402
+from agentwallet.cli import delegation as _delegation  # noqa: E402
 from agentwallet.cli import demo as _demo  # noqa: E402
 from agentwallet.cli import keys as _keys  # noqa: E402
 from agentwallet.cli import payments as _payments  # noqa: E402
+from agentwallet.cli import scoped_calls as _scoped_calls  # noqa: E402
 from agentwallet.cli import vault as _vault  # noqa: E402
 from agentwallet.cli import wallet as _wallet  # noqa: E402
 
@@ -127,6 +129,13 @@ main.add_command(_vault.faucet)
 main.add_command(_vault.deploy)
 main.add_command(_vault.fund)
 main.add_command(_vault.agent)
+_vault.agent.add_command(_delegation.delegate)
+_vault.agent.add_command(_delegation.sub_limits)
+_vault.agent.add_command(_delegation.tree)
+_vault.agent.add_command(_scoped_calls.allow_call)
+_vault.agent.add_command(_scoped_calls.revoke_call)
+_vault.agent.add_command(_delegation.recipient_budget)
+_vault.agent.add_command(_scoped_calls.agent_call)
 main.add_command(_wallet.pay)
 main.add_command(_payments.requests)
 main.add_command(_payments.approve)
