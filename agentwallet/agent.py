@@ -4,8 +4,9 @@
 journaled under ``$AGENTWALLET_HOME/journal/``; a retry with the same ref (same or new process,
 after a crash or a timeout) re-broadcasts or looks up that exact transaction instead of signing a
 new one, so one ref pays at most once. A ref already used on-chain by this agent is answered
-with the earlier result. Nonces come from a per-(chain, address) lock and counter, so threads can
-pay concurrently.
+with the earlier result when the payment is the same (token, recipient, amount); a ref reused
+for a different payment raises :class:`~agentwallet.errors.RefReusedError` and sends nothing.
+Nonces come from a per-(chain, address) lock and counter, so threads can pay concurrently.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from agentwallet.errors import (
     ContractRevertError,
     InsufficientFundsError,
     PaymentPendingError,
+    RefReusedError,
     TransactionFailedError,
 )
 from agentwallet.keys import home_dir
@@ -211,12 +213,17 @@ class AgentWallet:
         with transactor.nonces.lock(self.chain, self.address):
             entry = self.journal.get(*key)
         if entry is not None:
+            journaled = (entry["token"], entry["to"], int(entry["amount"]))
+            if journaled != (info.address, to, amount):
+                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
             recovered = self._recover(entry, ref_bytes)
             if recovered is not None:
                 return recovered
         if ref is not None:  # a freshly generated ref cannot be on-chain yet: skip the log scan
             earlier = self._onchain_result(ref_bytes)
             if earlier is not None:
+                onchain = (earlier.token.address, earlier.to, earlier.amount)
+                self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
         _, tx = self._prepare(to, amount, info, ref_bytes)
         with transactor.nonces.reserve(self.chain, self.address) as slot:
@@ -253,6 +260,47 @@ class AgentWallet:
                 ) from None
             slot.tx_hash = tx_hash
         return self._finish(tx_hash, info, to, amount, ref_bytes)
+
+    def _same_payment(
+        self,
+        ref: bytes,
+        earlier: tuple[str, str, int],
+        outcome: PaymentOutcome | str,
+        info: TokenInfo,
+        to: str,
+        amount: int,
+    ) -> None:
+        """Raise :class:`RefReusedError` unless ``earlier`` (token, recipient, amount) is the
+        payment asked for now: an idempotency key names one payment."""
+        token, earlier_to, earlier_amount = earlier
+        if (token.lower(), earlier_to.lower(), earlier_amount) == (
+            info.address.lower(),
+            to.lower(),
+            amount,
+        ):
+            return
+        old = self.vault.token(token)
+        what = f"{format_amount(earlier_amount, old.decimals)} {old.symbol} to {earlier_to}"
+        if isinstance(outcome, Escalated):
+            what += f", request {outcome.request_id} in tx {outcome.tx_hash}"
+        elif isinstance(outcome, Paid):
+            what += f", paid in tx {outcome.tx_hash}"
+        else:
+            what += f", tx {outcome}"
+        raise RefReusedError(
+            f"ref {ref_text(ref)!r} was already used by agent {self.address} for another "
+            f"payment ({what}); nothing was sent: use a new ref for a new payment",
+            earlier=outcome,
+        )
+
+    def _journaled(self, entry: dict[str, Any]) -> PaymentOutcome | str:
+        """A journaled payment's outcome if mined (nothing is re-sent), else its tx hash."""
+        receipt = self.chain.transactor.receipt(bytes.fromhex(entry["tx_hash"][2:]))
+        if receipt is None or receipt["status"] != 1:
+            return str(entry["tx_hash"])
+        info = self.vault.token(entry["token"])
+        ref = bytes.fromhex(entry["ref"][2:])
+        return self._result(receipt, info, entry["to"], int(entry["amount"]), ref)
 
     def _finish(
         self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes

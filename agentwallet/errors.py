@@ -22,6 +22,8 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
     - InsufficientBalanceError (also a ContractRevertError)
   + SignatureMismatchError - a local EIP-712 digest or signer differs from the vault's view
   + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
+  + RefReusedError - a ref already names another payment of this agent; ``.earlier``
+  + RelayError - a relay refused an intent or rotation; ``.code``, ``.status``
   + ContractRevertError - a contract call reverts; ``.error_name``, ``.args_by_name``, ``.data``
     - one subclass per AgentVault error (:data:`REVERT_ERRORS`, name + ``Error``):
       AlreadyInitializedError, NotOwnerError, OnlyVaultError, VaultIsPausedError,
@@ -169,6 +171,26 @@ class SignatureMismatchError(AgentWalletError):
 
 class PaymentPendingError(AgentWalletError):
     """A payment was broadcast but its receipt did not arrive in time; retry with the same ref."""
+
+
+class RefReusedError(AgentWalletError):
+    """A payment ref (idempotency key) this agent already used for a *different* payment
+    (recipient, amount or token). Nothing was sent; ``earlier`` is the earlier payment's outcome
+    (a ``Paid``/``Escalated``) or, while it is pending, its journaled transaction hash."""
+
+    def __init__(self, message: str, earlier: object = None) -> None:
+        super().__init__(message)
+        self.earlier = earlier
+
+
+class RelayError(AgentWalletError):
+    """A relay refused an intent or a rotation (``code``: a machine-readable reason such as
+    ``nonce_used``; ``status``: the HTTP status), or could not be reached (``status`` 0)."""
+
+    def __init__(self, message: str, code: str = "relay_error", status: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
 
 
 # ---------------------------------------------------------------------------------------------

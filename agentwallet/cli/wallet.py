@@ -21,7 +21,7 @@ from agentwallet.units import format_amount
 # ------------------------------------------------------------------------------------ pay
 
 
-@click.command("pay")
+@click.command("pay", context_settings={"ignore_unknown_options": True})
 @click.argument("to", metavar="TO", type=KEY_OR_ADDRESS)
 @click.argument("amount", type=AMOUNT)
 @token_option
