@@ -22,7 +22,7 @@ from eth_account.signers.base import BaseAccount
 from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
-from agentwallet import request_log
+from agentwallet import intents, request_log
 from agentwallet.bindings.vault import event_topic
 from agentwallet.chain import Chain
 from agentwallet.chain.logs import get_logs
@@ -31,6 +31,7 @@ from agentwallet.errors import (
     AmountError,
     ContractRevertError,
     InsufficientFundsError,
+    IntentRefusedError,
     PaymentPendingError,
     RefReusedError,
     TransactionFailedError,
@@ -43,7 +44,9 @@ from agentwallet.protocol.models import (
     Paid,
     PaymentCheck,
     PaymentOutcome,
+    PaymentState,
     Remaining,
+    SignedIntent,
     TokenInfo,
     TxResult,
 )
@@ -188,19 +191,34 @@ class AgentWallet:
         return self.vault.bindings.encode("pay", token.address, to, amount, ref)
 
     def pay(
-        self, to: str, amount: int, token: str | None = None, ref: str | bytes | None = None
+        self,
+        to: str,
+        amount: int,
+        token: str | None = None,
+        ref: str | bytes | None = None,
+        *,
+        relay: str | None = None,
+        fee: int = 0,
     ) -> PaymentOutcome:
         """Pay ``amount`` base units of ``token`` (default ETH) to ``to``.
 
         Inside the limits the money moves now (:class:`Paid`); otherwise a request is created
         for the owners (:class:`Escalated`). ``ref`` is the idempotency key (a random one if
-        None): a retry with the same ref never pays twice. Errors are raised before anything
-        is sent; :class:`PaymentPendingError` means it was broadcast but not confirmed yet:
-        retry with the same ref.
+        None): a retry with the same ref never pays twice, and a ref reused for a different
+        payment raises :class:`RefReusedError`. Errors are raised before anything is sent;
+        :class:`PaymentPendingError` means it was broadcast but not confirmed yet: retry with
+        the same ref.
+
+        With ``relay`` (a relay's URL, ``agentwallet relay``) the agent signs an intent instead
+        and the relay submits it and pays the gas, taking ``fee`` (also the intent's
+        ``maxFee``) in the same token; the intent's nonce is derived from the ref, so the ref
+        pays at most once on this chain whoever submits it (docs/sdk.md, "Exactly once").
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
         info = self._token(token)
+        if relay is not None:
+            return self._pay_relayed(relay, to, amount, info, ref, fee)
         with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
             return self._pay(to, amount, info, ref)
 
@@ -216,6 +234,8 @@ class AgentWallet:
             journaled = (entry["token"], entry["to"], int(entry["amount"]))
             if journaled != (info.address, to, amount):
                 self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
+            if entry.get("kind") == "intent":
+                return self._intent_result(entry, ref_bytes)
             recovered = self._recover(entry, ref_bytes)
             if recovered is not None:
                 return recovered
@@ -295,6 +315,9 @@ class AgentWallet:
 
     def _journaled(self, entry: dict[str, Any]) -> PaymentOutcome | str:
         """A journaled payment's outcome if mined (nothing is re-sent), else its tx hash."""
+        if entry.get("kind") == "intent":
+            found = self._onchain_result(bytes.fromhex(entry["ref"][2:]))
+            return found if found is not None else f"(intent nonce {entry['intent']['nonce']})"
         receipt = self.chain.transactor.receipt(bytes.fromhex(entry["tx_hash"][2:]))
         if receipt is None or receipt["status"] != 1:
             return str(entry["tx_hash"])
@@ -323,20 +346,7 @@ class AgentWallet:
                 f"payment {tx.tx_hash} was mined but reverted; retry with a new ref",
                 receipt=receipt,
             )
-        created = self.vault.bindings.created_requests(receipt)
-        request_log.remember(self.vault, created, receipt)
-        for request in created:
-            return Escalated(
-                tx.tx_hash,
-                tx.gas_used,
-                request.id,
-                request.reasons.texts,
-                info,
-                to,
-                amount,
-                ref_text(ref),
-            )
-        return Paid(tx.tx_hash, tx.gas_used, info, to, amount, ref_text(ref))
+        return intents.outcome(self.vault, receipt, info, to, amount, ref)
 
     def _recover(self, entry: dict[str, Any], ref: bytes) -> PaymentOutcome | None:
         """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
@@ -393,6 +403,154 @@ class AgentWallet:
                 info = self.vault.token(str(a["token"]))
                 return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
         return None
+
+    # ------------------------------------------------------------------ intents
+
+    def sign_intent(
+        self,
+        to: str,
+        amount: int,
+        token: str | None = None,
+        ref: str | bytes | None = None,
+        nonce: int | None = None,
+        deadline: int | None = None,
+        max_fee: int = 0,
+        *,
+        exactly_once: bool = True,
+    ) -> SignedIntent:
+        """Sign a payment anyone may submit (``payWithIntent``, a relay, an ERC-7710
+        redeemer): nothing is sent. ``nonce`` defaults to the one derived from ``ref`` (a
+        random ref if None) so the ref executes at most once on this chain
+        (``exactly_once=False``: a free nonce instead); ``deadline`` to one hour from now."""
+        to = checksum(to, "recipient address")
+        amount = self._amount(amount)
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        return intents.sign_intent(
+            self.vault,
+            self.signer,
+            to,
+            amount,
+            self._token(token),
+            ref_bytes,
+            nonce=nonce,
+            deadline=deadline,
+            max_fee=max_fee,
+            exactly_once=exactly_once,
+        )
+
+    def _pay_relayed(
+        self, url: str, to: str, amount: int, info: TokenInfo, ref: str | bytes | None, fee: int
+    ) -> PaymentOutcome:
+        from agentwallet.relay.client import RelayClient
+
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        entry = self.journal.get(*key)
+        if entry is not None:
+            journaled = (entry["token"], entry["to"], int(entry["amount"]))
+            if journaled != (info.address, to, amount):
+                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
+            if entry.get("kind") != "intent":  # sent directly before: finish that one
+                with self.chain.transactor.exclusive():
+                    return self._pay(to, amount, info, ref_bytes)
+        if ref is not None:
+            earlier = self._onchain_result(ref_bytes)
+            if earlier is not None:
+                onchain = (earlier.token.address, earlier.to, earlier.amount)
+                self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
+                return earlier
+        self._check_agent_state()
+        signed = intents.sign_intent(
+            self.vault, self.signer, to, amount, info, ref_bytes, max_fee=fee
+        )
+        self.journal.put(
+            *key,
+            {
+                "kind": "intent",
+                "relay": url,
+                "intent": json.loads(signed.to_json()),
+                "ref": "0x" + ref_bytes.hex(),
+                "token": info.address,
+                "to": to,
+                "amount": str(amount),
+                "created": time.time(),
+            },
+        )
+        client = RelayClient(url)
+        try:
+            record = client.wait(client.submit_intent(signed, fee)["id"])
+        except IntentRefusedError as exc:
+            earlier = self._onchain_result(ref_bytes) if exc.code == "nonce_used" else None
+            if earlier is None:
+                raise
+            return earlier
+        if record.get("status") == "failed" or not record.get("tx_hash"):
+            raise TransactionFailedError(
+                f"relay {url} reports intent {record.get('id')} failed: "
+                f"{record.get('error', 'no reason given')}; retry pay with the same ref"
+            )
+        receipt = self.chain.transactor.wait(bytes.fromhex(record["tx_hash"][2:]), check=False)
+        return self._result(receipt, info, to, amount, ref_bytes)
+
+    def _intent_result(self, entry: dict[str, Any], ref: bytes) -> PaymentOutcome:
+        earlier = self._onchain_result(ref)
+        if earlier is not None:
+            return earlier
+        raise PaymentPendingError(
+            f"payment ref {ref_text(ref)!r} was sent as an intent through relay "
+            f"{entry.get('relay')} and is not mined yet: retry pay with relay= and the same ref"
+        )
+
+    def payment_state(self, ref: str | bytes) -> PaymentState:
+        """What became of ``ref``: paid / escalated (with the outcome), pending (journaled, not
+        mined), cancelled (its intent nonce is spent without a payment) or unknown. The
+        ``guarantee`` is ``"chain"`` when the ref's intent nonce is used (no one can pay this
+        ref again through an intent), else ``"journal"``."""
+        ref_bytes = to_ref(ref)
+        text, nonce = ref_text(ref_bytes), intents.ref_nonce(ref_bytes)
+        spent = self.vault.bindings.is_nonce_used(self.address, nonce)
+        guarantee = "chain" if spent else "journal"
+        earlier = self._onchain_result(ref_bytes)
+        if earlier is not None:
+            return PaymentState(text, earlier.status, guarantee, earlier, earlier.tx_hash, nonce)
+        if spent:
+            return PaymentState(text, "cancelled", guarantee, nonce=nonce)
+        entry = self.journal.get(self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        if entry is not None:
+            return PaymentState(text, "pending", guarantee, tx_hash=entry.get("tx_hash"))
+        return PaymentState(text, "unknown", guarantee)
+
+    def invalidate_nonces(self, nonces: list[int]) -> list[TxResult]:
+        """Cancel intents (and rotations) signed over ``nonces`` of this key: one transaction
+        per bitmap word. An intent's nonce is :attr:`SignedIntent.nonce`."""
+        return intents.invalidate_nonces(self.vault, self.signer, self.address, nonces)
+
+    def rotate_key(self, new_signer: BaseAccount, relay: str | None = None) -> TxResult:
+        """Move this agent's rights (limits, budget, open requests) to ``new_signer``: both keys
+        sign ``RotateKey``; the old key submits (it pays the gas) or, with ``relay``, a relay
+        does. Afterwards this wallet signs with the new key and the old key is dead."""
+        rotation = intents.sign_rotation(self.vault, self.signer, new_signer)
+        if relay is not None:
+            from agentwallet.relay.client import RelayClient
+
+            client = RelayClient(relay)
+            record = client.wait(client.submit_rotation(rotation)["id"])
+            if record.get("status") != "done":
+                raise TransactionFailedError(
+                    f"relay {relay} reports the rotation failed: {record.get('error')}"
+                )
+            tx_hash = bytes.fromhex(record["tx_hash"][2:])
+            result = TxResult.from_receipt(self.chain.transactor.wait(tx_hash))
+        else:
+            try:
+                result = intents.submit_rotation(self.vault, self.signer, rotation)
+            except IntentRefusedError as exc:
+                if isinstance(exc.__cause__, ContractRevertError):
+                    raise exc.__cause__ from None
+                raise
+        self.signer = new_signer
+        self.address = rotation.new_key
+        return result
 
     # ------------------------------------------------------------------ requests
 

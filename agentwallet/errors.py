@@ -23,7 +23,9 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
   + SignatureMismatchError - a local EIP-712 digest or signer differs from the vault's view
   + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
   + RefReusedError - a ref already names another payment of this agent; ``.earlier``
-  + RelayError - a relay refused an intent or rotation; ``.code``, ``.status``
+  + IntentRefusedError - an intent or rotation refused before any gas was spent (by the SDK or
+    a relay); ``.code`` (machine-readable), ``.status`` (HTTP status at a relay)
+  + RelayError - a relay could not be reached or answered badly
   + ContractRevertError - a contract call reverts; ``.error_name``, ``.args_by_name``, ``.data``
     - one subclass per AgentVault error (:data:`REVERT_ERRORS`, name + ``Error``):
       AlreadyInitializedError, NotOwnerError, OnlyVaultError, VaultIsPausedError,
@@ -183,14 +185,21 @@ class RefReusedError(AgentWalletError):
         self.earlier = earlier
 
 
-class RelayError(AgentWalletError):
-    """A relay refused an intent or a rotation (``code``: a machine-readable reason such as
-    ``nonce_used``; ``status``: the HTTP status), or could not be reached (``status`` 0)."""
+class IntentRefusedError(AgentWalletError):
+    """An agent's intent or rotation was refused before any gas was spent: malformed, expired,
+    replayed (nonce used), signed for another vault or chain or by a key that is not an active
+    agent, a fee above ``maxFee``, or a payment the vault would refuse. ``code`` is the
+    machine-readable reason (``expired``, ``nonce_used``, ...), ``status`` the HTTP status a
+    relay answers with."""
 
-    def __init__(self, message: str, code: str = "relay_error", status: int = 0) -> None:
+    def __init__(self, message: str, code: str, status: int = 400) -> None:
         super().__init__(message)
         self.code = code
         self.status = status
+
+
+class RelayError(AgentWalletError):
+    """A relay could not be reached, or answered with something that is not its JSON API."""
 
 
 # ---------------------------------------------------------------------------------------------
