@@ -199,6 +199,7 @@ class AgentWallet:
         *,
         relay: str | None = None,
         fee: int = 0,
+        exactly_once: bool = False,
     ) -> PaymentOutcome:
         """Pay ``amount`` base units of ``token`` (default ETH) to ``to``.
 
@@ -211,14 +212,16 @@ class AgentWallet:
 
         With ``relay`` (a relay's URL, ``agentwallet relay``) the agent signs an intent instead
         and the relay submits it and pays the gas, taking ``fee`` (also the intent's
-        ``maxFee``) in the same token; the intent's nonce is derived from the ref, so the ref
-        pays at most once on this chain whoever submits it (docs/sdk.md, "Exactly once").
+        ``maxFee``) in the same token. Its nonce is chosen so that the ref pays at most once on
+        this chain from any machine running the SDK; ``exactly_once`` derives it from the ref
+        itself, so no one can ever run that ref twice (about 17,000 more gas; docs/sdk.md,
+        "Exactly once"). A direct payment's ref is guarded by the journal and the vault's logs.
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
         info = self._token(token)
         if relay is not None:
-            return self._pay_relayed(relay, to, amount, info, ref, fee)
+            return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
         with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
             return self._pay(to, amount, info, ref)
 
@@ -416,12 +419,12 @@ class AgentWallet:
         deadline: int | None = None,
         max_fee: int = 0,
         *,
-        exactly_once: bool = True,
+        exactly_once: bool = False,
     ) -> SignedIntent:
         """Sign a payment anyone may submit (``payWithIntent``, a relay, an ERC-7710
-        redeemer): nothing is sent. ``nonce`` defaults to the one derived from ``ref`` (a
-        random ref if None) so the ref executes at most once on this chain
-        (``exactly_once=False``: a free nonce instead); ``deadline`` to one hour from now."""
+        redeemer): nothing is sent. ``nonce`` defaults to a free one chosen from ``ref`` (a
+        random ref if None), or with ``exactly_once`` the one derived from the ref so it can
+        never execute twice (+17k gas); ``deadline`` to one hour from now."""
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
         ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
@@ -438,8 +441,15 @@ class AgentWallet:
             exactly_once=exactly_once,
         )
 
-    def _pay_relayed(
-        self, url: str, to: str, amount: int, info: TokenInfo, ref: str | bytes | None, fee: int
+    def _pay_relayed(  # noqa: PLR0913
+        self,
+        url: str,
+        to: str,
+        amount: int,
+        info: TokenInfo,
+        ref: str | bytes | None,
+        fee: int,
+        exactly_once: bool,
     ) -> PaymentOutcome:
         from agentwallet.relay.client import RelayClient
 
@@ -453,16 +463,19 @@ class AgentWallet:
             if entry.get("kind") != "intent":  # sent directly before: finish that one
                 with self.chain.transactor.exclusive():
                     return self._pay(to, amount, info, ref_bytes)
+        self._check_agent_state()
+        # sign (reads the nonce bitmap) BEFORE the log lookup: an intent with this ref mined
+        # after the lookup must have taken the nonce this one picks (intents module docstring)
+        signed = intents.sign_intent(
+            self.vault, self.signer, to, amount, info, ref_bytes, max_fee=fee,
+            exactly_once=exactly_once,
+        )  # fmt: skip
         if ref is not None:
             earlier = self._onchain_result(ref_bytes)
             if earlier is not None:
                 onchain = (earlier.token.address, earlier.to, earlier.amount)
                 self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
-        self._check_agent_state()
-        signed = intents.sign_intent(
-            self.vault, self.signer, to, amount, info, ref_bytes, max_fee=fee
-        )
         self.journal.put(
             *key,
             {
@@ -503,22 +516,25 @@ class AgentWallet:
 
     def payment_state(self, ref: str | bytes) -> PaymentState:
         """What became of ``ref``: paid / escalated (with the outcome), pending (journaled, not
-        mined), cancelled (its intent nonce is spent without a payment) or unknown. The
-        ``guarantee`` is ``"chain"`` when the ref's intent nonce is used (no one can pay this
-        ref again through an intent), else ``"journal"``."""
+        mined), cancelled (its ref-derived intent nonce is spent without a payment) or unknown.
+        ``guarantee``: ``"chain"`` when the ref-derived nonce is spent (no intent can ever pay
+        this ref again), ``"logs"`` when the answer comes from the vault's events (every SDK
+        retry gets it), ``"journal"`` when only this machine's journal knows."""
         ref_bytes = to_ref(ref)
         text, nonce = ref_text(ref_bytes), intents.ref_nonce(ref_bytes)
         spent = self.vault.bindings.is_nonce_used(self.address, nonce)
-        guarantee = "chain" if spent else "journal"
         earlier = self._onchain_result(ref_bytes)
         if earlier is not None:
-            return PaymentState(text, earlier.status, guarantee, earlier, earlier.tx_hash, nonce)
+            guarantee = "chain" if spent else "logs"
+            return PaymentState(text, earlier.status, guarantee, earlier, earlier.tx_hash)
         if spent:
-            return PaymentState(text, "cancelled", guarantee, nonce=nonce)
+            return PaymentState(text, "cancelled", "chain", nonce=nonce)
         entry = self.journal.get(self.chain.chain_id, self.vault.address, self.address, ref_bytes)
         if entry is not None:
-            return PaymentState(text, "pending", guarantee, tx_hash=entry.get("tx_hash"))
-        return PaymentState(text, "unknown", guarantee)
+            tx_hash = entry.get("tx_hash")
+            nonce_used = entry.get("intent", {}).get("nonce")
+            return PaymentState(text, "pending", "journal", tx_hash=tx_hash, nonce=nonce_used)
+        return PaymentState(text, "unknown", "journal")
 
     def invalidate_nonces(self, nonces: list[int]) -> list[TxResult]:
         """Cancel intents (and rotations) signed over ``nonces`` of this key: one transaction

@@ -5,10 +5,13 @@ submits (``payWithIntent``; an ERC-7710 permission context for ``redeemDelegatio
 agent needs no gas. Nonces are unordered (one bitmap per agent key, Permit2's
 ``SignatureTransfer``): many intents in flight, any order, each at most once.
 
-Exactly once (docs/sdk.md, "Exactly once"): by default an intent's nonce is derived from its
-ref (:func:`ref_nonce`), so a ref executes at most once on this vault and chain, whoever submits
-it and from whatever machine; ``exactly_once=False`` takes the first free nonce of the
-lowest bitmap word instead (cheaper, a ref is then only unique per journal).
+Exactly once (docs/sdk.md, "Exactly once"): by default an intent takes the first free nonce of
+the lowest bitmap word that has one, starting at a bit derived from its ref (:func:`ref_seed`):
+a warm word, so a relayed payment stays at its measured gas. Two machines signing the same ref
+before either is mined pick the same nonce, so at most one runs; once one is mined, the
+caller's log lookup (made after reading the bitmap) finds it. ``exactly_once=True`` uses the
+nonce derived from the ref itself (:func:`ref_nonce`): no intent with that ref can ever run
+twice, whoever signs or submits it, at the cost of a fresh bitmap word (about 17,000 gas).
 
 :func:`check_intent` is what a relayer (``agentwallet relay``) runs before spending gas; it
 raises :class:`~agentwallet.errors.IntentRefusedError` with a machine-readable code.
@@ -60,6 +63,7 @@ __all__ = [
     "intent_outcome",
     "invalidate_nonces",
     "ref_nonce",
+    "ref_seed",
     "sign_intent",
     "sign_rotation",
     "submit_intent",
@@ -76,6 +80,11 @@ def ref_nonce(ref: bytes) -> int:
     intent with this ref, signed anywhere, takes this one nonce of the agent key's space, so at
     most one of them ever executes (a fresh bitmap word per ref: measured in docs/sdk.md)."""
     return int.from_bytes(keccak(_REF_NONCE_TAG + bytes(ref)), "big")
+
+
+def ref_seed(ref: bytes) -> int:
+    """The bit (0..255) a ref's default intent nonce search starts at."""
+    return ref_nonce(ref) & 0xFF
 
 
 def _free_nonce(vault: Vault, space: str, seed: int) -> int:
@@ -113,19 +122,18 @@ def sign_intent(
     nonce: int | None = None,
     deadline: int | None = None,
     max_fee: int = 0,
-    exactly_once: bool = True,
+    exactly_once: bool = False,
 ) -> SignedIntent:
     """The agent ``signer``'s signature of a payment anyone may submit. ``nonce`` defaults to
-    :func:`ref_nonce` (``exactly_once``) or the first free one; ``deadline`` to
+    the first free one from :func:`ref_seed` (or :func:`ref_nonce` with ``exactly_once``);
+    ``deadline`` to
     :data:`DEFAULT_DEADLINE` seconds from the chain's time. The local digest is checked against
     the vault's ``intentDigest`` before signing."""
     if isinstance(max_fee, bool) or not isinstance(max_fee, int) or max_fee < 0:
         raise AgentWalletError(f"max_fee must be an int >= 0 in base units, got {max_fee!r}")
     agent = checksum(str(signer.address))
     if nonce is None:
-        nonce = (
-            ref_nonce(ref) if exactly_once else _free_nonce(vault, agent, secrets.randbelow(256))
-        )
+        nonce = ref_nonce(ref) if exactly_once else _free_nonce(vault, agent, ref_seed(ref))
     if deadline is None:
         deadline = vault.chain.timestamp() + DEFAULT_DEADLINE
     unsigned = SignedIntent(

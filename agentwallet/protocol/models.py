@@ -438,8 +438,9 @@ class PaymentState:
     (journaled or relayed, not mined yet: retry with the same ref); ``"cancelled"`` (the
     ref-derived intent nonce was invalidated or spent without a payment: it can never pay);
     ``"unknown"`` (nothing for this ref: nothing was paid with it). ``guarantee`` says how far
-    the answer holds: ``"chain"`` for a ref-derived intent nonce (no one can pay it again),
-    ``"journal"`` for a direct payment (this machine's journal and the agent's logs)."""
+    the answer holds: ``"chain"`` (the ref-derived intent nonce is spent: no one can pay this
+    ref again through an intent), ``"logs"`` (from the vault's events: every SDK retry, on any
+    machine, gets this answer), ``"journal"`` (only this machine's journal knows)."""
 
     ref: str
     state: str

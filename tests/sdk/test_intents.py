@@ -48,7 +48,9 @@ def test_an_intent_is_paid_by_whoever_submits_it_and_the_agent_spends_no_gas(
     world: World,
 ) -> None:
     agent = _wallet(world)
-    signed = agent.sign_intent(world.payee, 20 * USDC, "tUSDC", ref="inv-i1", max_fee=USDC)
+    signed = agent.sign_intent(
+        world.payee, 20 * USDC, "tUSDC", ref="inv-i1", max_fee=USDC, exactly_once=True
+    )
     portable = SignedIntent.from_json(signed.to_json())
     assert portable == signed
     agent_nonce = world.chain.nonce(world.agent.address)
@@ -106,9 +108,13 @@ def test_replayed_expired_and_cross_vault_intents_are_refused(world: World) -> N
     signed = agent.sign_intent(world.payee, 1 * USDC, "tUSDC", ref="once-only")
     intents.submit_intent(world.vault, world.outsider, signed)
     assert "ran already or was cancelled" in _refused(world, signed, "nonce_used")
-    # the same ref signed again (another machine, another amount) maps to the same nonce
-    again = _wallet(world).sign_intent(world.payee, 2 * USDC, "tUSDC", ref="once-only")
-    assert again.nonce == signed.nonce
+    # with exactly_once the same ref signed again anywhere, for any payment, maps to one nonce
+    first = agent.sign_intent(world.payee, USDC, "tUSDC", ref="strict", exactly_once=True)
+    intents.submit_intent(world.vault, world.outsider, first)
+    again = _wallet(world).sign_intent(
+        world.payee, 2 * USDC, "tUSDC", ref="strict", exactly_once=True
+    )
+    assert again.nonce == first.nonce
     _refused(world, again, "nonce_used")
     expired = agent.sign_intent(
         world.payee, USDC, "tUSDC", ref="late", deadline=world.chain.timestamp() - 1
@@ -166,14 +172,28 @@ def test_nonces_are_unordered_and_the_agent_or_an_owner_can_cancel_them(world: W
 def test_cancelling_a_ref_makes_it_unpayable_and_its_state_says_so(world: World) -> None:
     agent = _wallet(world)
     assert agent.payment_state("never-sent").state == "unknown"
-    signed = agent.sign_intent(world.payee, USDC, "tUSDC", ref="to-cancel")
+    signed = agent.sign_intent(world.payee, USDC, "tUSDC", ref="to-cancel", exactly_once=True)
     agent.invalidate_nonces([signed.nonce])
     state = agent.payment_state("to-cancel")
     assert (state.state, state.guarantee, state.nonce) == ("cancelled", "chain", signed.nonce)
     _refused(world, signed, "nonce_used")
     direct = agent.pay(world.payee, USDC, "tUSDC", ref="direct-1")
     state = agent.payment_state("direct-1")
-    assert (state.state, state.guarantee, state.outcome) == ("paid", "journal", direct)
+    assert (state.state, state.guarantee, state.outcome) == ("paid", "logs", direct)
+
+
+def test_two_machines_signing_one_ref_before_either_is_mined_pick_one_nonce(
+    world: World, tmp_path: Path
+) -> None:
+    first = _wallet(world, tmp_path / "a")
+    second = _wallet(world, tmp_path / "b")
+    one = first.sign_intent(world.payee, USDC, "tUSDC", ref="two-machines")
+    other = second.sign_intent(world.payee, 2 * USDC, "tUSDC", ref="two-machines")
+    assert one.nonce == other.nonce and one.nonce >> 8 == 0  # a warm word, not a fresh one
+    assert isinstance(intents.submit_intent(world.vault, world.outsider, other), Paid)
+    _refused(world, one, "nonce_used")
+    state = first.payment_state("two-machines")
+    assert (state.state, state.guarantee, state.outcome.amount) == ("paid", "logs", 2 * USDC)
 
 
 def test_an_erc7710_redeemer_settles_exactly_the_transfer_the_intent_names(world: World) -> None:
