@@ -42,19 +42,15 @@ def create_app(service: RelayService) -> Starlette:
             return _error(400, "refused", str(exc))
         return JSONResponse(record, status_code=status)
 
-    async def post_intent(request: Request) -> JSONResponse:
-        try:
-            body = await _body(request)
-        except IntentRefusedError as exc:
-            return _error(exc.status, exc.code, str(exc))
-        return await _run(service.submit_intent, body)
+    def _post(fn: Any) -> Any:
+        async def endpoint(request: Request) -> JSONResponse:
+            try:
+                body = await _body(request)
+            except IntentRefusedError as exc:
+                return _error(exc.status, exc.code, str(exc))
+            return await _run(fn, body)
 
-    async def post_rotation(request: Request) -> JSONResponse:
-        try:
-            body = await _body(request)
-        except IntentRefusedError as exc:
-            return _error(exc.status, exc.code, str(exc))
-        return await _run(service.submit_rotation, body)
+        return endpoint
 
     async def get_intent(request: Request) -> JSONResponse:
         try:
@@ -70,8 +66,8 @@ def create_app(service: RelayService) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/intents", post_intent, methods=["POST"]),
-            Route("/rotations", post_rotation, methods=["POST"]),
+            Route("/intents", _post(service.submit_intent), methods=["POST"]),
+            Route("/rotations", _post(service.submit_rotation), methods=["POST"]),
             Route("/intents/{job_id}", get_intent, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
         ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from eth_abi.abi import encode as abi_encode
@@ -88,29 +89,20 @@ class RelayService:
             fee = int(str(body.get("fee", 0)))
         except (AgentWalletError, ValueError) as exc:
             raise _malformed(str(exc)) from None
-        job_id = self._job_id("intent", signed.vault, signed.chain_id, signed.agent, signed.nonce)
-        known = self._known(job_id)
-        if known is not None:
-            return 200, known
-        vault = self._vault(signed.vault)
         record = {
-            "id": job_id,
             "kind": "intent",
-            "vault": vault.address,
             "agent": signed.agent,
             "to": signed.to,
             "token": signed.token,
             "amount": str(signed.amount),
             "fee": str(fee),
             "ref": ref_text(bytes(HexBytes(signed.ref))),
-            "nonce": str(signed.nonce),
         }
-        transactor = self.chain.transactor
-        with transactor.exclusive():
-            tx = intents.check_intent(vault, signed, fee, self.address)
-            tx_hash = self._broadcast(tx)
-        return self._started(
-            record, tx_hash, lambda receipt: self._intent_done(vault, signed, receipt)
+        return self._submit(
+            (signed.vault, signed.chain_id, signed.agent, signed.nonce),
+            record,
+            lambda vault: intents.check_intent(vault, signed, fee, self.address),
+            lambda vault, receipt: self._intent_done(vault, signed, receipt),
         )
 
     def submit_rotation(self, body: Any) -> tuple[int, dict[str, Any]]:
@@ -121,36 +113,40 @@ class RelayService:
             rotation = SignedRotation.from_json(body["rotation"])
         except AgentWalletError as exc:
             raise _malformed(str(exc)) from None
-        job_id = self._job_id(
-            "rotation", rotation.vault, rotation.chain_id, rotation.old_key, rotation.nonce
+        record = {"kind": "rotation", "old_key": rotation.old_key, "new_key": rotation.new_key}
+        return self._submit(
+            (rotation.vault, rotation.chain_id, rotation.old_key, rotation.nonce),
+            record,
+            lambda vault: intents.check_rotation(vault, rotation, self.address),
+            lambda vault, receipt: {"status": "done"},
         )
+
+    def _submit(
+        self,
+        key: tuple[str, int, str, int],
+        record: dict[str, Any],
+        check: Callable[[Vault], dict[str, Any]],
+        done: Callable[[Vault, Any], dict[str, Any]],
+    ) -> tuple[int, dict[str, Any]]:
+        """The earlier record of this (vault, chain, signer, nonce) unless it failed; else
+        check (raises the refusal), sign and broadcast, and watch for the receipt."""
+        vault_address, chain_id, signer, nonce = key
+        encoded = abi_encode(
+            ["string", "address", "uint256", "address", "uint256"],
+            [record["kind"], vault_address, chain_id, signer, nonce],
+        )
+        job_id = "0x" + keccak(encoded).hex()
         known = self._known(job_id)
         if known is not None:
             return 200, known
-        vault = self._vault(rotation.vault)
-        record = {
-            "id": job_id,
-            "kind": "rotation",
-            "vault": vault.address,
-            "old_key": rotation.old_key,
-            "new_key": rotation.new_key,
-            "nonce": str(rotation.nonce),
-        }
-        transactor = self.chain.transactor
-        with transactor.exclusive():
-            tx = intents.check_rotation(vault, rotation, self.address)
+        vault = self._vault(vault_address)
+        record = {"id": job_id, "vault": vault.address, **record, "nonce": str(nonce)}
+        with self.chain.transactor.exclusive():
+            tx = check(vault)
             tx_hash = self._broadcast(tx)
-        return self._started(record, tx_hash, lambda receipt: {"status": "done"})
+        return self._started(record, tx_hash, lambda receipt: done(vault, receipt))
 
     # ------------------------------------------------------------------ internals
-
-    @staticmethod
-    def _job_id(kind: str, vault: str, chain_id: int, key: str, nonce: int) -> str:
-        encoded = abi_encode(
-            ["string", "address", "uint256", "address", "uint256"],
-            [kind, vault, chain_id, key, nonce],
-        )
-        return "0x" + keccak(encoded).hex()
 
     def _known(self, job_id: str) -> dict[str, Any] | None:
         """The record of a submission already accepted (a client retrying), unless it failed."""
