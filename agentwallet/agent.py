@@ -12,7 +12,6 @@ Nonces come from a per-(chain, address) lock and counter, so threads can pay con
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -36,6 +35,7 @@ from agentwallet.errors import (
     RefReusedError,
     TransactionFailedError,
 )
+from agentwallet.journal import Journal
 from agentwallet.keys import home_dir
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import AgentStatus
@@ -54,39 +54,6 @@ from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
-
-
-class Journal:
-    """Signed payment transactions by (chain id, vault, agent, ref), written before broadcast."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def _path(self, chain_id: int, vault: str, agent: str, ref: bytes) -> Path:
-        return self.directory / f"{chain_id}-{vault.lower()}-{agent.lower()}" / f"{ref.hex()}.json"
-
-    def get(self, chain_id: int, vault: str, agent: str, ref: bytes) -> dict[str, Any] | None:
-        """The journaled entry, or None."""
-        path = self._path(chain_id, vault, agent, ref)
-        if not path.is_file():
-            return None
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-
-    def put(self, chain_id: int, vault: str, agent: str, ref: bytes, entry: dict[str, Any]) -> None:
-        """Write an entry atomically and durably (temp file, fsync, rename)."""
-        path = self._path(chain_id, vault, agent, ref)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(entry, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-
-    def delete(self, chain_id: int, vault: str, agent: str, ref: bytes) -> None:
-        self._path(chain_id, vault, agent, ref).unlink(missing_ok=True)
 
 
 class AgentWallet:
@@ -463,7 +430,6 @@ class AgentWallet:
             if entry.get("kind") != "intent":  # sent directly before: finish that one
                 with self.chain.transactor.exclusive():
                     return self._pay(to, amount, info, ref_bytes)
-        self._check_agent_state()
         # sign (reads the nonce bitmap) BEFORE the log lookup: an intent with this ref mined
         # after the lookup must have taken the nonce this one picks (intents module docstring)
         signed = intents.sign_intent(
@@ -476,6 +442,7 @@ class AgentWallet:
                 onchain = (earlier.token.address, earlier.to, earlier.amount)
                 self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
+        self._check_agent_state()
         self.journal.put(
             *key,
             {
@@ -496,6 +463,8 @@ class AgentWallet:
             earlier = self._onchain_result(ref_bytes) if exc.code == "nonce_used" else None
             if earlier is None:
                 raise
+            onchain = (earlier.token.address, earlier.to, earlier.amount)
+            self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
             return earlier
         if record.get("status") == "failed" or not record.get("tx_hash"):
             raise TransactionFailedError(
