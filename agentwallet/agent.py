@@ -4,14 +4,14 @@
 journaled under ``$AGENTWALLET_HOME/journal/``; a retry with the same ref (same or new process,
 after a crash or a timeout) re-broadcasts or looks up that exact transaction instead of signing a
 new one, so one ref pays at most once. A ref already used on-chain by this agent is answered
-with the earlier result. Nonces come from a per-(chain, address) lock and counter, so threads can
-pay concurrently.
+with the earlier result when the payment is the same (token, recipient, amount); a ref reused
+for a different payment raises :class:`~agentwallet.errors.RefReusedError` and sends nothing.
+Nonces come from a per-(chain, address) lock and counter, so threads can pay concurrently.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from pathlib import Path
@@ -21,7 +21,7 @@ from eth_account.signers.base import BaseAccount
 from web3.exceptions import TimeExhausted, Web3RPCError
 from web3.types import TxReceipt
 
-from agentwallet import request_log
+from agentwallet import intents, request_log
 from agentwallet.bindings.vault import event_topic
 from agentwallet.chain import Chain
 from agentwallet.chain.logs import get_logs
@@ -30,9 +30,12 @@ from agentwallet.errors import (
     AmountError,
     ContractRevertError,
     InsufficientFundsError,
+    IntentRefusedError,
     PaymentPendingError,
+    RefReusedError,
     TransactionFailedError,
 )
+from agentwallet.journal import Journal
 from agentwallet.keys import home_dir
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import AgentStatus
@@ -41,7 +44,9 @@ from agentwallet.protocol.models import (
     Paid,
     PaymentCheck,
     PaymentOutcome,
+    PaymentState,
     Remaining,
+    SignedIntent,
     TokenInfo,
     TxResult,
 )
@@ -49,39 +54,6 @@ from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
-
-
-class Journal:
-    """Signed payment transactions by (chain id, vault, agent, ref), written before broadcast."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-
-    def _path(self, chain_id: int, vault: str, agent: str, ref: bytes) -> Path:
-        return self.directory / f"{chain_id}-{vault.lower()}-{agent.lower()}" / f"{ref.hex()}.json"
-
-    def get(self, chain_id: int, vault: str, agent: str, ref: bytes) -> dict[str, Any] | None:
-        """The journaled entry, or None."""
-        path = self._path(chain_id, vault, agent, ref)
-        if not path.is_file():
-            return None
-        data: dict[str, Any] = json.loads(path.read_text())
-        return data
-
-    def put(self, chain_id: int, vault: str, agent: str, ref: bytes, entry: dict[str, Any]) -> None:
-        """Write an entry atomically and durably (temp file, fsync, rename)."""
-        path = self._path(chain_id, vault, agent, ref)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(entry, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-
-    def delete(self, chain_id: int, vault: str, agent: str, ref: bytes) -> None:
-        self._path(chain_id, vault, agent, ref).unlink(missing_ok=True)
 
 
 class AgentWallet:
@@ -186,19 +158,37 @@ class AgentWallet:
         return self.vault.bindings.encode("pay", token.address, to, amount, ref)
 
     def pay(
-        self, to: str, amount: int, token: str | None = None, ref: str | bytes | None = None
+        self,
+        to: str,
+        amount: int,
+        token: str | None = None,
+        ref: str | bytes | None = None,
+        *,
+        relay: str | None = None,
+        fee: int = 0,
+        exactly_once: bool = False,
     ) -> PaymentOutcome:
         """Pay ``amount`` base units of ``token`` (default ETH) to ``to``.
 
         Inside the limits the money moves now (:class:`Paid`); otherwise a request is created
         for the owners (:class:`Escalated`). ``ref`` is the idempotency key (a random one if
-        None): a retry with the same ref never pays twice. Errors are raised before anything
-        is sent; :class:`PaymentPendingError` means it was broadcast but not confirmed yet:
-        retry with the same ref.
+        None): a retry with the same ref never pays twice, and a ref reused for a different
+        payment raises :class:`RefReusedError`. Errors are raised before anything is sent;
+        :class:`PaymentPendingError` means it was broadcast but not confirmed yet: retry with
+        the same ref.
+
+        With ``relay`` (a relay's URL, ``agentwallet relay``) the agent signs an intent instead
+        and the relay submits it and pays the gas, taking ``fee`` (also the intent's
+        ``maxFee``) in the same token. Its nonce is chosen so that the ref pays at most once on
+        this chain from any machine running the SDK; ``exactly_once`` derives it from the ref
+        itself, so no one can ever run that ref twice (about 17,000 more gas; docs/sdk.md,
+        "Exactly once"). A direct payment's ref is guarded by the journal and the vault's logs.
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
         info = self._token(token)
+        if relay is not None:
+            return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
         with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
             return self._pay(to, amount, info, ref)
 
@@ -211,12 +201,19 @@ class AgentWallet:
         with transactor.nonces.lock(self.chain, self.address):
             entry = self.journal.get(*key)
         if entry is not None:
+            journaled = (entry["token"], entry["to"], int(entry["amount"]))
+            if journaled != (info.address, to, amount):
+                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
+            if entry.get("kind") == "intent":
+                return self._intent_result(entry, ref_bytes)
             recovered = self._recover(entry, ref_bytes)
             if recovered is not None:
                 return recovered
         if ref is not None:  # a freshly generated ref cannot be on-chain yet: skip the log scan
             earlier = self._onchain_result(ref_bytes)
             if earlier is not None:
+                onchain = (earlier.token.address, earlier.to, earlier.amount)
+                self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
         _, tx = self._prepare(to, amount, info, ref_bytes)
         with transactor.nonces.reserve(self.chain, self.address) as slot:
@@ -254,6 +251,50 @@ class AgentWallet:
             slot.tx_hash = tx_hash
         return self._finish(tx_hash, info, to, amount, ref_bytes)
 
+    def _same_payment(
+        self,
+        ref: bytes,
+        earlier: tuple[str, str, int],
+        outcome: PaymentOutcome | str,
+        info: TokenInfo,
+        to: str,
+        amount: int,
+    ) -> None:
+        """Raise :class:`RefReusedError` unless ``earlier`` (token, recipient, amount) is the
+        payment asked for now: an idempotency key names one payment."""
+        token, earlier_to, earlier_amount = earlier
+        if (token.lower(), earlier_to.lower(), earlier_amount) == (
+            info.address.lower(),
+            to.lower(),
+            amount,
+        ):
+            return
+        old = self.vault.token(token)
+        what = f"{format_amount(earlier_amount, old.decimals)} {old.symbol} to {earlier_to}"
+        if isinstance(outcome, Escalated):
+            what += f", request {outcome.request_id} in tx {outcome.tx_hash}"
+        elif isinstance(outcome, Paid):
+            what += f", paid in tx {outcome.tx_hash}"
+        else:
+            what += f", tx {outcome}"
+        raise RefReusedError(
+            f"ref {ref_text(ref)!r} was already used by agent {self.address} for another "
+            f"payment ({what}); nothing was sent: use a new ref for a new payment",
+            earlier=outcome,
+        )
+
+    def _journaled(self, entry: dict[str, Any]) -> PaymentOutcome | str:
+        """A journaled payment's outcome if mined (nothing is re-sent), else its tx hash."""
+        if entry.get("kind") == "intent":
+            found = self._onchain_result(bytes.fromhex(entry["ref"][2:]))
+            return found if found is not None else f"(intent nonce {entry['intent']['nonce']})"
+        receipt = self.chain.transactor.receipt(bytes.fromhex(entry["tx_hash"][2:]))
+        if receipt is None or receipt["status"] != 1:
+            return str(entry["tx_hash"])
+        info = self.vault.token(entry["token"])
+        ref = bytes.fromhex(entry["ref"][2:])
+        return self._result(receipt, info, entry["to"], int(entry["amount"]), ref)
+
     def _finish(
         self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
     ) -> PaymentOutcome:
@@ -275,20 +316,7 @@ class AgentWallet:
                 f"payment {tx.tx_hash} was mined but reverted; retry with a new ref",
                 receipt=receipt,
             )
-        created = self.vault.bindings.created_requests(receipt)
-        request_log.remember(self.vault, created, receipt)
-        for request in created:
-            return Escalated(
-                tx.tx_hash,
-                tx.gas_used,
-                request.id,
-                request.reasons.texts,
-                info,
-                to,
-                amount,
-                ref_text(ref),
-            )
-        return Paid(tx.tx_hash, tx.gas_used, info, to, amount, ref_text(ref))
+        return intents.outcome(self.vault, receipt, info, to, amount, ref)
 
     def _recover(self, entry: dict[str, Any], ref: bytes) -> PaymentOutcome | None:
         """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
@@ -345,6 +373,169 @@ class AgentWallet:
                 info = self.vault.token(str(a["token"]))
                 return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
         return None
+
+    # ------------------------------------------------------------------ intents
+
+    def sign_intent(
+        self,
+        to: str,
+        amount: int,
+        token: str | None = None,
+        ref: str | bytes | None = None,
+        nonce: int | None = None,
+        deadline: int | None = None,
+        max_fee: int = 0,
+        *,
+        exactly_once: bool = False,
+    ) -> SignedIntent:
+        """Sign a payment anyone may submit (``payWithIntent``, a relay, an ERC-7710
+        redeemer): nothing is sent. ``nonce`` defaults to a free one chosen from ``ref`` (a
+        random ref if None), or with ``exactly_once`` the one derived from the ref so it can
+        never execute twice (+17k gas); ``deadline`` to one hour from now."""
+        to = checksum(to, "recipient address")
+        amount = self._amount(amount)
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        return intents.sign_intent(
+            self.vault,
+            self.signer,
+            to,
+            amount,
+            self._token(token),
+            ref_bytes,
+            nonce=nonce,
+            deadline=deadline,
+            max_fee=max_fee,
+            exactly_once=exactly_once,
+        )
+
+    def _pay_relayed(  # noqa: PLR0913
+        self,
+        url: str,
+        to: str,
+        amount: int,
+        info: TokenInfo,
+        ref: str | bytes | None,
+        fee: int,
+        exactly_once: bool,
+    ) -> PaymentOutcome:
+        from agentwallet.relay.client import RelayClient
+
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        entry = self.journal.get(*key)
+        if entry is not None:
+            journaled = (entry["token"], entry["to"], int(entry["amount"]))
+            if journaled != (info.address, to, amount):
+                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
+            if entry.get("kind") != "intent":  # sent directly before: finish that one
+                with self.chain.transactor.exclusive():
+                    return self._pay(to, amount, info, ref_bytes)
+        # sign (reads the nonce bitmap) BEFORE the log lookup: an intent with this ref mined
+        # after the lookup must have taken the nonce this one picks (intents module docstring)
+        signed = intents.sign_intent(
+            self.vault, self.signer, to, amount, info, ref_bytes, max_fee=fee,
+            exactly_once=exactly_once,
+        )  # fmt: skip
+        if ref is not None:
+            earlier = self._onchain_result(ref_bytes)
+            if earlier is not None:
+                onchain = (earlier.token.address, earlier.to, earlier.amount)
+                self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
+                return earlier
+        self._check_agent_state()
+        self.journal.put(
+            *key,
+            {
+                "kind": "intent",
+                "relay": url,
+                "intent": json.loads(signed.to_json()),
+                "ref": "0x" + ref_bytes.hex(),
+                "token": info.address,
+                "to": to,
+                "amount": str(amount),
+                "created": time.time(),
+            },
+        )
+        client = RelayClient(url)
+        try:
+            record = client.wait(client.submit_intent(signed, fee)["id"])
+        except IntentRefusedError as exc:
+            earlier = self._onchain_result(ref_bytes) if exc.code == "nonce_used" else None
+            if earlier is None:
+                raise
+            onchain = (earlier.token.address, earlier.to, earlier.amount)
+            self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
+            return earlier
+        if record.get("status") == "failed" or not record.get("tx_hash"):
+            raise TransactionFailedError(
+                f"relay {url} reports intent {record.get('id')} failed: "
+                f"{record.get('error', 'no reason given')}; retry pay with the same ref"
+            )
+        receipt = self.chain.transactor.wait(bytes.fromhex(record["tx_hash"][2:]), check=False)
+        return self._result(receipt, info, to, amount, ref_bytes)
+
+    def _intent_result(self, entry: dict[str, Any], ref: bytes) -> PaymentOutcome:
+        earlier = self._onchain_result(ref)
+        if earlier is not None:
+            return earlier
+        raise PaymentPendingError(
+            f"payment ref {ref_text(ref)!r} was sent as an intent through relay "
+            f"{entry.get('relay')} and is not mined yet: retry pay with relay= and the same ref"
+        )
+
+    def payment_state(self, ref: str | bytes) -> PaymentState:
+        """What became of ``ref``: paid / escalated (with the outcome), pending (journaled, not
+        mined), cancelled (its ref-derived intent nonce is spent without a payment) or unknown.
+        ``guarantee``: ``"chain"`` when the ref-derived nonce is spent (no intent can ever pay
+        this ref again), ``"logs"`` when the answer comes from the vault's events (every SDK
+        retry gets it), ``"journal"`` when only this machine's journal knows."""
+        ref_bytes = to_ref(ref)
+        text, nonce = ref_text(ref_bytes), intents.ref_nonce(ref_bytes)
+        spent = self.vault.bindings.is_nonce_used(self.address, nonce)
+        earlier = self._onchain_result(ref_bytes)
+        if earlier is not None:
+            guarantee = "chain" if spent else "logs"
+            return PaymentState(text, earlier.status, guarantee, earlier, earlier.tx_hash)
+        if spent:
+            return PaymentState(text, "cancelled", "chain", nonce=nonce)
+        entry = self.journal.get(self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        if entry is not None:
+            tx_hash = entry.get("tx_hash")
+            nonce_used = entry.get("intent", {}).get("nonce")
+            return PaymentState(text, "pending", "journal", tx_hash=tx_hash, nonce=nonce_used)
+        return PaymentState(text, "unknown", "journal")
+
+    def invalidate_nonces(self, nonces: list[int]) -> list[TxResult]:
+        """Cancel intents (and rotations) signed over ``nonces`` of this key: one transaction
+        per bitmap word. An intent's nonce is :attr:`SignedIntent.nonce`."""
+        return intents.invalidate_nonces(self.vault, self.signer, self.address, nonces)
+
+    def rotate_key(self, new_signer: BaseAccount, relay: str | None = None) -> TxResult:
+        """Move this agent's rights (limits, budget, open requests) to ``new_signer``: both keys
+        sign ``RotateKey``; the old key submits (it pays the gas) or, with ``relay``, a relay
+        does. Afterwards this wallet signs with the new key and the old key is dead."""
+        rotation = intents.sign_rotation(self.vault, self.signer, new_signer)
+        if relay is not None:
+            from agentwallet.relay.client import RelayClient
+
+            client = RelayClient(relay)
+            record = client.wait(client.submit_rotation(rotation)["id"])
+            if record.get("status") != "done":
+                raise TransactionFailedError(
+                    f"relay {relay} reports the rotation failed: {record.get('error')}"
+                )
+            tx_hash = bytes.fromhex(record["tx_hash"][2:])
+            result = TxResult.from_receipt(self.chain.transactor.wait(tx_hash))
+        else:
+            try:
+                result = intents.submit_rotation(self.vault, self.signer, rotation)
+            except IntentRefusedError as exc:
+                if isinstance(exc.__cause__, ContractRevertError):
+                    raise exc.__cause__ from None
+                raise
+        self.signer = new_signer
+        self.address = rotation.new_key
+        return result
 
     # ------------------------------------------------------------------ requests
 

@@ -22,6 +22,10 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
     - InsufficientBalanceError (also a ContractRevertError)
   + SignatureMismatchError - a local EIP-712 digest or signer differs from the vault's view
   + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
+  + RefReusedError - a ref already names another payment of this agent; ``.earlier``
+  + IntentRefusedError - an intent or rotation refused before any gas was spent (by the SDK or
+    a relay); ``.code`` (machine-readable), ``.status`` (HTTP status at a relay)
+  + RelayError - a relay could not be reached or answered badly
   + ContractRevertError - a contract call reverts; ``.error_name``, ``.args_by_name``, ``.data``
     - one subclass per vault error, named after it plus ``Error`` (:data:`REVERT_ERRORS`):
       e.g. NotOwnerError, VaultIsPausedError, AgentNotActiveError, LimitTooLargeError,
@@ -155,6 +159,33 @@ class SignatureMismatchError(AgentWalletError):
 
 class PaymentPendingError(AgentWalletError):
     """A payment was broadcast but its receipt did not arrive in time; retry with the same ref."""
+
+
+class RefReusedError(AgentWalletError):
+    """A payment ref (idempotency key) this agent already used for a *different* payment
+    (recipient, amount or token). Nothing was sent; ``earlier`` is the earlier payment's outcome
+    (a ``Paid``/``Escalated``) or, while it is pending, its journaled transaction hash."""
+
+    def __init__(self, message: str, earlier: object = None) -> None:
+        super().__init__(message)
+        self.earlier = earlier
+
+
+class IntentRefusedError(AgentWalletError):
+    """An agent's intent or rotation was refused before any gas was spent: malformed, expired,
+    replayed (nonce used), signed for another vault or chain or by a key that is not an active
+    agent, a fee above ``maxFee``, or a payment the vault would refuse. ``code`` is the
+    machine-readable reason (``expired``, ``nonce_used``, ...), ``status`` the HTTP status a
+    relay answers with."""
+
+    def __init__(self, message: str, code: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class RelayError(AgentWalletError):
+    """A relay could not be reached, or answered with something that is not its JSON API."""
 
 
 # ---------------------------------------------------------------------------------------------

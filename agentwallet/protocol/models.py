@@ -29,8 +29,11 @@ __all__ = [
     "Remaining",
     "RequestInfo",
     "RequestRef",
+    "PaymentState",
     "SignedApproval",
+    "SignedIntent",
     "SignedPayment",
+    "SignedRotation",
     "TokenInfo",
     "TxResult",
 ]
@@ -321,3 +324,127 @@ class SignedPayment(_Portable):
             signature=str(data["signature"]),
             contract=bool(data.get("contract", False)),
         )
+
+
+def _signature_bytes(signature: str) -> bytes:
+    raw = bytes(HexBytes(signature))
+    if len(raw) != 65:
+        raise ValueError(f"signature must be 65 bytes r|s|v, got {len(raw)}")
+    return raw
+
+
+@dataclass(frozen=True)
+class SignedIntent(_Portable):
+    """An agent's EIP-712 ``Intent``: a payment anyone may submit (``payWithIntent``, or as an
+    ERC-7710 permission context to ``redeemDelegations``), portable as JSON. ``nonce`` is from
+    the agent key's unordered space; ``max_fee`` the most the submitter may take in the same
+    token (counted with ``amount`` against the agent's limits). ``signature`` is 65 bytes
+    r|s|v; :meth:`compact` gives EIP-2098's ``(r, vs)`` for ``payWithIntent``."""
+
+    vault: str
+    chain_id: int
+    agent: str
+    token: str
+    to: str
+    amount: int
+    ref: str  #: 0x hex, 32 bytes
+    nonce: int
+    deadline: int
+    max_fee: int
+    signature: str  #: 0x hex, 65 bytes
+    _what: ClassVar[str] = "signed intent"
+
+    def intent(self) -> tuple[str, str, int, bytes, int, int, int]:
+        """The ``Intent`` struct as the ABI takes it."""
+        ref = bytes(HexBytes(self.ref))
+        return (self.token, self.to, self.amount, ref, self.nonce, self.deadline, self.max_fee)
+
+    def compact(self) -> tuple[bytes, bytes]:
+        """EIP-2098 ``(r, vs)``: ``s`` with the parity of ``v`` in its top bit."""
+        raw = _signature_bytes(self.signature)
+        r, s, v = raw[:32], int.from_bytes(raw[32:64], "big"), raw[64]
+        parity = (v - 27) if v >= 27 else v
+        return r, ((parity << 255) | s).to_bytes(32, "big")
+
+    def permission_context(self) -> bytes:
+        """``abi.encode(Intent, bytes signature)``: the ERC-7710 permission context."""
+        from eth_abi.abi import encode
+
+        return encode(
+            ["(address,address,uint256,bytes32,uint256,uint256,uint256)", "bytes"],
+            [self.intent(), _signature_bytes(self.signature)],
+        )
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        ref = bytes(HexBytes(data["ref"]))
+        if len(ref) != 32:
+            raise ValueError(f"ref must be 32 bytes, got {len(ref)}")
+        values = [int(data[k]) for k in ("chain_id", "amount", "nonce", "deadline", "max_fee")]
+        if any(v < 0 or v >= 2**256 for v in values):
+            raise ValueError("amounts, nonce and deadline must be uint256")
+        _signature_bytes(str(data["signature"]))
+        return cls(
+            vault=checksum(data["vault"], "vault address"),
+            chain_id=values[0],
+            agent=checksum(data["agent"], "agent address"),
+            token=checksum(data["token"], "token address"),
+            to=checksum(data["to"], "recipient address"),
+            amount=values[1],
+            ref=HexBytes(ref).to_0x_hex(),
+            nonce=values[2],
+            deadline=values[3],
+            max_fee=values[4],
+            signature=HexBytes(data["signature"]).to_0x_hex(),
+        )
+
+
+@dataclass(frozen=True)
+class SignedRotation(_Portable):
+    """Both keys' EIP-712 ``RotateKey`` signatures: the agent ``old_key`` hands its rights to
+    ``new_key`` (whose signature proves it is held). Anyone may submit (``rotateAgentKey``)."""
+
+    vault: str
+    chain_id: int
+    old_key: str
+    new_key: str
+    nonce: int
+    deadline: int
+    old_signature: str  #: 0x hex, 65 bytes
+    new_signature: str  #: 0x hex, 65 bytes
+    _what: ClassVar[str] = "signed rotation"
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        for key in ("old_signature", "new_signature"):
+            _signature_bytes(str(data[key]))
+        return cls(
+            vault=checksum(data["vault"], "vault address"),
+            chain_id=int(data["chain_id"]),
+            old_key=checksum(data["old_key"], "old key address"),
+            new_key=checksum(data["new_key"], "new key address"),
+            nonce=int(data["nonce"]),
+            deadline=int(data["deadline"]),
+            old_signature=HexBytes(data["old_signature"]).to_0x_hex(),
+            new_signature=HexBytes(data["new_signature"]).to_0x_hex(),
+        )
+
+
+@dataclass(frozen=True)
+class PaymentState:
+    """What became of a payment ref of one agent (:meth:`AgentWallet.payment_state`).
+
+    ``state``: ``"paid"`` or ``"escalated"`` (``outcome`` holds the result); ``"pending"``
+    (journaled or relayed, not mined yet: retry with the same ref); ``"cancelled"`` (the
+    ref-derived intent nonce was invalidated or spent without a payment: it can never pay);
+    ``"unknown"`` (nothing for this ref: nothing was paid with it). ``guarantee`` says how far
+    the answer holds: ``"chain"`` (the ref-derived intent nonce is spent: no one can pay this
+    ref again through an intent), ``"logs"`` (from the vault's events: every SDK retry, on any
+    machine, gets this answer), ``"journal"`` (only this machine's journal knows)."""
+
+    ref: str
+    state: str
+    guarantee: str
+    outcome: Paid | Escalated | None = None
+    tx_hash: str | None = None
+    nonce: int | None = None

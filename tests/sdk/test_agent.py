@@ -16,6 +16,7 @@ from agentwallet.errors import (
     InsufficientGasError,
     InvalidAddressError,
     PaymentPendingError,
+    RefReusedError,
     RequestNotPendingError,
 )
 from agentwallet.protocol.constants import REASON_TEXT
@@ -211,3 +212,34 @@ def test_deciding_a_decided_request_is_refused(world: World) -> None:
             action(world.owners[0], over.request_id)
     receipt_events = v.contract.events.RequestCancelled().get_logs(from_block=0)
     assert [int(e["args"]["requestId"]) for e in receipt_events] == [over.request_id]
+
+
+def test_ref_reused_for_another_payment_is_refused_and_sends_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    agent = AgentWallet(world.chain, world.vault, world.agent)
+    paid = agent.pay(world.payee, 7 * USDC, "tUSDC", ref="inv-7")
+    escalated = agent.pay(world.payee, 700 * USDC, "tUSDC", ref="inv-8")
+    other = world.outsider.address
+    before = world.vault.balance("tUSDC"), world.chain.nonce(world.agent.address)
+    # another amount, another recipient, another token: each a different payment
+    for to, amount, token in (
+        (world.payee, 8 * USDC, "tUSDC"),
+        (other, 7 * USDC, "tUSDC"),
+        (world.payee, 7 * USDC, None),
+    ):
+        with pytest.raises(RefReusedError, match=r"'inv-7'.*7 tUSDC.*paid in tx") as info:
+            agent.pay(to, amount, token, ref="inv-7")
+        assert info.value.earlier == paid
+    with pytest.raises(RefReusedError, match=r"request \d+") as info:
+        agent.pay(world.payee, 701 * USDC, "tUSDC", ref="inv-8")
+    assert info.value.earlier == escalated
+    # a process without this journal sees the same refusal from the chain's logs
+    fresh = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    with pytest.raises(RefReusedError):
+        fresh.pay(other, 7 * USDC, "tUSDC", ref="inv-7")
+    assert (world.vault.balance("tUSDC"), world.chain.nonce(world.agent.address)) == before
+    # the same payment under the same ref is still answered with the earlier result
+    assert agent.pay(world.payee, 7 * USDC, "tUSDC", ref="inv-7") == paid
+    assert fresh.pay(world.payee, 700 * USDC, "tUSDC", ref="inv-8") == escalated
+    assert len(_payments_with_ref(world, "inv-7")) == 1
