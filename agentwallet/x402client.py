@@ -20,14 +20,11 @@ The ``x402`` package supplies the types, the header codecs and :class:`x402.x402
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
-from eth_abi.abi import encode
 from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 from x402 import PaymentRequired, PaymentRequirements, x402ClientSync
 from x402.http.constants import (
     PAYMENT_REQUIRED_HEADER,
@@ -40,9 +37,7 @@ from x402.http.utils import (
     encode_payment_signature_header,
 )
 
-from agentwallet import signing
 from agentwallet.errors import AgentWalletError, ContractRevertError
-from agentwallet.protocol import typed_data
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import AgentStatus
 from agentwallet.protocol.models import TokenInfo
@@ -108,29 +103,14 @@ def resource_ref(url: str) -> bytes:
     return bytes(keccak(text=url))
 
 
-def _free_nonce(wallet: AgentWallet) -> int:
-    """A random unused nonce of the agent's unordered (Permit2-style) nonce space."""
-    while True:
-        nonce = secrets.randbits(256)
-        if not wallet.vault.bindings.nonce_bitmap(wallet.address, nonce >> 8) >> (nonce & 255) & 1:
-            return nonce
-
-
 def sign_intent_context(
     wallet: AgentWallet, token: str, to: str, amount: int, ref: bytes, deadline: int
 ) -> bytes:
-    """The agent's signed ``Intent`` as an ERC-7710 permission context for its vault.
-
-    Built on :func:`agentwallet.protocol.typed_data.intent_message` and checked against the
-    vault's own ``intentDigest`` before signing. To be replaced by
-    ``AgentWallet.sign_intent`` when that lands (agent-signed intents, issue 11)."""
-    nonce = _free_nonce(wallet)
-    domain = wallet.vault.bindings.eip712_domain()
-    message = typed_data.intent_message(domain, token, to, amount, ref, nonce, deadline)
-    intent = (token, to, amount, ref, nonce, deadline, 0)
-    onchain = wallet.vault.bindings.contract.functions.intentDigest(intent).call()
-    signature = bytes(HexBytes(signing.sign_typed(wallet.signer, message, bytes(onchain))))
-    return bytes(encode(INTENT_ABI, [intent, signature]))
+    """The agent's signed ``Intent`` (:meth:`AgentWallet.sign_intent`: a free nonce of the
+    agent's unordered space, chosen from the ref) as an ERC-7710 permission context for its
+    vault."""
+    signed = wallet.sign_intent(to, amount, token=token, ref=ref, deadline=deadline)
+    return signed.permission_context()
 
 
 class Erc7710ClientScheme:

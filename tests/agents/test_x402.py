@@ -88,8 +88,16 @@ class Loop:
         return self.home.wallet()
 
 
+@pytest.fixture
+def loop(servers: Loop) -> Loop:
+    """The servers, with the facilitator's memory of settled payments rolled back with the
+    chain (each test starts from the same snapshot, so the same payment can be signed again)."""
+    servers.facilitator._settled.clear()
+    return servers
+
+
 @pytest.fixture(scope="session")
-def loop(agent_home: AgentHome) -> Iterator[Loop]:
+def servers(agent_home: AgentHome) -> Iterator[Loop]:
     world = agent_home.world
     scheme = Erc7710Facilitator(world.chain, world.chain.dev_accounts[9])
     fac = ServerThread(facilitator_app(scheme))
