@@ -114,6 +114,7 @@ class EventCodec:
         recipient: str | None = None
         kind: str | None = None
         amount = args.get("amount")
+        token = args.get("token")
         vault = plain("address", log.address)
         if name == "PaymentRequested":
             kind, actor, recipient = RequestKind.PAYMENT.text, agent, args["to"]
@@ -141,8 +142,9 @@ class EventCodec:
         elif name == "SubAgentAdded":
             agent, actor = args["child"], args["by"]
         elif name in ("CallRequested", "CallExecuted"):
-            actor, recipient = agent, args["target"]
+            actor, recipient, token = agent, args["target"], args["spendToken"]
             amount = args["spendAmount"] if name == "CallRequested" else args["spent"]
+            kind = RequestKind.CALL.text if name == "CallRequested" else None
         elif name == "CallPermissionChanged":
             actor, recipient = args["by"], args["target"]
         elif name == "Deposited":
@@ -165,7 +167,7 @@ class EventCodec:
             args=args,
             agent=agent,
             actor=actor,
-            token=args.get("token"),
+            token=token,
             recipient=recipient,
             request_id=None if request_id is None else int(request_id),
             kind=kind,

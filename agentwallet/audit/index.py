@@ -462,9 +462,11 @@ class AuditIndex:
         chain_id: int,
         flt: EventFilter | None = None,
         request_ids: Iterable[int] | None = None,
+        agents: Sequence[str] | None = None,
     ) -> list[AuditEvent]:
-        """Events in the index matching ``flt`` (or whose request id is in ``request_ids``,
-        OR-ed with the agent filter), oldest first."""
+        """Events in the index matching ``flt``, oldest first. ``request_ids``: only events of
+        these requests (OR-ed with ``flt.agent``); ``agents``: only events about one of these
+        agents (an agent's keys across rotations: the (vault, agent) index)."""
         flt = flt or EventFilter()
         where = ["chain_id = ?"]
         params: list[Any] = [chain_id]
@@ -486,6 +488,9 @@ class AuditIndex:
         elif ids:
             where.append(f"request_id IN ({','.join('?' * len(ids))})")
             params += ids
+        if agents is not None:
+            where.append(f"agent IN ({','.join('?' * len(agents))})")
+            params += [to_checksum_address(a) for a in agents]
         for column, value in (("token", flt.token), ("recipient", flt.recipient)):
             if value is not None:
                 where.append(f"{column} = ?")

@@ -13,7 +13,8 @@ __all__ = ["EVENT_COLUMNS", "SCHEMA", "SCHEMA_NAME", "SCHEMA_VERSION", "event_ro
 SCHEMA_NAME = "agentwallet-audit"
 #: 2: the four-part vault's events (PaymentRequested/GovernanceProposed, a request payment's
 #: PaymentExecuted linked to its request id).
-SCHEMA_VERSION = 2
+#: 3: call events carry their spend token; rows by agent and by request without scans.
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

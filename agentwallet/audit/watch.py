@@ -34,8 +34,9 @@ from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import AuditError
 from agentwallet.audit.events import AuditEvent, EventFilter
+from agentwallet.audit.format import Amounts
 from agentwallet.audit.index import AuditIndex, SyncResult
-from agentwallet.audit.reports import Amounts, vault_requests
+from agentwallet.audit.requests import vault_requests
 from agentwallet.chain import Chain
 from agentwallet.protocol.constants import ETH, AgentStatus
 from agentwallet.vault import Vault
