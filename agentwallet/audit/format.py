@@ -6,10 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from agentwallet._text import table
@@ -24,16 +23,18 @@ def format_units(amount: int, decimals: int | None) -> str:
     """Base units → token units text, trailing zeros trimmed ("0.5"); raw if decimals unknown."""
     if decimals is None or decimals == 0:
         return str(amount)
-    text = format(Decimal(amount).scaleb(-decimals), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
+    sign = "-" if amount < 0 else ""
+    whole, fraction = divmod(abs(amount), 10**decimals)
+    if not fraction:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}." + str(fraction).rjust(decimals, "0").rstrip("0")
 
 
 def iso(ts: int | None) -> str:
+    """A block time as UTC text ("2026-11-30 03:37:00")."""
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 
 def ref_of(value: Any) -> str:

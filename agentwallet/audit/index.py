@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
 
 from agentwallet.audit.errors import (
     AuditIndexError,
@@ -39,12 +40,18 @@ from agentwallet.audit.schema import (
     row_event,
 )
 from agentwallet.bindings.erc20 import Erc20Binding
-from agentwallet.bindings.vault import VaultBinding
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
 from agentwallet.protocol.constants import ETH
 
 DEFAULT_DB_NAME = "audit.sqlite"
+ORDERED = " ORDER BY block_number, log_index"
+
+
+def _row_position(row: Sequence[Any]) -> tuple[int, int]:
+    return (int(row[1]), int(row[2]))
+
+
 MAX_REORG_RETRIES = 5
 
 
@@ -93,6 +100,30 @@ def vault_set_key(vaults: Iterable[str], factory: str | None = None) -> str:
     return key + (f"|factory={factory.lower()}" if factory else "")
 
 
+_THRESHOLD = keccak(text="threshold()")[:4]
+_REQUEST_COUNT = keccak(text="requestCount()")[:4]
+
+
+def _word_call(chain: Chain, address: str, selector: bytes) -> int:
+    """A view call returning one uint word."""
+    if chain.is_embedded:
+        result = bytes(chain.w3.eth.call({"to": to_checksum_address(address), "data": selector}))
+        return _one_word(result)
+    call = {"to": to_checksum_address(address), "data": "0x" + selector.hex()}
+    # raw: web3's eth_call validation asks the node for its chain id on every call
+    response = chain.raw_request("eth_call", [call, "latest"])
+    if not isinstance(response, dict) or "result" not in response:
+        raise ValueError(f"eth_call failed: {response}")
+    raw = response["result"]
+    return _one_word(bytes.fromhex(str(raw).removeprefix("0x")))
+
+
+def _one_word(result: bytes) -> int:
+    if len(result) != 32:
+        raise ValueError(f"expected one word, got {len(result)} bytes")
+    return int.from_bytes(result, "big")
+
+
 def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
     """Checksummed vault addresses; raises :class:`NotAVaultAddressError` for an address that has
     no code or does not answer ``threshold()`` and ``requestCount()`` like an AgentVault."""
@@ -110,9 +141,9 @@ def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
                 "address, or wrong chain?)"
             )
         try:
-            binding = VaultBinding(chain, address)
-            binding.request_count()
-            if binding.threshold() == 0:
+            # two plain eth_calls (building a web3 contract costs more than the whole check)
+            _word_call(chain, address, _REQUEST_COUNT)
+            if _word_call(chain, address, _THRESHOLD) == 0:
                 raise ValueError("threshold 0: not initialised")
         except Exception:  # noqa: BLE001 - any failure: it does not behave like a vault
             raise NotAVaultAddressError(
@@ -137,6 +168,7 @@ class AuditIndex:
             self.db = sqlite3.connect(str(self.path), isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages stay cached
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
             raise AuditIndexError(
@@ -509,11 +541,24 @@ class AuditIndex:
             if bound is not None:
                 where.append(f"{column} {op} ?")
                 params.append(bound)
-        rows = self.db.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY block_number, log_index",
-            params,
+        selective = (
+            flt.names is not None
+            or flt.agent is not None
+            or agents is not None
+            or bool(ids)
+            or flt.token is not None
+            or flt.recipient is not None
+            or flt.request_id is not None
+            or flt.kind is not None
         )
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+        if not selective:
+            return [row_event(r) for r in self.db.execute(sql + ORDERED, params)]
+        # No ORDER BY: with it SQLite prefers walking the (vault, block) index in order over
+        # the whole vault's history to avoid a sort; without it, it picks the selective index
+        # (agent, request id, name, ...) and the few rows found are sorted here.
+        rows = self.db.execute(sql, params).fetchall()
+        rows.sort(key=_row_position)
         return [row_event(r) for r in rows]
 
     def count(self, chain_id: int | None = None) -> int:
