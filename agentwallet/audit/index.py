@@ -16,21 +16,27 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
 
+from agentwallet.audit.damage import (
+    classify,
+    damaged,
+    expected_columns,
+    guarded,
+    has_sqlite_header,
+)
 from agentwallet.audit.errors import (
+    AuditIndexDamagedError,
     AuditIndexError,
     LogReadError,
-    NotAVaultAddressError,
     ReorgDuringSyncError,
 )
 from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range, decode_all
 from agentwallet.audit.logs import LogReader, LogSource, log_source
+from agentwallet.audit.records import SyncResult, SyncState, TokenMeta, vault_set_key
 from agentwallet.audit.schema import (
     EVENT_COLUMNS,
     SCHEMA,
@@ -39,10 +45,21 @@ from agentwallet.audit.schema import (
     event_row,
     row_event,
 )
-from agentwallet.bindings.erc20 import Erc20Binding
+from agentwallet.audit.vaults import check_vaults, read_token_meta
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
 from agentwallet.protocol.constants import ETH
+
+__all__ = [
+    "AuditIndex",
+    "SyncResult",
+    "SyncState",
+    "TokenMeta",
+    "check_vaults",
+    "default_db_path",
+    "read_token_meta",
+    "vault_set_key",
+]
 
 DEFAULT_DB_NAME = "audit.sqlite"
 ORDERED = " ORDER BY block_number, log_index"
@@ -59,101 +76,6 @@ def default_db_path() -> Path:
     return home_dir() / DEFAULT_DB_NAME
 
 
-@dataclass(frozen=True)
-class TokenMeta:
-    address: str
-    symbol: str
-    decimals: int | None  #: None: unknown (amounts shown in base units)
-
-
-@dataclass(frozen=True)
-class SyncState:
-    chain_id: int
-    vaults: tuple[str, ...]
-    factory: str | None
-    from_block: int
-    last_block: int
-    last_hash: str | None
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What one :meth:`AuditIndex.sync` did."""
-
-    chain_id: int
-    vaults: tuple[str, ...]
-    from_block: int
-    to_block: int
-    events: int
-    batches: int
-    reorgs: int  #: how often a reorg was detected and rolled back
-    rolled_back_blocks: int
-    seconds: float
-    range_halvings: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__, vaults=list(self.vaults))
-
-
-def vault_set_key(vaults: Iterable[str], factory: str | None = None) -> str:
-    key = ",".join(sorted(v.lower() for v in vaults))
-    return key + (f"|factory={factory.lower()}" if factory else "")
-
-
-_THRESHOLD = keccak(text="threshold()")[:4]
-_REQUEST_COUNT = keccak(text="requestCount()")[:4]
-
-
-def _word_call(chain: Chain, address: str, selector: bytes) -> int:
-    """A view call returning one uint word."""
-    if chain.is_embedded:
-        result = bytes(chain.w3.eth.call({"to": to_checksum_address(address), "data": selector}))
-        return _one_word(result)
-    call = {"to": to_checksum_address(address), "data": "0x" + selector.hex()}
-    # raw: web3's eth_call validation asks the node for its chain id on every call
-    response = chain.raw_request("eth_call", [call, "latest"])
-    if not isinstance(response, dict) or "result" not in response:
-        raise ValueError(f"eth_call failed: {response}")
-    raw = response["result"]
-    return _one_word(bytes.fromhex(str(raw).removeprefix("0x")))
-
-
-def _one_word(result: bytes) -> int:
-    if len(result) != 32:
-        raise ValueError(f"expected one word, got {len(result)} bytes")
-    return int.from_bytes(result, "big")
-
-
-def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
-    """Checksummed vault addresses; raises :class:`NotAVaultAddressError` for an address that has
-    no code or does not answer ``threshold()`` and ``requestCount()`` like an AgentVault."""
-    out = []
-    if not vaults:
-        raise NotAVaultAddressError("no vault given: pass at least one vault address")
-    for vault in vaults:
-        try:
-            address = to_checksum_address(vault)
-        except ValueError:
-            raise NotAVaultAddressError(f"{vault!r} is not an address") from None
-        if not chain.code(address):
-            raise NotAVaultAddressError(
-                f"{address} has no code on chain {chain.chain_id}: it is not a vault (wrong "
-                "address, or wrong chain?)"
-            )
-        try:
-            # two plain eth_calls (building a web3 contract costs more than the whole check)
-            _word_call(chain, address, _REQUEST_COUNT)
-            if _word_call(chain, address, _THRESHOLD) == 0:
-                raise ValueError("threshold 0: not initialised")
-        except Exception:  # noqa: BLE001 - any failure: it does not behave like a vault
-            raise NotAVaultAddressError(
-                f"{address} does not answer threshold()/requestCount() like an initialised "
-                "AgentVault: it is not a vault"
-            ) from None
-        out.append(address)
-    return tuple(out)
-
-
 class AuditIndex:
     """The SQLite audit index. ``AuditIndex(path)`` creates the file if missing; a file that is
     not an agentwallet audit index raises :class:`AuditIndexError` (never overwritten)."""
@@ -164,44 +86,88 @@ class AuditIndex:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not has_sqlite_header(self.path):
+            raise self._damaged("its header is not an SQLite header: damaged, or not an index")
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            self._open(fresh)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self, fresh: bool) -> None:
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages stay cached
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as exc:
-            raise AuditIndexError(
-                f"{self.path} is not a readable SQLite audit index ({exc}): move it away or "
-                "pass another --db"
-            ) from None
-        if not tables:
-            with self._tx():
-                for statement in SCHEMA.strip().split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("schema", SCHEMA_NAME), ("version", str(SCHEMA_VERSION))],
+            if not tables:
+                if not fresh:
+                    raise self._damaged("it is an empty SQLite file")
+                with self._tx():
+                    for statement in SCHEMA.strip().split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    self.db.executemany(
+                        "INSERT INTO meta VALUES (?, ?)",
+                        [("schema", SCHEMA_NAME), ("version", str(SCHEMA_VERSION))],
+                    )
+                return
+            if "meta" not in tables:
+                raise AuditIndexError(
+                    f"{self.path} is a SQLite file but not an agentwallet audit index (no meta "
+                    "table): pass another --db"
                 )
-            return
-        if "meta" not in tables:
-            raise AuditIndexError(
-                f"{self.path} is a SQLite file but not an agentwallet audit index (no meta "
-                "table): pass another --db"
-            )
-        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            self._check_meta(meta)
+            self._check_size()
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _check_meta(self, meta: dict[str, str]) -> None:
         if meta.get("schema") != SCHEMA_NAME:
             raise AuditIndexError(
                 f"{self.path} is not an agentwallet audit index (schema {meta.get('schema')!r}): "
                 "pass another --db"
             )
         if meta.get("version") != str(SCHEMA_VERSION):
-            raise AuditIndexError(
+            raise AuditIndexDamagedError(
                 f"{self.path} has audit index schema version {meta.get('version')}, this "
-                f"agentwallet reads version {SCHEMA_VERSION}: delete it and run `agentwallet "
-                "audit sync` again (the index is rebuilt from the chain)"
+                f"agentwallet reads version {SCHEMA_VERSION}: run `agentwallet audit sync "
+                "--rebuild --vault VAULT` (it moves the old file aside and rebuilds the index "
+                "from the chain)"
             )
+
+    def _check_size(self) -> None:
+        """A truncated file: SQLite's header counts more pages than the file holds."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return  # pages may live in the write-ahead log until a checkpoint
+        pages = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        size = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+        if self.path.stat().st_size < pages * size:
+            raise self._damaged(
+                f"it is truncated: {self.path.stat().st_size} bytes of {pages * size}"
+            )
+
+    def _check_schema(self) -> None:
+        for table, columns in expected_columns().items():
+            found = tuple(r[1] for r in self.db.execute(f"PRAGMA table_info({table})"))
+            if found != columns:
+                raise self._damaged(
+                    f"wrong schema: table {table} has columns {list(found) or 'none'}, "
+                    f"expected {list(columns)}"
+                )
+
+    def _damaged(self, detail: str) -> AuditIndexDamagedError:
+        return damaged(self.path, detail)
+
+    def _error(self, exc: BaseException) -> AuditIndexError:
+        return classify(self.path, exc)
 
     def close(self) -> None:
         self.db.close()
@@ -224,6 +190,7 @@ class AuditIndex:
 
     # ------------------------------------------------------------------------------ state
 
+    @guarded
     def state(
         self, chain_id: int, vaults: Iterable[str], factory: str | None = None
     ) -> SyncState | None:
@@ -236,6 +203,7 @@ class AuditIndex:
             return None
         return SyncState(chain_id, tuple(json.loads(row[0])), row[1], row[2], row[3], row[4])
 
+    @guarded
     def states(self, chain_id: int | None = None) -> list[SyncState]:
         rows = self.db.execute(
             "SELECT chain_id, vaults, factory, from_block, last_block, last_hash FROM sync_state"
@@ -244,11 +212,13 @@ class AuditIndex:
         ).fetchall()
         return [SyncState(r[0], tuple(json.loads(r[1])), r[2], r[3], r[4], r[5]) for r in rows]
 
+    @guarded
     def chain_ids(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT chain_id FROM sync_state")]
 
     # ------------------------------------------------------------------------------ sync
 
+    @guarded
     def sync(
         self,
         chain: Chain,
@@ -476,6 +446,7 @@ class AuditIndex:
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", rows)
 
+    @guarded
     def token(self, chain_id: int, address: str) -> TokenMeta:
         if address == ETH:
             return TokenMeta(ETH, "ETH", 18)
@@ -489,6 +460,7 @@ class AuditIndex:
 
     # ------------------------------------------------------------------------------ queries
 
+    @guarded
     def events(
         self,
         chain_id: int,
@@ -553,14 +525,29 @@ class AuditIndex:
         )
         sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
         if not selective:
-            return [row_event(r) for r in self.db.execute(sql + ORDERED, params)]
+            return self._decode_rows(self.db.execute(sql + ORDERED, params))
         # No ORDER BY: with it SQLite prefers walking the (vault, block) index in order over
         # the whole vault's history to avoid a sort; without it, it picks the selective index
         # (agent, request id, name, ...) and the few rows found are sorted here.
         rows = self.db.execute(sql, params).fetchall()
-        rows.sort(key=_row_position)
-        return [row_event(r) for r in rows]
+        try:
+            rows.sort(key=_row_position)
+        except (TypeError, ValueError):
+            raise self._damaged("an event row has no valid block position") from None
+        return self._decode_rows(rows)
 
+    def _decode_rows(self, rows: Iterable[Sequence[Any]]) -> list[AuditEvent]:
+        """Rows as events; a row that no longer decodes (damaged page content that SQLite
+        itself did not notice) is damage, not a traceback."""
+        out = []
+        for r in rows:
+            try:
+                out.append(row_event(r))
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                raise self._damaged(f"an event row does not decode: {exc}") from None
+        return out
+
+    @guarded
     def count(self, chain_id: int | None = None) -> int:
         if chain_id is None:
             return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -570,6 +557,7 @@ class AuditIndex:
             ).fetchone()[0]
         )
 
+    @guarded
     def last_block_time(self, chain_id: int) -> int | None:
         row = self.db.execute(
             "SELECT timestamp FROM blocks WHERE chain_id = ? ORDER BY number DESC LIMIT 1",
@@ -577,6 +565,7 @@ class AuditIndex:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    @guarded
     def insert_events(self, chain_id: int, events: Iterable[AuditEvent]) -> int:
         """Insert decoded events directly (benchmarks, imports). Not a sync: no state change."""
         rows = [event_row(chain_id, e) for e in events]
@@ -588,14 +577,9 @@ class AuditIndex:
             )
         return len(rows)
 
+    @guarded
     def alert_seen(self, key: str) -> bool:
         """Record an alert key; True if it had been recorded before (dedup across runs)."""
         with self._tx() as db:
             cur = db.execute("INSERT OR IGNORE INTO alerts VALUES (?, ?)", (key, int(time.time())))
             return cur.rowcount == 0
-
-
-def read_token_meta(chain: Chain, address: str) -> tuple[str, int | None]:
-    """(symbol, decimals) of an ERC-20, read from the token; a token that does not answer gets
-    its short address and unknown decimals."""
-    return Erc20Binding(chain, address).metadata()

@@ -192,6 +192,12 @@ def report_command(
     help="Stay this many blocks behind the head (0 on dev chains).",
 )
 @DB_OPTION
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Move the index file aside (kept as NAME.damaged-TIME) and rebuild it from the chain: "
+    "the fix for a damaged index or one from another schema version.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @pass_app
 def sync_cmd(
@@ -202,10 +208,25 @@ def sync_cmd(
     to_block: int | None,
     confirmations: int,
     db: Path | None,
+    rebuild: bool,
     as_json: bool,
 ) -> None:
     """Read new vault events from the chain into the index (incremental, reorg-safe)."""
     addresses = [_vault_address(app, v) for v in vaults]
+    moved = None
+    if rebuild:
+        from agentwallet.audit.damage import move_aside
+        from agentwallet.audit.errors import AuditIndexDamagedError
+        from agentwallet.audit.vaults import check_vaults
+
+        path = db or default_db_path()
+        if path.exists():
+            try:  # a foreign file (another app's database) is refused, never moved
+                AuditIndex(path).close()
+            except AuditIndexDamagedError:
+                pass
+            check_vaults(app.chain, addresses)  # the node and vaults answer: then move it
+            moved = move_aside(path)
     with _open(db) as index:
         result = index.sync(
             app.chain,
@@ -217,9 +238,13 @@ def sync_cmd(
         )
         total = index.count(app.chain.chain_id)
     data = {**result.to_dict(), "db": str(index.path), "indexed_events": total}
+    if moved is not None:
+        data["moved_aside"] = str(moved)
     if as_json or app.json:
         click.echo(json.dumps(data, sort_keys=True))
     else:
+        if moved is not None:
+            click.echo(f"moved the old index to {moved}; rebuilt {index.path} from the chain")
         rate = result.events / result.seconds if result.seconds else 0
         click.echo(
             f"synced blocks {result.from_block}..{result.to_block}: {result.events} new events "
