@@ -87,7 +87,7 @@ class AuditIndex:
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not has_sqlite_header(self.path):
-            raise self._damaged("its header is not an SQLite header: damaged, or not an index")
+            raise self._damaged("not a readable SQLite audit index: its header is not SQLite's")
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None)
         except sqlite3.Error as exc:
@@ -266,6 +266,7 @@ class AuditIndex:
                 while start <= target:
                     end = min(target, start + batch_blocks - 1)
                     count = self._sync_batch(
+                        chain,
                         chain_id,
                         key,
                         vaults,
@@ -293,7 +294,6 @@ class AuditIndex:
             # nothing to read yet: remember the set so `watch` and reports know it
             with self._tx():
                 self._write_state(chain_id, key, vaults, factory, from_block, from_block - 1, None)
-        self._cache_tokens(chain, chain_id)
         return SyncResult(
             chain_id=chain_id,
             vaults=vaults,
@@ -309,6 +309,7 @@ class AuditIndex:
 
     def _sync_batch(
         self,
+        chain: Chain,
         chain_id: int,
         key: str,
         vaults: tuple[str, ...],
@@ -336,7 +337,9 @@ class AuditIndex:
             e.block_number: (e.block_hash, None, e.block_time) for e in events
         }
         blocks[end] = (end_hash, end_parent, end_time)
+        tokens = self._token_rows(chain, chain_id, {e.token for e in events if e.token})
         with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", tokens)
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -421,30 +424,23 @@ class AuditIndex:
 
     # ------------------------------------------------------------------------------ tokens
 
-    def _cache_tokens(self, chain: Chain, chain_id: int) -> None:
+    def _token_rows(
+        self, chain: Chain, chain_id: int, seen: set[str]
+    ) -> list[tuple[int, str, str, int | None]]:
+        """Metadata rows for the tokens of a batch not known yet (read from each token once,
+        written in the batch's transaction)."""
         known = {
             r[0]
             for r in self.db.execute("SELECT address FROM tokens WHERE chain_id = ?", (chain_id,))
         }
-        seen = {
-            r[0]
-            for r in self.db.execute(
-                "SELECT DISTINCT token FROM events WHERE chain_id = ? AND token IS NOT NULL",
-                (chain_id,),
-            )
-        }
-        missing = sorted(seen - known)
-        if not missing:
-            return
         rows: list[tuple[int, str, str, int | None]] = []
-        for address in missing:
+        for address in sorted(seen - known):
             if address == ETH:
                 rows.append((chain_id, address, "ETH", 18))
                 continue
             symbol, decimals = read_token_meta(chain, address)
             rows.append((chain_id, address, symbol, decimals))
-        with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", rows)
+        return rows
 
     @guarded
     def token(self, chain_id: int, address: str) -> TokenMeta:
