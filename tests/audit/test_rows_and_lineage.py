@@ -17,6 +17,7 @@ from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.spend import spend_payments, spend_report
 from agentwallet.audit.trail import AuditRow, trail
 from agentwallet.cli import main
+from tests.audit._helpers import rotate_key
 from tests.contracts.conftest import DAY, ETH, ETHER, USDC, Env, fresh_address
 
 BINARY_REF = bytes([0, 0xFF, 0x10]) + bytes(29)
@@ -121,14 +122,7 @@ def test_trail_follows_rotations_and_shows_the_delegation_chain(
         parent,
     )
     env.pay(ETH, payee, 2000, b"child-direct", agent=child)
-    deadline = env.now() + DAY
-    typed = env.typed_rotation(parent.address, new_key.address, 1, deadline)
-    env.send(
-        vault.functions.rotateAgentKey(
-            parent.address, new_key.address, 1, deadline, b"", env.sign_typed(typed, new_key)
-        ),
-        parent,
-    )
+    rotate_key(env, parent, new_key)
     env.pay(ETH, payee, 3000, b"after-rotation", agent=new_key)
     _r, rid = env.pay(ETH, payee, ETHER, b"child-escalates", agent=child)
     assert rid

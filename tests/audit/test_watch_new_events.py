@@ -11,6 +11,7 @@ from web3 import Web3
 
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.watch import WatchConfig, Watcher
+from tests.audit._helpers import rotate_key
 from tests.contracts.conftest import DAY, ETHER, USDC, Env, fresh_address, ref
 
 
@@ -45,14 +46,7 @@ def test_calls_spike_and_call_escalations_burst_after_a_rotation(
 
     new_key: LocalAccount = Account.from_key(Web3.keccak(text="watch-calls-new-key"))
     env.send_eth(env.deployer, new_key.address, ETHER)
-    deadline = env.now() + DAY
-    typed = env.typed_rotation(bot.address, new_key.address, 1, deadline)
-    env.send(
-        vault.functions.rotateAgentKey(
-            bot.address, new_key.address, 1, deadline, b"", env.sign_typed(typed, new_key)
-        ),
-        bot,
-    )
+    rotate_key(env, bot, new_key)
     other_buy = env.calldata("buy", usdc, 7 * USDC, vault=other)
     for i in range(3):
         env.send(
