@@ -1,10 +1,12 @@
-"""Benchmark the audit index: sync throughput from anvil and the embedded chain, and the latency
-of one agent's trail among 100,000 indexed events.
+"""Benchmark the audit index: sync throughput from anvil (and its ratio to a raw eth_getLogs of
+the same range) and the embedded chain, and the latency of one agent's trail among 100,000 (and
+1,000,000) indexed events.
 
-    python scripts/bench_audit.py [--events 10000] [--synthetic 100000] [--embedded 60]
+    python scripts/bench_audit.py [--events 10000] [--synthetic 100000 1000000] [--embedded 60]
 
-The 100k trail benchmark inserts synthetic decoded events directly into the index (copies of
-real PaymentExecuted events spread over 100 agents); the sync benchmarks read real events.
+The trail benchmark inserts synthetic decoded events directly into the index (copies of a real
+PaymentExecuted: the agent's own 1,000, the rest spread over 99 other agents); the sync
+benchmarks read real events.
 Prints a table and the command that made it; numbers go to BENCHMARKS.md, not assertions.
 """
 
@@ -17,18 +19,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agentwallet.audit.events import EventFilter, read_events  # noqa: E402
+from eth_utils.address import to_checksum_address  # noqa: E402
+
+from agentwallet.audit.events import AuditEvent, EventFilter, read_events  # noqa: E402
 from agentwallet.audit.index import AuditIndex  # noqa: E402
-from agentwallet.audit.reports import spend_report, trail  # noqa: E402
+from agentwallet.audit.spend import spend_report  # noqa: E402
+from agentwallet.audit.trail import trail  # noqa: E402
 from agentwallet.chain import connect  # noqa: E402
 from agentwallet.chain.node import free_port, start_anvil  # noqa: E402
 from tests.audit._helpers import ETH, blast_payments, build_world  # noqa: E402
 
 
-def bench_anvil(n: int, tmp: Path) -> list[tuple[str, str]]:
+def bench_anvil(n: int, tmp: Path, runs: int = 3) -> list[tuple[str, str]]:
     rows = []
     with start_anvil(port=free_port()) as node:
         chain = connect(node.url)
@@ -42,15 +48,34 @@ def bench_anvil(n: int, tmp: Path) -> list[tuple[str, str]]:
                 f"{n} tx in {time.perf_counter() - t:.1f}s",
             )
         )
-        with AuditIndex(tmp / "anvil.sqlite") as index:
-            result = index.sync(chain, [world.vault.address])
-            rows.append(
-                (
-                    "anvil: full sync into a fresh index",
-                    f"{result.events} events in {result.seconds:.2f}s = "
-                    f"{result.events / result.seconds:,.0f} events/s",
-                )
+        head = chain.block_number()
+        query = {"fromBlock": "0x0", "toBlock": hex(head), "address": world.vault.address}
+        raw_times, sync_times = [], []
+        events = 0
+        for run in range(runs):
+            t = time.perf_counter()
+            logs = chain.raw_request("eth_getLogs", [query])["result"]
+            raw_times.append(time.perf_counter() - t)
+            with AuditIndex(tmp / f"anvil-{run}.sqlite") as index:
+                result = index.sync(chain, [world.vault.address], to_block=head)
+                sync_times.append(result.seconds)
+                events = result.events
+        raw_s, sync_s = statistics.median(raw_times), statistics.median(sync_times)
+        rows.append(
+            (
+                "anvil: raw eth_getLogs of the same range",
+                f"{len(logs)} logs in {raw_s:.2f}s = {len(logs) / raw_s:,.0f} logs/s "
+                f"(median of {runs})",
             )
+        )
+        rows.append(
+            (
+                "anvil: full sync into a fresh index",
+                f"{events} events in {sync_s:.2f}s = {events / sync_s:,.0f} events/s "
+                f"(median of {runs}); {raw_s / sync_s:.2f} of the raw read",
+            )
+        )
+        with AuditIndex(tmp / "anvil-0.sqlite") as index:
             for _ in range(3):
                 world.pay(world.agent, ETH, world.payees[0], 1)
             t = time.perf_counter()
@@ -101,62 +126,94 @@ def bench_embedded(n: int, tmp: Path) -> list[tuple[str, str]]:
     return rows
 
 
-def bench_trail(total: int, tmp: Path) -> list[tuple[str, str]]:
-    with start_anvil(port=free_port()) as node:
-        chain = connect(node.url)
-        world = build_world(chain)
-        world.pay(world.agent, ETH, world.payees[0], 10**15)
-        base = read_events(chain, EventFilter(vaults=(world.vault.address,)))
+def base_events() -> tuple[list[AuditEvent], AuditEvent, str, str]:
+    """A real vault's history on the embedded chain (its agent added, limits set, one
+    payment): (events, the payment, vault, agent)."""
+    chain = connect("embedded")
+    world = build_world(chain)
+    world.pay(world.agent, ETH, world.payees[0], 10**15, b"inv-1")
+    base = read_events(chain, EventFilter(vaults=(world.vault.address,)))
     payment = next(e for e in base if e.name == "PaymentExecuted")
-    agents = [f"0x{i:040x}" for i in range(1, 101)]
-    from eth_utils import to_checksum_address
+    return base, payment, world.vault.address, world.agent.address
 
-    agents = [to_checksum_address(a) for a in agents]
-    agents[0] = world.agent.address
-    synthetic = []
-    for i in range(total - len(base)):
-        agent = agents[i % len(agents)]
-        synthetic.append(
-            dataclasses.replace(
-                payment,
-                block_number=payment.block_number + 1 + i // 50,
-                log_index=i % 50,
-                block_time=payment.block_time + i,
-                agent=agent,
-                amount=1000 + i,
-                args={**payment.args, "agent": agent, "amount": 1000 + i},
-            )
-        )
-    with AuditIndex(tmp / "trail.sqlite") as index:
-        index.insert_events(chain.chain_id, base)
-        t = time.perf_counter()
-        index.insert_events(chain.chain_id, synthetic)
-        insert_s = time.perf_counter() - t
-        count = index.count(chain.chain_id)
-        timings = []
-        for _ in range(20):
+
+def bench_trail(
+    totals: list[int], tmp: Path, own: int = 1000, runs: int = 20
+) -> list[tuple[str, str]]:
+    """One agent's trail among ``total`` indexed events. The agent has the real history plus
+    ``own`` synthetic payments whatever the total; the rest are other agents' payments (99
+    others), so the figure shows how the query grows with the *history*, not with the
+    agent's own trail."""
+    base, payment, vault, agent = base_events()
+    chain_id = 31337
+    others = [to_checksum_address(f"0x{i:040x}") for i in range(1, 100)]
+    rows = []
+    for total in totals:
+        with AuditIndex(tmp / f"trail-{total}.sqlite") as index:
+            index.insert_events(chain_id, base)
             t = time.perf_counter()
-            entries = trail(index, chain.chain_id, world.vault.address, world.agent.address)
-            timings.append(time.perf_counter() - t)
-    return [
-        ("index: insert synthetic decoded events", f"{len(synthetic)} in {insert_s:.2f}s"),
-        (
-            f"trail of one agent among {count:,} events",
-            f"{len(entries)} entries: median {statistics.median(timings) * 1000:.1f} ms, "
-            f"max {max(timings) * 1000:.1f} ms (20 runs)",
-        ),
-    ]
+            block = payment.block_number + 1
+            pending: list[AuditEvent] = []
+            fill = total - len(base)
+            every = max(1, fill // own)
+            for i in range(fill):
+                who = agent if i % every == 0 and i // every < own else others[i % len(others)]
+                pending.append(
+                    dataclasses.replace(
+                        payment,
+                        block_number=block + i // 50,
+                        log_index=i % 50,
+                        block_time=payment.block_time + i,
+                        agent=who,
+                        amount=1000 + i,
+                        ref=None,
+                        args={**payment.args, "agent": who, "amount": 1000 + i},
+                    )
+                )
+                if len(pending) == 100_000:
+                    index.insert_events(chain_id, pending)
+                    pending = []
+            index.insert_events(chain_id, pending)
+            insert_s = time.perf_counter() - t
+            count = index.count(chain_id)
+            timings, cpu = [], []
+            entries: list[Any] = []
+            for _ in range(runs):
+                t, c = time.perf_counter(), time.process_time()
+                entries = trail(index, chain_id, vault, agent)
+                timings.append(time.perf_counter() - t)
+                cpu.append(time.process_time() - c)
+        rows += [
+            (
+                f"index: insert {fill:,} synthetic decoded events",
+                f"{insert_s:.1f}s = {fill / insert_s:,.0f} events/s",
+            ),
+            (
+                f"trail of one agent among {count:,} events",
+                f"{len(entries)} entries: median {statistics.median(timings) * 1000:.1f} ms "
+                f"(CPU {statistics.median(cpu) * 1000:.1f} ms), max "
+                f"{max(timings) * 1000:.1f} ms ({runs} runs)",
+            ),
+        ]
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=10_000, help="payments on anvil")
-    parser.add_argument("--synthetic", type=int, default=100_000, help="events in the index")
+    parser.add_argument("--events", type=int, default=10_000, help="payments on anvil (0: skip)")
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        nargs="+",
+        default=[100_000],
+        help="events in the index for the trail benchmark (several: one index each), e.g. "
+        "--synthetic 100000 1000000",
+    )
     parser.add_argument("--embedded", type=int, default=60, help="payments on embedded chain")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        rows = bench_anvil(args.events, tmp)
+        rows = bench_anvil(args.events, tmp) if args.events else []
         rows += bench_trail(args.synthetic, tmp)
         if args.embedded:
             rows += bench_embedded(args.embedded, tmp)
@@ -165,9 +222,10 @@ def main() -> None:
     print(f"{'-' * width}  {'-' * 60}")
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
+    synthetic = " ".join(str(n) for n in args.synthetic)
     print(
         f"\ncommand: python scripts/bench_audit.py --events {args.events} "
-        f"--synthetic {args.synthetic} --embedded {args.embedded}"
+        f"--synthetic {synthetic} --embedded {args.embedded}"
     )
 
 

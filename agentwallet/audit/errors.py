@@ -13,6 +13,12 @@ class AuditIndexError(AuditError):
     """The audit index file is missing, corrupt, foreign or from another schema version."""
 
 
+class AuditIndexDamagedError(AuditIndexError):
+    """The audit index file is damaged (truncated, corrupt pages, a wrong schema) or from
+    another schema version: ``agentwallet audit sync --rebuild`` moves it aside and rebuilds it
+    from the chain (the chain is the source of truth; nothing is lost)."""
+
+
 class BlockRangeError(AuditError):
     """A block range that is reversed or goes beyond the chain head."""
 

@@ -14,9 +14,9 @@ a direct payment from an approved one by events alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from typing import Any
 
 from eth_abi.abi import decode as abi_decode
@@ -45,6 +45,18 @@ class EventSpec:
     @property
     def data_types(self) -> list[str]:
         return [t for _, t, indexed in self.inputs if not indexed]
+
+    @cached_property
+    def static_words(self) -> tuple[Callable[[bytes], Any], ...] | None:
+        """One converter per data word when every data argument is a static one-word type
+        (the common case: addresses, uints, bytes32, bools), else None (eth_abi decodes)."""
+        converters = []
+        for typ in self.data_types:
+            converter = _word_converter(typ)
+            if converter is None:
+                return None
+            converters.append(converter)
+        return tuple(converters)
 
     def indexed_position(self, arg: str) -> int | None:
         """Topic index (1..3) of an indexed argument, or None."""
@@ -97,14 +109,25 @@ class EventCodec:
         spec = self.specs.get(log.topics[0])
         if spec is None:
             return None
-        data_values = iter(abi_decode(spec.data_types, log.data)) if spec.data_types else iter(())
+        words = spec.static_words
+        data = log.data
+        values: list[Any] | None = None
+        if words is not None and len(data) == 32 * len(words):
+            try:
+                values = [convert(data[32 * i : 32 * i + 32]) for i, convert in enumerate(words)]
+            except _NotCanonical:
+                values = None  # odd padding: let eth_abi judge it
+        if values is None:
+            types = spec.data_types
+            values = [plain(t, v) for t, v in zip(types, abi_decode(types, data), strict=True)]
+        data_values = iter(values)
         topics = iter(log.topics[1:])
         args: dict[str, Any] = {}
         for name, typ, indexed in spec.inputs:
             if indexed:
                 args[name] = _topic_plain(typ, next(topics))
             else:
-                args[name] = plain(typ, next(data_values))
+                args[name] = next(data_values)
         return self._build(spec, log, args)
 
     def _build(self, spec: EventSpec, log: RawLog, args: dict[str, Any]) -> AuditEvent:
@@ -114,6 +137,7 @@ class EventCodec:
         recipient: str | None = None
         kind: str | None = None
         amount = args.get("amount")
+        token = args.get("token")
         vault = plain("address", log.address)
         if name == "PaymentRequested":
             kind, actor, recipient = RequestKind.PAYMENT.text, agent, args["to"]
@@ -141,8 +165,9 @@ class EventCodec:
         elif name == "SubAgentAdded":
             agent, actor = args["child"], args["by"]
         elif name in ("CallRequested", "CallExecuted"):
-            actor, recipient = agent, args["target"]
+            actor, recipient, token = agent, args["target"], args["spendToken"]
             amount = args["spendAmount"] if name == "CallRequested" else args["spent"]
+            kind = RequestKind.CALL.text if name == "CallRequested" else None
         elif name == "CallPermissionChanged":
             actor, recipient = args["by"], args["target"]
         elif name == "Deposited":
@@ -165,7 +190,7 @@ class EventCodec:
             args=args,
             agent=agent,
             actor=actor,
-            token=args.get("token"),
+            token=token,
             recipient=recipient,
             request_id=None if request_id is None else int(request_id),
             kind=kind,
@@ -193,6 +218,62 @@ def link_payments(events: Sequence[AuditEvent]) -> list[AuditEvent]:
     return out
 
 
+class _NotCanonical(Exception):
+    """A data word with non-zero padding (eth_abi decides whether it is valid)."""
+
+
+_ZERO12 = bytes(12)
+
+
+def _word_converter(typ: str) -> Callable[[bytes], Any] | None:
+    """How to read one static ABI word as :func:`plain` would give it; None if not a one-word
+    static type."""
+    if typ == "address":
+
+        def address(word: bytes) -> str:
+            if word[:12] != _ZERO12:
+                raise _NotCanonical
+            return _checksum("0x" + word[12:].hex())
+
+        return address
+    if typ == "bool":
+
+        def boolean(word: bytes) -> bool:
+            if word[-1] > 1 or any(word[:-1]):
+                raise _NotCanonical
+            return word[-1] == 1
+
+        return boolean
+    if typ.startswith(("uint", "int")) and typ[-1].isdigit():
+        bits = int(typ.lstrip("uint") or 256)
+        signed = typ.startswith("int")
+
+        def integer(word: bytes) -> int:
+            value = int.from_bytes(word, "big", signed=signed)
+            if not signed and value >> bits:
+                raise _NotCanonical
+            if signed and not -(1 << (bits - 1)) <= value < 1 << (bits - 1):
+                raise _NotCanonical
+            return value
+
+        return integer
+    if typ.startswith("bytes") and typ[5:].isdigit():
+        size = int(typ[5:])
+
+        def fixed_bytes(word: bytes) -> str:
+            if any(word[size:]):
+                raise _NotCanonical
+            return "0x" + word[:size].hex()
+
+        return fixed_bytes
+    return None
+
+
+@cache
+def _checksum(address: str) -> str:
+    return str(plain("address", address))
+
+
 @cache
 def _topic_plain(typ: str, topic: bytes) -> Any:
     """An indexed value from its topic (static types only; cached: topics repeat a lot)."""
@@ -203,6 +284,9 @@ def _topic_plain(typ: str, topic: bytes) -> Any:
     if typ == "bool":
         return topic[-1] == 1
     return plain(typ, abi_decode([typ], topic)[0])
+
+
+_ARGS_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -243,7 +327,7 @@ class AuditEvent:
         return (self.block_number, self.log_index)
 
     def args_json(self) -> str:
-        return json.dumps(dict(self.args), sort_keys=True, separators=(",", ":"))
+        return _ARGS_ENCODER.encode(dict(self.args))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -324,7 +408,7 @@ def topic_queries(codec: EventCodec, flt: EventFilter) -> list[list[Any]]:
     names = flt.names or tuple(s.name for s in codec.specs.values())
     wanted = {
         ("agent",): flt.agent,
-        ("token",): flt.token,
+        ("token", "spendToken"): flt.token,
         ("to", "recipient"): flt.recipient,
         ("requestId",): flt.request_id,
     }

@@ -16,20 +16,27 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from eth_utils.address import to_checksum_address
 
+from agentwallet.audit.damage import (
+    classify,
+    damaged,
+    expected_columns,
+    guarded,
+    has_sqlite_header,
+)
 from agentwallet.audit.errors import (
+    AuditIndexDamagedError,
     AuditIndexError,
     LogReadError,
-    NotAVaultAddressError,
     ReorgDuringSyncError,
 )
 from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range, decode_all
 from agentwallet.audit.logs import LogReader, LogSource, log_source
+from agentwallet.audit.records import SyncResult, SyncState, TokenMeta, vault_set_key
 from agentwallet.audit.schema import (
     EVENT_COLUMNS,
     SCHEMA,
@@ -38,89 +45,35 @@ from agentwallet.audit.schema import (
     event_row,
     row_event,
 )
-from agentwallet.bindings.erc20 import Erc20Binding
-from agentwallet.bindings.vault import VaultBinding
+from agentwallet.audit.vaults import check_vaults, read_token_meta
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
 from agentwallet.protocol.constants import ETH
 
+__all__ = [
+    "AuditIndex",
+    "SyncResult",
+    "SyncState",
+    "TokenMeta",
+    "check_vaults",
+    "default_db_path",
+    "read_token_meta",
+    "vault_set_key",
+]
+
 DEFAULT_DB_NAME = "audit.sqlite"
+ORDERED = " ORDER BY block_number, log_index"
+
+
+def _row_position(row: Sequence[Any]) -> tuple[int, int]:
+    return (int(row[1]), int(row[2]))
+
+
 MAX_REORG_RETRIES = 5
 
 
 def default_db_path() -> Path:
     return home_dir() / DEFAULT_DB_NAME
-
-
-@dataclass(frozen=True)
-class TokenMeta:
-    address: str
-    symbol: str
-    decimals: int | None  #: None: unknown (amounts shown in base units)
-
-
-@dataclass(frozen=True)
-class SyncState:
-    chain_id: int
-    vaults: tuple[str, ...]
-    factory: str | None
-    from_block: int
-    last_block: int
-    last_hash: str | None
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What one :meth:`AuditIndex.sync` did."""
-
-    chain_id: int
-    vaults: tuple[str, ...]
-    from_block: int
-    to_block: int
-    events: int
-    batches: int
-    reorgs: int  #: how often a reorg was detected and rolled back
-    rolled_back_blocks: int
-    seconds: float
-    range_halvings: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__, vaults=list(self.vaults))
-
-
-def vault_set_key(vaults: Iterable[str], factory: str | None = None) -> str:
-    key = ",".join(sorted(v.lower() for v in vaults))
-    return key + (f"|factory={factory.lower()}" if factory else "")
-
-
-def check_vaults(chain: Chain, vaults: Sequence[str]) -> tuple[str, ...]:
-    """Checksummed vault addresses; raises :class:`NotAVaultAddressError` for an address that has
-    no code or does not answer ``threshold()`` and ``requestCount()`` like an AgentVault."""
-    out = []
-    if not vaults:
-        raise NotAVaultAddressError("no vault given: pass at least one vault address")
-    for vault in vaults:
-        try:
-            address = to_checksum_address(vault)
-        except ValueError:
-            raise NotAVaultAddressError(f"{vault!r} is not an address") from None
-        if not chain.code(address):
-            raise NotAVaultAddressError(
-                f"{address} has no code on chain {chain.chain_id}: it is not a vault (wrong "
-                "address, or wrong chain?)"
-            )
-        try:
-            binding = VaultBinding(chain, address)
-            binding.request_count()
-            if binding.threshold() == 0:
-                raise ValueError("threshold 0: not initialised")
-        except Exception:  # noqa: BLE001 - any failure: it does not behave like a vault
-            raise NotAVaultAddressError(
-                f"{address} does not answer threshold()/requestCount() like an initialised "
-                "AgentVault: it is not a vault"
-            ) from None
-        out.append(address)
-    return tuple(out)
 
 
 class AuditIndex:
@@ -133,43 +86,88 @@ class AuditIndex:
         fresh = not self.path.exists() or self.path.stat().st_size == 0
         if fresh:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not has_sqlite_header(self.path):
+            raise self._damaged("not a readable SQLite audit index: its header is not SQLite's")
         try:
             self.db = sqlite3.connect(str(self.path), isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+        try:
+            self._open(fresh)
+        except BaseException:
+            self.db.close()
+            raise
+
+    def _open(self, fresh: bool) -> None:
+        try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA cache_size=-32768")  # 32 MiB: index pages stay cached
             tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master")}
-        except sqlite3.DatabaseError as exc:
-            raise AuditIndexError(
-                f"{self.path} is not a readable SQLite audit index ({exc}): move it away or "
-                "pass another --db"
-            ) from None
-        if not tables:
-            with self._tx():
-                for statement in SCHEMA.strip().split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.executemany(
-                    "INSERT INTO meta VALUES (?, ?)",
-                    [("schema", SCHEMA_NAME), ("version", str(SCHEMA_VERSION))],
+            if not tables:
+                if not fresh:
+                    raise self._damaged("it is an empty SQLite file")
+                with self._tx():
+                    for statement in SCHEMA.strip().split(";"):
+                        if statement.strip():
+                            self.db.execute(statement)
+                    self.db.executemany(
+                        "INSERT INTO meta VALUES (?, ?)",
+                        [("schema", SCHEMA_NAME), ("version", str(SCHEMA_VERSION))],
+                    )
+                return
+            if "meta" not in tables:
+                raise AuditIndexError(
+                    f"{self.path} is a SQLite file but not an agentwallet audit index (no meta "
+                    "table): pass another --db"
                 )
-            return
-        if "meta" not in tables:
-            raise AuditIndexError(
-                f"{self.path} is a SQLite file but not an agentwallet audit index (no meta "
-                "table): pass another --db"
-            )
-        meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            meta = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+            self._check_meta(meta)
+            self._check_size()
+            self._check_schema()
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _check_meta(self, meta: dict[str, str]) -> None:
         if meta.get("schema") != SCHEMA_NAME:
             raise AuditIndexError(
                 f"{self.path} is not an agentwallet audit index (schema {meta.get('schema')!r}): "
                 "pass another --db"
             )
         if meta.get("version") != str(SCHEMA_VERSION):
-            raise AuditIndexError(
+            raise AuditIndexDamagedError(
                 f"{self.path} has audit index schema version {meta.get('version')}, this "
-                f"agentwallet reads version {SCHEMA_VERSION}: delete it and run `agentwallet "
-                "audit sync` again (the index is rebuilt from the chain)"
+                f"agentwallet reads version {SCHEMA_VERSION}: run `agentwallet audit sync "
+                "--rebuild --vault VAULT` (it moves the old file aside and rebuilds the index "
+                "from the chain)"
             )
+
+    def _check_size(self) -> None:
+        """A truncated file: SQLite's header counts more pages than the file holds."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            return  # pages may live in the write-ahead log until a checkpoint
+        pages = int(self.db.execute("PRAGMA page_count").fetchone()[0])
+        size = int(self.db.execute("PRAGMA page_size").fetchone()[0])
+        if self.path.stat().st_size < pages * size:
+            raise self._damaged(
+                f"it is truncated: {self.path.stat().st_size} bytes of {pages * size}"
+            )
+
+    def _check_schema(self) -> None:
+        for table, columns in expected_columns().items():
+            found = tuple(r[1] for r in self.db.execute(f"PRAGMA table_info({table})"))
+            if found != columns:
+                raise self._damaged(
+                    f"wrong schema: table {table} has columns {list(found) or 'none'}, "
+                    f"expected {list(columns)}"
+                )
+
+    def _damaged(self, detail: str) -> AuditIndexDamagedError:
+        return damaged(self.path, detail)
+
+    def _error(self, exc: BaseException) -> AuditIndexError:
+        return classify(self.path, exc)
 
     def close(self) -> None:
         self.db.close()
@@ -192,6 +190,7 @@ class AuditIndex:
 
     # ------------------------------------------------------------------------------ state
 
+    @guarded
     def state(
         self, chain_id: int, vaults: Iterable[str], factory: str | None = None
     ) -> SyncState | None:
@@ -204,6 +203,7 @@ class AuditIndex:
             return None
         return SyncState(chain_id, tuple(json.loads(row[0])), row[1], row[2], row[3], row[4])
 
+    @guarded
     def states(self, chain_id: int | None = None) -> list[SyncState]:
         rows = self.db.execute(
             "SELECT chain_id, vaults, factory, from_block, last_block, last_hash FROM sync_state"
@@ -212,11 +212,13 @@ class AuditIndex:
         ).fetchall()
         return [SyncState(r[0], tuple(json.loads(r[1])), r[2], r[3], r[4], r[5]) for r in rows]
 
+    @guarded
     def chain_ids(self) -> list[int]:
         return [r[0] for r in self.db.execute("SELECT DISTINCT chain_id FROM sync_state")]
 
     # ------------------------------------------------------------------------------ sync
 
+    @guarded
     def sync(
         self,
         chain: Chain,
@@ -264,6 +266,7 @@ class AuditIndex:
                 while start <= target:
                     end = min(target, start + batch_blocks - 1)
                     count = self._sync_batch(
+                        chain,
                         chain_id,
                         key,
                         vaults,
@@ -291,7 +294,6 @@ class AuditIndex:
             # nothing to read yet: remember the set so `watch` and reports know it
             with self._tx():
                 self._write_state(chain_id, key, vaults, factory, from_block, from_block - 1, None)
-        self._cache_tokens(chain, chain_id)
         return SyncResult(
             chain_id=chain_id,
             vaults=vaults,
@@ -307,6 +309,7 @@ class AuditIndex:
 
     def _sync_batch(
         self,
+        chain: Chain,
         chain_id: int,
         key: str,
         vaults: tuple[str, ...],
@@ -334,7 +337,9 @@ class AuditIndex:
             e.block_number: (e.block_hash, None, e.block_time) for e in events
         }
         blocks[end] = (end_hash, end_parent, end_time)
+        tokens = self._token_rows(chain, chain_id, {e.token for e in events if e.token})
         with self._tx() as db:
+            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", tokens)
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -419,31 +424,25 @@ class AuditIndex:
 
     # ------------------------------------------------------------------------------ tokens
 
-    def _cache_tokens(self, chain: Chain, chain_id: int) -> None:
+    def _token_rows(
+        self, chain: Chain, chain_id: int, seen: set[str]
+    ) -> list[tuple[int, str, str, int | None]]:
+        """Metadata rows for the tokens of a batch not known yet (read from each token once,
+        written in the batch's transaction)."""
         known = {
             r[0]
             for r in self.db.execute("SELECT address FROM tokens WHERE chain_id = ?", (chain_id,))
         }
-        seen = {
-            r[0]
-            for r in self.db.execute(
-                "SELECT DISTINCT token FROM events WHERE chain_id = ? AND token IS NOT NULL",
-                (chain_id,),
-            )
-        }
-        missing = sorted(seen - known)
-        if not missing:
-            return
         rows: list[tuple[int, str, str, int | None]] = []
-        for address in missing:
+        for address in sorted(seen - known):
             if address == ETH:
                 rows.append((chain_id, address, "ETH", 18))
                 continue
             symbol, decimals = read_token_meta(chain, address)
             rows.append((chain_id, address, symbol, decimals))
-        with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", rows)
+        return rows
 
+    @guarded
     def token(self, chain_id: int, address: str) -> TokenMeta:
         if address == ETH:
             return TokenMeta(ETH, "ETH", 18)
@@ -457,14 +456,17 @@ class AuditIndex:
 
     # ------------------------------------------------------------------------------ queries
 
+    @guarded
     def events(
         self,
         chain_id: int,
         flt: EventFilter | None = None,
         request_ids: Iterable[int] | None = None,
+        agents: Sequence[str] | None = None,
     ) -> list[AuditEvent]:
-        """Events in the index matching ``flt`` (or whose request id is in ``request_ids``,
-        OR-ed with the agent filter), oldest first."""
+        """Events in the index matching ``flt``, oldest first. ``request_ids``: only events of
+        these requests (OR-ed with ``flt.agent``); ``agents``: only events about one of these
+        agents (an agent's keys across rotations: the (vault, agent) index)."""
         flt = flt or EventFilter()
         where = ["chain_id = ?"]
         params: list[Any] = [chain_id]
@@ -486,6 +488,9 @@ class AuditIndex:
         elif ids:
             where.append(f"request_id IN ({','.join('?' * len(ids))})")
             params += ids
+        if agents is not None:
+            where.append(f"agent IN ({','.join('?' * len(agents))})")
+            params += [to_checksum_address(a) for a in agents]
         for column, value in (("token", flt.token), ("recipient", flt.recipient)):
             if value is not None:
                 where.append(f"{column} = ?")
@@ -504,13 +509,41 @@ class AuditIndex:
             if bound is not None:
                 where.append(f"{column} {op} ?")
                 params.append(bound)
-        rows = self.db.execute(
-            f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)} "
-            "ORDER BY block_number, log_index",
-            params,
+        selective = (
+            flt.names is not None
+            or flt.agent is not None
+            or agents is not None
+            or bool(ids)
+            or flt.token is not None
+            or flt.recipient is not None
+            or flt.request_id is not None
+            or flt.kind is not None
         )
-        return [row_event(r) for r in rows]
+        sql = f"SELECT {EVENT_COLUMNS} FROM events WHERE {' AND '.join(where)}"
+        if not selective:
+            return self._decode_rows(self.db.execute(sql + ORDERED, params))
+        # No ORDER BY: with it SQLite prefers walking the (vault, block) index in order over
+        # the whole vault's history to avoid a sort; without it, it picks the selective index
+        # (agent, request id, name, ...) and the few rows found are sorted here.
+        rows = self.db.execute(sql, params).fetchall()
+        try:
+            rows.sort(key=_row_position)
+        except (TypeError, ValueError):
+            raise self._damaged("an event row has no valid block position") from None
+        return self._decode_rows(rows)
 
+    def _decode_rows(self, rows: Iterable[Sequence[Any]]) -> list[AuditEvent]:
+        """Rows as events; a row that no longer decodes (damaged page content that SQLite
+        itself did not notice) is damage, not a traceback."""
+        out = []
+        for r in rows:
+            try:
+                out.append(row_event(r))
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                raise self._damaged(f"an event row does not decode: {exc}") from None
+        return out
+
+    @guarded
     def count(self, chain_id: int | None = None) -> int:
         if chain_id is None:
             return int(self.db.execute("SELECT count(*) FROM events").fetchone()[0])
@@ -520,6 +553,7 @@ class AuditIndex:
             ).fetchone()[0]
         )
 
+    @guarded
     def last_block_time(self, chain_id: int) -> int | None:
         row = self.db.execute(
             "SELECT timestamp FROM blocks WHERE chain_id = ? ORDER BY number DESC LIMIT 1",
@@ -527,6 +561,7 @@ class AuditIndex:
         ).fetchone()
         return None if row is None else int(row[0])
 
+    @guarded
     def insert_events(self, chain_id: int, events: Iterable[AuditEvent]) -> int:
         """Insert decoded events directly (benchmarks, imports). Not a sync: no state change."""
         rows = [event_row(chain_id, e) for e in events]
@@ -538,14 +573,9 @@ class AuditIndex:
             )
         return len(rows)
 
+    @guarded
     def alert_seen(self, key: str) -> bool:
         """Record an alert key; True if it had been recorded before (dedup across runs)."""
         with self._tx() as db:
             cur = db.execute("INSERT OR IGNORE INTO alerts VALUES (?, ?)", (key, int(time.time())))
             return cur.rowcount == 0
-
-
-def read_token_meta(chain: Chain, address: str) -> tuple[str, int | None]:
-    """(symbol, decimals) of an ERC-20, read from the token; a token that does not answer gets
-    its short address and unknown decimals."""
-    return Erc20Binding(chain, address).metadata()

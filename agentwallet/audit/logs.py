@@ -105,6 +105,14 @@ class RpcLogSource:
             ]
         result = self.call("eth_getLogs", [params])
         out = []
+        topic_bytes: dict[str, bytes] = {}  # topics repeat (event ids, agents, tokens)
+
+        def topic(value: str) -> bytes:
+            found = topic_bytes.get(value)
+            if found is None:
+                found = topic_bytes[value] = _hex_to_bytes(value)
+            return found
+
         for item in result:
             if item.get("removed"):
                 continue
@@ -112,7 +120,7 @@ class RpcLogSource:
             out.append(
                 RawLog(
                     address=str(item["address"]),
-                    topics=tuple(_hex_to_bytes(t) for t in item["topics"]),
+                    topics=tuple(topic(t) for t in item["topics"]),
                     data=_hex_to_bytes(item["data"]),
                     block_number=int(item["blockNumber"], 16),
                     block_hash=str(item["blockHash"]),

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.events import EventFilter
+from agentwallet.audit.format import Amounts, format_units
 from agentwallet.audit.index import AuditIndex
-from agentwallet.audit.reports import Amounts, format_units
+from agentwallet.audit.spend import outflows, totals
 from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.chain import Chain
 from agentwallet.protocol.constants import ETH
@@ -47,8 +48,10 @@ def reconcile(
 
     A positive difference is money that arrived without a Deposited event (a plain ERC-20
     transfer to the vault, ETH forced in by selfdestruct or as a block reward). A negative
-    difference is money that left without a (Signed)PaymentExecuted or RelayFeePaid event (a
-    fee-on-transfer or rebasing token, or a token that can move the vault's balance by itself).
+    difference is money that left without a (Signed)PaymentExecuted, RelayFeePaid or
+    CallExecuted event (a fee-on-transfer or rebasing token, or a token that can move the
+    vault's balance by itself). A scoped call counts what it spent of its spend token and the
+    ETH value it sent.
     """
     vault = to_checksum_address(vault)
     chain_id = chain.chain_id
@@ -62,19 +65,14 @@ def reconcile(
                 f"`agentwallet audit sync --vault {vault}` first"
             )
         block = max(s.last_block for s in states)
-    events = index.events(
-        chain_id,
-        EventFilter(
-            vaults=(vault,),
-            names=("Deposited", "PaymentExecuted", "SignedPaymentExecuted", "RelayFeePaid"),
-            to_block=block,
-        ),
-    )
     deposits: dict[str, int] = defaultdict(int)
-    payments: dict[str, int] = defaultdict(int)
-    for e in events:
-        target = deposits if e.name == "Deposited" else payments
-        target[e.token or ETH] += int(e.amount or 0)
+    for e in index.events(
+        chain_id, EventFilter(vaults=(vault,), names=("Deposited",), to_block=block)
+    ):
+        deposits[e.token or ETH] += int(e.amount or 0)
+    payments: dict[str, int] = defaultdict(
+        int, totals(outflows(index, chain_id, vault, to_block=block))
+    )
     amounts = Amounts(index, chain_id)
     rows = []
     for token in sorted(set(deposits) | set(payments) | {ETH}):
@@ -87,7 +85,8 @@ def reconcile(
         elif diff < 0:
             note = (
                 "less than the events explain: funds left without a PaymentExecuted, "
-                "SignedPaymentExecuted or RelayFeePaid event (fee-on-transfer/rebasing token?)"
+                "SignedPaymentExecuted, RelayFeePaid or CallExecuted event "
+                "(fee-on-transfer/rebasing token?)"
             )
         else:
             note = "ok"

@@ -13,7 +13,9 @@ __all__ = ["EVENT_COLUMNS", "SCHEMA", "SCHEMA_NAME", "SCHEMA_VERSION", "event_ro
 SCHEMA_NAME = "agentwallet-audit"
 #: 2: the four-part vault's events (PaymentRequested/GovernanceProposed, a request payment's
 #: PaymentExecuted linked to its request id).
-SCHEMA_VERSION = 2
+#: 3: call events carry their spend token; five indexes (the primary key serves block ranges;
+#: token filters always come with an agent or event name and are applied on those rows).
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -31,11 +33,9 @@ CREATE TABLE events (
 );
 CREATE INDEX events_vault ON events (chain_id, vault, block_number);
 CREATE INDEX events_agent ON events (chain_id, vault, agent, block_number);
-CREATE INDEX events_token ON events (chain_id, vault, token);
 CREATE INDEX events_recipient ON events (chain_id, vault, recipient);
 CREATE INDEX events_request ON events (chain_id, vault, request_id);
-CREATE INDEX events_kind ON events (chain_id, vault, name, kind);
-CREATE INDEX events_block ON events (chain_id, block_number);
+CREATE INDEX events_name ON events (chain_id, vault, name);
 CREATE TABLE sync_state (
     chain_id INTEGER NOT NULL, vault_set TEXT NOT NULL, vaults TEXT NOT NULL, factory TEXT,
     from_block INTEGER NOT NULL, last_block INTEGER NOT NULL, last_hash TEXT,

@@ -34,13 +34,24 @@ from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import AuditError
 from agentwallet.audit.events import AuditEvent, EventFilter
+from agentwallet.audit.format import Amounts
 from agentwallet.audit.index import AuditIndex, SyncResult
-from agentwallet.audit.reports import Amounts, vault_requests
+from agentwallet.audit.requests import vault_requests
+from agentwallet.audit.trail import OUTFLOW_EVENTS, call_outflows
 from agentwallet.chain import Chain
 from agentwallet.protocol.constants import ETH, AgentStatus
 from agentwallet.vault import Vault
 
 HOUR = 3600
+#: Outflows to a recipient (new_recipient); scoped calls pay a target contract, not a payee.
+PAID_EVENTS = ("PaymentExecuted", "SignedPaymentExecuted")
+
+
+def _flows(e: AuditEvent) -> list[tuple[str, int]]:
+    """(token, amount) that left the vault in an outflow event."""
+    if e.name == "CallExecuted":
+        return call_outflows(e)
+    return [(e.token or ETH, int(e.amount or 0))]
 
 
 @dataclass(frozen=True)
@@ -145,9 +156,13 @@ class Watcher:
         for r in vault_requests(self.index, chain_id, vault).values():
             if r.effective_status(now) != "pending":
                 continue
-            what = (
-                f"{amounts.text(r.amount, r.token)} to {r.to}" if r.kind == "payment" else r.action
-            )
+            if r.kind == "payment":
+                what = f"{amounts.text(r.amount, r.token)} to {r.to}"
+            elif r.kind == "call":
+                what = f"{r.action} spending up to {amounts.text(r.amount, r.token)}"
+                what += f" and {amounts.text(r.value, ETH)}" if r.value else ""
+            else:
+                what = r.action
             if self._once(f"{vault}:waiting:{r.request_id}"):
                 out.append(
                     Alert(
@@ -185,13 +200,13 @@ class Watcher:
     ) -> list[Alert]:
         out = []
         amounts = Amounts(self.index, chain_id)
-        payments = [e for e in new if e.name == "PaymentExecuted"]
+        payments = [e for e in new if e.name in PAID_EVENTS]
         for e in payments:
             first = self.index.events(
                 chain_id,
                 EventFilter(
                     vaults=(vault,),
-                    names=("PaymentExecuted",),
+                    names=PAID_EVENTS,
                     recipient=e.recipient,
                     to_block=e.block_number,
                 ),
@@ -209,19 +224,25 @@ class Watcher:
                         details={"tx": e.tx_hash, "recipient": e.recipient},
                     )
                 )
-        for agent, token in sorted({(e.agent or "", e.token or ETH) for e in payments}):
-            history = self.index.events(
-                chain_id,
-                EventFilter(
-                    vaults=(vault,),
-                    names=("PaymentExecuted",),
-                    agent=agent,
-                    token=token,
-                    since=now - 25 * HOUR,
-                ),
-            )
-            last_hour = sum(int(e.amount or 0) for e in history if e.block_time > now - HOUR)
-            before = sum(int(e.amount or 0) for e in history if e.block_time <= now - HOUR)
+        spent = {
+            (e.agent, token)
+            for e in new
+            if e.name in OUTFLOW_EVENTS and e.agent
+            for token, _ in _flows(e)
+        }
+        for agent, token in sorted(spent):
+            history = [
+                (e, amount)
+                for e in self.index.events(
+                    chain_id,
+                    EventFilter(vaults=(vault,), names=OUTFLOW_EVENTS, since=now - 25 * HOUR),
+                    agents=[agent],
+                )
+                for t, amount in _flows(e)
+                if t == token
+            ]
+            last_hour = sum(a for e, a in history if e.block_time > now - HOUR)
+            before = sum(a for e, a in history if e.block_time <= now - HOUR)
             baseline = Decimal(before) / 24
             meta = amounts.meta(token)
             minimum = self.config.spike_min * (Decimal(10) ** (meta.decimals or 0))
@@ -236,7 +257,7 @@ class Watcher:
                             "hour, "
                             f"more than {self.config.spike_factor}x its hourly average of the 24h "
                             f"before ({amounts.text(int(baseline), token)}/h)",
-                            block=max(e.block_number for e in history),
+                            block=max(e.block_number for e, _ in history),
                             agent=agent,
                             details={
                                 "token": token,
@@ -250,14 +271,11 @@ class Watcher:
     def _burst_alerts(self, chain_id: int, vault: str, new: list[AuditEvent]) -> list[Alert]:
         out = []
         window = self.config.burst_window
-        for agent in sorted({e.agent for e in new if e.name == "PaymentRequested" and e.agent}):
-            created = [
-                e
-                for e in self.index.events(
-                    chain_id,
-                    EventFilter(vaults=(vault,), names=("PaymentRequested",), agent=agent),
-                )
-            ]
+        escalations = ("PaymentRequested", "CallRequested")
+        for agent in sorted({e.agent for e in new if e.name in escalations and e.agent}):
+            created = self.index.events(
+                chain_id, EventFilter(vaults=(vault,), names=escalations, agent=agent)
+            )
             newest = created[-1]
             recent = [e for e in created if e.block_time > newest.block_time - window]
             if len(recent) >= self.config.burst_count and self._once(
@@ -267,7 +285,8 @@ class Watcher:
                     Alert(
                         "escalation_burst",
                         vault,
-                        f"agent {agent} escalated {len(recent)} payments within {window}s "
+                        f"agent {agent} escalated {len(recent)} payments or calls within "
+                        f"{window}s "
                         f"(requests {', '.join('#' + str(e.request_id) for e in recent)})",
                         block=newest.block_number,
                         agent=agent,

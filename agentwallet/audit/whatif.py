@@ -13,8 +13,9 @@ from eth_utils.address import to_checksum_address
 
 from agentwallet.audit.errors import WhatIfError
 from agentwallet.audit.events import EventFilter
+from agentwallet.audit.format import Amounts, iso
 from agentwallet.audit.index import AuditIndex
-from agentwallet.audit.reports import Amounts, iso
+from agentwallet.audit.spend import agent_keys
 from agentwallet.protocol import policy
 from agentwallet.protocol.constants import ETH, Reason, reason_texts
 from agentwallet.protocol.policy import available, evaluate, rewrite_tat, rewrite_tat_raw
@@ -74,18 +75,29 @@ def whatif(
     contract would revert the payment: outside the validity window). Executions of escalated
     requests do not consume the budget, exactly as on-chain; a relayed intent's fee
     (``RelayFeePaid`` in its transaction) is charged with its amount, as the contract does.
+    Scoped calls are replayed as their token spend (``CallExecuted.spent`` of its spend token,
+    what left the vault; the contract charged the approved amount, at least that; escalated
+    ``CallRequested`` with their ``spendAmount``); their ETH value counts against the call
+    grant, not the token limits. The agent is followed across key rotations (its lineage).
     Per-recipient budgets and a sub-agent's parents' budgets are not replayed.
     """
     agent = to_checksum_address(agent)
     norm = {to_checksum_address(k) if k != "ETH" else ETH: v for k, v in limits.items()}
     allowed = None if allowlist is None else {to_checksum_address(a) for a in allowlist}
+    vault = to_checksum_address(vault)
     events = index.events(
         chain_id,
         EventFilter(
-            vaults=(to_checksum_address(vault),),
-            agent=agent,
-            names=("PaymentExecuted", "PaymentRequested", "RelayFeePaid"),
+            vaults=(vault,),
+            names=(
+                "PaymentExecuted",
+                "PaymentRequested",
+                "RelayFeePaid",
+                "CallExecuted",
+                "CallRequested",
+            ),
         ),
+        agents=agent_keys(index, chain_id, vault, agent),
     )
     fees: dict[str, int] = {
         e.tx_hash: int(e.amount or 0) for e in events if e.name == "RelayFeePaid"
@@ -94,11 +106,13 @@ def whatif(
     tats: dict[str, int] = {}
     rows = []
     for e in events:
-        if e.name == "PaymentExecuted":
+        if e.name in ("PaymentExecuted", "CallExecuted"):
             if e.request_id:  # execution of an escalated request: its attempt is replayed
                 continue
+            if e.name == "CallExecuted" and not e.amount:  # spent no token: no token budget
+                continue
             actual = "paid"
-        elif e.name == "PaymentRequested":
+        elif e.name in ("PaymentRequested", "CallRequested"):
             actual = "escalated (" + ", ".join(reason_texts(int(e.args["reasons"]))) + ")"
         else:
             continue
@@ -111,7 +125,7 @@ def whatif(
             outcome, reasons = "refused", "outside the agent's validity window"
         else:
             bits, new_tat = evaluate(norm.get(token), tats.get(token, 0), charge, now)
-            if allowed is not None and to not in allowed:
+            if allowed is not None and to not in allowed and not e.name.startswith("Call"):
                 bits |= Reason.RECIPIENT_NOT_ALLOWED
             if bits == 0:
                 tats[token] = new_tat

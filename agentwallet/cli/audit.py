@@ -57,6 +57,17 @@ def _agent_address(value: str | None) -> str | None:
     return str(KeyStore().info(value).address)
 
 
+def _key_names() -> dict[str, str]:
+    """Address -> key name for the keys in the local keystore (names only: no key is
+    decrypted); empty when there is no keystore."""
+    from agentwallet.keys import KeyStore
+
+    try:
+        return {str(k.address): k.name for k in KeyStore().list()}
+    except Exception:  # noqa: BLE001 - names are a convenience: a missing/odd keystore has none
+        return {}
+
+
 def _open(db: Path | None) -> AuditIndex:
     return AuditIndex(db or default_db_path())
 
@@ -94,10 +105,11 @@ class Output:
     rows: Any
     footer: str = ""
     exit_code: int = 0
+    columns: list[str] | None = None  #: table columns, when they depend on the options
 
 
 def _render(app: CliContext, output: Output, fmt: str, columns: list[str] | None) -> None:
-    from agentwallet.audit.reports import render
+    from agentwallet.audit.format import render
 
     if isinstance(output.rows, dict):  # a summary: key: value lines, or one JSON document
         if fmt == "table":
@@ -143,7 +155,7 @@ def report_command(
                 result = fn(report, **options)
             output = result if isinstance(result, Output) else Output(result)
             fmt = "csv" if as_csv else "json" if (as_json or app.json) else "table"
-            _render(app, output, fmt, columns)
+            _render(app, output, fmt, output.columns or columns)
             if output.exit_code:
                 sys.exit(output.exit_code)
 
@@ -180,6 +192,12 @@ def report_command(
     help="Stay this many blocks behind the head (0 on dev chains).",
 )
 @DB_OPTION
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Move the index file aside (kept as NAME.damaged-TIME) and rebuild it from the chain: "
+    "the fix for a damaged index or one from another schema version.",
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
 @pass_app
 def sync_cmd(
@@ -190,10 +208,25 @@ def sync_cmd(
     to_block: int | None,
     confirmations: int,
     db: Path | None,
+    rebuild: bool,
     as_json: bool,
 ) -> None:
     """Read new vault events from the chain into the index (incremental, reorg-safe)."""
     addresses = [_vault_address(app, v) for v in vaults]
+    moved = None
+    if rebuild:
+        from agentwallet.audit.damage import move_aside
+        from agentwallet.audit.errors import AuditIndexDamagedError
+        from agentwallet.audit.vaults import check_vaults
+
+        path = db or default_db_path()
+        if path.exists():
+            try:  # a foreign file (another app's database) is refused, never moved
+                AuditIndex(path).close()
+            except AuditIndexDamagedError:
+                pass
+            check_vaults(app.chain, addresses)  # the node and vaults answer: then move it
+            moved = move_aside(path)
     with _open(db) as index:
         result = index.sync(
             app.chain,
@@ -205,9 +238,13 @@ def sync_cmd(
         )
         total = index.count(app.chain.chain_id)
     data = {**result.to_dict(), "db": str(index.path), "indexed_events": total}
+    if moved is not None:
+        data["moved_aside"] = str(moved)
     if as_json or app.json:
         click.echo(json.dumps(data, sort_keys=True))
     else:
+        if moved is not None:
+            click.echo(f"moved the old index to {moved}; rebuilt {index.path} from the chain")
         rate = result.events / result.seconds if result.seconds else 0
         click.echo(
             f"synced blocks {result.from_block}..{result.to_block}: {result.events} new events "
@@ -216,26 +253,77 @@ def sync_cmd(
         )
 
 
-@report_command("trail", ["block", "time", "event", "what", "approved_by"])
+TRAIL_COLUMNS = ["block", "time", "event", "agent_name", "what", "ref", "approvals"]
+PAYMENT_COLUMNS = [
+    "block",
+    "time",
+    "event",
+    "agent",
+    "agent_name",
+    "amount_formatted",
+    "symbol",
+    "recipient",
+    "ref",
+    "via",
+    "approvals",
+]
+
+
+@report_command("trail", TRAIL_COLUMNS)
 @click.option("--agent", required=True, help="Agent address or key name.")
-def trail_cmd(report: Report, agent: str) -> Any:
-    """An agent's full trail: added with which limits by which request and owners, payments,
-    escalations and decisions, pauses."""
-    from agentwallet.audit.reports import trail
+@click.option("--subtree", is_flag=True, help="Also what the agent's sub-agents (any depth) did.")
+def trail_cmd(report: Report, agent: str, subtree: bool) -> Any:
+    """An agent's full trail, across its key rotations: added with which limits by which
+    request and owners, payments and calls with their refs, escalations and decisions,
+    delegations, pauses. JSON/CSV rows carry block, tx, agent, token, recipient, amount (base
+    and token units), ref, request id and approvals."""
+    from agentwallet.audit.trail import trail
 
-    return trail(report.index, report.chain_id, report.vault, str(_agent_address(agent)))
+    return trail(
+        report.index,
+        report.chain_id,
+        report.vault,
+        str(_agent_address(agent)),
+        subtree=subtree,
+        names=_key_names(),
+    )
 
 
-@report_command("spend", ["agent", "symbol", "day", "payments", "direct", "via_request", "total"])
+@report_command("spend")
 @click.option("--agent", default=None, help="Only this agent (address or key name).")
 @click.option("--token", default=None, help="Only this token address (ETH = 0x0…0).")
-def spend_cmd(report: Report, agent: str | None, token: str | None) -> Any:
-    """Executed payments per agent, token and UTC day (direct vs via request)."""
-    from agentwallet.audit.reports import spend_report
+@click.option("--subtree", is_flag=True, help="With --agent: also its sub-agents' spending.")
+@click.option(
+    "--by",
+    type=click.Choice(["payment", "day"]),
+    default="payment",
+    show_default=True,
+    help="One row per payment (with ref, request id, approvals) or totals per agent, token, day.",
+)
+def spend_cmd(report: Report, agent: str | None, token: str | None, subtree: bool, by: str) -> Any:
+    """What left the vault: payments, scoped calls, relay fees; direct vs via request."""
+    from agentwallet.audit.spend import spend_payments, spend_report
 
     if token and token.upper() == "ETH":
         token = ETH
-    return spend_report(report.index, report.chain_id, report.vault, _agent_address(agent), token)
+    who = _agent_address(agent)
+    if by == "day":
+        rows: Any = spend_report(
+            report.index, report.chain_id, report.vault, who, token, subtree=subtree
+        )
+        columns = ["agent", "symbol", "day", "payments", "direct", "via_request", "total"]
+    else:
+        rows = spend_payments(
+            report.index,
+            report.chain_id,
+            report.vault,
+            who,
+            token,
+            subtree=subtree,
+            names=_key_names(),
+        )
+        columns = PAYMENT_COLUMNS
+    return Output(rows, columns=columns)
 
 
 @report_command(
@@ -247,6 +335,7 @@ def spend_cmd(report: Report, agent: str | None, token: str | None) -> Any:
         "agent",
         "action",
         "amount",
+        "ref",
         "reasons",
         "approvals",
         "expires",
@@ -254,13 +343,16 @@ def spend_cmd(report: Report, agent: str | None, token: str | None) -> Any:
 )
 @click.option(
     "--status",
-    type=click.Choice(["open", "expired", "pending", "executed", "rejected", "cancelled", "all"]),
+    type=click.Choice(
+        ["open", "expired", "pending", "executed", "rejected", "cancelled", "agent_revoked", "all"]
+    ),
     default="open",
     show_default=True,
 )
 def requests_cmd(report: Report, status: str) -> Any:
-    """Requests by status (open = pending and not expired, as of the last indexed block)."""
-    from agentwallet.audit.reports import requests_report
+    """Payment, call and governance requests by status (open = pending and not expired, as of
+    the last indexed block)."""
+    from agentwallet.audit.requests import requests_report
 
     return requests_report(report.index, report.chain_id, report.vault, status)
 

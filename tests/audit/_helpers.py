@@ -168,3 +168,15 @@ def blast_payments(world: World, agent: LocalAccount, n: int, per_block: int = 5
         chain._rpc("evm_setAutomine", [True])
     if chain.w3.eth.get_transaction_count(agent.address) != nonce + n:
         raise AssertionError("not every payment was mined")
+
+
+def rotate_key(env: Any, old: LocalAccount, new: LocalAccount) -> None:
+    """``old`` moves its rights to ``new`` (signed by both keys), on the contract tests' Env."""
+    deadline = env.now() + DAY
+    typed = env.typed_rotation(old.address, new.address, 1, deadline)
+    env.send(
+        env.vault.functions.rotateAgentKey(
+            old.address, new.address, 1, deadline, b"", env.sign_typed(typed, new)
+        ),
+        old,
+    )

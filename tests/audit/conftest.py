@@ -34,3 +34,9 @@ def index(tmp_path: Path) -> AuditIndex:
     idx = AuditIndex(tmp_path / "audit.sqlite")
     yield idx  # type: ignore[misc]
     idx.close()
+
+
+@pytest.fixture(scope="session")
+def any_env(any_chain: Chain) -> Env:
+    """The contract tests' deployment on each chain (tests using it run on embedded and anvil)."""
+    return env_for(any_chain, "embedded" if any_chain.is_embedded else "anvil")
