@@ -21,7 +21,6 @@ from agentwallet.cli._common import (
     ErrorReportingGroup,
     pass_app,
 )
-from agentwallet.keys import home_dir
 
 __all__ = ["CliContext", "main"]
 
@@ -78,20 +77,48 @@ def compile_cmd(app: CliContext, check: bool) -> None:
     help="State file kept across restarts (default: $AGENTWALLET_HOME/node-state.json).",
 )
 @click.option("--block-time", type=float, default=None, help="Mine every S seconds.")
-def node_cmd(port: int, state: Path | None, block_time: float | None) -> None:
-    """Run a local anvil node in the foreground until Ctrl-C."""
+@click.option(
+    "--log",
+    "log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File for anvil's output, rewritten each start, owner-only "
+    "(default: $AGENTWALLET_HOME/node.log).",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show anvil's output here instead (its banner lists the development private keys).",
+)
+def node_cmd(
+    port: int, state: Path | None, block_time: float | None, log: Path | None, verbose: bool
+) -> None:
+    """Run a local anvil node in the foreground until Ctrl-C, `kill` (SIGTERM) or the terminal
+    closing (SIGHUP); anvil stops with it and writes its state.
+
+    Anvil's output (the development accounts' private keys, a line per RPC call) goes to a log
+    file, not the terminal, unless --verbose."""
     from agentwallet.chain.node import start_anvil
+    from agentwallet.keys import home_dir
 
     state = state or home_dir() / "node-state.json"
-    node = start_anvil(port=port, state=state, block_time=block_time, quiet=False)
-    click.echo(f"anvil listening on {node.url} (chain id 31337), state in {state}", err=True)
-    try:
-        code = node.wait()
-    except KeyboardInterrupt:
-        node.stop()
-        code = 0
-    if code not in (0, -2, -15):
-        sys.exit(code)
+    log = None if verbose else (log or home_dir() / "node.log")
+    node = start_anvil(
+        port=port, state=state, block_time=block_time, quiet=False, log=log, die_with_parent=True
+    )
+    where = f", output in {log}" if log else ""
+    click.echo(
+        f"anvil (pid {node.process.pid}) listening on {node.url} (chain id 31337), "
+        f"state in {state}{where}; stop with Ctrl-C",
+        err=True,
+    )
+    stopped_by = node.serve()
+    if stopped_by is None:
+        code = node.process.returncode
+        click.echo(f"error: anvil exited by itself with code {code}", err=True)
+        sys.exit(code or EXIT_ERROR)
+    click.echo("anvil stopped", err=True)
 
 
 @main.command("chain")
