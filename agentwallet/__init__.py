@@ -4,9 +4,11 @@ The public API: :func:`connect` a :class:`Chain`, create or open a :class:`Vault
 pay from it with an :class:`AgentWallet` (agents), keep keys in a :class:`KeyStore`.
 """
 
-from agentwallet.agent import AgentWallet
-from agentwallet.chain import Chain, connect
-from agentwallet.deployments import Deployments, network_name
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from agentwallet.errors import (
     REVERT_ERRORS,
     AgentExpiredError,
@@ -98,28 +100,88 @@ from agentwallet.errors import (
     ZeroAmountError,
     decode_revert,
 )
-from agentwallet.keys import KeyInfo, KeyStore, Signer, home_dir
-from agentwallet.protocol.models import (
-    AgentView,
-    ApprovalResult,
-    Escalated,
-    Paid,
-    PaymentCheck,
-    PolicyView,
-    Remaining,
-    RequestInfo,
-    RequestRef,
-    SignedApproval,
-    SignedPayment,
-    TokenInfo,
-    TxResult,
-)
-from agentwallet.protocol.requests import GovernanceProposal, PaymentRequest
-from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
-from agentwallet.vault import Vault, deploy_factory
 
-__version__ = "0.1.0"
+#: The name this package is installed under (``pip install agentwallet-vault``); the import
+#: package is ``agentwallet``. (``agentwallet`` on PyPI is an unrelated project.)
+DISTRIBUTION = "agentwallet-vault"
+
+if TYPE_CHECKING:
+    from agentwallet.agent import AgentWallet
+    from agentwallet.chain import Chain, connect
+    from agentwallet.deployments import Deployments, network_name
+    from agentwallet.keys import KeyInfo, KeyStore, Signer, home_dir
+    from agentwallet.protocol.models import (
+        AgentView,
+        ApprovalResult,
+        Escalated,
+        Paid,
+        PaymentCheck,
+        PolicyView,
+        Remaining,
+        RequestInfo,
+        RequestRef,
+        SignedApproval,
+        SignedPayment,
+        TokenInfo,
+        TxResult,
+    )
+    from agentwallet.protocol.requests import GovernanceProposal, PaymentRequest
+    from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
+    from agentwallet.vault import Vault, deploy_factory
+
+#: The rest of the public API, imported on first use (``agentwallet.Vault``, ``from agentwallet
+#: import Vault``): importing ``agentwallet`` (and so starting the CLI) does not load web3.
+#: Errors and units stay eager: they import nothing heavy. A new public name from a module
+#: that imports web3, eth_account or eth_utils goes here and under TYPE_CHECKING above.
+_LAZY: dict[str, str] = {
+    "AgentWallet": "agentwallet.agent",
+    "Chain": "agentwallet.chain",
+    "connect": "agentwallet.chain",
+    "Deployments": "agentwallet.deployments",
+    "network_name": "agentwallet.deployments",
+    "KeyInfo": "agentwallet.keys",
+    "KeyStore": "agentwallet.keys",
+    "Signer": "agentwallet.keys",
+    "home_dir": "agentwallet.keys",
+    "AgentView": "agentwallet.protocol.models",
+    "ApprovalResult": "agentwallet.protocol.models",
+    "Escalated": "agentwallet.protocol.models",
+    "Paid": "agentwallet.protocol.models",
+    "PaymentCheck": "agentwallet.protocol.models",
+    "PolicyView": "agentwallet.protocol.models",
+    "Remaining": "agentwallet.protocol.models",
+    "RequestInfo": "agentwallet.protocol.models",
+    "RequestRef": "agentwallet.protocol.models",
+    "SignedApproval": "agentwallet.protocol.models",
+    "SignedPayment": "agentwallet.protocol.models",
+    "TokenInfo": "agentwallet.protocol.models",
+    "TxResult": "agentwallet.protocol.models",
+    "GovernanceProposal": "agentwallet.protocol.requests",
+    "PaymentRequest": "agentwallet.protocol.requests",
+    "OwnerSignature": "agentwallet.protocol.signatures",
+    "pack_signatures": "agentwallet.protocol.signatures",
+    "Vault": "agentwallet.vault",
+    "deploy_factory": "agentwallet.vault",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's (agentwallet.cli.DISTRIBUTION)
+        from importlib.metadata import version
+
+        return version(DISTRIBUTION)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentwallet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "__version__"})
+
 
 __all__ = [
     "AgentExpiredError",

@@ -4,7 +4,9 @@ Every :class:`~agentwallet.errors.AgentWalletError` becomes ``error: <message>``
 exit code 1, never a traceback (:func:`agentwallet.cli._common.click_error`, the one place).
 Commands take the invocation's :class:`CliContext` with ``@pass_app`` and are clients of the
 services (:class:`~agentwallet.vault.Vault`, :class:`~agentwallet.agent.AgentWallet`) and of
-:mod:`agentwallet.protocol`; none touches web3. Command modules register at the bottom.
+:mod:`agentwallet.protocol`; none touches web3. Command modules register in :data:`COMMANDS`
+and are imported only when they run, so ``--help``, ``--version`` and usage errors start in a
+fraction of a second (:mod:`agentwallet.cli._lazy`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,43 @@ from pathlib import Path
 
 import click
 
-from agentwallet.cli._common import (
-    DEFAULT_NODE_URL,
-    EXIT_ERROR,
-    CliContext,
-    ErrorReportingGroup,
-    pass_app,
+from agentwallet import DISTRIBUTION
+from agentwallet.cli._common import DEFAULT_NODE_URL, EXIT_ERROR, CliContext, pass_app
+from agentwallet.cli._lazy import LazyGroup
+
+__all__ = ["COMMANDS", "DISTRIBUTION", "CliContext", "main"]
+
+# ---------------------------------------------------------------------------------------------
+# Command registration: name -> "module:attribute", one line each. The module is imported when
+# the command runs (or its --help is asked for), never to start the CLI; `agentwallet --help`
+# lists it with the summary read from its source. A broken entry fails loudly when used (and in
+# tests/cli/test_startup.py). compile, node and chain are defined below, in this module.
+# ---------------------------------------------------------------------------------------------
+COMMANDS: dict[str, str] = {
+    "key": "agentwallet.cli.keys:key",
+    "faucet": "agentwallet.cli.vault:faucet",
+    "deploy": "agentwallet.cli.vault:deploy",
+    "fund": "agentwallet.cli.vault:fund",
+    "agent": "agentwallet.cli.vault:agent",
+    "pay": "agentwallet.cli.wallet:pay",
+    "requests": "agentwallet.cli.payments:requests",
+    "approve": "agentwallet.cli.payments:approve",
+    "reject": "agentwallet.cli.payments:reject",
+    "sign": "agentwallet.cli.payments:sign",
+    "execute": "agentwallet.cli.payments:execute",
+    "sign-payment": "agentwallet.cli.payments:sign_payment",
+    "pay-signed": "agentwallet.cli.payments:pay_signed",
+    "demo": "agentwallet.cli.demo:demo",
+    "audit": "agentwallet.cli.audit:audit",
+    "watch": "agentwallet.cli.audit:watch",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-__all__ = ["CliContext", "main"]
-
-
-@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--rpc",
     envvar="AGENTWALLET_RPC",
@@ -36,7 +63,7 @@ __all__ = ["CliContext", "main"]
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.option("--as", "signer", default=None, metavar="NAME", help="Sign as this named key.")
-@click.version_option(package_name="agentwallet")
+@click.version_option(package_name=DISTRIBUTION, prog_name=DISTRIBUTION)
 @click.pass_context
 def main(ctx: click.Context, rpc: str | None, as_json: bool, signer: str | None) -> None:
     """agentwallet: AI agents spend from an on-chain vault within limits set by humans."""
@@ -134,32 +161,3 @@ def chain_cmd(app: CliContext) -> None:
         "development": chain.is_development,
     }
     app.emit(data, "\n".join(f"{k}: {v}" for k, v in data.items()))
-
-
-# ---------------------------------------------------------------------------------------------
-# Command registration. Other command modules define click commands/groups and are added here,
-# explicitly, one line each (no try/except: a broken module must fail loudly):
-# ---------------------------------------------------------------------------------------------
-from agentwallet.cli import audit as _audit  # noqa: E402
-from agentwallet.cli import demo as _demo  # noqa: E402
-from agentwallet.cli import keys as _keys  # noqa: E402
-from agentwallet.cli import payments as _payments  # noqa: E402
-from agentwallet.cli import vault as _vault  # noqa: E402
-from agentwallet.cli import wallet as _wallet  # noqa: E402
-
-main.add_command(_keys.key)
-main.add_command(_vault.faucet)
-main.add_command(_vault.deploy)
-main.add_command(_vault.fund)
-main.add_command(_vault.agent)
-main.add_command(_wallet.pay)
-main.add_command(_payments.requests)
-main.add_command(_payments.approve)
-main.add_command(_payments.reject)
-main.add_command(_payments.sign)
-main.add_command(_payments.execute)
-main.add_command(_payments.sign_payment)
-main.add_command(_payments.pay_signed)
-main.add_command(_demo.demo)
-main.add_command(_audit.audit)
-main.add_command(_audit.watch)
