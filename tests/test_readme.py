@@ -3,6 +3,7 @@ walkthrough leaves it (a 2-of-3 vault "main", the agent key "travel" with ETH li
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -92,3 +93,42 @@ def test_the_readme_python_snippet_runs_as_written(node: AnvilProcess, tmp_path:
     assert chain.w3.eth.get_balance(DEAD) - before == parse_amount("0.3", 18)
     assert "ETH" in lines[2]  # what it can still spend
     assert PASSWORD not in run.stdout + run.stderr
+
+
+def test_json_demo_emits_the_whole_story(tmp_path: Path) -> None:
+    """README: "`agentwallet --json demo` gives the same as JSON": every section with its tables
+    and facts, the audit trail, and the summary, as one document on stdout."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWALLET_")}
+    env["AGENTWALLET_HOME"] = str(tmp_path)
+    run = subprocess.run(
+        [sys.executable, "-m", "agentwallet", "--json", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "== " not in run.stdout + run.stderr  # no text story next to the JSON
+    doc = json.loads(run.stdout)
+    assert "the same as JSON" in README.read_text()
+    titles = [section["title"] for section in doc["story"]]
+    assert titles[0] == "" and titles[-1] == "Final state"
+    assert [t.split(".")[0] for t in titles[1:-1]] == [str(n) for n in range(1, 9)]
+    sections = {section["title"].split(".")[0]: section["items"] for section in doc["story"]}
+    assert sections["1"][0]["facts"]["vault"] == doc["vault"]
+    payments = sections["4"][0]["table"]
+    assert [p["status"] for p in payments] == ["paid"] * 4 == ["paid"] * len(doc["paid"])
+    assert payments[0]["ref"] == "flight LH-4711" and payments[0]["amount"] == "0.3 ETH"
+    requests = sections["3"][0]["table"]
+    assert len(requests) == 4 and {r["status"] for r in requests} == {"executed"}
+    signed = sections["5"][1]
+    assert "sign it off-chain" in signed["text"] and signed["facts"]["ref"]
+    assert doc["escalated_status"] == "executed" and doc["rejected_status"] == "rejected"
+    assert "AgentNotActive" in doc["revoked_error"]
+    trail = doc["audit_trail"]
+    assert len(trail) == doc["events"] == len(sections["8"][0]["table"])
+    assert {"PaymentExecuted", "RequestRejected", "AgentStatusChanged"} <= {
+        e["event"] for e in trail
+    }
+    assert all(e["tx"].startswith("0x") for e in trail)
