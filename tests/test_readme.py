@@ -32,6 +32,16 @@ def python_blocks(text: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", text, flags=re.DOTALL | re.MULTILINE)
 
 
+def _python(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in ``home`` (also $AGENTWALLET_HOME), with no other AGENTWALLET_ setting
+    than ``env``."""
+    full = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWALLET_")}
+    full.update(env, AGENTWALLET_HOME=str(home))
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=full, cwd=home, timeout=300
+    )
+
+
 @pytest.fixture
 def node() -> Iterator[AnvilProcess]:
     with start_anvil(port=free_port()) as process:
@@ -70,22 +80,13 @@ def test_the_readme_python_snippet_runs_as_written(node: AnvilProcess, tmp_path:
     chain = connect(node.url)
     _walkthrough_state(chain, tmp_path)
     before = chain.w3.eth.get_balance(DEAD)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWALLET_")}
-    env.update(
-        {
-            "AGENTWALLET_RPC": node.url,
-            "AGENTWALLET_HOME": str(tmp_path),
-            "AGENTWALLET_DEPLOYMENTS": str(tmp_path / "deployments"),
-            "AGENTWALLET_PASSWORD": PASSWORD,
-        }
-    )
-    run = subprocess.run(
-        [sys.executable, "-c", snippet],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
+    run = _python(
+        tmp_path,
+        "-c",
+        snippet,
+        AGENTWALLET_RPC=node.url,
+        AGENTWALLET_DEPLOYMENTS=str(tmp_path / "deployments"),
+        AGENTWALLET_PASSWORD=PASSWORD,
     )
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
@@ -98,16 +99,7 @@ def test_the_readme_python_snippet_runs_as_written(node: AnvilProcess, tmp_path:
 def test_json_demo_emits_the_whole_story(tmp_path: Path) -> None:
     """README: "`agentwallet --json demo` gives the same as JSON": every section with its tables
     and facts, the audit trail, and the summary, as one document on stdout."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWALLET_")}
-    env["AGENTWALLET_HOME"] = str(tmp_path)
-    run = subprocess.run(
-        [sys.executable, "-m", "agentwallet", "--json", "demo"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=300,
-    )
+    run = _python(tmp_path, "-m", "agentwallet", "--json", "demo")
     assert run.returncode == 0, run.stderr
     assert "== " not in run.stdout + run.stderr  # no text story next to the JSON
     doc = json.loads(run.stdout)
