@@ -102,7 +102,7 @@ from agentwallet.errors import (
 )
 from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
 
-#: The name this package is installed under (``pip install agentwallet-vault``); the import
+#: The name this package is installed under (``pip show agentwallet-vault``); the import
 #: package is ``agentwallet``. (``agentwallet`` on PyPI is an unrelated project.)
 DISTRIBUTION = "agentwallet-vault"
 

@@ -63,11 +63,35 @@ COMMANDS: dict[str, str] = {
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.option("--as", "signer", default=None, metavar="NAME", help="Sign as this named key.")
-@click.version_option(package_name=DISTRIBUTION, prog_name=DISTRIBUTION)
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 @click.pass_context
 def main(ctx: click.Context, rpc: str | None, as_json: bool, signer: str | None) -> None:
     """agentwallet: AI agents spend from an on-chain vault within limits set by humans."""
     ctx.obj = CliContext(rpc=rpc, json=as_json, signer=signer)
+
+
+def _print_version(ctx: click.Context) -> None:
+    """``agentwallet-vault, version X``: the installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        click.echo(f"{DISTRIBUTION}, version {version(DISTRIBUTION)}")
+    except PackageNotFoundError:
+        click.echo(
+            f"error: the distribution {DISTRIBUTION} is not installed (installed under its old "
+            "name agentwallet?): run `pip uninstall agentwallet` and `pip install -e .` in the "
+            "project",
+            err=True,
+        )
+        ctx.exit(EXIT_ERROR)
+    ctx.exit()
 
 
 @main.command("compile")

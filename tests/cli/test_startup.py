@@ -146,3 +146,21 @@ def test_a_command_help_works_from_a_fresh_process() -> None:
     exit_code, output, imported = _run_with_importtime("deploy", "--help")
     assert exit_code == 0, output
     assert "Usage: python -m agentwallet deploy" in output and "--replace" in output
+
+
+def test_version_without_the_distribution_installed_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A venv that installed this checkout under the old name `agentwallet`: one line, exit 1."""
+    import importlib.metadata
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        f"error: the distribution {DISTRIBUTION} is not installed (installed under its old name "
+        "agentwallet?): run `pip uninstall agentwallet` and `pip install -e .` in the project"
+    ]
