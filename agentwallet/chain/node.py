@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType, TracebackType
 from typing import IO
@@ -123,10 +123,11 @@ class AnvilProcess:
         """Block until anvil exits; return its exit code."""
         return self.process.wait()
 
-    def serve(self) -> int | None:
+    def serve(self, ready: Callable[[], None] | None = None) -> int | None:
         """Serve in the foreground: block until anvil exits by itself or this process gets one
         of :data:`STOP_SIGNALS` (Ctrl-C, ``kill``, the terminal closing); then stop anvil
-        (it writes its state) and return.
+        (it writes its state) and return. ``ready`` runs once the signals are handled (announce
+        the node there: a signal sent as soon as it is announced is handled too).
 
         Returns the signal number that stopped it, or None if anvil exited by itself (see
         ``self.process.returncode``). Further stop signals while anvil shuts down are ignored,
@@ -142,6 +143,8 @@ class AnvilProcess:
         previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
         try:
             try:
+                if ready is not None:
+                    ready()
                 self.process.wait()
             except _StopRequested:
                 pass

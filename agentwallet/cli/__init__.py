@@ -159,12 +159,13 @@ def node_cmd(
         port=port, state=state, block_time=block_time, quiet=False, log=log, die_with_parent=True
     )
     where = f", output in {log}" if log else ""
-    click.echo(
-        f"anvil (pid {node.process.pid}) listening on {node.url} (chain id 31337), "
-        f"state in {state}{where}; stop with Ctrl-C",
-        err=True,
+    stopped_by = node.serve(
+        ready=lambda: click.echo(
+            f"anvil (pid {node.process.pid}) listening on {node.url} (chain id 31337), "
+            f"state in {state}{where}; stop with Ctrl-C",
+            err=True,
+        )
     )
-    stopped_by = node.serve()
     if stopped_by is None:
         code = node.process.returncode
         click.echo(f"error: anvil exited by itself with code {code}", err=True)
