@@ -4,28 +4,11 @@ The public API: :func:`connect` a :class:`Chain`, create or open a :class:`Vault
 pay from it with an :class:`AgentWallet` (agents), keep keys in a :class:`KeyStore`.
 """
 
-from agentwallet.agent import AgentWallet
-from agentwallet.chain import Chain, connect
-from agentwallet.delegation import (
-    AgentDelegation,
-    CallCheck,
-    Called,
-    CallEncodingError,
-    CallEscalated,
-    CallGrant,
-    CallOutcome,
-    CallRefReusedError,
-    DelegationNode,
-    OwnerDelegation,
-    RecipientBudget,
-    call_grants,
-    delegation_chain,
-    delegation_tree,
-    encode_call,
-    recipient_budgets,
-    selector_of,
-)
-from agentwallet.deployments import Deployments, network_name
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from agentwallet.errors import (
     REVERT_ERRORS,
     AgentExpiredError,
@@ -120,33 +103,135 @@ from agentwallet.errors import (
     ZeroAmountError,
     decode_revert,
 )
-from agentwallet.keys import KeyInfo, KeyStore, Signer, home_dir
-from agentwallet.protocol.models import (
-    AgentView,
-    ApprovalResult,
-    Escalated,
-    Paid,
-    PaymentCheck,
-    PaymentState,
-    PolicyView,
-    Remaining,
-    RequestInfo,
-    RequestRef,
-    SignedApproval,
-    SignedIntent,
-    SignedPayment,
-    SignedRotation,
-    TokenInfo,
-    TxResult,
-)
-from agentwallet.protocol.requests import GovernanceProposal, PaymentRequest
-from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
-from agentwallet.vault import Vault, deploy_factory
 
-__version__ = "0.1.0"
+#: The name this package is installed under (``pip show agentwallet-vault``); the import
+#: package is ``agentwallet``. (``agentwallet`` on PyPI is an unrelated project.)
+DISTRIBUTION = "agentwallet-vault"
+
+if TYPE_CHECKING:
+    from agentwallet.agent import AgentWallet
+    from agentwallet.chain import Chain, connect
+    from agentwallet.delegation import (
+        AgentDelegation,
+        CallCheck,
+        Called,
+        CallEncodingError,
+        CallEscalated,
+        CallGrant,
+        CallOutcome,
+        CallRefReusedError,
+        DelegationNode,
+        OwnerDelegation,
+        RecipientBudget,
+        call_grants,
+        delegation_chain,
+        delegation_tree,
+        encode_call,
+        recipient_budgets,
+        selector_of,
+    )
+    from agentwallet.deployments import Deployments, network_name
+    from agentwallet.keys import KeyInfo, KeyStore, Signer, home_dir
+    from agentwallet.protocol.models import (
+        AgentView,
+        ApprovalResult,
+        Escalated,
+        Paid,
+        PaymentCheck,
+        PaymentState,
+        PolicyView,
+        Remaining,
+        RequestInfo,
+        RequestRef,
+        SignedApproval,
+        SignedIntent,
+        SignedPayment,
+        SignedRotation,
+        TokenInfo,
+        TxResult,
+    )
+    from agentwallet.protocol.requests import GovernanceProposal, PaymentRequest
+    from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
+    from agentwallet.vault import Vault, deploy_factory
+
+#: The rest of the public API, imported on first use (``agentwallet.Vault``, ``from agentwallet
+#: import Vault``): importing ``agentwallet`` (and so starting the CLI) does not load web3.
+#: Errors and units stay eager: they import nothing heavy. A new public name from a module
+#: that imports web3, eth_account or eth_utils goes here and under TYPE_CHECKING above.
+_LAZY: dict[str, str] = {
+    "AgentWallet": "agentwallet.agent",
+    "Chain": "agentwallet.chain",
+    "connect": "agentwallet.chain",
+    "Deployments": "agentwallet.deployments",
+    "network_name": "agentwallet.deployments",
+    "KeyInfo": "agentwallet.keys",
+    "KeyStore": "agentwallet.keys",
+    "Signer": "agentwallet.keys",
+    "home_dir": "agentwallet.keys",
+    "AgentView": "agentwallet.protocol.models",
+    "ApprovalResult": "agentwallet.protocol.models",
+    "Escalated": "agentwallet.protocol.models",
+    "Paid": "agentwallet.protocol.models",
+    "PaymentCheck": "agentwallet.protocol.models",
+    "PolicyView": "agentwallet.protocol.models",
+    "Remaining": "agentwallet.protocol.models",
+    "RequestInfo": "agentwallet.protocol.models",
+    "RequestRef": "agentwallet.protocol.models",
+    "SignedApproval": "agentwallet.protocol.models",
+    "SignedPayment": "agentwallet.protocol.models",
+    "TokenInfo": "agentwallet.protocol.models",
+    "TxResult": "agentwallet.protocol.models",
+    "GovernanceProposal": "agentwallet.protocol.requests",
+    "PaymentRequest": "agentwallet.protocol.requests",
+    "OwnerSignature": "agentwallet.protocol.signatures",
+    "pack_signatures": "agentwallet.protocol.signatures",
+    "Vault": "agentwallet.vault",
+    "deploy_factory": "agentwallet.vault",
+    "AgentDelegation": "agentwallet.delegation",
+    "CallCheck": "agentwallet.delegation",
+    "Called": "agentwallet.delegation",
+    "CallEncodingError": "agentwallet.delegation",
+    "CallEscalated": "agentwallet.delegation",
+    "CallGrant": "agentwallet.delegation",
+    "CallOutcome": "agentwallet.delegation",
+    "CallRefReusedError": "agentwallet.delegation",
+    "DelegationNode": "agentwallet.delegation",
+    "OwnerDelegation": "agentwallet.delegation",
+    "RecipientBudget": "agentwallet.delegation",
+    "call_grants": "agentwallet.delegation",
+    "delegation_chain": "agentwallet.delegation",
+    "delegation_tree": "agentwallet.delegation",
+    "encode_call": "agentwallet.delegation",
+    "recipient_budgets": "agentwallet.delegation",
+    "selector_of": "agentwallet.delegation",
+    "PaymentState": "agentwallet.protocol.models",
+    "SignedIntent": "agentwallet.protocol.models",
+    "SignedRotation": "agentwallet.protocol.models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":  # the installed distribution's (agentwallet.cli.DISTRIBUTION)
+        from importlib.metadata import version
+
+        return version(DISTRIBUTION)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'agentwallet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, "__version__"})
+
 
 __all__ = [
+    "ETH",
+    "REVERT_ERRORS",
+    "AgentDelegation",
     "AgentExpiredError",
     "AgentIsOwnerError",
     "AgentNotActiveError",
@@ -160,6 +245,15 @@ __all__ = [
     "AlreadyRejectedError",
     "AmountError",
     "ApprovalResult",
+    "CallCheck",
+    "CallEncodingError",
+    "CallEscalated",
+    "CallFailedError",
+    "CallGrant",
+    "CallOutcome",
+    "CallOverspentError",
+    "CallRefReusedError",
+    "Called",
     "Chain",
     "ChainConnectionError",
     "ChainMismatchError",
@@ -168,18 +262,16 @@ __all__ = [
     "ContractRevertError",
     "CounterOverflowError",
     "DataMismatchError",
+    "DelegationNode",
     "Deployments",
     "DurationError",
-    "ETH",
     "EmptyBatchError",
-    "CallFailedError",
-    "CallOverspentError",
-    "ForbiddenCallError",
     "Escalated",
     "EthTransferFailedError",
     "ExceedsParentError",
     "ExecutionMismatchError",
     "FeeTooHighError",
+    "ForbiddenCallError",
     "GovernanceProposal",
     "InsecureKeystoreError",
     "InsufficientBalanceError",
@@ -216,18 +308,19 @@ __all__ = [
     "NotOwnerError",
     "NotRequestAgentError",
     "OnlyVaultError",
+    "OwnerDelegation",
     "OwnerSignature",
     "Paid",
     "PasswordRequiredError",
     "PaymentCheck",
     "PaymentOutsidePolicyError",
     "PaymentPendingError",
+    "PaymentRequest",
     "PaymentState",
+    "PolicyView",
+    "RecipientBudget",
     "RefReusedError",
     "RelayError",
-    "PaymentRequest",
-    "PolicyView",
-    "REVERT_ERRORS",
     "Remaining",
     "RequestHasExpiredError",
     "RequestInfo",
@@ -266,30 +359,19 @@ __all__ = [
     "ZeroAddressError",
     "ZeroAmountError",
     "__version__",
+    "call_grants",
     "connect",
     "decode_revert",
+    "delegation_chain",
+    "delegation_tree",
     "deploy_factory",
-    "pack_signatures",
+    "encode_call",
     "format_amount",
     "home_dir",
     "network_name",
+    "pack_signatures",
     "parse_amount",
     "parse_duration",
-    "AgentDelegation",
-    "CallCheck",
-    "CallEncodingError",
-    "CallEscalated",
-    "CallGrant",
-    "CallRefReusedError",
-    "CallOutcome",
-    "Called",
-    "DelegationNode",
-    "OwnerDelegation",
-    "RecipientBudget",
-    "call_grants",
-    "delegation_chain",
-    "delegation_tree",
-    "encode_call",
     "recipient_budgets",
     "selector_of",
 ]

@@ -2,14 +2,15 @@
 
 Runs on a fresh embedded chain in this process (``agentwallet demo``), in well under a minute.
 Everything goes through the public SDK (:class:`Vault`, :class:`AgentWallet`), exactly as an
-integrator would call it; ``echo`` receives the story, one block of text at a time.
+integrator would call it; ``echo`` receives the story, one block of text at a time, and
+:attr:`DemoResult.story` holds the same story as data (``agentwallet --json demo``).
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,15 @@ class DemoResult:
     revoked_error: str = ""
     events: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+    #: The story as told: sections (title, then its text, tables as rows keyed by column and
+    #: key/value facts), in order; what ``agentwallet --json demo`` emits besides the summary.
+    story: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        """The summary, the whole story and the audit trail, as JSON-ready data."""
         return {
+            "story": self.story,
+            "audit_trail": self.events,
             "vault": self.vault,
             "chain_id": self.chain_id,
             "owners": self.owners,
@@ -61,6 +68,37 @@ class DemoResult:
             "revoked_error": self.revoked_error,
             "events": len(self.events),
         }
+
+
+@dataclass
+class _Story:
+    """Tells the story to ``echo`` and records the same as data in ``sections``."""
+
+    echo: Echo
+    sections: list[dict[str, Any]]
+
+    def _add(self, item: dict[str, Any]) -> None:
+        if not self.sections:
+            self.sections.append({"title": "", "items": []})
+        self.sections[-1]["items"].append(item)
+
+    def section(self, title: str) -> None:
+        self.echo(f"\n== {title} ==")
+        self.sections.append({"title": title, "items": []})
+
+    def text(self, text: str) -> None:
+        self.echo(text)
+        self._add({"text": text.strip()})
+
+    def table(self, headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.echo(table(list(headers), [tuple(r) for r in rows]))
+        self._add({"table": [dict(zip(headers, row, strict=True)) for row in rows]})
+
+    def facts(self, pairs: Sequence[tuple[str, Any]], intro: str = "") -> None:
+        self.echo(intro + kv_table(list(pairs)))
+        self._add(
+            {"text": intro.strip(), "facts": dict(pairs)} if intro else {"facts": dict(pairs)}
+        )
 
 
 def _merchant(address: str) -> str:
@@ -85,6 +123,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
 
     started = time.monotonic()
     result = DemoResult()
+    story = _Story(echo, result.story)
     chain = connect("embedded")
     deployments = Deployments(chain)
     dev = chain.dev_accounts
@@ -99,10 +138,8 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
             return "-"
         return names.get(address) or names.get(address.lower()) or short(address)
 
-    def section(title: str) -> None:
-        echo(f"\n== {title} ==")
-
-    echo(
+    section = story.section
+    story.text(
         "agentwallet demo: AI agents spend from an on-chain vault within limits set by humans.\n"
         f"Fresh in-process chain (chain id {chain.chain_id}); every step below is a real "
         "transaction."
@@ -119,18 +156,13 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     result.vault, result.chain_id = vault.address, chain.chain_id
     names[vault.address] = "the vault"
     result.owners = {s.name: s.address for s in (alice, bob, carol)}
-    echo(
-        kv_table(
-            [
-                ("vault", vault.address),
-                (
-                    "owners",
-                    ", ".join(f"{s.name} ({short(s.address)})" for s in (alice, bob, carol)),
-                ),
-                ("threshold", f"{vault.threshold()} of 3: anything risky needs two humans"),
-                ("test token", f"tUSDC (6 decimals) at {usdc.address}"),
-            ]
-        )
+    story.facts(
+        [
+            ("vault", vault.address),
+            ("owners", ", ".join(f"{s.name} ({short(s.address)})" for s in (alice, bob, carol))),
+            ("threshold", f"{vault.threshold()} of 3: anything risky needs two humans"),
+            ("test token", f"tUSDC (6 decimals) at {usdc.address}"),
+        ]
     )
 
     # ----------------------------------------------------------------- 2. funding
@@ -140,14 +172,12 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     vault.fund(alice, parse_amount("5", 18))
     mint_test_token(chain, alice, usdc, bob.address, parse_amount("1000", 6))
     vault.fund(bob, parse_amount("1000", 6), tusdc.address)
-    echo(
-        table(
-            ["token", "vault balance", "funded by"],
-            [
-                ("ETH", format_amount(vault.balance(None), 18), "alice"),
-                ("tUSDC", format_amount(vault.balance(tusdc.address), 6), "bob"),
-            ],
-        )
+    story.table(
+        ["token", "vault balance", "funded by"],
+        [
+            ("ETH", format_amount(vault.balance(None), 18), "alice"),
+            ("tUSDC", format_amount(vault.balance(tusdc.address), 6), "bob"),
+        ],
     )
 
     # ----------------------------------------------------------------- 3. agents
@@ -173,7 +203,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
         vault.approve(approver, ref.request_id)
         status = vault.request(ref.request_id).status
         rows.append((ref.request_id, action, proposer.name, approver.name, status))
-    echo(table(["request", "action", "proposed by", "co-signed by", "status"], rows))
+    story.table(["request", "action", "proposed by", "co-signed by", "status"], rows)
     result.agents = {travel.name: travel.address, cloud.name: cloud.address}
 
     # ----------------------------------------------------------------- 4. payments inside limits
@@ -197,7 +227,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
             (wallets[wallet], _merchant(to), f"{text} {info.symbol}", ref, paid.status,
              f"{budget(left.available, info.decimals)} {info.symbol}", paid.gas_used)
         )  # fmt: skip
-    echo(table(["agent", "to", "amount", "ref", "status", "budget left", "gas"], rows))
+    story.table(["agent", "to", "amount", "ref", "status", "budget left", "gas"], rows)
 
     # ----------------------------------------------------------------- 5. escalation
     section("5. Over the per-payment limit: the payment waits for two humans")
@@ -206,42 +236,38 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
         raise AgentWalletError(f"demo: expected the 0.8 ETH payment to escalate, got {over}")
     pending = vault.request(over.request_id)
     now = chain.timestamp()
-    echo(
-        table(
-            ["id", "agent", "to", "amount", "reasons", "expires in", "approvals"],
-            [
-                (
-                    pending.id,
-                    who(pending.agent),
-                    _merchant(pending.to),
-                    pending.amount_text,
-                    ", ".join(pending.reasons),
-                    span(pending.expires_at - now),
-                    f"{len(pending.approvals)}/{pending.threshold}",
-                )
-            ],
-        )  # fmt: skip
+    story.table(
+        ["id", "agent", "to", "amount", "reasons", "expires in", "approvals"],
+        [
+            (
+                pending.id,
+                who(pending.agent),
+                _merchant(pending.to),
+                pending.amount_text,
+                ", ".join(pending.reasons),
+                span(pending.expires_at - now),
+                f"{len(pending.approvals)}/{pending.threshold}",
+            )
+        ],
     )
-    echo(
-        "\nBob and Carol each check the request and sign it off-chain (EIP-712, nothing sent):\n"
-        + kv_table(
-            [
-                ("vault", vault.address),
-                ("chain id", chain.chain_id),
-                ("request", pending.id),
-                ("agent", f"{who(pending.agent)} {pending.agent}"),
-                ("recipient", f"{_merchant(pending.to)} {pending.to}"),
-                ("amount", pending.amount_text),
-                ("reasons", ", ".join(pending.reasons)),
-                ("ref", pending.ref),
-            ]
-        )
+    story.facts(
+        [
+            ("vault", vault.address),
+            ("chain id", chain.chain_id),
+            ("request", pending.id),
+            ("agent", f"{who(pending.agent)} {pending.agent}"),
+            ("recipient", f"{_merchant(pending.to)} {pending.to}"),
+            ("amount", pending.amount_text),
+            ("reasons", ", ".join(pending.reasons)),
+            ("ref", pending.ref),
+        ],
+        "\nBob and Carol each check the request and sign it off-chain (EIP-712, nothing sent):\n",
     )
     signatures = [vault.sign(bob, over.request_id), vault.sign(carol, over.request_id)]
     executed = vault.execute_with_signatures(alice, over.request_id, signatures)
     done = vault.request(over.request_id)
     result.escalated_request, result.escalated_status = done.id, done.status
-    echo(
+    story.text(
         f"\nAlice relays both signatures: request {done.id} is {done.status} "
         f"(tx {short(executed.tx_hash)}, gas {executed.gas_used}); the airline got 0.8 ETH."
     )
@@ -254,23 +280,21 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
     vault.reject(carol, odd.request_id)
     rejected = vault.request(odd.request_id)
     result.rejected_request, result.rejected_status = rejected.id, rejected.status
-    echo(
-        table(
-            ["id", "agent", "to", "amount", "reasons", "decided by", "status"],
-            [
-                (
-                    rejected.id,
-                    who(rejected.agent),
-                    _merchant(rejected.to),
-                    rejected.amount_text,
-                    ", ".join(rejected.reasons),
-                    "carol",
-                    rejected.status,
-                )
-            ],
-        )  # fmt: skip
+    story.table(
+        ["id", "agent", "to", "amount", "reasons", "decided by", "status"],
+        [
+            (
+                rejected.id,
+                who(rejected.agent),
+                _merchant(rejected.to),
+                rejected.amount_text,
+                ", ".join(rejected.reasons),
+                "carol",
+                rejected.status,
+            )
+        ],
     )
-    echo("One owner's no is enough: reducing risk never waits for the threshold.")
+    story.text("One owner's no is enough: reducing risk never waits for the threshold.")
 
     # ----------------------------------------------------------------- 7. revocation
     section("7. Alice revokes the travel agent; it can no longer pay")
@@ -281,7 +305,7 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
         result.revoked_error = f"{type(exc).__name__}: {exc}"
     else:
         raise AgentWalletError("demo: a revoked agent was able to pay")
-    echo(f"travel-agent tries to pay 0.1 ETH to the hotel:\n  {result.revoked_error}")
+    story.text(f"travel-agent tries to pay 0.1 ETH to the hotel:\n  {result.revoked_error}")
 
     # ----------------------------------------------------------------- 8. audit trail
     section("8. Audit trail: every event the vault emitted")
@@ -292,17 +316,15 @@ def _story(echo: Echo, journal: Path) -> DemoResult:
             (event["block"], event["event"], event["request"] or "", who(event["agent"]),
              who(event["actor"]), event["detail"])
         )  # fmt: skip
-    echo(table(["block", "event", "request", "agent", "by", "detail"], rows))
+    story.table(["block", "event", "request", "agent", "by", "detail"], rows)
 
     section("Final state")
-    echo(
-        table(
-            ["token", "vault balance"],
-            [
-                ("ETH", format_amount(vault.balance(None), 18)),
-                ("tUSDC", format_amount(vault.balance(tusdc.address), 6)),
-            ],
-        )
+    story.table(
+        ["token", "vault balance"],
+        [
+            ("ETH", format_amount(vault.balance(None), 18)),
+            ("tUSDC", format_amount(vault.balance(tusdc.address), 6)),
+        ],
     )
     result.seconds = time.monotonic() - started
     return result

@@ -17,6 +17,19 @@ artifacts' is stale, and its factory is not used (a new one is deployed and reco
 
 The embedded chain lives in this process and is fresh every run, so its record is kept in memory
 (attached to the chain connection) and never written to disk.
+
+Where records live (:func:`deployments_dir`), the first that applies:
+
+1. ``$AGENTWALLET_DEPLOYMENTS``;
+2. ``deployments/`` of the agentwallet checkout the working directory is in (any subdirectory
+   of it: the checkout is found by walking up to the folder holding ``pyproject.toml``, the
+   ``agentwallet/`` package and ``deployments/``);
+3. ``$AGENTWALLET_HOME/deployments`` (default ``~/.agentwallet/deployments``).
+
+A name resolves to a recorded address only if there is code there: a record whose contract is
+gone (a development node restarted without its state) raises :class:`StaleRecordError` saying
+so and what to do. Recording a vault under a name that is taken needs ``replace=True``
+(:meth:`Deployments.check_vault_name` lets a caller refuse before deploying anything).
 """
 
 from __future__ import annotations
@@ -29,7 +42,12 @@ from pathlib import Path
 from typing import Any
 
 from agentwallet.chain import ANVIL_CHAIN_ID, Chain
-from agentwallet.errors import ChainMismatchError, UnknownTokenError, UnknownVaultError
+from agentwallet.errors import (
+    ChainMismatchError,
+    ConfigurationError,
+    UnknownTokenError,
+    UnknownVaultError,
+)
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.models import ETH_TOKEN, TokenInfo
 
@@ -38,12 +56,54 @@ __all__ = [
     "DEPLOYMENTS_ENV",
     "ETH_TOKEN",
     "Deployments",
+    "StaleRecordError",
     "TokenInfo",
+    "VaultNameTakenError",
     "artifact_hashes",
+    "deployments_dir",
     "network_name",
 ]
 
 DEPLOYMENTS_ENV = "AGENTWALLET_DEPLOYMENTS"
+
+
+class StaleRecordError(ConfigurationError):
+    """A recorded vault or token whose address has no code on the connected chain (typically a
+    development node restarted without its state)."""
+
+
+class VaultNameTakenError(ConfigurationError):
+    """A vault name that is already recorded, without asking to replace it."""
+
+
+def project_root(start: Path | None = None) -> Path | None:
+    """The agentwallet checkout ``start`` (default: the working directory) is in: the nearest
+    folder holding ``pyproject.toml``, the ``agentwallet/`` package and ``deployments/``."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (
+            (folder / "deployments").is_dir()
+            and (folder / "pyproject.toml").is_file()
+            and (folder / "agentwallet" / "__init__.py").is_file()
+        ):
+            return folder
+    return None
+
+
+def deployments_dir() -> Path:
+    """Where deployment records live: ``$AGENTWALLET_DEPLOYMENTS``, else the ``deployments/``
+    of the agentwallet checkout the working directory is in, else
+    ``$AGENTWALLET_HOME/deployments``."""
+    from agentwallet.keys import home_dir
+
+    env = os.environ.get(DEPLOYMENTS_ENV)
+    if env:
+        return Path(env).expanduser()
+    root = project_root()
+    if root is not None:
+        return root / "deployments"
+    return home_dir() / "deployments"
+
 
 #: The embedded chains' records, by their Web3 (shared by Chain.with_broadcaster views).
 _MEMORY: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -85,18 +145,18 @@ def _empty(chain_id: int) -> dict[str, Any]:
 class Deployments:
     """The deployment record of one chain.
 
-    ``directory`` defaults to ``$AGENTWALLET_DEPLOYMENTS`` or ``./deployments``. On the embedded
-    chain nothing is written; the record lives as long as the :class:`Chain` object.
+    ``directory`` defaults to :func:`deployments_dir`. On the embedded chain nothing is
+    written; the record lives as long as the :class:`Chain` object.
     """
 
     def __init__(self, chain: Chain, directory: Path | None = None) -> None:
         self.chain = chain
         self.network = network_name(chain)
-        env = os.environ.get(DEPLOYMENTS_ENV)
-        self.directory = Path(directory or env or Path.cwd() / "deployments")
+        self.directory = Path(directory) if directory is not None else deployments_dir()
         self.path: Path | None = (
             None if chain.is_embedded else self.directory / f"{self.network}.json"
         )
+        self._live: set[str] = set()  #: recorded addresses seen to have code
 
     def __repr__(self) -> str:
         return f"Deployments({self.network}, {self.path or 'in memory'})"
@@ -177,8 +237,11 @@ class Deployments:
         owners: list[str] | None = None,
         threshold: int | None = None,
         factory: str | None = None,
+        replace: bool = True,
     ) -> None:
-        """Record vault ``name`` (replacing an earlier record of that name)."""
+        """Record vault ``name``; an earlier record of that name is replaced, unless
+        ``replace`` is false (then :class:`VaultNameTakenError`)."""
+        self.check_vault_name(name, replace=replace)
         record = self.data()
         record["vaults"][name] = {
             "address": checksum(address),
@@ -189,6 +252,36 @@ class Deployments:
             "factory": factory,
         }
         self._save(record)
+
+    def check_vault_name(self, name: str, *, replace: bool = False) -> None:
+        """Raise :class:`VaultNameTakenError` if ``name`` is recorded and ``replace`` is false:
+        call it before deploying, so a refused name costs nothing."""
+        entry = self.data()["vaults"].get(name)
+        if entry is None or replace:
+            return
+        state = "" if self.chain.code(checksum(entry["address"])) else " (stale: no code there)"
+        raise VaultNameTakenError(
+            f"a vault named {name!r} is already recorded in {self._where()} at "
+            f"{entry['address']}{state}: choose another --name, or pass --replace to record the "
+            "new vault under this name instead"
+        )
+
+    def _where(self) -> str:
+        return str(self.path) if self.path is not None else "memory (embedded chain)"
+
+    def _live_address(self, kind: str, name: str, address: str, how_to_fix: str) -> str:
+        """``address`` (recorded for ``kind`` ``name``) if there is code there, else
+        :class:`StaleRecordError`."""
+        if address not in self._live:
+            if not self.chain.code(address):
+                raise StaleRecordError(
+                    f"the record of {kind} {name!r} in {self._where()} is stale: there is no "
+                    f"contract at {address} on chain {self.chain.chain_id} (was the node "
+                    f"restarted without its state?): restart the node with the state file it "
+                    f"ran with (`agentwallet node --state FILE`), or {how_to_fix}"
+                )
+            self._live.add(address)
+        return address
 
     def vault_block(self, address: str) -> int | None:
         """The block a recorded vault was created in (None if not recorded)."""
@@ -205,18 +298,23 @@ class Deployments:
     def vault_address(self, name_or_address: str) -> str:
         """A vault's address from its recorded name, or the address itself (checksummed).
 
-        :class:`UnknownVaultError` lists the known names.
+        :class:`UnknownVaultError` lists the known names; :class:`StaleRecordError` if the
+        recorded address has no code.
         """
         if name_or_address.startswith("0x"):
             return checksum(name_or_address, "vault address")
         vaults = self.data()["vaults"]
         if name_or_address in vaults:
-            return checksum(vaults[name_or_address]["address"])
+            return self._live_address(
+                "vault",
+                name_or_address,
+                checksum(vaults[name_or_address]["address"]),
+                f"deploy it again: `agentwallet deploy --name {name_or_address} --replace ...`",
+            )
         known = ", ".join(sorted(vaults)) or "none"
-        where = self.path or "memory (embedded chain)"
         raise UnknownVaultError(
-            f"no vault named {name_or_address!r} in {where} (known: {known}): create one with "
-            "`agentwallet deploy` or give its address"
+            f"no vault named {name_or_address!r} in {self._where()} (known: {known}): create one "
+            "with `agentwallet deploy` or give its address"
         )
 
     # ------------------------------------------------------------------ tokens
@@ -248,6 +346,13 @@ class Deployments:
             return self._read_token(address)
         for symbol, info in tokens.items():
             if symbol.lower() == symbol_or_address.lower():
+                self._live_address(
+                    "token",
+                    symbol,
+                    info.address,
+                    "deploy it again (`agentwallet deploy --test-token` for tUSDC) or record "
+                    "the token's new address",
+                )
                 return info
         known = ", ".join(sorted(tokens))
         raise UnknownTokenError(

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from types import TracebackType
+from types import FrameType, TracebackType
+from typing import IO
 
 from agentwallet.chain.devchain import ANVIL_CHAIN_ID
 from agentwallet.errors import ChainConnectionError, NodeNotFoundError
@@ -20,6 +23,10 @@ from agentwallet.errors import ChainConnectionError, NodeNotFoundError
 ANVIL_NPM_BIN = Path("node_modules") / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
 HARDFORK = "prague"
 STARTUP_TIMEOUT = 15.0
+
+#: The signals that stop a node served in the foreground (:meth:`AnvilProcess.serve`): Ctrl-C,
+#: ``kill``, and the terminal closing.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def find_anvil() -> Path:
@@ -71,10 +78,17 @@ def rpc_chain_id(url: str, timeout: float = 1.0) -> int | None:
 class AnvilProcess:
     """A running anvil child process. Use as a context manager or call :meth:`stop`."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, state: Path | None) -> None:
+    def __init__(
+        self,
+        process: subprocess.Popen[bytes],
+        port: int,
+        state: Path | None,
+        log: Path | None = None,
+    ) -> None:
         self.process = process
         self.port = port
         self.state = state
+        self.log = log  #: the file anvil's output goes to (None: the terminal, or nowhere)
         self.url = f"http://127.0.0.1:{port}"
 
     def __repr__(self) -> str:
@@ -109,6 +123,61 @@ class AnvilProcess:
         """Block until anvil exits; return its exit code."""
         return self.process.wait()
 
+    def serve(self, ready: Callable[[], None] | None = None) -> int | None:
+        """Serve in the foreground: block until anvil exits by itself or this process gets one
+        of :data:`STOP_SIGNALS` (Ctrl-C, ``kill``, the terminal closing); then stop anvil
+        (it writes its state) and return. ``ready`` runs once the signals are handled (announce
+        the node there: a signal sent as soon as it is announced is handled too).
+
+        Returns the signal number that stopped it, or None if anvil exited by itself (see
+        ``self.process.returncode``). Further stop signals while anvil shuts down are ignored,
+        so a second Ctrl-C cannot leave it running. The previous handlers are restored.
+        """
+        received: list[int] = []
+
+        def on_signal(signum: int, frame: FrameType | None) -> None:
+            if not received:
+                received.append(signum)
+                raise _StopRequested
+
+        previous = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+        try:
+            try:
+                if ready is not None:
+                    ready()
+                self.process.wait()
+            except _StopRequested:
+                pass
+            for s in STOP_SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+            self.stop()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return received[0] if received else None
+
+
+class _StopRequested(Exception):
+    """Raised by :meth:`AnvilProcess.serve`'s signal handler to leave the wait."""
+
+
+def _open_log(path: Path) -> IO[bytes]:
+    """``path`` truncated for a new run, readable by its owner only (anvil's banner lists the
+    development accounts' private keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "wb")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux: have the kernel send anvil SIGTERM when the process that started it dies, even
+    by SIGKILL (``prctl(PR_SET_PDEATHSIG)``)."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
 
 def start_anvil(
     port: int = 8545,
@@ -116,12 +185,19 @@ def start_anvil(
     block_time: float | None = None,
     quiet: bool = True,
     extra_args: Sequence[str] = (),
+    *,
+    log: Path | None = None,
+    die_with_parent: bool = False,
 ) -> AnvilProcess:
     """Start anvil on 127.0.0.1:``port`` (Prague, chain id 31337) and wait until it answers.
 
     ``state``: a file anvil loads on start (if it exists) and writes on exit, so the chain
     survives restarts. ``block_time``: mine every N seconds instead of on each transaction.
     ``extra_args``: more anvil flags (e.g. ``--steps-tracing`` for opcode traces).
+    Anvil's output (a banner with the development private keys, then a line per RPC call) goes
+    to ``log`` if given (truncated, mode 0600), else to this process's terminal if ``quiet`` is
+    false, else nowhere. ``die_with_parent`` (Linux): anvil is stopped when this process dies,
+    even by SIGKILL; for a node served by a command, not for one started by a thread.
     """
     if rpc_chain_id(f"http://127.0.0.1:{port}", timeout=0.5) is not None:
         raise ChainConnectionError(
@@ -142,21 +218,29 @@ def start_anvil(
     if block_time is not None:
         command += ["--block-time", str(block_time)]
     command += list(extra_args)
-    output = subprocess.DEVNULL if quiet else None
-    process = subprocess.Popen(command, stdout=output, stderr=output, stdin=subprocess.DEVNULL)
-    node = AnvilProcess(process, port, state)
+    log_file = _open_log(log) if log is not None else None
+    output: IO[bytes] | int | None = log_file or (subprocess.DEVNULL if quiet else None)
+    preexec = _die_with_parent if die_with_parent and sys.platform == "linux" else None
+    try:
+        process = subprocess.Popen(
+            command, stdout=output, stderr=output, stdin=subprocess.DEVNULL, preexec_fn=preexec
+        )
+    finally:
+        if log_file is not None:
+            log_file.close()  # anvil holds its own copy
+    node = AnvilProcess(process, port, state, log)
+    see = f"see {log}" if log is not None else f"run `{' '.join(command)}` by hand to see why"
     deadline = time.monotonic() + STARTUP_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise NodeNotFoundError(
-                f"anvil ({anvil}) exited with code {process.returncode} on start: run "
-                f"`{' '.join(command)}` by hand to see why (port in use? bad state file?)"
+                f"anvil ({anvil}) exited with code {process.returncode} on start: {see} "
+                "(port in use? bad state file?)"
             )
         if rpc_chain_id(node.url, timeout=0.5) == ANVIL_CHAIN_ID:
             return node
         time.sleep(0.05)
     node.stop()
     raise NodeNotFoundError(
-        f"anvil did not answer on {node.url} within {STARTUP_TIMEOUT:.0f}s: run "
-        f"`{' '.join(command)}` by hand to see why"
+        f"anvil did not answer on {node.url} within {STARTUP_TIMEOUT:.0f}s: {see}"
     )

@@ -4,7 +4,9 @@ Every :class:`~agentwallet.errors.AgentWalletError` becomes ``error: <message>``
 exit code 1, never a traceback (:func:`agentwallet.cli._common.click_error`, the one place).
 Commands take the invocation's :class:`CliContext` with ``@pass_app`` and are clients of the
 services (:class:`~agentwallet.vault.Vault`, :class:`~agentwallet.agent.AgentWallet`) and of
-:mod:`agentwallet.protocol`; none touches web3. Command modules register at the bottom.
+:mod:`agentwallet.protocol`; none touches web3. Command modules register in :data:`COMMANDS`
+and are imported only when they run, so ``--help``, ``--version`` and usage errors start in a
+fraction of a second (:mod:`agentwallet.cli._lazy`).
 """
 
 from __future__ import annotations
@@ -14,19 +16,65 @@ from pathlib import Path
 
 import click
 
-from agentwallet.cli._common import (
-    DEFAULT_NODE_URL,
-    EXIT_ERROR,
-    CliContext,
-    ErrorReportingGroup,
-    pass_app,
+from agentwallet import DISTRIBUTION
+from agentwallet.cli._common import DEFAULT_NODE_URL, EXIT_ERROR, CliContext, pass_app
+from agentwallet.cli._lazy import LazyGroup
+
+__all__ = ["COMMANDS", "DISTRIBUTION", "SUBCOMMANDS", "CliContext", "main"]
+
+# ---------------------------------------------------------------------------------------------
+# Command registration: name -> "module:attribute", one line each. The module is imported when
+# the command runs (or its --help is asked for), never to start the CLI; `agentwallet --help`
+# lists it with the summary read from its source. A broken entry fails loudly when used (and in
+# tests/cli/test_startup.py). compile, node and chain are defined below, in this module.
+# ---------------------------------------------------------------------------------------------
+COMMANDS: dict[str, str] = {
+    "key": "agentwallet.cli.keys:key",
+    "faucet": "agentwallet.cli.vault:faucet",
+    "deploy": "agentwallet.cli.vault:deploy",
+    "fund": "agentwallet.cli.vault:fund",
+    "agent": "agentwallet.cli.vault:agent",
+    "pay": "agentwallet.cli.wallet:pay",
+    "requests": "agentwallet.cli.payments:requests",
+    "approve": "agentwallet.cli.payments:approve",
+    "reject": "agentwallet.cli.payments:reject",
+    "sign": "agentwallet.cli.payments:sign",
+    "execute": "agentwallet.cli.payments:execute",
+    "sign-payment": "agentwallet.cli.payments:sign_payment",
+    "pay-signed": "agentwallet.cli.payments:pay_signed",
+    "cancel": "agentwallet.cli.wallet:cancel",
+    "invalidate-nonces": "agentwallet.cli.wallet:invalidate_nonces",
+    "relay": "agentwallet.cli.wallet:relay",
+    "demo": "agentwallet.cli.demo:demo",
+    "audit": "agentwallet.cli.audit:audit",
+    "watch": "agentwallet.cli.audit:watch",
+    "console": "agentwallet.cli.console:console",
+    "mcp": "agentwallet.cli.agents:mcp",
+    "fetch": "agentwallet.cli.agents:fetch",
+    "facilitator": "agentwallet.cli.agents:facilitator",
+}
+#: Commands of a group defined in another module: group name -> its extra "module:attribute"
+#: commands, added when the group is loaded.
+SUBCOMMANDS: dict[str, tuple[str, ...]] = {
+    "agent": (
+        "agentwallet.cli.wallet:rotate_key",
+        "agentwallet.cli.delegation:delegate",
+        "agentwallet.cli.delegation:sub_limits",
+        "agentwallet.cli.delegation:tree",
+        "agentwallet.cli.delegation:recipient_budget",
+        "agentwallet.cli.scoped_calls:allow_call",
+        "agentwallet.cli.scoped_calls:revoke_call",
+        "agentwallet.cli.scoped_calls:agent_call",
+    ),
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy_commands=COMMANDS,
+    lazy_subcommands=SUBCOMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-from agentwallet.keys import home_dir
-
-__all__ = ["CliContext", "main"]
-
-
-@click.group(cls=ErrorReportingGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--rpc",
     envvar="AGENTWALLET_RPC",
@@ -37,11 +85,35 @@ __all__ = ["CliContext", "main"]
 )
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 @click.option("--as", "signer", default=None, metavar="NAME", help="Sign as this named key.")
-@click.version_option(package_name="agentwallet")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=lambda ctx, _param, value: _print_version(ctx) if value else None,
+    help="Show the version and exit.",
+)
 @click.pass_context
 def main(ctx: click.Context, rpc: str | None, as_json: bool, signer: str | None) -> None:
     """agentwallet: AI agents spend from an on-chain vault within limits set by humans."""
     ctx.obj = CliContext(rpc=rpc, json=as_json, signer=signer)
+
+
+def _print_version(ctx: click.Context) -> None:
+    """``agentwallet-vault, version X``: the installed distribution's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        click.echo(f"{DISTRIBUTION}, version {version(DISTRIBUTION)}")
+    except PackageNotFoundError:
+        click.echo(
+            f"error: the distribution {DISTRIBUTION} is not installed (installed under its old "
+            "name agentwallet?): run `pip uninstall agentwallet` and `pip install -e .` in the "
+            "project",
+            err=True,
+        )
+        ctx.exit(EXIT_ERROR)
+    ctx.exit()
 
 
 @main.command("compile")
@@ -78,20 +150,49 @@ def compile_cmd(app: CliContext, check: bool) -> None:
     help="State file kept across restarts (default: $AGENTWALLET_HOME/node-state.json).",
 )
 @click.option("--block-time", type=float, default=None, help="Mine every S seconds.")
-def node_cmd(port: int, state: Path | None, block_time: float | None) -> None:
-    """Run a local anvil node in the foreground until Ctrl-C."""
+@click.option(
+    "--log",
+    "log",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="File for anvil's output, rewritten each start, owner-only "
+    "(default: $AGENTWALLET_HOME/node.log).",
+)
+@click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show anvil's output here instead (its banner lists the development private keys).",
+)
+def node_cmd(
+    port: int, state: Path | None, block_time: float | None, log: Path | None, verbose: bool
+) -> None:
+    """Run a local anvil node in the foreground until Ctrl-C, `kill` (SIGTERM) or the terminal
+    closing (SIGHUP); anvil stops with it and writes its state.
+
+    Anvil's output (the development accounts' private keys, a line per RPC call) goes to a log
+    file, not the terminal, unless --verbose."""
     from agentwallet.chain.node import start_anvil
+    from agentwallet.keys import home_dir
 
     state = state or home_dir() / "node-state.json"
-    node = start_anvil(port=port, state=state, block_time=block_time, quiet=False)
-    click.echo(f"anvil listening on {node.url} (chain id 31337), state in {state}", err=True)
-    try:
-        code = node.wait()
-    except KeyboardInterrupt:
-        node.stop()
-        code = 0
-    if code not in (0, -2, -15):
-        sys.exit(code)
+    log = None if verbose else (log or home_dir() / "node.log")
+    node = start_anvil(
+        port=port, state=state, block_time=block_time, quiet=False, log=log, die_with_parent=True
+    )
+    where = f", output in {log}" if log else ""
+    stopped_by = node.serve(
+        ready=lambda: click.echo(
+            f"anvil (pid {node.process.pid}) listening on {node.url} (chain id 31337), "
+            f"state in {state}{where}; stop with Ctrl-C",
+            err=True,
+        )
+    )
+    if stopped_by is None:
+        code = node.process.returncode
+        click.echo(f"error: anvil exited by itself with code {code}", err=True)
+        sys.exit(code or EXIT_ERROR)
+    click.echo("anvil stopped", err=True)
 
 
 @main.command("chain")
@@ -107,51 +208,3 @@ def chain_cmd(app: CliContext) -> None:
         "development": chain.is_development,
     }
     app.emit(data, "\n".join(f"{k}: {v}" for k, v in data.items()))
-
-
-# ---------------------------------------------------------------------------------------------
-# Command registration. Other command modules define click commands/groups and are added here,
-# explicitly, one line each (no try/except: a broken module must fail loudly):
-# ---------------------------------------------------------------------------------------------
-from agentwallet.cli import agents as _agents  # noqa: E402
-from agentwallet.cli import audit as _audit  # noqa: E402
-from agentwallet.cli import console as _console  # noqa: E402
-from agentwallet.cli import delegation as _delegation  # noqa: E402
-from agentwallet.cli import demo as _demo  # noqa: E402
-from agentwallet.cli import keys as _keys  # noqa: E402
-from agentwallet.cli import payments as _payments  # noqa: E402
-from agentwallet.cli import scoped_calls as _scoped_calls  # noqa: E402
-from agentwallet.cli import vault as _vault  # noqa: E402
-from agentwallet.cli import wallet as _wallet  # noqa: E402
-
-main.add_command(_keys.key)
-main.add_command(_vault.faucet)
-main.add_command(_vault.deploy)
-main.add_command(_vault.fund)
-main.add_command(_vault.agent)
-_vault.agent.add_command(_delegation.delegate)
-_vault.agent.add_command(_delegation.sub_limits)
-_vault.agent.add_command(_delegation.tree)
-_vault.agent.add_command(_scoped_calls.allow_call)
-_vault.agent.add_command(_scoped_calls.revoke_call)
-_vault.agent.add_command(_delegation.recipient_budget)
-_vault.agent.add_command(_scoped_calls.agent_call)
-main.add_command(_wallet.pay)
-main.add_command(_wallet.cancel)
-main.add_command(_wallet.invalidate_nonces)
-main.add_command(_wallet.relay)
-_vault.agent.add_command(_wallet.rotate_key)
-main.add_command(_payments.requests)
-main.add_command(_payments.approve)
-main.add_command(_payments.reject)
-main.add_command(_payments.sign)
-main.add_command(_payments.execute)
-main.add_command(_payments.sign_payment)
-main.add_command(_payments.pay_signed)
-main.add_command(_demo.demo)
-main.add_command(_audit.audit)
-main.add_command(_audit.watch)
-main.add_command(_console.console)
-main.add_command(_agents.mcp)
-main.add_command(_agents.fetch)
-main.add_command(_agents.facilitator)

@@ -99,6 +99,7 @@ def faucet(app: CliContext, to: str, amount: TokenAmount, token: str | None) -> 
     is_flag=True,
     help=f"Also deploy TestUSDC and record it as token {TEST_TOKEN_SYMBOL}.",
 )
+@click.option("--replace", is_flag=True, help="Record under --name even if that name is taken.")
 @pass_app
 def deploy(
     app: CliContext,
@@ -108,15 +109,18 @@ def deploy(
     request_expiry: int,
     max_open_requests: int,
     test_token: bool,
+    replace: bool,
 ) -> None:
     """Create an M-of-N vault (deploying the factory first if this chain has none).
 
-    Records everything in deployments/<network>.json. The sender is --as NAME.
+    Records everything in deployments/<network>.json (see deployments/README.md for where);
+    refuses a --name already recorded unless --replace. The sender is --as NAME.
     """
     from agentwallet.faucet import deploy_test_token
     from agentwallet.vault import Vault
 
     chain, deployments = app.chain, app.deployments
+    deployments.check_vault_name(name, replace=replace)
     sender = app.unlock("the deployer (any key with ETH for gas)")
     token_address = deploy_test_token(chain, sender, deployments).address if test_token else None
     vault = Vault.create(

@@ -76,8 +76,11 @@ def test_help_on_every_command_and_subcommand() -> None:
 
     def walk(command: click.Command, path: list[str]) -> list[list[str]]:
         paths = [path]
-        if isinstance(command, click.Group):
-            for name, sub in command.commands.items():
+        if isinstance(command, click.Group):  # commands load lazily: ask, not .commands
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None, name
                 paths += walk(sub, [*path, name])
         return paths
 
