@@ -101,7 +101,6 @@ from agentwallet.errors import (
     WrongPasswordError,
     ZeroAddressError,
     ZeroAmountError,
-    decode_revert,
 )
 from agentwallet.units import ETH, format_amount, parse_amount, parse_duration
 
@@ -111,6 +110,7 @@ DISTRIBUTION = "agentwallet-vault"
 
 if TYPE_CHECKING:
     from agentwallet.agent import AgentWallet
+    from agentwallet.bindings.reverts import decode_revert
     from agentwallet.chain import Chain, connect
     from agentwallet.delegation import (
         AgentDelegation,
@@ -160,6 +160,7 @@ if TYPE_CHECKING:
 #: Errors and units stay eager: they import nothing heavy. A new public name from a module
 #: that imports web3, eth_account or eth_utils goes here and under TYPE_CHECKING above.
 _LAZY: dict[str, str] = {
+    "decode_revert": "agentwallet.bindings.reverts",
     "AgentWallet": "agentwallet.agent",
     "Chain": "agentwallet.chain",
     "connect": "agentwallet.chain",

@@ -34,13 +34,13 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
   + AuditError (:mod:`agentwallet.audit.errors`) - index, block range, log reads, what-if
 
 Build a revert error with :meth:`ContractRevertError.from_error` (the Solidity name and
-arguments), or from raw revert data with :func:`decode_revert`; never by hand.
+arguments), or from raw revert data with :func:`agentwallet.bindings.reverts.decode_revert`;
+never by hand.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from agentwallet.protocol.constants import (
     MAX_OPEN_REQUESTS_CAP,
@@ -225,7 +225,7 @@ class ContractRevertError(AgentWalletError):
     ) -> ContractRevertError:
         """The typed error for the Solidity error ``name(args)`` (``name`` defaults to this
         class's): the :data:`REVERT_ERRORS` class, or a plain :class:`ContractRevertError` for a
-        name agentwallet does not know. The message is the one :func:`decode_revert` writes
+        name agentwallet does not know. The message is the one ``decode_revert`` writes
         (``format_amount(token, amount)`` renders token amounts), unless ``message`` is given
         for a check agentwallet made itself before asking the contract."""
         name = name or cls.__name__.removesuffix("Error")
@@ -501,20 +501,6 @@ REVERT_ERRORS: dict[str, type[ContractRevertError]] = {
     cls.__name__.removesuffix("Error"): cls for cls in ContractRevertError.__subclasses__()
 }
 
-#: The artifacts whose errors :func:`decode_revert` knows: the vault's one ABI first, then its
-#: parts (for the OpenZeppelin errors they raise: reentrancy, SafeERC20), the factory, the test
-#: token.
-DECODED_ARTIFACTS = (
-    "IAgentVault",
-    "AgentVault",
-    "AgentVaultAdmin",
-    "AgentVaultFactory",
-    "TestUSDC",
-)
-
-_PANIC_SELECTOR = bytes.fromhex("4e487b71")
-_ERROR_SELECTOR = bytes.fromhex("08c379a0")
-
 
 def _describe_arg(name: str, value: object, error_name: str) -> str:
     if name == "status" and isinstance(value, int):
@@ -527,78 +513,3 @@ def _describe_arg(name: str, value: object, error_name: str) -> str:
     if isinstance(value, bytes):
         return f"{name}=0x{value.hex()}"
     return f"{name}={value}"
-
-
-def decode_revert(
-    data: bytes | str | None,
-    abis: list[list[dict[str, object]]] | list[dict[str, object]] | None = None,
-    *,
-    format_amount: Callable[[str, int], str] | None = None,
-) -> ContractRevertError:
-    """Decode raw revert ``data`` against the custom errors of ``abis`` (default: the vault's
-    ABI ``IAgentVault``, the OpenZeppelin errors its parts may raise, the factory and TestUSDC)
-    into the matching :class:`ContractRevertError` subclass.
-
-    ``format_amount(token, amount)`` renders token amounts for messages (e.g. "1.5 tUSDC").
-    Unknown data gives a plain :class:`ContractRevertError`.
-    """
-    from eth_abi.abi import decode
-    from eth_utils.crypto import keccak
-
-    if isinstance(data, str):
-        text = data[2:] if data.startswith("0x") else data
-        try:
-            raw = bytes.fromhex(text)
-        except ValueError:
-            return ContractRevertError(f"the contract reverted: {data}", data=b"")
-    else:
-        raw = bytes(data or b"")
-    if abis is None:
-        from agentwallet.bindings.artifacts import abi_of
-
-        abis = [list(abi_of(n)) for n in DECODED_ARTIFACTS]
-    entries: list[dict[str, Any]] = []
-    for item in abis:
-        if isinstance(item, list):
-            entries.extend(item)
-        else:
-            entries.append(item)
-    selector = raw[:4]
-    if selector == _ERROR_SELECTOR:
-        try:
-            (reason,) = decode(["string"], raw[4:])
-        except Exception:  # noqa: BLE001 - malformed reason
-            reason = raw[4:].hex()
-        return ContractRevertError(
-            f"the contract reverted: {reason}",
-            error_name="Error",
-            args_by_name={"reason": reason},
-            data=raw,
-        )
-    if selector == _PANIC_SELECTOR:
-        try:
-            (code,) = decode(["uint256"], raw[4:])
-        except Exception:  # noqa: BLE001
-            code = -1
-        return ContractRevertError(
-            f"the contract panicked (code {hex(code)})",
-            error_name="Panic",
-            args_by_name={"code": code},
-            data=raw,
-        )
-    for entry in entries:
-        if entry.get("type") != "error":
-            continue
-        inputs = entry.get("inputs", [])
-        types = [i["type"] for i in inputs]
-        name = str(entry["name"])
-        if keccak(text=f"{name}({','.join(types)})")[:4] != selector:
-            continue
-        try:
-            values = decode(types, raw[4:])
-        except Exception:  # noqa: BLE001 - selector clash with other arguments
-            continue
-        args = {i["name"]: v for i, v in zip(inputs, values, strict=True)}
-        return ContractRevertError.from_error(name, args, data=raw, format_amount=format_amount)
-    shown = "0x" + raw.hex() if raw else "no data"
-    return ContractRevertError(f"the contract reverted ({shown})", data=raw)

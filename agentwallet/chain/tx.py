@@ -27,12 +27,12 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
+from agentwallet.bindings.reverts import decode_revert
 from agentwallet.chain.nonces import NONCES, NonceManager
 from agentwallet.errors import (
     ContractRevertError,
     InsufficientGasError,
     TransactionFailedError,
-    decode_revert,
 )
 from agentwallet.protocol.addresses import as_checksum
 from agentwallet.units import format_amount as format_units
