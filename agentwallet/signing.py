@@ -11,6 +11,7 @@ exposes these as methods.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,12 @@ from agentwallet.errors import AgentWalletError, ContractRevertError, SignatureM
 from agentwallet.protocol import nonces, signatures, typed_data
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import ZERO_ADDRESS
-from agentwallet.protocol.models import SignedApproval, SignedPayment, TxResult
+from agentwallet.protocol.models import (
+    SignedApproval,
+    SignedGovernance,
+    SignedPayment,
+    TxResult,
+)
 from agentwallet.protocol.refs import to_ref
 
 if TYPE_CHECKING:
@@ -38,7 +44,12 @@ __all__ = [
     "sign",
     "sign_payment",
     "sign_typed",
+    "signed_from_wallet",
 ]
+
+#: Any owner's signature the vault takes, portable as JSON.
+Signed = SignedApproval | SignedPayment | SignedGovernance
+_REQUEST_TYPES = ("PaymentRequest", "GovernanceProposal", "CallRequest")
 
 
 def sign_typed(signer: BaseAccount, message: dict[str, Any], onchain: bytes) -> str:
@@ -216,3 +227,52 @@ def pay_with_signatures(
     signatures.verify_claimed(vault.bindings.signed_payment_digest(payment), chosen)
     receipt = vault._send(sender, "payWithSignatures", payment, signatures.packed(chosen))
     return TxResult.from_receipt(receipt)
+
+
+# ------------------------------------------------------------------------------ any wallet
+
+
+def signed_from_wallet(vault: Vault, typed: dict[str, Any], signer: str, signature: str) -> Signed:
+    """An owner's signature made by any wallet over ``typed`` (the ``eth_signTypedData_v4``
+    JSON of :func:`agentwallet.protocol.typed_data.wallet_json`: a request approval, a signed
+    payment or a governance batch), as the portable object the vault's submit methods take.
+    ``signature`` is the wallet's raw 0x hex; an owner with code at ``signer`` (a Safe, any
+    ERC-1271 contract) is marked ``contract`` and its bytes go to its ``isValidSignature``.
+    Raises :class:`AgentWalletError` for JSON of another vault, chain or kind."""
+    try:
+        domain, message, primary = typed["domain"], typed["message"], str(typed["primaryType"])
+        verifying, chain_id = checksum(domain["verifyingContract"]), int(domain["chainId"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AgentWalletError(
+            f"not eth_signTypedData_v4 JSON ({exc}): expected types, domain, primaryType and "
+            "message, as `agentwallet typed-data` writes"
+        ) from None
+    if (verifying, chain_id) != (vault.address, vault.chain.chain_id):
+        raise AgentWalletError(
+            f"the typed data is for vault {verifying} on chain {chain_id}, not "
+            f"{vault.address} on chain {vault.chain.chain_id}"
+        )
+    who = checksum(signer, "signer address")
+    try:
+        raw = HexBytes(signature).to_0x_hex()
+    except ValueError:
+        raise AgentWalletError(
+            f"signature {signature!r} by {who} is not 0x hex: pass the wallet's output as is"
+        ) from None
+    contract = bool(vault.chain.code(who))
+    common = {"vault": vault.address, "chain_id": chain_id, "signer": who, "signature": raw}
+    if primary in _REQUEST_TYPES:
+        request_id = int(message["id"])
+        return SignedApproval(vault.address, chain_id, request_id, who, raw, contract)
+    if primary == "SignedPayment":
+        return dataclasses.replace(
+            SignedPayment.from_json({**message, **common}), contract=contract
+        )
+    if primary == "Governance":
+        return dataclasses.replace(
+            SignedGovernance.from_json({**message, **common}), contract=contract
+        )
+    raise AgentWalletError(
+        f"primaryType {primary!r} is not something owners sign: expected one of "
+        f"{', '.join((*_REQUEST_TYPES, 'SignedPayment', 'Governance'))}"
+    )
