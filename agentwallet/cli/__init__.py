@@ -115,8 +115,10 @@ def chain_cmd(app: CliContext) -> None:
 # ---------------------------------------------------------------------------------------------
 from agentwallet.cli import audit as _audit  # noqa: E402
 from agentwallet.cli import demo as _demo  # noqa: E402
+from agentwallet.cli import govern as _govern  # noqa: E402
 from agentwallet.cli import keys as _keys  # noqa: E402
 from agentwallet.cli import payments as _payments  # noqa: E402
+from agentwallet.cli import typed_data as _typed_data  # noqa: E402
 from agentwallet.cli import vault as _vault  # noqa: E402
 from agentwallet.cli import wallet as _wallet  # noqa: E402
 
@@ -133,6 +135,10 @@ main.add_command(_payments.sign)
 main.add_command(_payments.execute)
 main.add_command(_payments.sign_payment)
 main.add_command(_payments.pay_signed)
+main.add_command(_govern.govern)
+main.add_command(_govern.owner)
+_vault.agent.add_command(_govern.agent_replace_key)
+main.add_command(_typed_data.typed_data)
 main.add_command(_demo.demo)
 main.add_command(_audit.audit)
 main.add_command(_audit.watch)

@@ -184,6 +184,18 @@ def _show_and_confirm(app: CliContext, vault: Vault, r: RequestInfo, yes: bool, 
     confirm_signature(app, yes, f"{verb} request {r.id}?")
 
 
+def require_owner(vault: Vault, address: str, names: dict[str, str] | None = None) -> None:
+    """Refuse, before any table or prompt, a signer who is not an owner of ``vault``."""
+    from agentwallet.errors import AgentWalletError
+
+    if address not in vault.owners():
+        who = label(address, names if names is not None else names_by_address())
+        raise AgentWalletError(
+            f"{who} is not an owner of vault {vault.address}: only owners' signatures "
+            "count; sign as one of them (--as NAME)"
+        )
+
+
 def _pending(vault: Vault, request_id: int) -> RequestInfo:
     """The request, which must still be pending (before anything is signed or sent)."""
     from agentwallet.errors import ContractRevertError
@@ -327,15 +339,34 @@ def _load_approval(text: str) -> Any:
     "sigs",
     multiple=True,
     metavar="FILE_OR_JSON",
-    help="An owner's signed approval from `agentwallet sign` (repeat).",
+    help="An owner's signed approval from `agentwallet sign` (repeat), or any wallet's raw 0x "
+    "signature of `typed-data request ID` (with --signer).",
+)
+@click.option(
+    "--signer",
+    "signers",
+    multiple=True,
+    type=KEY_OR_ADDRESS,
+    metavar="ADDRESS",
+    help="Who made each raw 0x --sig, in the same order (for a Safe owner: the Safe).",
 )
 @vault_option
 @pass_app
-def execute(app: CliContext, request_id: int, sigs: tuple[str, ...], vault_name: str) -> None:
+def execute(
+    app: CliContext,
+    request_id: int,
+    sigs: tuple[str, ...],
+    signers: tuple[str, ...],
+    vault_name: str,
+) -> None:
     """Execute request ID: with the collected --sig approvals, or, without any, with the
     on-chain approvals it already has. Sent by --as (any key with gas)."""
+    from agentwallet.cli.typed_data import collect_signatures
+
     vault = app.vault(vault_name)
-    approvals = [_load_approval(s) for s in sigs]
+    approvals = collect_signatures(
+        vault, sigs, signers, None, _load_approval, "request", request_id=request_id
+    )
     sender = app.unlock("any key with ETH for gas")
     _pending(vault, request_id)
     if approvals:
@@ -402,35 +433,23 @@ def sign_payment(
     owners who sign the same payment agree on it, and other signed payments do not use it up;
     any one owner can still cancel it by invalidating the nonce.
     """
-    from agentwallet.protocol.addresses import checksum
-    from agentwallet.protocol.constants import ZERO_ADDRESS
-    from agentwallet.protocol.refs import to_ref
+    from agentwallet.cli.typed_data import payment_draft
 
     vault = app.vault(vault_name)
-    info = vault.token(token)
-    value = amount.base_units(info)
+    draft = payment_draft(app, vault, to, amount, token, agent, ref, valid_for)
     signer = app.unlock("an owner of the vault")
-    chain = app.chain
-    deadline = chain.timestamp() + valid_for
-    attributed = checksum(agent or ZERO_ADDRESS)
-    nonce = vault.payment_nonce(attributed, info.address, to, value, to_ref(ref), deadline)
-    names = names_by_address()
-    ends = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    rows: list[tuple[str, Any]] = [
-        ("vault", vault.address),
-        ("chain id", chain.chain_id),
-        ("recipient", label(to, names) + f"  {to}"),
-        ("amount", f"{format_amount(value, info.decimals)} {info.symbol}  ({value} base units)"),
-        ("token", f"{info.symbol} {info.address}"),
-        ("for agent", label(agent, names) if agent else "-"),
-        ("ref", ref or "-"),
-        ("nonce", nonce),
-        ("valid until", ends),
-    ]
-    click.echo("you are about to sign a payment:\n" + kv_table(rows), err=app.json or out is None)
+    table_text = kv_table(draft.rows)
+    click.echo("you are about to sign a payment:\n" + table_text, err=app.json or out is None)
     confirm_signature(app, yes, "sign this payment?")
     signed = vault.sign_payment(
-        signer, to, value, info.address, agent=attributed, ref=ref, deadline=deadline, nonce=nonce
+        signer,
+        to,
+        draft.amount,
+        draft.token.address,
+        agent=draft.agent,
+        ref=ref,
+        deadline=draft.deadline,
+        nonce=draft.nonce,
     )
     fields = {"signer": signer.address, "nonce": signed.nonce}
     _write_signed(app, signed.to_json(), out, fields, "the payment")
@@ -464,23 +483,49 @@ def _load_json_arg(text: str, what: str, how: str) -> str:
     multiple=True,
     required=True,
     metavar="FILE_OR_JSON",
-    help="An owner's signed payment from `agentwallet sign-payment` (repeat).",
+    help="An owner's signed payment from `agentwallet sign-payment` (repeat), or any wallet's "
+    "raw 0x signature of `typed-data payment` (with --signer and --data).",
+)
+@click.option(
+    "--signer",
+    "signers",
+    multiple=True,
+    type=KEY_OR_ADDRESS,
+    metavar="ADDRESS",
+    help="Who made each raw 0x --sig, in the same order (for a Safe owner: the Safe).",
+)
+@click.option(
+    "--data",
+    default=None,
+    metavar="FILE",
+    help="The typed data (`typed-data payment ... --out FILE`) raw signatures sign.",
 )
 @vault_option
 @pass_app
-def pay_signed(app: CliContext, sigs: tuple[str, ...], vault_name: str) -> None:
+def pay_signed(
+    app: CliContext,
+    sigs: tuple[str, ...],
+    signers: tuple[str, ...],
+    data: str | None,
+    vault_name: str,
+) -> None:
     """Submit the owners' signed payment (payWithSignatures). Sent by --as (any key with gas,
     e.g. a relayer); the owners' signatures are what authorise it."""
+    from agentwallet.cli.typed_data import collect_signatures
     from agentwallet.protocol.models import SignedPayment
 
     how = "`agentwallet sign-payment TO AMOUNT --out FILE`"
-    signed = [SignedPayment.from_json(_load_json_arg(s, "signed-payment", how)) for s in sigs]
+
+    def load(text: str) -> SignedPayment:
+        return SignedPayment.from_json(_load_json_arg(text, "signed-payment", how))
+
     vault = app.vault(vault_name)
+    signed = collect_signatures(vault, sigs, signers, data, load, "payment")
     sender = app.unlock("any key with ETH for gas")
     result = vault.pay_with_signatures(sender, signed)
     first = signed[0]
     info = vault.token(first.token)
-    data = {
+    record = {
         "status": "paid",
         "to": first.to,
         "token": info.symbol,
@@ -491,7 +536,7 @@ def pay_signed(app: CliContext, sigs: tuple[str, ...], vault_name: str) -> None:
         "gas_used": result.gas_used,
     }
     app.emit(
-        data,
-        f"paid {data['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
+        record,
+        f"paid {record['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
         f"owner signatures (tx {result.tx_hash})",
     )
