@@ -264,20 +264,23 @@ class Vault(GovernanceMixin):
     # ------------------------------------------------------------------ funding
 
     def fund(self, sender: BaseAccount, amount: int, token: str | None = None) -> TxResult:
-        """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit."""
+        """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit.
+        Raises :class:`InsufficientFundsError` (nothing sent) if the sender holds less."""
         if amount <= 0:
             raise InsufficientFundsError(f"fund amount must be > 0, not {amount}")
         info = self.token(token)
-        if info.is_eth:
+        erc20 = None if info.is_eth else Erc20Binding(self.chain, info.address)
+        who = str(sender.address)
+        held = self.chain.balance(who) if erc20 is None else erc20.balance_of(who)
+        if held < amount:
+            have, want = (format_amount(v, info.decimals) for v in (held, amount))
+            raise InsufficientFundsError(
+                f"{who} holds {have} {info.symbol}, less than the {want} {info.symbol} to "
+                f"deposit into vault {self.address}: fund it with less, or top up {who} first"
+            )
+        if erc20 is None:
             receipt = self.chain.transactor.send(sender, self.address, b"", amount)
             return TxResult.from_receipt(receipt)
-        erc20 = Erc20Binding(self.chain, info.address)
-        held = erc20.balance_of(str(sender.address))
-        if held < amount:
-            raise InsufficientFundsError(
-                f"{sender.address} holds {format_amount(held, info.decimals)} {info.symbol}, "
-                f"less than the {format_amount(amount, info.decimals)} {info.symbol} to deposit"
-            )
         self.chain.transactor.send(sender, info.address, erc20.encode_approve(self.address, amount))
         return TxResult.from_receipt(self._send(sender, "deposit", info.address, amount))
 

@@ -62,6 +62,8 @@ def _what(r: RequestInfo, vault: Vault | None = None, names: dict[str, str] | No
     token units) when ``vault`` is given."""
     if r.kind == "payment":
         return r.amount_text
+    if r.kind == "call":
+        return f"call{' spending ' + r.amount_text if r.amount else ''}"
     if vault is None or not r.data or r.data == "0x":
         return r.action
     return describe_governance(vault, bytes.fromhex(r.data[2:]), names or {}) or r.action
@@ -124,7 +126,7 @@ def requests(app: CliContext, show_all: bool, vault_name: str) -> None:
         row: list[Any] = [
             r.id,
             label(r.agent, names) + (" (owner)" if r.kind == "governance" else ""),
-            label(r.to, names) if r.kind == "payment" else "vault",
+            label(r.to, names) if r.kind != "governance" else "vault",
             _what(r, vault, names),
             ", ".join(r.reasons) or ("governance" if r.kind == "governance" else "-"),
             span(now - r.created_at),
@@ -160,6 +162,15 @@ def _signing_table(vault: Vault, r: RequestInfo, chain_id: int, names: dict[str,
             ("token", f"{r.token.symbol} {r.token.address}"),
             ("reasons", ", ".join(r.reasons) or "-"),
         ]
+    elif r.kind == "call":
+        rows += [
+            ("agent", label(r.agent, names) + f"  {r.agent}"),
+            ("calls", label(r.to, names) + f"  {r.to}"),
+            ("call", r.action),
+            ("call data", r.data if len(r.data) <= 202 else r.data[:200] + "…"),
+            ("may spend", f"{r.amount_text}  ({r.amount} base units)" if r.amount else "-"),
+            ("reasons", ", ".join(r.reasons) or "-"),
+        ]
     else:
         rows += [
             ("proposed by", label(r.agent, names)),
@@ -185,14 +196,33 @@ def _show_and_confirm(app: CliContext, vault: Vault, r: RequestInfo, yes: bool, 
 
 
 def require_owner(vault: Vault, address: str, names: dict[str, str] | None = None) -> None:
-    """Refuse, before any table or prompt, a signer who is not an owner of ``vault``."""
-    from agentwallet.errors import AgentWalletError
+    """Refuse, before any table or prompt, a signer who is not an owner of ``vault``
+    (:class:`~agentwallet.errors.NotOwnerError`, naming the key)."""
+    from agentwallet.errors import ContractRevertError
 
     if address not in vault.owners():
         who = label(address, names if names is not None else names_by_address())
-        raise AgentWalletError(
-            f"{who} is not an owner of vault {vault.address}: only owners' signatures "
-            "count; sign as one of them (--as NAME)"
+        raise ContractRevertError.from_error(
+            "NotOwner",
+            {"caller": address},
+            message=f"{who} is not an owner of vault {vault.address}: only owners' signatures "
+            "count; sign as one of them (--as NAME)",
+        )
+
+
+def _may_approve(vault: Vault, r: RequestInfo, address: str) -> None:
+    """Refuse, before the table, an approval the vault would refuse: not an owner, or this
+    owner approved already."""
+    from agentwallet.errors import ContractRevertError
+
+    names = names_by_address()
+    require_owner(vault, address, names)
+    if address in r.approvals:
+        raise ContractRevertError.from_error(
+            "AlreadyApproved",
+            {"requestId": r.id, "owner": address},
+            message=f"{label(address, names)} already approved request {r.id} "
+            f"({len(r.approvals)}/{r.threshold} approvals): another owner must approve it",
         )
 
 
@@ -223,6 +253,7 @@ def approve(app: CliContext, request_id: int, yes: bool, vault_name: str) -> Non
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
+    _may_approve(vault, r, signer.address)
     _show_and_confirm(app, vault, r, yes, "approve")
     result = vault.approve(signer, request_id)
     after = vault.request(request_id)
@@ -260,6 +291,7 @@ def reject(app: CliContext, request_id: int, vault_name: str) -> None:
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
+    require_owner(vault, signer.address)
     result = vault.reject(signer, request_id)
     after = vault.request(request_id)
     data = {"request_id": request_id, "status": after.status, "tx_hash": result.tx_hash}
@@ -313,6 +345,7 @@ def sign(app: CliContext, request_id: int, out: Path | None, yes: bool, vault_na
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
+    require_owner(vault, signer.address)  # an on-chain approval does not count here: may sign
     names = names_by_address()
     # the table goes to stderr when the signature itself is printed on stdout
     click.echo(
@@ -438,6 +471,7 @@ def sign_payment(
     vault = app.vault(vault_name)
     draft = payment_draft(app, vault, to, amount, token, agent, ref, valid_for)
     signer = app.unlock("an owner of the vault")
+    require_owner(vault, signer.address)
     table_text = kv_table(draft.rows)
     click.echo("you are about to sign a payment:\n" + table_text, err=app.json or out is None)
     confirm_signature(app, yes, "sign this payment?")
