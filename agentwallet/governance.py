@@ -20,7 +20,7 @@ from hexbytes import HexBytes
 from web3.types import TxReceipt
 
 from agentwallet import request_log
-from agentwallet.errors import AgentWalletError, ContractRevertError
+from agentwallet.errors import AgentWalletError
 from agentwallet.protocol import nonces, signatures, typed_data
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.models import RequestRef, SignedGovernance, TxResult
@@ -295,35 +295,19 @@ class GovernanceMixin:
         """Submit owners' signatures of one governance batch (anyone may send it). All must sign
         the same batch, for this vault and chain, with an unused nonce, before the deadline;
         each ECDSA signature must be by its claimed signer. Checked before anything is sent."""
-        if not signed:
-            raise AgentWalletError("no signatures: collect them with Vault.sign_governance")
+        from agentwallet.signing import checked_set
+
+        chosen = checked_set(
+            cast("Vault", self),
+            signed,
+            what="batch",
+            fields="calls",
+            space=self.governance_nonce_space(),
+            used="governance nonce {nonce} is already used: this batch ran already, or "
+            "governance invalidated it",
+            how="Vault.sign_governance",
+        )
         first = signed[0]
-        for s in signed:
-            if s.batch() != first.batch():
-                raise AgentWalletError(
-                    f"signature by {s.signer} is for a different batch than {first.signer}'s: "
-                    "every owner must sign the same vault, chain, calls, nonce and deadline"
-                )
-        if (first.vault, first.chain_id) != (self.address, self.chain.chain_id):
-            raise AgentWalletError(
-                f"signatures are for vault {first.vault} on chain {first.chain_id}, not "
-                f"{self.address} on chain {self.chain.chain_id}"
-            )
-        chosen = signatures.select_current_signers(signed, self.owners(), self.threshold())
-        space = self.governance_nonce_space()
-        if self.bindings.is_nonce_used(space, first.nonce):
-            raise ContractRevertError.from_error(
-                "NonceAlreadyUsed",
-                {"space": space, "nonce": first.nonce},
-                message=f"governance nonce {first.nonce} is already used: this batch ran "
-                "already, or governance invalidated it; ask the owners to sign again",
-            )
-        now = self.chain.timestamp()
-        if now > first.deadline:
-            raise AgentWalletError(
-                f"signatures expired at {first.deadline} (chain time {now}): "
-                "ask the owners to sign again"
-            )
         batch = first.call_data()
         signatures.verify_claimed(
             self.governance_digest(batch, first.nonce, first.deadline), chosen

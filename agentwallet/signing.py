@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from eth_account.messages import encode_typed_data
 from eth_account.signers.base import BaseAccount
@@ -178,21 +178,51 @@ def sign_payment(
     )
 
 
-def pay_with_signatures(
-    vault: Vault, sender: BaseAccount, signed: Sequence[SignedPayment]
-) -> TxResult:
-    """Submit owners' signatures of one payment. All must sign the same payment, for this vault
-    and chain, with a nonce not used yet, before the deadline; each ECDSA signature must be by
-    its claimed signer."""
+class SignedSet(Protocol):
+    """A signed payment or governance batch: one message, a nonce, a deadline, a signer."""
+
+    @property
+    def vault(self) -> str: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def nonce(self) -> int: ...
+    @property
+    def deadline(self) -> int: ...
+    @property
+    def signer(self) -> str: ...
+    @property
+    def signature(self) -> str: ...
+    @property
+    def contract(self) -> bool: ...
+    def message(self) -> tuple[Any, ...]: ...
+
+
+_S = TypeVar("_S", bound=SignedSet)
+
+
+def checked_set(
+    vault: Vault,
+    signed: Sequence[_S],
+    *,
+    what: str,
+    fields: str,
+    space: str,
+    used: str,
+    how: str,
+) -> list[_S]:
+    """The threshold's worth of ``signed`` the vault will read, after the checks made before
+    anything is sent: all sign the same ``what`` (its ``message()``) for this vault and chain,
+    by current owners, with a nonce of ``space`` not used yet (``used`` says why, with
+    ``{nonce}``), before the deadline."""
     if not signed:
-        raise AgentWalletError("no signatures: collect them with Vault.sign_payment")
+        raise AgentWalletError(f"no signatures: collect them with {how}")
     first = signed[0]
     for s in signed:
-        if s.payment() != first.payment():
+        if s.message() != first.message():
             raise AgentWalletError(
-                f"signature by {s.signer} is for a different payment than {first.signer}'s: "
-                "every owner must sign the same vault, chain, agent, token, recipient, "
-                "amount, ref, nonce and deadline"
+                f"signature by {s.signer} is for a different {what} than {first.signer}'s: "
+                f"every owner must sign the same vault, chain, {fields}, nonce and deadline"
             )
     if (first.vault, first.chain_id) != (vault.address, vault.chain.chain_id):
         raise AgentWalletError(
@@ -200,13 +230,11 @@ def pay_with_signatures(
             f"{vault.address} on chain {vault.chain.chain_id}"
         )
     chosen = signatures.select_current_signers(signed, vault.owners(), vault.threshold())
-    space = vault.bindings.payment_nonce_space()
     if vault.bindings.is_nonce_used(space, first.nonce):
         raise ContractRevertError.from_error(
             "NonceAlreadyUsed",
             {"space": space, "nonce": first.nonce},
-            message=f"signed-payment nonce {first.nonce} is already used: this payment ran "
-            "already, or an owner cancelled it; ask the owners to sign again",
+            message=used.format(nonce=first.nonce) + "; ask the owners to sign again",
         )
     now = vault.chain.timestamp()
     if now > first.deadline:
@@ -214,6 +242,26 @@ def pay_with_signatures(
             f"signatures expired at {first.deadline} (chain time {now}): "
             "ask the owners to sign again"
         )
+    return chosen
+
+
+def pay_with_signatures(
+    vault: Vault, sender: BaseAccount, signed: Sequence[SignedPayment]
+) -> TxResult:
+    """Submit owners' signatures of one payment. All must sign the same payment, for this vault
+    and chain, with a nonce not used yet, before the deadline; each ECDSA signature must be by
+    its claimed signer."""
+    chosen = checked_set(
+        vault,
+        signed,
+        what="payment",
+        fields="agent, token, recipient, amount, ref",
+        space=vault.bindings.payment_nonce_space(),
+        used="signed-payment nonce {nonce} is already used: this payment ran already, or an "
+        "owner cancelled it",
+        how="Vault.sign_payment",
+    )
+    first = signed[0]
     raw_ref = bytes(HexBytes(first.ref))
     payment = (
         first.agent,

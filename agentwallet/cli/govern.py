@@ -29,6 +29,7 @@ from agentwallet.cli._common import (
 )
 from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, TokenAmount
 from agentwallet.cli.payments import describe_governance, require_owner
+from agentwallet.cli.typed_data import signature_options
 from agentwallet.errors import AgentWalletError
 
 if TYPE_CHECKING:
@@ -332,28 +333,10 @@ def _fields(s: SignedGovernance) -> dict[str, Any]:
 
 
 @govern.command("submit")
-@click.option(
-    "--sig",
-    "sigs",
-    multiple=True,
-    required=True,
-    metavar="FILE_OR_JSON_OR_0xHEX",
-    help="An owner's signed batch from `govern sign` (repeat), or a wallet's raw 0x "
-    "signature over the typed data (with --signer and --data).",
-)
-@click.option(
-    "--signer",
-    "signers",
-    multiple=True,
-    type=KEY_OR_ADDRESS,
-    metavar="ADDRESS",
-    help="Who made each raw 0x --sig, in the same order (a Safe: its address).",
-)
-@click.option(
-    "--data",
-    default=None,
-    metavar="FILE",
-    help="The typed data (`typed-data governance ... --out FILE`) the raw signatures sign.",
+@signature_options(
+    "agentwallet govern sign",
+    "typed-data governance",
+    data="agentwallet typed-data governance ...",
 )
 @vault_option
 @pass_app
@@ -419,14 +402,35 @@ def _propose_or_sign(
     )
 
 
-def _sign_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    f = click.option(
+def _pair_command(name: str, fn_name: str, doc: str) -> click.Command:
+    """A command ``NAME OLD NEW`` that proposes ``fn_name(OLD, NEW)`` on-chain as the owner
+    given by --as, or with --sign signs it as a governance batch."""
+
+    @click.command(name, help=doc)
+    @click.argument("old", type=KEY_OR_ADDRESS)
+    @click.argument("new", type=KEY_OR_ADDRESS)
+    @click.option(
         "--sign",
-        "sign_batch_",
+        "as_batch",
         is_flag=True,
         help="Sign a governance batch off-chain instead of proposing on-chain.",
-    )(f)
-    return yes_option(_out("signed batch (with --sign)")(f))
+    )
+    @_out("signed batch (with --sign)")
+    @yes_option
+    @vault_option
+    @pass_app
+    def command(
+        app: CliContext,
+        old: str,
+        new: str,
+        as_batch: bool,
+        out: Path | None,
+        yes: bool,
+        vault_name: str,
+    ) -> None:
+        _propose_or_sign(app, vault_name, fn_name, (old, new), sign=as_batch, out=out, yes=yes)
+
+    return command
 
 
 @click.group("owner")
@@ -434,43 +438,19 @@ def owner() -> None:
     """Owner management (every change goes through the threshold)."""
 
 
-@owner.command("swap")
-@click.argument("old", type=KEY_OR_ADDRESS)
-@click.argument("new", type=KEY_OR_ADDRESS)
-@_sign_options
-@vault_option
-@pass_app
-def owner_swap(
-    app: CliContext,
-    old: str,
-    new: str,
-    sign_batch_: bool,
-    out: Path | None,
-    yes: bool,
-    vault_name: str,
-) -> None:
-    """Replace owner OLD by NEW (same place, same threshold): propose it on-chain as the owner
-    given by --as, or with --sign sign it as a governance batch."""
-    _propose_or_sign(app, vault_name, "swapOwner", (old, new), sign=sign_batch_, out=out, yes=yes)
-
-
-@click.command("replace-key")
-@click.argument("old", type=KEY_OR_ADDRESS)
-@click.argument("new", type=KEY_OR_ADDRESS)
-@_sign_options
-@vault_option
-@pass_app
-def agent_replace_key(
-    app: CliContext,
-    old: str,
-    new: str,
-    sign_batch_: bool,
-    out: Path | None,
-    yes: bool,
-    vault_name: str,
-) -> None:
-    """Owners move an agent's rights from key OLD (lost or leaked) to key NEW by threshold:
-    propose it on-chain as the owner given by --as, or with --sign sign a governance batch.
-    (An agent holding both keys rotates by itself, without owners.)"""
-    pair = (old, new)
-    _propose_or_sign(app, vault_name, "replaceAgentKey", pair, sign=sign_batch_, out=out, yes=yes)
+owner.add_command(
+    _pair_command(
+        "swap",
+        "swapOwner",
+        "Replace owner OLD by NEW (same place, same threshold): propose it on-chain as the "
+        "owner given by --as, or with --sign sign it as a governance batch.",
+    )
+)
+#: ``agent replace-key OLD NEW`` (registered in the agent group).
+agent_replace_key = _pair_command(
+    "replace-key",
+    "replaceAgentKey",
+    "Owners move an agent's rights from key OLD (lost or leaked) to key NEW by threshold: "
+    "propose it on-chain as the owner given by --as, or with --sign sign a governance batch. "
+    "(An agent holding both keys rotates by itself, without owners.)",
+)

@@ -19,11 +19,11 @@ from agentwallet.cli._common import (
     label,
     names_by_address,
     pass_app,
-    token_option,
     vault_option,
     yes_option,
 )
-from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, TokenAmount
+from agentwallet.cli._types import TokenAmount
+from agentwallet.cli.typed_data import payment_options, signature_options
 from agentwallet.units import format_amount
 
 if TYPE_CHECKING:
@@ -367,22 +367,7 @@ def _load_approval(text: str) -> Any:
 
 @click.command("execute")
 @click.argument("request_id", metavar="ID", type=int)
-@click.option(
-    "--sig",
-    "sigs",
-    multiple=True,
-    metavar="FILE_OR_JSON",
-    help="An owner's signed approval from `agentwallet sign` (repeat), or any wallet's raw 0x "
-    "signature of `typed-data request ID` (with --signer).",
-)
-@click.option(
-    "--signer",
-    "signers",
-    multiple=True,
-    type=KEY_OR_ADDRESS,
-    metavar="ADDRESS",
-    help="Who made each raw 0x --sig, in the same order (for a Safe owner: the Safe).",
-)
+@signature_options("agentwallet sign", "typed-data request ID", required=False)
 @vault_option
 @pass_app
 def execute(
@@ -424,24 +409,7 @@ def execute(
 
 
 @click.command("sign-payment")
-@click.argument("to", metavar="TO", type=KEY_OR_ADDRESS)
-@click.argument("amount", type=AMOUNT)
-@token_option
-@click.option(
-    "--agent",
-    default=None,
-    metavar="NAME_OR_ADDRESS",
-    type=KEY_OR_ADDRESS,
-    help="Agent the payment is recorded for (default: none).",
-)
-@click.option("--ref", default=None, metavar="TEXT", help="Reference (invoice id).")
-@click.option(
-    "--valid-for",
-    default="1h",
-    show_default=True,
-    type=DURATION,
-    help="How long the signature stays usable (45s, 30m, 12h, 1d).",
-)
+@payment_options
 @_out_option("signed payment")
 @yes_option
 @vault_option
@@ -511,28 +479,8 @@ def _load_json_arg(text: str, what: str, how: str) -> str:
 
 
 @click.command("pay-signed")
-@click.option(
-    "--sig",
-    "sigs",
-    multiple=True,
-    required=True,
-    metavar="FILE_OR_JSON",
-    help="An owner's signed payment from `agentwallet sign-payment` (repeat), or any wallet's "
-    "raw 0x signature of `typed-data payment` (with --signer and --data).",
-)
-@click.option(
-    "--signer",
-    "signers",
-    multiple=True,
-    type=KEY_OR_ADDRESS,
-    metavar="ADDRESS",
-    help="Who made each raw 0x --sig, in the same order (for a Safe owner: the Safe).",
-)
-@click.option(
-    "--data",
-    default=None,
-    metavar="FILE",
-    help="The typed data (`typed-data payment ... --out FILE`) raw signatures sign.",
+@signature_options(
+    "agentwallet sign-payment", "typed-data payment", data="agentwallet typed-data payment ..."
 )
 @vault_option
 @pass_app

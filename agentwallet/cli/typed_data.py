@@ -47,6 +47,69 @@ _HOW = {
 }
 
 
+def signature_options(
+    source: str, raw_of: str, *, required: bool = True, data: str | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--sig`` (repeat; a JSON signature from ``source``, or any wallet's raw 0x signature of
+    ``raw_of``), ``--signer`` (who made each raw one) and, with ``data``, ``--data FILE``."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        if data is not None:
+            f = click.option(
+                "--data",
+                default=None,
+                metavar="FILE",
+                help=f"The typed data (`{data} --out FILE`) the raw signatures sign.",
+            )(f)
+        f = click.option(
+            "--signer",
+            "signers",
+            multiple=True,
+            type=KEY_OR_ADDRESS,
+            metavar="ADDRESS",
+            help="Who made each raw 0x --sig, in the same order (for a Safe owner: the Safe).",
+        )(f)
+        return click.option(
+            "--sig",
+            "sigs",
+            multiple=True,
+            required=required,
+            metavar="FILE_OR_JSON_OR_0xHEX",
+            help=f"An owner's signature from `{source}` (repeat), or any wallet's raw 0x "
+            f"signature of `{raw_of}` (with --signer).",
+        )(f)
+
+    return decorate
+
+
+def payment_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """TO, AMOUNT, --token, --agent, --ref, --valid-for: a payment owners sign."""
+    for option in reversed(
+        [
+            click.argument("to", metavar="TO", type=KEY_OR_ADDRESS),
+            click.argument("amount", type=AMOUNT),
+            token_option,
+            click.option(
+                "--agent",
+                default=None,
+                metavar="NAME_OR_ADDRESS",
+                type=KEY_OR_ADDRESS,
+                help="Agent the payment is recorded for (default: none).",
+            ),
+            click.option("--ref", default=None, metavar="TEXT", help="Reference (invoice id)."),
+            click.option(
+                "--valid-for",
+                default="1h",
+                show_default=True,
+                type=DURATION,
+                help="How long the signatures stay usable (45s, 30m, 12h, 1d).",
+            ),
+        ]
+    ):
+        f = option(f)
+    return f
+
+
 def _is_raw(text: str) -> bool:
     return text.lower().startswith("0x") and not Path(text).is_file()
 
@@ -215,12 +278,7 @@ def typed_request(app: CliContext, request_id: int, out: Path | None, vault_name
 
 
 @typed_data.command("payment")
-@click.argument("to", metavar="TO", type=KEY_OR_ADDRESS)
-@click.argument("amount", type=AMOUNT)
-@token_option
-@click.option("--agent", default=None, type=KEY_OR_ADDRESS, help="Agent it is recorded for.")
-@click.option("--ref", default=None, metavar="TEXT", help="Reference (invoice id).")
-@click.option("--valid-for", default="1h", show_default=True, type=DURATION)
+@payment_options
 @_out
 @vault_option
 @pass_app

@@ -306,6 +306,10 @@ class SignedPayment(_Portable):
             self.deadline,
         )
 
+    def message(self) -> tuple[Any, ...]:
+        """What every signature of one payment shares (:meth:`payment`)."""
+        return self.payment()
+
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         return cls(
@@ -346,6 +350,10 @@ class SignedGovernance(_Portable):
     def batch(self) -> tuple[str, int, tuple[str, ...], int, int]:
         """Everything the owners signed, to check that several signatures agree."""
         return (self.vault, self.chain_id, self.calls, self.nonce, self.deadline)
+
+    def message(self) -> tuple[Any, ...]:
+        """What every signature of one batch shares (:meth:`batch`)."""
+        return self.batch()
 
     def call_data(self) -> list[bytes]:
         """The calls as bytes, as ``executeGovernance`` takes them."""
