@@ -4,6 +4,7 @@ vault) and the raw signatures run a payment request, a call request, an owners' 
 and a governance batch, also for an ERC-1271 contract owner (a Safe stands in)."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +16,14 @@ from agentwallet.protocol import typed_data
 from agentwallet.protocol.models import SignedApproval, SignedGovernance, SignedPayment
 from agentwallet.vault import Vault
 
-from .conftest import USDC, World
+from .conftest import USDC, World, build_world
+
+
+@pytest.fixture
+def aworld(anvil_chain: Chain, tmp_path: Path) -> World:
+    """A world on anvil built inside the test, so it is reverted with it: the shared anvil keeps
+    no extra vault for other modules' chain-wide reads (the audit's filters)."""
+    return build_world(anvil_chain, tmp_path)
 
 
 def wallet_sign(chain: Chain, account: str, typed: dict[str, Any]) -> str:
