@@ -145,6 +145,7 @@ if TYPE_CHECKING:
         RequestInfo,
         RequestRef,
         SignedApproval,
+        SignedGovernance,
         SignedIntent,
         SignedPayment,
         SignedRotation,
@@ -208,6 +209,7 @@ _LAZY: dict[str, str] = {
     "selector_of": "agentwallet.delegation",
     "PaymentState": "agentwallet.protocol.models",
     "SignedIntent": "agentwallet.protocol.models",
+    "SignedGovernance": "agentwallet.protocol.models",
     "SignedRotation": "agentwallet.protocol.models",
 }
 
@@ -332,6 +334,7 @@ __all__ = [
     "SignatureExpiredError",
     "SignatureMismatchError",
     "SignedApproval",
+    "SignedGovernance",
     "SignedIntent",
     "SignedPayment",
     "SignedRotation",

@@ -11,8 +11,9 @@ exposes these as methods.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from eth_account.messages import encode_typed_data
 from eth_account.signers.base import BaseAccount
@@ -23,7 +24,12 @@ from agentwallet.errors import AgentWalletError, ContractRevertError, SignatureM
 from agentwallet.protocol import nonces, signatures, typed_data
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import ZERO_ADDRESS
-from agentwallet.protocol.models import SignedApproval, SignedPayment, TxResult
+from agentwallet.protocol.models import (
+    SignedApproval,
+    SignedGovernance,
+    SignedPayment,
+    TxResult,
+)
 from agentwallet.protocol.refs import to_ref
 
 if TYPE_CHECKING:
@@ -38,7 +44,12 @@ __all__ = [
     "sign",
     "sign_payment",
     "sign_typed",
+    "signed_from_wallet",
 ]
+
+#: Any owner's signature the vault takes, portable as JSON.
+Signed = SignedApproval | SignedPayment | SignedGovernance
+_REQUEST_TYPES = ("PaymentRequest", "GovernanceProposal", "CallRequest")
 
 
 def sign_typed(signer: BaseAccount, message: dict[str, Any], onchain: bytes) -> str:
@@ -167,21 +178,51 @@ def sign_payment(
     )
 
 
-def pay_with_signatures(
-    vault: Vault, sender: BaseAccount, signed: Sequence[SignedPayment]
-) -> TxResult:
-    """Submit owners' signatures of one payment. All must sign the same payment, for this vault
-    and chain, with a nonce not used yet, before the deadline; each ECDSA signature must be by
-    its claimed signer."""
+class SignedSet(Protocol):
+    """A signed payment or governance batch: one message, a nonce, a deadline, a signer."""
+
+    @property
+    def vault(self) -> str: ...
+    @property
+    def chain_id(self) -> int: ...
+    @property
+    def nonce(self) -> int: ...
+    @property
+    def deadline(self) -> int: ...
+    @property
+    def signer(self) -> str: ...
+    @property
+    def signature(self) -> str: ...
+    @property
+    def contract(self) -> bool: ...
+    def message(self) -> tuple[Any, ...]: ...
+
+
+_S = TypeVar("_S", bound=SignedSet)
+
+
+def checked_set(
+    vault: Vault,
+    signed: Sequence[_S],
+    *,
+    what: str,
+    fields: str,
+    space: str,
+    used: str,
+    how: str,
+) -> list[_S]:
+    """The threshold's worth of ``signed`` the vault will read, after the checks made before
+    anything is sent: all sign the same ``what`` (its ``message()``) for this vault and chain,
+    by current owners, with a nonce of ``space`` not used yet (``used`` says why, with
+    ``{nonce}``), before the deadline."""
     if not signed:
-        raise AgentWalletError("no signatures: collect them with Vault.sign_payment")
+        raise AgentWalletError(f"no signatures: collect them with {how}")
     first = signed[0]
     for s in signed:
-        if s.payment() != first.payment():
+        if s.message() != first.message():
             raise AgentWalletError(
-                f"signature by {s.signer} is for a different payment than {first.signer}'s: "
-                "every owner must sign the same vault, chain, agent, token, recipient, "
-                "amount, ref, nonce and deadline"
+                f"signature by {s.signer} is for a different {what} than {first.signer}'s: "
+                f"every owner must sign the same vault, chain, {fields}, nonce and deadline"
             )
     if (first.vault, first.chain_id) != (vault.address, vault.chain.chain_id):
         raise AgentWalletError(
@@ -189,13 +230,11 @@ def pay_with_signatures(
             f"{vault.address} on chain {vault.chain.chain_id}"
         )
     chosen = signatures.select_current_signers(signed, vault.owners(), vault.threshold())
-    space = vault.bindings.payment_nonce_space()
     if vault.bindings.is_nonce_used(space, first.nonce):
         raise ContractRevertError.from_error(
             "NonceAlreadyUsed",
             {"space": space, "nonce": first.nonce},
-            message=f"signed-payment nonce {first.nonce} is already used: this payment ran "
-            "already, or an owner cancelled it; ask the owners to sign again",
+            message=used.format(nonce=first.nonce) + "; ask the owners to sign again",
         )
     now = vault.chain.timestamp()
     if now > first.deadline:
@@ -203,6 +242,26 @@ def pay_with_signatures(
             f"signatures expired at {first.deadline} (chain time {now}): "
             "ask the owners to sign again"
         )
+    return chosen
+
+
+def pay_with_signatures(
+    vault: Vault, sender: BaseAccount, signed: Sequence[SignedPayment]
+) -> TxResult:
+    """Submit owners' signatures of one payment. All must sign the same payment, for this vault
+    and chain, with a nonce not used yet, before the deadline; each ECDSA signature must be by
+    its claimed signer."""
+    chosen = checked_set(
+        vault,
+        signed,
+        what="payment",
+        fields="agent, token, recipient, amount, ref",
+        space=vault.bindings.payment_nonce_space(),
+        used="signed-payment nonce {nonce} is already used: this payment ran already, or an "
+        "owner cancelled it",
+        how="Vault.sign_payment",
+    )
+    first = signed[0]
     raw_ref = bytes(HexBytes(first.ref))
     payment = (
         first.agent,
@@ -216,3 +275,52 @@ def pay_with_signatures(
     signatures.verify_claimed(vault.bindings.signed_payment_digest(payment), chosen)
     receipt = vault._send(sender, "payWithSignatures", payment, signatures.packed(chosen))
     return TxResult.from_receipt(receipt)
+
+
+# ------------------------------------------------------------------------------ any wallet
+
+
+def signed_from_wallet(vault: Vault, typed: dict[str, Any], signer: str, signature: str) -> Signed:
+    """An owner's signature made by any wallet over ``typed`` (the ``eth_signTypedData_v4``
+    JSON of :func:`agentwallet.protocol.typed_data.wallet_json`: a request approval, a signed
+    payment or a governance batch), as the portable object the vault's submit methods take.
+    ``signature`` is the wallet's raw 0x hex; an owner with code at ``signer`` (a Safe, any
+    ERC-1271 contract) is marked ``contract`` and its bytes go to its ``isValidSignature``.
+    Raises :class:`AgentWalletError` for JSON of another vault, chain or kind."""
+    try:
+        domain, message, primary = typed["domain"], typed["message"], str(typed["primaryType"])
+        verifying, chain_id = checksum(domain["verifyingContract"]), int(domain["chainId"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AgentWalletError(
+            f"not eth_signTypedData_v4 JSON ({exc}): expected types, domain, primaryType and "
+            "message, as `agentwallet typed-data` writes"
+        ) from None
+    if (verifying, chain_id) != (vault.address, vault.chain.chain_id):
+        raise AgentWalletError(
+            f"the typed data is for vault {verifying} on chain {chain_id}, not "
+            f"{vault.address} on chain {vault.chain.chain_id}"
+        )
+    who = checksum(signer, "signer address")
+    try:
+        raw = HexBytes(signature).to_0x_hex()
+    except ValueError:
+        raise AgentWalletError(
+            f"signature {signature!r} by {who} is not 0x hex: pass the wallet's output as is"
+        ) from None
+    contract = bool(vault.chain.code(who))
+    common = {"vault": vault.address, "chain_id": chain_id, "signer": who, "signature": raw}
+    if primary in _REQUEST_TYPES:
+        request_id = int(message["id"])
+        return SignedApproval(vault.address, chain_id, request_id, who, raw, contract)
+    if primary == "SignedPayment":
+        return dataclasses.replace(
+            SignedPayment.from_json({**message, **common}), contract=contract
+        )
+    if primary == "Governance":
+        return dataclasses.replace(
+            SignedGovernance.from_json({**message, **common}), contract=contract
+        )
+    raise AgentWalletError(
+        f"primaryType {primary!r} is not something owners sign: expected one of "
+        f"{', '.join((*_REQUEST_TYPES, 'SignedPayment', 'Governance'))}"
+    )

@@ -36,6 +36,8 @@ from agentwallet.errors import (
     RequestNotPendingError,
     TransactionFailedError,
 )
+from agentwallet.governance import GovernanceMixin
+from agentwallet.protocol import typed_data
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.calls import Call
 from agentwallet.protocol.constants import ETH, PER_WORD_GAS, ZERO_ADDRESS, RequestStatus
@@ -46,6 +48,7 @@ from agentwallet.protocol.models import (
     RequestInfo,
     RequestRef,
     SignedApproval,
+    SignedGovernance,
     SignedPayment,
     TokenInfo,
     TxResult,
@@ -62,6 +65,7 @@ __all__ = [
     "RequestInfo",
     "RequestRef",
     "SignedApproval",
+    "SignedGovernance",
     "SignedPayment",
     "TokenInfo",
     "TxResult",
@@ -101,7 +105,7 @@ def deploy_factory(
     return address
 
 
-class Vault:
+class Vault(GovernanceMixin):
     """An AgentVault on a chain. Build it with :meth:`create` or :meth:`at`."""
 
     def __init__(self, chain: Chain, address: str, deployments: Deployments | None = None) -> None:
@@ -260,110 +264,25 @@ class Vault:
     # ------------------------------------------------------------------ funding
 
     def fund(self, sender: BaseAccount, amount: int, token: str | None = None) -> TxResult:
-        """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit."""
+        """Deposit ``amount`` base units: ETH by transfer, an ERC-20 by approve + deposit.
+        Raises :class:`InsufficientFundsError` (nothing sent) if the sender holds less."""
         if amount <= 0:
             raise InsufficientFundsError(f"fund amount must be > 0, not {amount}")
         info = self.token(token)
-        if info.is_eth:
+        erc20 = None if info.is_eth else Erc20Binding(self.chain, info.address)
+        who = str(sender.address)
+        held = self.chain.balance(who) if erc20 is None else erc20.balance_of(who)
+        if held < amount:
+            have, want = (format_amount(v, info.decimals) for v in (held, amount))
+            raise InsufficientFundsError(
+                f"{who} holds {have} {info.symbol}, less than the {want} {info.symbol} to "
+                f"deposit into vault {self.address}: fund it with less, or top up {who} first"
+            )
+        if erc20 is None:
             receipt = self.chain.transactor.send(sender, self.address, b"", amount)
             return TxResult.from_receipt(receipt)
-        erc20 = Erc20Binding(self.chain, info.address)
-        held = erc20.balance_of(str(sender.address))
-        if held < amount:
-            raise InsufficientFundsError(
-                f"{sender.address} holds {format_amount(held, info.decimals)} {info.symbol}, "
-                f"less than the {format_amount(amount, info.decimals)} {info.symbol} to deposit"
-            )
         self.chain.transactor.send(sender, info.address, erc20.encode_approve(self.address, amount))
         return TxResult.from_receipt(self._send(sender, "deposit", info.address, amount))
-
-    # ------------------------------------------------------------------ governance
-
-    def propose(
-        self, sender: BaseAccount, fn_name: str, *args: Any, ref: str | bytes | None = None
-    ) -> RequestRef:
-        """Propose the vault call ``fn_name(*args)`` (the proposer's approval counts; with
-        threshold 1 it executes at once)."""
-        data = self.bindings.encode(fn_name, *args)
-        receipt = self._send(sender, "propose", data, to_ref(ref))
-        created = self.bindings.created_requests(receipt)
-        request_log.remember(self, created, receipt)
-        request_id = created[0].id
-        return RequestRef(
-            request_id, self._executed_in(receipt, request_id), TxResult.from_receipt(receipt)
-        )
-
-    def _executed_in(self, receipt: TxReceipt, request_id: int) -> bool:
-        return request_id in self.bindings.executed_request_ids(receipt)
-
-    def propose_add_agent(
-        self,
-        sender: BaseAccount,
-        agent: str,
-        valid_after: int = 0,
-        valid_until: int = 0,
-        allowlist: bool = False,
-        ref: str | bytes | None = None,
-    ) -> RequestRef:
-        """Propose adding ``agent`` (validity window in unix seconds, 0 = open)."""
-        address = checksum(agent, "agent address")
-        return self.propose(
-            sender, "addAgent", address, valid_after, valid_until, allowlist, ref=ref
-        )
-
-    def propose_set_limits(
-        self,
-        sender: BaseAccount,
-        agent: str,
-        token: str | None,
-        max_per_payment: int,
-        allowance: int,
-        period: int,
-        ref: str | bytes | None = None,
-    ) -> RequestRef:
-        """Propose the agent's limits for ``token`` (base units; ``period`` seconds)."""
-        address, token_address = checksum(agent, "agent address"), self.token(token).address
-        limits = (max_per_payment, allowance, period)
-        return self.propose(sender, "setLimits", address, token_address, *limits, ref=ref)
-
-    def propose_allow_recipient(
-        self, sender: BaseAccount, agent: str, recipient: str, ref: str | bytes | None = None
-    ) -> RequestRef:
-        """Propose adding ``recipient`` to the agent's allowlist."""
-        address, to = checksum(agent, "agent address"), checksum(recipient, "recipient address")
-        return self.propose(sender, "allowRecipient", address, to, ref=ref)
-
-    def propose_unpause(self, sender: BaseAccount, ref: str | bytes | None = None) -> RequestRef:
-        """Propose unpausing the vault."""
-        return self.propose(sender, "unpause", ref=ref)
-
-    def propose_unpause_agent(
-        self, sender: BaseAccount, agent: str, ref: str | bytes | None = None
-    ) -> RequestRef:
-        """Propose unpausing a paused agent."""
-        return self.propose(sender, "unpauseAgent", checksum(agent, "agent address"), ref=ref)
-
-    def propose_add_owner(
-        self, sender: BaseAccount, owner: str, threshold: int, ref: str | bytes | None = None
-    ) -> RequestRef:
-        """Propose adding ``owner`` and setting the threshold."""
-        return self.propose(
-            sender, "addOwner", checksum(owner, "owner address"), threshold, ref=ref
-        )
-
-    def propose_remove_owner(
-        self, sender: BaseAccount, owner: str, threshold: int, ref: str | bytes | None = None
-    ) -> RequestRef:
-        """Propose removing ``owner`` and setting the threshold."""
-        return self.propose(
-            sender, "removeOwner", checksum(owner, "owner address"), threshold, ref=ref
-        )
-
-    def propose_change_threshold(
-        self, sender: BaseAccount, threshold: int, ref: str | bytes | None = None
-    ) -> RequestRef:
-        """Propose a new threshold."""
-        return self.propose(sender, "changeThreshold", threshold, ref=ref)
 
     # ------------------------------------------------------------------ one-owner actions
 
@@ -462,10 +381,22 @@ class Vault:
         """Mark a pending request past its expiry as expired."""
         return TxResult.from_receipt(self.request_call(sender, "expire", request_id))
 
-    def typed_data(self, request_id: int) -> dict[str, Any]:
+    def typed_data(self, request_id: int, *, wallet: bool = False) -> dict[str, Any]:
         """The full EIP-712 message owners sign to approve ``request_id`` off-chain
-        (``PaymentRequest`` or ``GovernanceProposal``)."""
-        return signing.request_typed_data(self, request_id)
+        (``PaymentRequest``, ``GovernanceProposal`` or ``CallRequest``); with ``wallet``, as
+        standard ``eth_signTypedData_v4`` JSON for any wallet (hex strings, decimal strings)."""
+        message = signing.request_typed_data(self, request_id)
+        return typed_data.wallet_json(message) if wallet else message
+
+    def signature_from_wallet(
+        self, typed: dict[str, Any], signer: str, signature: str
+    ) -> signing.Signed:
+        """Any wallet's raw 0x signature over the wallet JSON ``typed`` (from
+        :meth:`typed_data`, :meth:`payment_typed_data` or :meth:`governance_typed_data` with
+        ``wallet=True``) as the signed object :meth:`execute_with_signatures`,
+        :meth:`pay_with_signatures` or :meth:`execute_governance` take. A ``signer`` with code
+        (a Safe) is an ERC-1271 owner: ``signature`` is what its ``isValidSignature`` takes."""
+        return signing.signed_from_wallet(self, typed, signer, signature)
 
     def sign(self, signer: BaseAccount, request_id: int) -> SignedApproval:
         """Sign an off-chain EIP-712 approval of ``request_id`` with ``signer`` (any
@@ -504,10 +435,21 @@ class Vault:
         )
 
     def payment_typed_data(
-        self, agent: str, token: str, to: str, amount: int, ref: bytes, nonce: int, deadline: int
+        self,
+        agent: str,
+        token: str,
+        to: str,
+        amount: int,
+        ref: bytes,
+        nonce: int,
+        deadline: int,
+        *,
+        wallet: bool = False,
     ) -> dict[str, Any]:
-        """The full EIP-712 ``SignedPayment`` message owners sign for ``payWithSignatures``."""
-        return signing.payment_typed_data(self, agent, token, to, amount, ref, nonce, deadline)
+        """The full EIP-712 ``SignedPayment`` message owners sign for ``payWithSignatures``
+        (``wallet``: as ``eth_signTypedData_v4`` JSON)."""
+        message = signing.payment_typed_data(self, agent, token, to, amount, ref, nonce, deadline)
+        return typed_data.wallet_json(message) if wallet else message
 
     def pay_with_signatures(self, sender: BaseAccount, signed: Sequence[SignedPayment]) -> TxResult:
         """Submit owners' signatures of one payment (anyone may send it). All must sign the

@@ -42,6 +42,9 @@ COMMANDS: dict[str, str] = {
     "execute": "agentwallet.cli.payments:execute",
     "sign-payment": "agentwallet.cli.payments:sign_payment",
     "pay-signed": "agentwallet.cli.payments:pay_signed",
+    "govern": "agentwallet.cli.govern:govern",
+    "owner": "agentwallet.cli.govern:owner",
+    "typed-data": "agentwallet.cli.typed_data:typed_data",
     "cancel": "agentwallet.cli.wallet:cancel",
     "invalidate-nonces": "agentwallet.cli.wallet:invalidate_nonces",
     "relay": "agentwallet.cli.wallet:relay",
@@ -57,6 +60,7 @@ COMMANDS: dict[str, str] = {
 #: commands, added when the group is loaded.
 SUBCOMMANDS: dict[str, tuple[str, ...]] = {
     "agent": (
+        "agentwallet.cli.govern:agent_replace_key",
         "agentwallet.cli.wallet:rotate_key",
         "agentwallet.cli.delegation:delegate",
         "agentwallet.cli.delegation:sub_limits",

@@ -19,11 +19,11 @@ from agentwallet.cli._common import (
     label,
     names_by_address,
     pass_app,
-    token_option,
     vault_option,
     yes_option,
 )
-from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, TokenAmount
+from agentwallet.cli._types import TokenAmount
+from agentwallet.cli.typed_data import payment_options, signature_options
 from agentwallet.units import format_amount
 
 if TYPE_CHECKING:
@@ -62,6 +62,8 @@ def _what(r: RequestInfo, vault: Vault | None = None, names: dict[str, str] | No
     token units) when ``vault`` is given."""
     if r.kind == "payment":
         return r.amount_text
+    if r.kind == "call":
+        return f"call{' spending ' + r.amount_text if r.amount else ''}"
     if vault is None or not r.data or r.data == "0x":
         return r.action
     return describe_governance(vault, bytes.fromhex(r.data[2:]), names or {}) or r.action
@@ -124,7 +126,7 @@ def requests(app: CliContext, show_all: bool, vault_name: str) -> None:
         row: list[Any] = [
             r.id,
             label(r.agent, names) + (" (owner)" if r.kind == "governance" else ""),
-            label(r.to, names) if r.kind == "payment" else "vault",
+            label(r.to, names) if r.kind != "governance" else "vault",
             _what(r, vault, names),
             ", ".join(r.reasons) or ("governance" if r.kind == "governance" else "-"),
             span(now - r.created_at),
@@ -160,6 +162,15 @@ def _signing_table(vault: Vault, r: RequestInfo, chain_id: int, names: dict[str,
             ("token", f"{r.token.symbol} {r.token.address}"),
             ("reasons", ", ".join(r.reasons) or "-"),
         ]
+    elif r.kind == "call":
+        rows += [
+            ("agent", label(r.agent, names) + f"  {r.agent}"),
+            ("calls", label(r.to, names) + f"  {r.to}"),
+            ("call", r.action),
+            ("call data", r.data if len(r.data) <= 202 else r.data[:200] + "…"),
+            ("may spend", f"{r.amount_text}  ({r.amount} base units)" if r.amount else "-"),
+            ("reasons", ", ".join(r.reasons) or "-"),
+        ]
     else:
         rows += [
             ("proposed by", label(r.agent, names)),
@@ -182,6 +193,37 @@ def _show_and_confirm(app: CliContext, vault: Vault, r: RequestInfo, yes: bool, 
     names = names_by_address()
     app.say(f"you are about to {verb}:\n" + _signing_table(vault, r, app.chain.chain_id, names))
     confirm_signature(app, yes, f"{verb} request {r.id}?")
+
+
+def require_owner(vault: Vault, address: str, names: dict[str, str] | None = None) -> None:
+    """Refuse, before any table or prompt, a signer who is not an owner of ``vault``
+    (:class:`~agentwallet.errors.NotOwnerError`, naming the key)."""
+    from agentwallet.errors import ContractRevertError
+
+    if address not in vault.owners():
+        who = label(address, names if names is not None else names_by_address())
+        raise ContractRevertError.from_error(
+            "NotOwner",
+            {"caller": address},
+            message=f"{who} is not an owner of vault {vault.address}: only owners' signatures "
+            "count; sign as one of them (--as NAME)",
+        )
+
+
+def _may_approve(vault: Vault, r: RequestInfo, address: str) -> None:
+    """Refuse, before the table, an approval the vault would refuse: not an owner, or this
+    owner approved already."""
+    from agentwallet.errors import ContractRevertError
+
+    names = names_by_address()
+    require_owner(vault, address, names)
+    if address in r.approvals:
+        raise ContractRevertError.from_error(
+            "AlreadyApproved",
+            {"requestId": r.id, "owner": address},
+            message=f"{label(address, names)} already approved request {r.id} "
+            f"({len(r.approvals)}/{r.threshold} approvals): another owner must approve it",
+        )
 
 
 def _pending(vault: Vault, request_id: int) -> RequestInfo:
@@ -211,6 +253,7 @@ def approve(app: CliContext, request_id: int, yes: bool, vault_name: str) -> Non
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
+    _may_approve(vault, r, signer.address)
     _show_and_confirm(app, vault, r, yes, "approve")
     result = vault.approve(signer, request_id)
     after = vault.request(request_id)
@@ -248,6 +291,7 @@ def reject(app: CliContext, request_id: int, vault_name: str) -> None:
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
+    require_owner(vault, signer.address)
     result = vault.reject(signer, request_id)
     after = vault.request(request_id)
     data = {"request_id": request_id, "status": after.status, "tx_hash": result.tx_hash}
@@ -301,6 +345,7 @@ def sign(app: CliContext, request_id: int, out: Path | None, yes: bool, vault_na
     vault = app.vault(vault_name)
     signer = app.unlock("an owner of the vault")
     r = _pending(vault, request_id)
+    require_owner(vault, signer.address)  # an on-chain approval does not count here: may sign
     names = names_by_address()
     # the table goes to stderr when the signature itself is printed on stdout
     click.echo(
@@ -322,20 +367,24 @@ def _load_approval(text: str) -> Any:
 
 @click.command("execute")
 @click.argument("request_id", metavar="ID", type=int)
-@click.option(
-    "--sig",
-    "sigs",
-    multiple=True,
-    metavar="FILE_OR_JSON",
-    help="An owner's signed approval from `agentwallet sign` (repeat).",
-)
+@signature_options("agentwallet sign", "typed-data request ID", required=False)
 @vault_option
 @pass_app
-def execute(app: CliContext, request_id: int, sigs: tuple[str, ...], vault_name: str) -> None:
+def execute(
+    app: CliContext,
+    request_id: int,
+    sigs: tuple[str, ...],
+    signers: tuple[str, ...],
+    vault_name: str,
+) -> None:
     """Execute request ID: with the collected --sig approvals, or, without any, with the
     on-chain approvals it already has. Sent by --as (any key with gas)."""
+    from agentwallet.cli.typed_data import collect_signatures
+
     vault = app.vault(vault_name)
-    approvals = [_load_approval(s) for s in sigs]
+    approvals = collect_signatures(
+        vault, sigs, signers, None, _load_approval, "request", request_id=request_id
+    )
     sender = app.unlock("any key with ETH for gas")
     _pending(vault, request_id)
     if approvals:
@@ -360,24 +409,7 @@ def execute(app: CliContext, request_id: int, sigs: tuple[str, ...], vault_name:
 
 
 @click.command("sign-payment")
-@click.argument("to", metavar="TO", type=KEY_OR_ADDRESS)
-@click.argument("amount", type=AMOUNT)
-@token_option
-@click.option(
-    "--agent",
-    default=None,
-    metavar="NAME_OR_ADDRESS",
-    type=KEY_OR_ADDRESS,
-    help="Agent the payment is recorded for (default: none).",
-)
-@click.option("--ref", default=None, metavar="TEXT", help="Reference (invoice id).")
-@click.option(
-    "--valid-for",
-    default="1h",
-    show_default=True,
-    type=DURATION,
-    help="How long the signature stays usable (45s, 30m, 12h, 1d).",
-)
+@payment_options
 @_out_option("signed payment")
 @yes_option
 @vault_option
@@ -402,35 +434,24 @@ def sign_payment(
     owners who sign the same payment agree on it, and other signed payments do not use it up;
     any one owner can still cancel it by invalidating the nonce.
     """
-    from agentwallet.protocol.addresses import checksum
-    from agentwallet.protocol.constants import ZERO_ADDRESS
-    from agentwallet.protocol.refs import to_ref
+    from agentwallet.cli.typed_data import payment_draft
 
     vault = app.vault(vault_name)
-    info = vault.token(token)
-    value = amount.base_units(info)
+    draft = payment_draft(app, vault, to, amount, token, agent, ref, valid_for)
     signer = app.unlock("an owner of the vault")
-    chain = app.chain
-    deadline = chain.timestamp() + valid_for
-    attributed = checksum(agent or ZERO_ADDRESS)
-    nonce = vault.payment_nonce(attributed, info.address, to, value, to_ref(ref), deadline)
-    names = names_by_address()
-    ends = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-    rows: list[tuple[str, Any]] = [
-        ("vault", vault.address),
-        ("chain id", chain.chain_id),
-        ("recipient", label(to, names) + f"  {to}"),
-        ("amount", f"{format_amount(value, info.decimals)} {info.symbol}  ({value} base units)"),
-        ("token", f"{info.symbol} {info.address}"),
-        ("for agent", label(agent, names) if agent else "-"),
-        ("ref", ref or "-"),
-        ("nonce", nonce),
-        ("valid until", ends),
-    ]
-    click.echo("you are about to sign a payment:\n" + kv_table(rows), err=app.json or out is None)
+    require_owner(vault, signer.address)
+    table_text = kv_table(draft.rows)
+    click.echo("you are about to sign a payment:\n" + table_text, err=app.json or out is None)
     confirm_signature(app, yes, "sign this payment?")
     signed = vault.sign_payment(
-        signer, to, value, info.address, agent=attributed, ref=ref, deadline=deadline, nonce=nonce
+        signer,
+        to,
+        draft.amount,
+        draft.token.address,
+        agent=draft.agent,
+        ref=ref,
+        deadline=draft.deadline,
+        nonce=draft.nonce,
     )
     fields = {"signer": signer.address, "nonce": signed.nonce}
     _write_signed(app, signed.to_json(), out, fields, "the payment")
@@ -458,29 +479,35 @@ def _load_json_arg(text: str, what: str, how: str) -> str:
 
 
 @click.command("pay-signed")
-@click.option(
-    "--sig",
-    "sigs",
-    multiple=True,
-    required=True,
-    metavar="FILE_OR_JSON",
-    help="An owner's signed payment from `agentwallet sign-payment` (repeat).",
+@signature_options(
+    "agentwallet sign-payment", "typed-data payment", data="agentwallet typed-data payment ..."
 )
 @vault_option
 @pass_app
-def pay_signed(app: CliContext, sigs: tuple[str, ...], vault_name: str) -> None:
+def pay_signed(
+    app: CliContext,
+    sigs: tuple[str, ...],
+    signers: tuple[str, ...],
+    data: str | None,
+    vault_name: str,
+) -> None:
     """Submit the owners' signed payment (payWithSignatures). Sent by --as (any key with gas,
     e.g. a relayer); the owners' signatures are what authorise it."""
+    from agentwallet.cli.typed_data import collect_signatures
     from agentwallet.protocol.models import SignedPayment
 
     how = "`agentwallet sign-payment TO AMOUNT --out FILE`"
-    signed = [SignedPayment.from_json(_load_json_arg(s, "signed-payment", how)) for s in sigs]
+
+    def load(text: str) -> SignedPayment:
+        return SignedPayment.from_json(_load_json_arg(text, "signed-payment", how))
+
     vault = app.vault(vault_name)
+    signed = collect_signatures(vault, sigs, signers, data, load, "payment")
     sender = app.unlock("any key with ETH for gas")
     result = vault.pay_with_signatures(sender, signed)
     first = signed[0]
     info = vault.token(first.token)
-    data = {
+    record = {
         "status": "paid",
         "to": first.to,
         "token": info.symbol,
@@ -491,7 +518,7 @@ def pay_signed(app: CliContext, sigs: tuple[str, ...], vault_name: str) -> None:
         "gas_used": result.gas_used,
     }
     app.emit(
-        data,
-        f"paid {data['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
+        record,
+        f"paid {record['amount']} {info.symbol} to {short(first.to)} with {len(signed)} "
         f"owner signatures (tx {result.tx_hash})",
     )

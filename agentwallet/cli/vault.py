@@ -17,6 +17,7 @@ from agentwallet.cli._common import (
     vault_option,
 )
 from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, Amount, TokenAmount
+from agentwallet.errors import InsufficientFundsError
 from agentwallet.faucet import TEST_TOKEN_SYMBOL
 from agentwallet.protocol.models import ETH_TOKEN
 from agentwallet.units import format_amount
@@ -176,7 +177,13 @@ def fund(app: CliContext, amount: TokenAmount, token: str | None, vault_name: st
     info = vault.token(token)
     value = amount.base_units(info)
     sender = app.unlock("the funder")
-    result = vault.fund(sender, value, None if info.is_eth else info.address)
+    try:
+        result = vault.fund(sender, value, None if info.is_eth else info.address)
+    except InsufficientFundsError as exc:  # the same message, with the key's and vault's names
+        text = str(exc).replace(f"vault {vault.address}", f"vault {vault_name!r} ({vault.address})")
+        raise InsufficientFundsError(
+            text.replace(sender.address, f"key {app.signer!r} ({sender.address})", 1)
+        ) from None
     balance = format_amount(vault.balance(info), info.decimals)
     app.emit(
         {

@@ -32,6 +32,7 @@ __all__ = [
     "PaymentState",
     "SignedApproval",
     "SignedIntent",
+    "SignedGovernance",
     "SignedPayment",
     "SignedRotation",
     "TokenInfo",
@@ -308,6 +309,10 @@ class SignedPayment(_Portable):
             self.deadline,
         )
 
+    def message(self) -> tuple[Any, ...]:
+        """What every signature of one payment shares (:meth:`payment`)."""
+        return self.payment()
+
     @classmethod
     def _from_dict(cls, data: dict[str, Any]) -> Self:
         return cls(
@@ -448,3 +453,51 @@ class PaymentState:
     outcome: Paid | Escalated | None = None
     tx_hash: str | None = None
     nonce: int | None = None
+
+
+@dataclass(frozen=True)
+class SignedGovernance(_Portable):
+    """One owner's EIP-712 signature of a batch of governance calls
+    (``Governance(bytes[] calls,uint256 nonce,uint256 deadline)``, run by ``executeGovernance``),
+    portable as JSON. Anyone holding the threshold's worth of them for the same batch can submit
+    it: no request is stored, so no owner can reject, expire or front-run it away. ``nonce`` is
+    an unused nonce of the governance space (unordered: independent batches never cancel each
+    other); ``calls`` are the vault calls' ABI-encoded data, 0x hex, run in order."""
+
+    vault: str
+    chain_id: int
+    calls: tuple[str, ...]  #: 0x hex calldata of each vault call
+    nonce: int
+    deadline: int
+    signer: str
+    signature: str  #: 0x hex
+    contract: bool = False
+    _what: ClassVar[str] = "signed governance batch"
+
+    def batch(self) -> tuple[str, int, tuple[str, ...], int, int]:
+        """Everything the owners signed, to check that several signatures agree."""
+        return (self.vault, self.chain_id, self.calls, self.nonce, self.deadline)
+
+    def message(self) -> tuple[Any, ...]:
+        """What every signature of one batch shares (:meth:`batch`)."""
+        return self.batch()
+
+    def call_data(self) -> list[bytes]:
+        """The calls as bytes, as ``executeGovernance`` takes them."""
+        return [bytes(HexBytes(c)) for c in self.calls]
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> Self:
+        raw_calls = data["calls"]
+        if isinstance(raw_calls, str) or not list(raw_calls):
+            raise ValueError("calls must be a non-empty list of 0x hex strings")
+        return cls(
+            vault=checksum(data["vault"], "vault address"),
+            chain_id=int(data["chain_id"]),
+            calls=tuple(HexBytes(c).to_0x_hex() for c in raw_calls),
+            nonce=int(data["nonce"]),
+            deadline=int(data["deadline"]),
+            signer=checksum(data["signer"], "signer address"),
+            signature=str(data["signature"]),
+            contract=bool(data.get("contract", False)),
+        )

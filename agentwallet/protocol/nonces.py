@@ -1,4 +1,5 @@
-"""Choosing an unordered nonce (Permit2-style bitmaps) for the owners' signed payments.
+"""Choosing an unordered nonce (Permit2-style bitmaps) for the owners' signed payments and
+signed governance batches (each in its own nonce space, the same rules).
 
 The vault accepts any unused nonce of the owners' payment space, each once. The SDK picks one so
 that:
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from eth_abi.abi import encode as abi_encode
 from eth_utils.crypto import keccak
 
-__all__ = ["FULL_WORD", "payment_seed", "pick_nonce"]
+__all__ = ["FULL_WORD", "governance_seed", "payment_seed", "pick_nonce"]
 
 #: A bitmap word with every nonce used.
 FULL_WORD = (1 << 256) - 1
@@ -39,6 +40,12 @@ def payment_seed(agent: str, token: str, to: str, amount: int, ref: bytes, deadl
         [agent, token, to, amount, ref, deadline],
     )
     return keccak(encoded)[-1]
+
+
+def governance_seed(calls: list[bytes], deadline: int) -> int:
+    """The bit (0..255) a governance batch's nonce search starts at: a hash of the batch, so
+    owners who sign the same batch independently agree and different batches spread out."""
+    return keccak(abi_encode(["bytes[]", "uint256"], [list(calls), deadline]))[-1]
 
 
 def pick_nonce(bitmap: Callable[[int], int], seed: int) -> int:

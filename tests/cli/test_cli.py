@@ -325,6 +325,75 @@ def test_bad_inputs_fail_with_one_error_line_and_send_nothing(world: World) -> N
     assert world.nonces() == before
 
 
+def test_owner_refusals_come_before_the_table_and_name_the_key(world: World) -> None:
+    cli = world.cli
+    vault = world.sdk_vault()
+    pid = str(vault.propose(world.signer("alice"), "setMaxOpenRequests", 10).request_id)
+    before = world.nonces()
+    cases: list[tuple[tuple[str, ...], tuple[str, ...]]] = [
+        (("--as", "alice", "approve", pid, "--yes"),
+         ("alice", "already approved", f"request {pid}")),
+        (("--as", "cloud", "approve", pid, "--yes"), ("cloud", "not an owner", vault.address)),
+        (("--as", "cloud", "sign", pid, "--yes"), ("cloud", "not an owner")),
+        (("--as", "cloud", "reject", pid), ("cloud", "not an owner")),
+        (("--as", "cloud", "sign-payment", SHOP, "0.1", "--yes"), ("cloud", "not an owner")),
+        (("--as", "cloud", "fund", "1000"),
+         ("key 'cloud'", "holds 0 ETH", "less than the 1000 ETH", "vault 'main'")),
+        (("--as", "alice", "fund", "999999", "--token", "tUSDC"),
+         ("key 'alice'", "less than the 999999 tUSDC")),
+        (("--as", "alice", "execute", pid, "--sig", "0x12"), ("1 raw 0x signature", "0 --signer")),
+        (("--as", "alice", "pay-signed", "--sig", "0x12", "--signer", "bob"), ("--data FILE",)),
+    ]  # fmt: skip
+    with ThreadPoolExecutor(max_workers=4) as pool:  # nothing here may send: run them at once
+        runs = list(pool.map(lambda case: cli(*case[0]), cases))
+    for (_, needles), run in zip(cases, runs, strict=True):
+        run.fails(*needles)
+        assert "you are about to" not in run.out + run.err  # refused before the table
+    assert world.nonces() == before
+    assert world.sdk_vault().request(int(pid)).approvals == (world.addr["alice"],)
+
+
+def test_an_agents_call_request_is_listed_signed_executed_or_rejected(
+    world: World, tmp_path: Path
+) -> None:
+    """A scoped call outside the agent's grants is a call request: owners see what it calls
+    and spends, and decide it with the same commands as a payment request."""
+    cli, chain, vault = world.cli, world.chain, world.sdk_vault()
+    shop = chain.deploy("Marketplace", SHOP, sender=world.signer("alice"))
+    usdc = vault.token("tUSDC").address
+
+    def request_call(price: int) -> str:
+        data = shop.encode_abi("buy", args=[usdc, price])
+        scoped = vault.contract.functions.scopedCall(shop.address, 0, data, usdc, price, b"\0" * 32)
+        (created,) = vault.bindings.created_requests(chain.transact(scoped, world.signer("travel")))
+        return str(created.id)
+
+    first, second = request_call(5 * 10**6), request_call(6 * 10**6)
+    listed = {str(r["id"]): r for r in _json(cli("--json", "requests"))["requests"]}
+    assert listed[first]["kind"] == "call" and listed[first]["amount"] == "5 tUSDC"
+    row = next(line for line in cli("requests").ok().out.splitlines() if line.startswith(first))
+    assert "travel" in row and "call spending 5 tUSDC" in row
+    bob_sig = tmp_path / "bob-call.json"
+    signed = cli("--as", "bob", "sign", first, "--out", str(bob_sig), "--yes").ok()
+    for needle in (shop.address, "call data", "5 tUSDC", "travel", "may spend"):
+        assert needle in signed.out, needle
+    carol = cli("--as", "carol", "sign", first, "--yes").ok()
+    before = vault.balance("tUSDC")
+    done = cli("--as", "alice", "execute", first, "--sig", str(bob_sig), "--sig", carol.out.strip())
+    assert f"request {first} executed with 2 signatures" in done.ok().out
+    assert vault.balance("tUSDC") == before - 5 * 10**6
+    assert shop.functions.bought(vault.address).call() == 1
+    shown = cli("--as", "bob", "approve", second, "--yes").ok()
+    assert "1/2 approvals" in shown.out and "6 tUSDC" in shown.out
+    assert "rejected request" in cli("--as", "carol", "reject", second).ok().out
+    cli("--as", "alice", "approve", second, "--yes").fails(f"request {second} is rejected")
+    statuses = {
+        str(r["id"]): r["status"] for r in _json(cli("--json", "requests", "--all"))["requests"]
+    }
+    assert (statuses[first], statuses[second]) == ("executed", "rejected")
+    assert vault.balance("tUSDC") == before - 5 * 10**6
+
+
 # ------------------------------------------------------------------------------------ limits
 
 
