@@ -39,7 +39,7 @@ def parse_amount(value: str | int | Decimal, decimals: int) -> int:
         raise AmountError(f"{value!r} is not an amount: give a number like 1.5")
     if isinstance(value, int):
         if value < 0:
-            raise AmountError(f"amount {value} is negative: amounts must be >= 0")
+            raise AmountError(f"amount {value} is negative: amounts must be positive")
         return int(value * 10**decimals)
     if isinstance(value, Decimal):
         if not value.is_finite():
@@ -50,7 +50,7 @@ def parse_amount(value: str | int | Decimal, decimals: int) -> int:
     else:
         raise AmountError(f"{value!r} is not an amount: give text like '1.5' or an int")
     if text.startswith("-"):
-        raise AmountError(f"amount {text!r} is negative: amounts must be >= 0")
+        raise AmountError(f"amount {text!r} is negative: amounts must be positive")
     match = _AMOUNT_RE.match(text)
     if match is None:
         raise AmountError(
