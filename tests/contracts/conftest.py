@@ -554,9 +554,13 @@ class Env:
     # ------------------------------------------------------------ reading
 
     def now(self) -> int:
-        """The time the next transaction sees: the pending block's timestamp. After a snapshot
-        revert the latest block can be minutes old (the snapshot's) while new blocks follow the
-        wall clock, so windows set from the latest block would already be open on a slow run."""
+        """The latest block's timestamp."""
+        return self.chain.timestamp()
+
+    def next_time(self) -> int:
+        """At least the time the next transaction sees (the pending block's timestamp). After a
+        snapshot revert the latest block can be minutes old (the snapshot's) while new blocks
+        follow the wall clock: a window set from :meth:`now` may already be open on a slow run."""
         pending = int(self.w3.eth.get_block("pending")["timestamp"])
         return max(self.chain.timestamp(), pending)
 

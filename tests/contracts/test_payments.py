@@ -103,7 +103,7 @@ def test_splitting_into_small_payments_cannot_exceed_the_allowance(env: Env) -> 
     )
     paid = 0
     escalated = 0
-    start = env.now()
+    start = env.next_time()
     # one block per second from here: a loaded machine must not let the budget refill more
     base = start + 1
     for i in range(9):
@@ -225,7 +225,7 @@ def test_unknown_address_cannot_pay(env: Env) -> None:
 
 def test_agent_outside_its_validity_window_cannot_pay(env: Env) -> None:
     late = env.spare[0]
-    start = env.now() + 1_000
+    start = env.next_time() + 1_000
     end = start + 1_000
     env.add_agent(
         late.address,
