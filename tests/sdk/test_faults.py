@@ -24,8 +24,10 @@ from agentwallet.errors import (
     NonceConflictError,
     PaymentOutcomeUnknownError,
     PaymentPendingError,
+    RefReusedError,
 )
 from agentwallet.protocol.models import Paid
+from agentwallet.protocol.refs import to_ref
 from agentwallet.vault import Vault
 
 from .conftest import USDC, World, build_world
@@ -240,3 +242,45 @@ def test_node_dies_after_broadcast(tmp_path: Path) -> None:
         assert vault.balance("tUSDC") == before - 7 * USDC
     finally:
         node.stop()
+
+
+# ------------------------------------------------------------------ journal pruning
+
+
+def test_pruned_ref_reused_for_the_same_payment_is_answered_from_the_logs(
+    world: World, tmp_path: Path
+) -> None:
+    before = world.vault.balance("tUSDC")
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    paid = wallet.pay(world.payee, 8 * USDC, "tUSDC", ref="old-1")
+    lost = faulty(world, TimeoutError("no answer"), forward=False)
+    with pytest.raises(PaymentOutcomeUnknownError):  # journaled, never reached the node
+        AgentWallet(lost, world.vault, world.agent, journal_dir=tmp_path).pay(
+            world.payee, 1 * USDC, "tUSDC", ref="pending-1"
+        )
+    journal = wallet.journal
+    key = (world.chain.chain_id, world.vault.address, world.agent.address)
+
+    assert journal.prune(world.chain, older_than=3600) == 0  # too recent
+    assert journal.prune(world.chain, older_than=0, now=10**10) == 1
+    assert journal.get(*key, to_ref("old-1")) is None
+    assert journal.get(*key, to_ref("pending-1")) is not None  # pending: kept
+
+    again = wallet.pay(world.payee, 8 * USDC, "tUSDC", ref="old-1")
+    assert isinstance(paid, Paid) and again == paid
+    assert world.vault.balance("tUSDC") == before - 8 * USDC
+    with pytest.raises(RefReusedError):  # still one payment per ref after pruning
+        wallet.pay(world.payee, 9 * USDC, "tUSDC", ref="old-1")
+
+
+def test_prune_removes_old_crash_leftovers_only(world: World, tmp_path: Path) -> None:
+    folder = tmp_path / f"{world.chain.chain_id}-x-y"
+    folder.mkdir()
+    old, new = folder / ".a.json.1.tmp", folder / ".b.json.2.tmp"
+    old.write_text("{")
+    new.write_text("{")
+    os.utime(old, (1000, 1000))
+    AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path).journal.prune(
+        world.chain, older_than=3600
+    )
+    assert not old.exists() and new.exists()
