@@ -18,19 +18,22 @@ from pathlib import Path
 from typing import Any, cast
 
 from eth_account.signers.base import BaseAccount
-from web3.exceptions import TimeExhausted, Web3RPCError
+from web3.exceptions import TimeExhausted
 from web3.types import TxReceipt
 
 from agentwallet import intents, request_log
 from agentwallet.bindings.vault import event_topic
 from agentwallet.chain import Chain
 from agentwallet.chain.logs import get_logs
+from agentwallet.chain.tx import broadcast_fault
 from agentwallet.errors import (
     AgentWalletError,
     AmountError,
     ContractRevertError,
     InsufficientFundsError,
     IntentRefusedError,
+    NonceConflictError,
+    PaymentOutcomeUnknownError,
     PaymentPendingError,
     RefReusedError,
     TransactionFailedError,
@@ -243,11 +246,18 @@ class AgentWallet:
             try:
                 transactor.broadcast(bytes(signed.raw_transaction))
             except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep the journal
-                slot.tx_hash = tx_hash  # it may have reached the node
-                raise PaymentPendingError(
-                    f"broadcasting payment ref {ref_text(ref_bytes)!r} failed or timed out "
-                    f"({type(exc).__name__}); it may still be mined: retry pay with the same ref"
-                ) from None
+                fault = broadcast_fault(exc)
+                if fault == "nonce":  # another sender of this key took the nonce: tx is dead
+                    self.journal.delete(*key)
+                    raise NonceConflictError(
+                        f"nonce {slot.nonce} of agent {self.address} was already used by another "
+                        "transaction (another process signing with this key?); nothing was "
+                        "sent: retry pay with the same ref"
+                    ) from None
+                if fault != "known":
+                    slot.tx_hash = tx_hash  # it may have reached the node
+                    what = f"broadcasting failed or timed out ({type(exc).__name__})"
+                    raise self._unknown(ref_bytes, tx_hash, what) from None
             slot.tx_hash = tx_hash
         return self._finish(tx_hash, info, to, amount, ref_bytes)
 
@@ -301,11 +311,22 @@ class AgentWallet:
         try:
             receipt = self.chain.transactor.wait(tx_hash, check=False)
         except TimeExhausted:
-            raise PaymentPendingError(
-                f"payment 0x{tx_hash.hex()} (ref {ref_text(ref)!r}) is not mined yet: retry pay "
-                "with the same ref to wait for it"
-            ) from None
+            raise self._unknown(ref, tx_hash, "it is not mined yet") from None
+        except OSError as exc:  # requests' ConnectionError/Timeout: the node went away
+            what = f"the node stopped answering while waiting ({type(exc).__name__})"
+            raise self._unknown(ref, tx_hash, what) from None
         return self._result(receipt, info, to, amount, ref)
+
+    @staticmethod
+    def _unknown(ref: bytes, tx_hash: bytes, what: str) -> PaymentOutcomeUnknownError:
+        text, hex_hash = ref_text(ref), "0x" + tx_hash.hex()
+        return PaymentOutcomeUnknownError(
+            f"payment {hex_hash} (ref {text!r}) was broadcast but {what}; it MAY have been "
+            f"sent: retry pay with the same ref (never a new one) or check "
+            f"AgentWallet.payment_state({text!r})",
+            ref=text,
+            tx_hash=hex_hash,
+        )
 
     def _result(
         self, receipt: TxReceipt, info: TokenInfo, to: str, amount: int, ref: bytes
@@ -338,10 +359,14 @@ class AgentWallet:
                 return None
             try:
                 transactor.broadcast(bytes.fromhex(entry["raw_tx"][2:]))
-            except (Web3RPCError, ValueError) as exc:
-                message = str(exc).lower()
-                if "known" not in message and "nonce" not in message:
-                    raise
+            except Exception as exc:  # noqa: BLE001 - the journaled tx may be in a pool already
+                fault = broadcast_fault(exc)
+                if fault == "underpriced":
+                    what = f"another transaction with its nonce {entry['nonce']} is pending"
+                    raise self._unknown(ref, tx_hash, what) from None
+                if fault is None:
+                    what = f"sending it again failed ({type(exc).__name__})"
+                    raise self._unknown(ref, tx_hash, what) from None
         return self._finish(tx_hash, info, to, amount, ref)
 
     def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:

@@ -22,6 +22,10 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
     - InsufficientBalanceError (also a ContractRevertError)
   + SignatureMismatchError - a local EIP-712 digest or signer differs from the vault's view
   + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
+    - PaymentOutcomeUnknownError - the receipt wait timed out or the node died after the
+      broadcast: it MAY have been sent; ``.ref``, ``.tx_hash``
+  + NonceConflictError - the key's nonce was taken by another sender (nothing was sent)
+  + JournalError - the payment journal cannot be written (nothing was sent)
   + RefReusedError - a ref already names another payment of this agent; ``.earlier``
   + IntentRefusedError - an intent or rotation refused before any gas was spent (by the SDK or
     a relay); ``.code`` (machine-readable), ``.status`` (HTTP status at a relay)
@@ -159,6 +163,32 @@ class SignatureMismatchError(AgentWalletError):
 
 class PaymentPendingError(AgentWalletError):
     """A payment was broadcast but its receipt did not arrive in time; retry with the same ref."""
+
+
+class PaymentOutcomeUnknownError(PaymentPendingError):
+    """The payment's transaction was signed, journaled and handed to the node, then the client
+    lost sight of it: the receipt wait timed out, or the node stopped answering. The payment MAY
+    have been sent: never pay again with a new ref; retry ``pay`` with the same ``ref`` (it
+    finishes that exact transaction) or look at ``AgentWallet.payment_state(ref)``.
+    ``ref`` is the ref's text, ``tx_hash`` the journaled transaction's hash (0x hex)."""
+
+    def __init__(self, message: str, *, ref: str = "", tx_hash: str = "") -> None:
+        super().__init__(message)
+        self.ref = ref
+        self.tx_hash = tx_hash
+
+
+class NonceConflictError(AgentWalletError):
+    """The node refused a freshly signed transaction because its nonce was already used by
+    another transaction of the same key (another process or wallet signing with it). Nothing
+    was sent; retrying picks the next free nonce."""
+
+
+class JournalError(AgentWalletError):
+    """The payment journal could not be written (disk full, file size limit, read-only or
+    unwritable directory). Raised before anything is broadcast: nothing was sent and no
+    partial file is left; fix the journal directory (``$AGENTWALLET_HOME/journal``) and retry
+    with the same ref."""
 
 
 class RefReusedError(AgentWalletError):

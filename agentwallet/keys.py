@@ -166,6 +166,7 @@ class KeyStore:
                 f"a key named {name!r} already exists at {path}: choose another name"
             )
         signer = Signer.from_key(private_key, name)
+        self._check_directory()
         keystore = Account.encrypt(
             signer._account.key, password, kdf="scrypt", iterations=self.scrypt_n
         )
@@ -217,6 +218,7 @@ class KeyStore:
         """Decrypt key ``name``. ``password`` None -> ``$AGENTWALLET_PASSWORD``, else
         :class:`PasswordRequiredError`. Refuses group/world-accessible keystores."""
         info = self.info(name)
+        self._check_directory()
         mode = info.path.stat().st_mode & 0o777
         if mode & 0o077:
             raise InsecureKeystoreError(
@@ -238,6 +240,19 @@ class KeyStore:
         return Signer(name, Account.from_key(key))
 
     # ------------------------------------------------------------------ helpers
+
+    def _check_directory(self) -> None:
+        """Refuse a keys directory that group or others can write (:class:`InsecureKeystoreError`
+        with the ``chmod`` to run): they could delete a keystore or swap in one of their own."""
+        if not self.directory.is_dir():
+            return
+        mode = self.directory.stat().st_mode & 0o777
+        if mode & 0o022:
+            raise InsecureKeystoreError(
+                f"keys directory {self.directory} has mode {oct(mode)}: group/others can "
+                f"write it and swap or delete keystores; fix it with "
+                f"`chmod 700 {self.directory}`"
+            )
 
     def _path(self, name: str) -> Path:
         self._check_name(name)

@@ -45,6 +45,7 @@ __all__ = [
     "Broadcaster",
     "NodeBroadcaster",
     "Transactor",
+    "broadcast_fault",
     "gas_limit",
     "revert_data",
 ]
@@ -99,6 +100,22 @@ def revert_data(exc: BaseException) -> bytes | None:
             return None
     if isinstance(data, bytes | bytearray):
         return bytes(data)
+    return None
+
+
+def broadcast_fault(exc: BaseException) -> str | None:
+    """What a node's refusal of ``eth_sendRawTransaction`` means for a transaction sent again
+    (after a crash or a timeout): ``"known"`` (it is already in the pool: wait for it),
+    ``"nonce"`` (its nonce is used: it or another transaction with that nonce was mined),
+    ``"underpriced"`` (another transaction with the same nonce is pending and pays more), or
+    None (anything else: geth, anvil, reth and py-evm wordings)."""
+    text = str(exc).lower()
+    if "already known" in text or "known transaction" in text or "already imported" in text:
+        return "known"
+    if "nonce too low" in text or "nonce is too low" in text or "invalid nonce" in text:
+        return "nonce"
+    if "underpriced" in text:
+        return "underpriced"
     return None
 
 

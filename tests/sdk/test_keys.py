@@ -49,6 +49,28 @@ def test_group_or_world_accessible_keystore_is_refused(keystore: KeyStore, mode:
         keystore.load("k", "pw")
 
 
+@pytest.mark.parametrize("mode", [0o777, 0o757, 0o770, 0o720])
+def test_group_or_world_writable_keys_directory_is_refused(keystore: KeyStore, mode: int) -> None:
+    keystore.create("k", "pw")
+    os.chmod(keystore.directory, mode)
+    try:
+        fix = f"chmod 700 {keystore.directory}"
+        with pytest.raises(InsecureKeystoreError, match=fix):
+            keystore.load("k", "pw")
+        with pytest.raises(InsecureKeystoreError, match=fix):
+            keystore.create("other", "pw")
+        assert not (keystore.directory / "other.json").exists()
+    finally:
+        os.chmod(keystore.directory, 0o700)
+    assert keystore.load("k", "pw").name == "k"
+
+
+def test_readable_keys_directory_with_private_keystores_is_accepted(keystore: KeyStore) -> None:
+    info = keystore.create("k", "pw")
+    os.chmod(keystore.directory, 0o755)
+    assert keystore.load("k", "pw").address == info.address
+
+
 def test_wrong_password(keystore: KeyStore) -> None:
     keystore.create("k", "right")
     with pytest.raises(WrongPasswordError, match="wrong password for key 'k'"):

@@ -1,0 +1,286 @@
+"""The agent client at the faults it can hit (issue 17): a receipt that never comes, a node that
+dies after the broadcast, a node refusing a re-sent transaction, a journal that cannot be
+written. Each gives a typed error that says whether anything may have been sent, and a retry
+with the same ref pays exactly once."""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from web3.exceptions import TimeExhausted
+
+from agentwallet.agent import AgentWallet
+from agentwallet.chain import Chain, connect
+from agentwallet.chain.node import free_port, start_anvil
+from agentwallet.chain.tx import Broadcaster, Transactor, broadcast_fault
+from agentwallet.errors import (
+    JournalError,
+    NonceConflictError,
+    PaymentOutcomeUnknownError,
+    PaymentPendingError,
+    RefReusedError,
+)
+from agentwallet.protocol.models import Paid
+from agentwallet.protocol.refs import to_ref
+from agentwallet.vault import Vault
+
+from .conftest import USDC, World, build_world
+
+
+class FaultyBroadcaster:
+    """Forwards to the node (or not), then raises ``error``."""
+
+    def __init__(self, node: Broadcaster, error: Exception, forward: bool) -> None:
+        self.node, self.error, self.forward = node, error, forward
+        self.calls = 0
+
+    def broadcast(self, raw_transaction: bytes) -> bytes:
+        self.calls += 1
+        if self.forward:
+            self.node.broadcast(raw_transaction)
+        raise self.error
+
+
+def faulty(world: World, error: Exception, *, forward: bool) -> Chain:
+    return world.chain.with_broadcaster(
+        FaultyBroadcaster(world.chain.transactor.broadcaster, error, forward)
+    )
+
+
+def paid_once(world: World, before: int, amount: int) -> None:
+    assert world.vault.balance("tUSDC") == before - amount
+
+
+# ------------------------------------------------------------------ classification
+
+
+@pytest.mark.parametrize(
+    ("message", "fault"),
+    [
+        ("already known", "known"),
+        ("Known transaction: 0xabc", "known"),
+        ("nonce too low: next nonce 5, tx nonce 4", "nonce"),
+        ("replacement transaction underpriced", "underpriced"),
+        ("insufficient funds for gas * price + value", None),
+    ],
+)
+def test_broadcast_faults_are_classified(message: str, fault: str | None) -> None:
+    assert broadcast_fault(ValueError({"code": -32000, "message": message})) == fault
+
+
+# ------------------------------------------------------------------ broadcast faults
+
+
+def test_already_known_on_broadcast_counts_as_sent(world: World, tmp_path: Path) -> None:
+    """A node answering "already known" has the transaction: the payment completes."""
+    before = world.vault.balance("tUSDC")
+    chain = faulty(world, ValueError("already known"), forward=True)
+    wallet = AgentWallet(chain, world.vault, world.agent, journal_dir=tmp_path)
+    result = wallet.pay(world.payee, 3 * USDC, "tUSDC", ref="known-1")
+    assert isinstance(result, Paid)
+    paid_once(world, before, 3 * USDC)
+
+
+def test_nonce_too_low_on_first_broadcast_is_a_conflict_and_sends_nothing(
+    world: World, tmp_path: Path
+) -> None:
+    before = world.vault.balance("tUSDC")
+    nonce = world.chain.nonce(world.agent.address)
+    chain = faulty(world, ValueError("nonce too low"), forward=False)
+    wallet = AgentWallet(chain, world.vault, world.agent, journal_dir=tmp_path)
+    with pytest.raises(NonceConflictError, match="nothing was sent: retry pay with the same ref"):
+        wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="nonce-1")
+    assert world.chain.nonce(world.agent.address) == nonce
+    assert wallet.payment_state("nonce-1").state == "unknown"  # the dead tx left the journal
+    retry = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    assert isinstance(retry.pay(world.payee, 2 * USDC, "tUSDC", ref="nonce-1"), Paid)
+    paid_once(world, before, 2 * USDC)
+
+
+def test_underpriced_rebroadcast_says_it_may_have_been_sent(world: World, tmp_path: Path) -> None:
+    """The journaled tx never reached the node; re-sending it hits "replacement transaction
+    underpriced": the client cannot know, so it says so, and a later retry still pays once."""
+    before = world.vault.balance("tUSDC")
+    lost = faulty(world, TimeoutError("no answer"), forward=False)
+    wallet = AgentWallet(lost, world.vault, world.agent, journal_dir=tmp_path)
+    with pytest.raises(PaymentOutcomeUnknownError) as first:
+        wallet.pay(world.payee, 4 * USDC, "tUSDC", ref="under-1")
+    assert first.value.ref == "under-1" and first.value.tx_hash.startswith("0x")
+    assert "MAY have been sent" in str(first.value)
+    assert "payment_state('under-1')" in str(first.value)
+    assert wallet.payment_state("under-1").state == "pending"
+
+    underpriced = faulty(world, ValueError("replacement transaction underpriced"), forward=False)
+    again = AgentWallet(underpriced, world.vault, world.agent, journal_dir=tmp_path)
+    with pytest.raises(PaymentOutcomeUnknownError, match="nonce .* is pending"):
+        again.pay(world.payee, 4 * USDC, "tUSDC", ref="under-1")
+    assert world.vault.balance("tUSDC") == before
+
+    retry = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    result = retry.pay(world.payee, 4 * USDC, "tUSDC", ref="under-1")
+    assert isinstance(result, Paid) and result.tx_hash == first.value.tx_hash
+    paid_once(world, before, 4 * USDC)
+
+
+def test_receipt_timeout_is_a_pending_error_and_the_retry_finishes_it(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = world.vault.balance("tUSDC")
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+
+    def no_receipt(self: Transactor, tx_hash: bytes, **kwargs: Any) -> Any:
+        raise TimeExhausted("no receipt in 120 s")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Transactor, "wait", no_receipt)
+        with pytest.raises(PaymentPendingError, match="not mined yet; it MAY have been sent"):
+            wallet.pay(world.payee, 5 * USDC, "tUSDC", ref="slow-1")
+    result = wallet.pay(world.payee, 5 * USDC, "tUSDC", ref="slow-1")
+    assert isinstance(result, Paid)
+    assert wallet.payment_state("slow-1").state == "paid"
+    paid_once(world, before, 5 * USDC)
+
+
+# ------------------------------------------------------------------ journal faults
+
+
+def test_journal_write_failure_is_typed_before_any_broadcast(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Disk full while journaling: JournalError, nothing broadcast, no temp file left."""
+    before = world.vault.balance("tUSDC")
+    nonce = world.chain.nonce(world.agent.address)
+    spy = FaultyBroadcaster(world.chain.transactor.broadcaster, AssertionError(), forward=True)
+    wallet = AgentWallet(
+        world.chain.with_broadcaster(spy), world.vault, world.agent, journal_dir=tmp_path
+    )
+
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "fsync", disk_full)
+        with pytest.raises(JournalError, match="nothing was sent") as caught:
+            wallet.pay(world.payee, 6 * USDC, "tUSDC", ref="full-1")
+    assert "No space left on device" in str(caught.value)
+    assert spy.calls == 0
+    assert world.chain.nonce(world.agent.address) == nonce
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+    retry = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    assert isinstance(retry.pay(world.payee, 6 * USDC, "tUSDC", ref="full-1"), Paid)
+    paid_once(world, before, 6 * USDC)
+
+
+FSIZE_SCRIPT = """
+import resource, signal, sys
+from pathlib import Path
+from agentwallet.errors import JournalError
+from agentwallet.journal import Journal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+try:
+    Journal(Path(sys.argv[1])).put(1, "0xV", "0xA", b"r" * 32, {"raw_tx": "0x" + "ab" * 500})
+except JournalError as exc:
+    print("JournalError:", exc)
+"""
+
+
+def test_journal_hits_the_file_size_limit(tmp_path: Path) -> None:
+    """A real EFBIG (RLIMIT_FSIZE in a child process): typed error, no ``.tmp`` left."""
+    done = subprocess.run(
+        [sys.executable, "-c", FSIZE_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.startswith("JournalError: cannot write the payment journal"), done
+    assert "File too large" in done.stdout
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# ------------------------------------------------------------------ the node dies
+
+
+@pytest.mark.anvil
+def test_node_dies_after_broadcast(tmp_path: Path) -> None:
+    """The node stops between broadcast and receipt: PaymentOutcomeUnknownError; once it is
+    back (same state), the retry with the same ref answers the mined payment, paying once."""
+    port, state = free_port(), tmp_path / "anvil.json"
+    node = start_anvil(port=port, state=state)
+    try:
+        chain = connect(node.url)
+        world = build_world(chain, tmp_path / "deployments")
+        before = world.vault.balance("tUSDC")
+
+        class DyingBroadcaster:
+            def broadcast(self, raw_transaction: bytes) -> bytes:
+                tx_hash = chain.transactor.broadcaster.broadcast(raw_transaction)
+                node.stop()  # automine has mined it; the node writes its state and exits
+                return tx_hash
+
+        dying = chain.with_broadcaster(DyingBroadcaster())
+        wallet = AgentWallet(dying, world.vault, world.agent, journal_dir=tmp_path / "j")
+        with pytest.raises(PaymentOutcomeUnknownError, match="node stopped answering"):
+            wallet.pay(world.payee, 7 * USDC, "tUSDC", ref="dead-1")
+    finally:
+        node.stop()
+    node = start_anvil(port=port, state=state)
+    try:
+        chain = connect(node.url)
+        vault = Vault.at(chain, world.vault.address, world.deployments)
+        retry = AgentWallet(chain, vault, world.agent, journal_dir=tmp_path / "j")
+        result = retry.pay(world.payee, 7 * USDC, "tUSDC", ref="dead-1")
+        assert isinstance(result, Paid)
+        assert vault.balance("tUSDC") == before - 7 * USDC
+    finally:
+        node.stop()
+
+
+# ------------------------------------------------------------------ journal pruning
+
+
+def test_pruned_ref_reused_for_the_same_payment_is_answered_from_the_logs(
+    world: World, tmp_path: Path
+) -> None:
+    before = world.vault.balance("tUSDC")
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    paid = wallet.pay(world.payee, 8 * USDC, "tUSDC", ref="old-1")
+    lost = faulty(world, TimeoutError("no answer"), forward=False)
+    with pytest.raises(PaymentOutcomeUnknownError):  # journaled, never reached the node
+        AgentWallet(lost, world.vault, world.agent, journal_dir=tmp_path).pay(
+            world.payee, 1 * USDC, "tUSDC", ref="pending-1"
+        )
+    journal = wallet.journal
+    key = (world.chain.chain_id, world.vault.address, world.agent.address)
+
+    assert journal.prune(world.chain, older_than=3600) == 0  # too recent
+    assert journal.prune(world.chain, older_than=0, now=10**10) == 1
+    assert journal.get(*key, to_ref("old-1")) is None
+    assert journal.get(*key, to_ref("pending-1")) is not None  # pending: kept
+
+    again = wallet.pay(world.payee, 8 * USDC, "tUSDC", ref="old-1")
+    assert isinstance(paid, Paid) and again == paid
+    assert world.vault.balance("tUSDC") == before - 8 * USDC
+    with pytest.raises(RefReusedError):  # still one payment per ref after pruning
+        wallet.pay(world.payee, 9 * USDC, "tUSDC", ref="old-1")
+
+
+def test_prune_removes_old_crash_leftovers_only(world: World, tmp_path: Path) -> None:
+    folder = tmp_path / f"{world.chain.chain_id}-x-y"
+    folder.mkdir()
+    old, new = folder / ".a.json.1.tmp", folder / ".b.json.2.tmp"
+    old.write_text("{")
+    new.write_text("{")
+    os.utime(old, (1000, 1000))
+    AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path).journal.prune(
+        world.chain, older_than=3600
+    )
+    assert not old.exists() and new.exists()
