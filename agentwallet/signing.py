@@ -103,24 +103,9 @@ def execute_with_signatures(
     owners, threshold = vault.owners(), vault.threshold()
     # owners whose on-chain approval counts stand in as v == 1 entries: owners may mix
     on_chain = [o for o in owners if vault.bindings.has_approved(request_id, o)][:threshold]
-    signed = [a for a in approvals if a.signer not in on_chain]
-    need = threshold - len(on_chain)
-    usable = {a.signer for a in signed if a.signer in owners}
-    if on_chain and len(usable) < need:
-        raise AgentWalletError(
-            f"request {request_id} needs {threshold} owners: {len(on_chain)} approved on-chain "
-            f"and {len(usable)} other current owners signed; collect {need - len(usable)} more "
-            "signatures (or on-chain approvals)"
-        )
-    chosen = signatures.select_current_signers(signed, owners, need) if need > 0 else []
+    chosen = signatures.choose_mixed(on_chain, approvals, owners, threshold)
     signatures.verify_claimed(vault.bindings.request_digest(request), chosen)
-    packed = signatures.pack_signatures(
-        [signatures.OwnerSignature(o, b"", approved=True) for o in on_chain]
-        + [
-            signatures.OwnerSignature(s.signer, bytes(HexBytes(s.signature)), s.contract)
-            for s in chosen
-        ]
-    )
+    packed = signatures.pack_mixed(on_chain, chosen)
     receipt = vault.request_call(sender, "executeWithSignatures", request_id, packed)
     return TxResult.from_receipt(receipt)
 

@@ -30,6 +30,8 @@ from agentwallet.errors import AgentWalletError, SignatureMismatchError
 __all__ = [
     "ClaimedSignature",
     "OwnerSignature",
+    "choose_mixed",
+    "pack_mixed",
     "pack_signatures",
     "select_current_signers",
     "verify_claimed",
@@ -114,6 +116,34 @@ def select_current_signers(signed: Sequence[_S], owners: Iterable[str], threshol
             "more from current owners"
         )
     return sorted(usable.values(), key=lambda s: int(s.signer, 16))[:threshold]
+
+
+def choose_mixed(
+    on_chain: Sequence[str], signed: Sequence[_S], owners: Sequence[str], threshold: int
+) -> list[_S]:
+    """The signatures needed next to ``on_chain`` (owners whose on-chain approval of the request
+    counts; they go in as ``v == 1`` entries) to reach ``threshold``: current owners' only, none
+    by an owner already counted on-chain. Too few raises :class:`AgentWalletError`."""
+    others = [s for s in signed if s.signer not in on_chain]
+    need = threshold - len(on_chain)
+    if need <= 0:
+        return []
+    usable = {s.signer for s in others if s.signer in owners}
+    if on_chain and len(usable) < need:
+        raise AgentWalletError(
+            f"this needs {threshold} owners: {len(on_chain)} approved on-chain and "
+            f"{len(usable)} other current owners signed; collect {need - len(usable)} more "
+            "signatures (or on-chain approvals)"
+        )
+    return select_current_signers(others, owners, need)
+
+
+def pack_mixed(on_chain: Sequence[str], chosen: Iterable[ClaimedSignature]) -> bytes:
+    """:func:`pack_signatures` of on-chain approvals (``v == 1``) and claimed signatures."""
+    return pack_signatures(
+        [OwnerSignature(o, b"", approved=True) for o in on_chain]
+        + [OwnerSignature(s.signer, bytes(HexBytes(s.signature)), s.contract) for s in chosen]
+    )
 
 
 def verify_claimed(digest: bytes, chosen: Iterable[ClaimedSignature]) -> None:
