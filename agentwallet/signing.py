@@ -89,7 +89,9 @@ def execute_with_signatures(
     vault: Vault, sender: BaseAccount, request_id: int, approvals: Sequence[SignedApproval]
 ) -> TxResult:
     """Execute ``request_id`` with off-chain approvals (any ``sender`` may submit them):
-    ``executePaymentWithSignatures`` or ``executeProposalWithSignatures``."""
+    ``executePaymentWithSignatures``, ``executeProposalWithSignatures`` or
+    ``executeCallWithSignatures``. Owners whose on-chain approval of the request counts fill the
+    gap as ``v == 1`` entries, so one owner may approve on-chain and another sign."""
     for a in approvals:
         if (a.vault, a.chain_id, a.request_id) != (vault.address, vault.chain.chain_id, request_id):
             raise AgentWalletError(
@@ -98,9 +100,12 @@ def execute_with_signatures(
                 f"request {request_id}"
             )
     request = request_log.find(vault, request_id).request
-    chosen = signatures.select_current_signers(approvals, vault.owners(), vault.threshold())
+    owners, threshold = vault.owners(), vault.threshold()
+    # owners whose on-chain approval counts stand in as v == 1 entries: owners may mix
+    on_chain = [o for o in owners if vault.bindings.has_approved(request_id, o)][:threshold]
+    chosen = signatures.choose_mixed(on_chain, approvals, owners, threshold)
     signatures.verify_claimed(vault.bindings.request_digest(request), chosen)
-    packed = signatures.packed(chosen)
+    packed = signatures.pack_mixed(on_chain, chosen)
     receipt = vault.request_call(sender, "executeWithSignatures", request_id, packed)
     return TxResult.from_receipt(receipt)
 

@@ -196,7 +196,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             structHash := keccak256(p, 0x100)
         }
         address[] memory signers =
-            _checkSignatures(_hashTypedDataV4(structHash), signatures, (cw >> CW_THRESHOLD) & 0xff);
+            _checkSignatures(_hashTypedDataV4(structHash), signatures, (cw >> CW_THRESHOLD) & 0xff, 0);
         address token = payment.token;
         // slither-disable-next-line arbitrary-send-eth (`to` is authorised by threshold owner signatures above)
         _send(token, to, amount);
@@ -210,7 +210,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
     {
         (bytes32 structHash, uint256 agentSlot, uint256 aw) = _openPayment(request);
         address[] memory signers = _checkSignatures(
-            _hashTypedDataV4(structHash), signatures, (_sload(_configSlot()) >> CW_THRESHOLD) & 0xff
+            _hashTypedDataV4(structHash), signatures, (_sload(_configSlot()) >> CW_THRESHOLD) & 0xff, request.id
         );
         _executePayment(request, agentSlot, aw, signers);
     }

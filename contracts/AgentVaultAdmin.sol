@@ -128,7 +128,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
     ) external onlyDelegateCall nonReentrant {
         bytes32 structHash = _openProposal(proposal);
         address[] memory signers =
-            _checkSignatures(_hashTypedDataV4(structHash), signatures, _layout().config.threshold);
+            _checkSignatures(_hashTypedDataV4(structHash), signatures, _layout().config.threshold, proposal.id);
         _executeProposal(proposal, data, signers);
     }
 
@@ -180,7 +180,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
             callsHash := keccak256(hashes, shl(5, n))
         }
         bytes32 digest = _hashTypedDataV4(keccak256(abi.encode(GOVERNANCE_TYPEHASH, callsHash, nonce, deadline)));
-        address[] memory signers = _checkSignatures(digest, signatures, _layout().config.threshold);
+        address[] memory signers = _checkSignatures(digest, signatures, _layout().config.threshold, 0);
         EXECUTING_SLOT.asUint256().tstore(SIGNED_BATCH);
         for (uint256 i = 0; i < n; ++i) {
             _governanceCall(calls[i]);

@@ -101,7 +101,7 @@ contract AgentVaultCalls is IAgentVaultCalls, AgentVaultStorage, Forwarder {
     {
         (bytes32 structHash, uint256 agentSlot, uint256 aw) = _openCall(request);
         address[] memory signers =
-            _checkSignatures(_hashTypedDataV4(structHash), signatures, _layout().config.threshold);
+            _checkSignatures(_hashTypedDataV4(structHash), signatures, _layout().config.threshold, request.id);
         _executeCall(request, data, agentSlot, aw, signers);
     }
 

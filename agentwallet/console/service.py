@@ -145,7 +145,7 @@ class Console:
             "signatures": [label(s) for s in sorted(collected)],
             "threshold": r.threshold,
             "can_execute": len(r.approvals) >= r.threshold,
-            "can_execute_signed": len(collected) >= r.threshold,
+            "can_execute_signed": len(set(r.approvals) | set(collected)) >= r.threshold,
             "age": now - r.created_at,
             "expires_in": r.expires_at - now,
         }
@@ -245,9 +245,10 @@ class Console:
                 SignedApproval(vault.address, self.chain.chain_id, request_id, s, sig)
                 for s, sig in collected.items()
             ]
-            chosen = signatures.select_current_signers(approvals, vault.owners(), r.threshold)
+            on_chain = list(r.approvals)[: r.threshold]  # they count as v == 1 entries
+            chosen = signatures.choose_mixed(on_chain, approvals, vault.owners(), r.threshold)
             signatures.verify_claimed(digest, chosen)
-            extra = (signatures.packed(chosen),)
+            extra = (signatures.pack_mixed(on_chain, chosen),)
         request = request_log.find(vault, request_id).request
         data = vault.bindings.encode_request_call(action, request, *extra)
         now = self.chain.timestamp()

@@ -6,7 +6,10 @@ Each owner contributes 65 bytes ``r | s | v``, ordered by owner address strictly
 - ``v`` 27 or 28: an EOA's ECDSA signature of the EIP-712 digest;
 - ``v`` 0: an ERC-1271 owner (a contract, e.g. a Safe). ``r`` is its address left-padded to 32
   bytes, ``s`` the byte offset in the packed bytes where its own signature sits as a 32-byte length
-  followed by the bytes. Those dynamic parts come after all the 65-byte parts.
+  followed by the bytes. Those dynamic parts come after all the 65-byte parts;
+- ``v`` 1: an owner whose on-chain approval of the stored request stands in for a signature
+  (Safe's "approved hash"). ``r`` is its address, ``s`` zero. Only the request-execution paths
+  accept it, and only while that approval counts (same owner epoch).
 
 The vault reads the lowest ``threshold`` signers and nothing else, so the signatures sent must be
 exactly the threshold's worth of current owners (:func:`select_current_signers`), each ECDSA
@@ -27,6 +30,8 @@ from agentwallet.errors import AgentWalletError, SignatureMismatchError
 __all__ = [
     "ClaimedSignature",
     "OwnerSignature",
+    "choose_mixed",
+    "pack_mixed",
     "pack_signatures",
     "select_current_signers",
     "verify_claimed",
@@ -36,11 +41,13 @@ __all__ = [
 @dataclass(frozen=True)
 class OwnerSignature:
     """One owner's signature: ECDSA (65 bytes r|s|v) or, with ``contract``, whatever the owner
-    contract's ``isValidSignature`` accepts."""
+    contract's ``isValidSignature`` accepts; with ``approved``, no signature at all: the owner's
+    on-chain approval of the request being executed (``signature`` is then ignored)."""
 
     signer: str
     signature: bytes
     contract: bool = False
+    approved: bool = False
 
 
 class ClaimedSignature(Protocol):
@@ -77,7 +84,9 @@ def pack_signatures(signatures: Iterable[OwnerSignature | tuple[str, bytes]]) ->
     tail = bytearray()
     static_end = 65 * len(items)
     for item in items:
-        if item.contract:
+        if item.approved:
+            head += int(item.signer, 16).to_bytes(32, "big") + bytes(32) + b"\x01"
+        elif item.contract:
             offset = static_end + len(tail)
             head += int(item.signer, 16).to_bytes(32, "big") + offset.to_bytes(32, "big") + b"\x00"
             tail += len(item.signature).to_bytes(32, "big") + bytes(item.signature)
@@ -107,6 +116,34 @@ def select_current_signers(signed: Sequence[_S], owners: Iterable[str], threshol
             "more from current owners"
         )
     return sorted(usable.values(), key=lambda s: int(s.signer, 16))[:threshold]
+
+
+def choose_mixed(
+    on_chain: Sequence[str], signed: Sequence[_S], owners: Sequence[str], threshold: int
+) -> list[_S]:
+    """The signatures needed next to ``on_chain`` (owners whose on-chain approval of the request
+    counts; they go in as ``v == 1`` entries) to reach ``threshold``: current owners' only, none
+    by an owner already counted on-chain. Too few raises :class:`AgentWalletError`."""
+    others = [s for s in signed if s.signer not in on_chain]
+    need = threshold - len(on_chain)
+    if need <= 0:
+        return []
+    usable = {s.signer for s in others if s.signer in owners}
+    if on_chain and len(usable) < need:
+        raise AgentWalletError(
+            f"this needs {threshold} owners: {len(on_chain)} approved on-chain and "
+            f"{len(usable)} other current owners signed; collect {need - len(usable)} more "
+            "signatures (or on-chain approvals)"
+        )
+    return select_current_signers(others, owners, need)
+
+
+def pack_mixed(on_chain: Sequence[str], chosen: Iterable[ClaimedSignature]) -> bytes:
+    """:func:`pack_signatures` of on-chain approvals (``v == 1``) and claimed signatures."""
+    return pack_signatures(
+        [OwnerSignature(o, b"", approved=True) for o in on_chain]
+        + [OwnerSignature(s.signer, bytes(HexBytes(s.signature)), s.contract) for s in chosen]
+    )
 
 
 def verify_claimed(digest: bytes, chosen: Iterable[ClaimedSignature]) -> None:

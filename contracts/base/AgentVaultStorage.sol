@@ -220,8 +220,11 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     /// @dev Checks the first `count` packed signatures over `digest` (see
     /// {IAgentVaultCore-payWithSignatures}) and returns their signers: strictly ascending, each a
     /// current owner. An ERC-1271 owner is called only after it is known to be an owner, with at
-    /// most ERC1271_GAS gas, and only 32 bytes of its answer are read.
-    function _checkSignatures(bytes32 digest, bytes calldata signatures, uint256 count)
+    /// most ERC1271_GAS gas, and only 32 bytes of its answer are read. With a stored request
+    /// (`requestId` != 0) an entry with v == 1 (Safe's "approved hash") stands for the owner at
+    /// `r` whose on-chain approval of that request is current (the test {_approvers} uses);
+    /// without one (`requestId` == 0) such an entry is an invalid signature.
+    function _checkSignatures(bytes32 digest, bytes calldata signatures, uint256 count, uint256 requestId)
         internal
         view
         returns (address[] memory signers)
@@ -242,8 +245,9 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
                 v := byte(0, calldataload(add(p, 64)))
             }
             address signer;
-            if (v == 0) {
-                // ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
+            if (v < 2) {
+                // v == 0, ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
+                // v == 1, owner who approved the stored request on-chain: r = its address.
                 if (uint256(r) >> 160 != 0) revert InvalidSignature(address(0));
                 signer = address(uint160(uint256(r)));
             } else {
@@ -254,7 +258,13 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
             }
             if (signer <= previous) revert SignersNotSorted(previous, signer);
             if (!_isOwner(signer)) revert NotAnOwner(signer);
-            if (v == 0) {
+            if (v == 1) {
+                // no stored request, or not the test of {_approvers} (approval of an older owner epoch)
+                Layout storage l = _layout();
+                if (requestId == 0 || l.votes[requestId][signer] != (l.owners[signer] >> 160) << 1) {
+                    revert InvalidSignature(signer);
+                }
+            } else if (v == 0) {
                 uint256 offset = uint256(s);
                 if (offset < staticEnd || offset > signatures.length - 32) revert InvalidSignature(signer);
                 uint256 length = uint256(bytes32(signatures[offset:offset + 32]));

@@ -48,7 +48,8 @@ interface IAgentVaultAdmin is IAgentVaultBase {
     function executeProposal(GovernanceProposal calldata proposal, bytes calldata data) external;
 
     /// @notice Runs a pending proposal with owner EIP-712 signatures over the {GovernanceProposal}
-    /// (packed as for {IAgentVaultCore-payWithSignatures}). Anyone may send it.
+    /// (packed as for {IAgentVaultCore-payWithSignatures}). Anyone may send it. On-chain approvals
+    /// of this proposal count as `v` 1 entries, as in {IAgentVaultCore-executePaymentWithSignatures}.
     function executeProposalWithSignatures(
         GovernanceProposal calldata proposal,
         bytes calldata data,
@@ -69,7 +70,8 @@ interface IAgentVaultAdmin is IAgentVaultBase {
     /// nonce is any unused nonce of the governance space (independent batches never cancel each
     /// other). Anyone may send it. Every call must be one of: addAgent, unpauseAgent, setLimits,
     /// allowRecipient, unpause, addOwner, removeOwner, swapOwner, changeThreshold, setRequestExpiry,
-    /// setMaxOpenRequests, replaceAgentKey, invalidateNonces.
+    /// setMaxOpenRequests, replaceAgentKey, invalidateNonces. Signatures are packed as for
+    /// {IAgentVaultCore-payWithSignatures}; `v` 1 entries are refused (no request to approve).
     function executeGovernance(bytes[] calldata calls, uint256 nonce, uint256 deadline, bytes calldata signatures)
         external;
 

@@ -44,7 +44,9 @@ interface IAgentVaultCalls is IAgentVaultBase {
     /// @notice Makes a pending call request whose on-chain approvals meet the threshold now. Anyone.
     function executeCall(CallRequest calldata request, bytes calldata data) external;
 
-    /// @notice Makes a pending call request with owner EIP-712 signatures over the {CallRequest}.
+    /// @notice Makes a pending call request with owner EIP-712 signatures over the {CallRequest}
+    /// (packed as for {IAgentVaultCore-payWithSignatures}); on-chain approvals of this request
+    /// count as `v` 1 entries, as in {IAgentVaultCore-executePaymentWithSignatures}.
     function executeCallWithSignatures(CallRequest calldata request, bytes calldata data, bytes calldata signatures)
         external;
 

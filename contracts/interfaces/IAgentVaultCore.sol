@@ -60,12 +60,17 @@ interface IAgentVaultCore is IAgentVaultBase, IERC5267 {
     /// signer a current owner. `v` 27/28: an EOA's ECDSA signature (low `s` only). `v` 0: an
     /// ERC-1271 owner (a contract such as a Safe); `r` is its address and `s` the byte offset in
     /// `signatures` of its signature, stored there as a 32-byte length and the bytes, after the
-    /// 65-byte parts. Signatures beyond the threshold are ignored.
+    /// 65-byte parts. Signatures beyond the threshold are ignored. `v` 1 (an owner's on-chain
+    /// approval, see {executePaymentWithSignatures}) is refused here: there is no stored request.
     function payWithSignatures(SignedPayment calldata payment, bytes calldata signatures) external;
 
     /// @notice Executes an agent's pending payment request with the threshold's worth of owner
     /// EIP-712 signatures over the {PaymentRequest} collected off-chain (packed as for
-    /// {payWithSignatures}). Anyone may send it. Emits {PaymentExecuted} and {RequestExecuted}.
+    /// {payWithSignatures}). Anyone may send it. Owners may mix on-chain approvals and signatures:
+    /// an entry with `v` 1 and `r` = an owner's address (Safe's "approved hash", `s` ignored)
+    /// counts iff that owner's on-chain approval of THIS request is current (not from an older
+    /// owner epoch, not a rejection); otherwise `InvalidSignature(owner)`. Emits {PaymentExecuted}
+    /// and {RequestExecuted} (naming every owner counted, by approval or signature).
     function executePaymentWithSignatures(PaymentRequest calldata request, bytes calldata signatures) external;
 
     /// @notice An agent calls `target` through the vault: `selector` (the first 4 bytes of

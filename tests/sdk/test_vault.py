@@ -139,6 +139,32 @@ def test_signature_by_a_non_owner_is_left_out_when_enough_owners_signed(world: W
         )
 
 
+def test_one_owner_approves_on_chain_and_another_signs(world: World) -> None:
+    """Issue 15: owners mix. The on-chain approval fills the gap as a v == 1 entry."""
+    v, (o0, o1, o2) = world.vault, world.owners
+    agent = AgentWallet(world.chain, v, world.agent)
+    over = agent.pay(world.payee, 600 * USDC, "tUSDC", ref="mixed")
+    assert isinstance(over, Escalated)
+    assert not v.approve(o1, over.request_id).executed
+    # o1's own signature next to its approval is not needed, and not counted twice
+    signed = [v.sign(o2, over.request_id), v.sign(o1, over.request_id)]
+    before = v.balance("tUSDC")
+    result = v.execute_with_signatures(world.outsider, over.request_id, signed)
+    assert v.balance("tUSDC") == before - 600 * USDC
+    assert v.request(over.request_id).status == "executed"
+    (event,) = v.contract.events.RequestExecuted().process_receipt(
+        world.chain.w3.eth.get_transaction_receipt(result.tx_hash), errors=DISCARD
+    )
+    assert sorted(event["args"]["signers"]) == sorted([o1.address, o2.address])
+    # one approval and no other owner's signature: says what is missing, sends nothing
+    again = agent.pay(world.payee, 600 * USDC, "tUSDC", ref="mixed-2")
+    assert isinstance(again, Escalated)
+    v.approve(o0, again.request_id)
+    with pytest.raises(AgentWalletError, match="1 approved on-chain and 0 other .* collect 1 more"):
+        v.execute_with_signatures(world.outsider, again.request_id, [v.sign(o0, again.request_id)])
+    assert v.request(again.request_id).status == "pending"
+
+
 def test_owners_signed_payment_is_relayed_once(world: World) -> None:
     v, (o0, _, o2) = world.vault, world.owners
     agent = world.agent.address
