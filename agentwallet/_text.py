@@ -10,7 +10,7 @@ from typing import Any
 
 from agentwallet.units import format_amount
 
-__all__ = ["budget", "kv_table", "short", "span", "table"]
+__all__ = ["budget", "kv_table", "label", "short", "span", "table"]
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
@@ -68,3 +68,11 @@ def budget(amount: int, decimals: int, places: int = 4) -> str:
     base-unit value is in --json output)."""
     step = 10 ** max(decimals - places, 0)
     return format_amount(amount - amount % step, decimals)
+
+
+def label(address: str | None, names: dict[str, str]) -> str:
+    """``alice (0x70997970…)`` for known keys, else the short address."""
+    if not address:
+        return "-"
+    name = names.get(address)
+    return f"{name} ({short(address)})" if name else short(address)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from agentwallet import request_log
+from agentwallet._text import label, short, span
 from agentwallet.errors import AgentWalletError
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.calls import describe
@@ -22,7 +23,15 @@ from agentwallet.units import format_amount
 if TYPE_CHECKING:
     from agentwallet.vault import Vault
 
-__all__ = ["agent_view", "agents", "describe_call", "request_info", "request_status", "requests"]
+__all__ = [
+    "agent_view",
+    "agents",
+    "describe_call",
+    "describe_governance",
+    "request_info",
+    "request_status",
+    "requests",
+]
 
 
 def describe_call(vault: Vault, data: bytes) -> str:
@@ -131,3 +140,33 @@ def agents(vault: Vault) -> list[AgentView]:
         if agent not in seen:
             seen.append(agent)
     return [agent_view(vault, a) for a in seen]
+
+
+def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str:
+    """``setLimits(travel, ETH, maxPerPayment 0.5, allowance 1, period 1d)``; "" if ``data``
+    is no vault call."""
+    call = vault.bindings.decode_call(data)
+    if call is None:  # not a vault call: the caller shows the raw text
+        return ""
+
+    def token_text(token: str) -> str:
+        try:
+            return vault.token(token).symbol
+        except AgentWalletError:
+            return short(token)
+
+    def amount_text(value: int, token: str) -> str:
+        try:
+            decimals = vault.token(token).decimals
+        except AgentWalletError:
+            decimals = 18
+        return format_amount(value, decimals)
+
+    return describe(
+        call,
+        address=lambda address: label(address, names),
+        token=token_text,
+        amount=amount_text,
+        duration=span,
+        words=True,
+    )

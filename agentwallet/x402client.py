@@ -48,7 +48,6 @@ if TYPE_CHECKING:
     from agentwallet.agent import AgentWallet
 
 __all__ = [
-    "INTENT_ABI",
     "Erc7710ClientScheme",
     "PaidFetch",
     "PaymentRejectedError",
@@ -59,8 +58,6 @@ __all__ = [
     "sign_intent_context",
 ]
 
-#: ``abi.encode(Intent, bytes signature)``: the vault's ERC-7710 permission context.
-INTENT_ABI = ["(address,address,uint256,bytes32,uint256,uint256,uint256)", "bytes"]
 ERC7710 = "erc7710"
 
 

@@ -4,14 +4,17 @@ mapping from errors to exit codes, confirmation, labels and common options."""
 from __future__ import annotations
 
 import functools
+import json
 import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
+from agentwallet._text import label as label
 from agentwallet.errors import AgentWalletError, PasswordRequiredError
 
 if TYPE_CHECKING:
@@ -137,8 +140,6 @@ class CliContext:
 
     def emit(self, data: Any, text: str | None = None) -> None:
         """``data`` as one JSON document under --json, else ``text`` (if any)."""
-        import json
-
         if self.json:
             click.echo(json.dumps(data, sort_keys=True, default=str))
         elif text is not None:
@@ -164,16 +165,6 @@ def names_by_address() -> dict[str, str]:
         return {k.address: k.name for k in keystore().list()}
     except AgentWalletError:
         return {}
-
-
-def label(address: str | None, names: dict[str, str]) -> str:
-    """``alice (0x70997970…)`` for known keys, else the short address."""
-    from agentwallet._text import short
-
-    if not address:
-        return "-"
-    name = names.get(address)
-    return f"{name} ({short(address)})" if name else short(address)
 
 
 def password_for(name: str, *, confirm: bool = False) -> str | None:
@@ -230,3 +221,22 @@ def yes_option(f: F) -> F:
         "--yes", "-y", is_flag=True, help="Sign without asking (the table is still shown)."
     )(f)
     return decorated
+
+
+def load_json_arg(text: str, what: str, how: str) -> str:
+    """``--sig`` value: a file's path or the JSON itself."""
+    if text.lstrip().startswith("{"):
+        raw = text
+    else:
+        path = Path(text)
+        if not path.is_file():
+            raise AgentWalletError(f"--sig {text!r}: no such file; pass the file written by {how}")
+        raw = path.read_text()
+    try:
+        json.loads(raw)
+    except ValueError:
+        raise AgentWalletError(
+            f"--sig {text!r} is neither a file nor {what} JSON: pass the file written by {how} "
+            "or its contents"
+        ) from None
+    return raw

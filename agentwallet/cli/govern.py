@@ -28,7 +28,7 @@ from agentwallet.cli._common import (
     yes_option,
 )
 from agentwallet.cli._types import AMOUNT, DURATION, KEY_OR_ADDRESS, TokenAmount
-from agentwallet.cli.payments import describe_governance, require_owner
+from agentwallet.cli.payments import require_owner
 from agentwallet.cli.typed_data import signature_options
 from agentwallet.errors import AgentWalletError
 
@@ -158,6 +158,8 @@ def batch_table(
 ) -> str:
     """Exactly what owners sign: vault, chain, each call in words and as its function, the
     nonce and the deadline."""
+    from agentwallet.views import describe_governance
+
     ends = dt.datetime.fromtimestamp(deadline, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     rows: list[tuple[str, Any]] = [("vault", vault.address), ("chain id", vault.chain.chain_id)]
     for i, data in enumerate(calls, 1):
@@ -205,10 +207,10 @@ def sign_batch(
 
 def load_governance(text: str) -> SignedGovernance:
     """A signed batch from ``--sig`` (a file or its JSON)."""
-    from agentwallet.cli.payments import _load_json_arg
+    from agentwallet.cli._common import load_json_arg
     from agentwallet.protocol.models import SignedGovernance
 
-    raw = _load_json_arg(text, "signed-governance", "`agentwallet govern sign ... --out FILE`")
+    raw = load_json_arg(text, "signed-governance", "`agentwallet govern sign ... --out FILE`")
     return SignedGovernance.from_json(raw)
 
 
@@ -296,6 +298,7 @@ def govern_show(app: CliContext, files: tuple[str, ...], vault_name: str) -> Non
     """Show, in plain words, what each signed batch in FILE... signs, who signed it and
     whether the signature is theirs."""
     from agentwallet.protocol import signatures
+    from agentwallet.views import describe_governance
 
     vault = app.vault(vault_name)
     names = names_by_address()
@@ -350,6 +353,7 @@ def govern_submit(
     """Run the owners' signed batch (executeGovernance) in one transaction. Sent by --as (any
     key with gas); the owners' signatures are what authorise it."""
     from agentwallet.cli.typed_data import collect_signatures
+    from agentwallet.views import describe_governance
 
     vault = app.vault(vault_name)
     signed = collect_signatures(vault, sigs, signers, data, load_governance, "governance")
@@ -384,6 +388,8 @@ def _propose_or_sign(
     out: Path | None,
     yes: bool,
 ) -> None:
+    from agentwallet.views import describe_governance
+
     vault = app.vault(vault_name)
     call = vault.governance_call(fn_name, *pair)
     if sign:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from agentwallet.cli._common import (
     CliContext,
     confirm_signature,
     label,
+    load_json_arg,
     names_by_address,
     pass_app,
     vault_option,
@@ -66,40 +66,9 @@ def _what(r: RequestInfo, vault: Vault | None = None, names: dict[str, str] | No
         return f"call{' spending ' + r.amount_text if r.amount else ''}"
     if vault is None or not r.data or r.data == "0x":
         return r.action
+    from agentwallet.views import describe_governance
+
     return describe_governance(vault, bytes.fromhex(r.data[2:]), names or {}) or r.action
-
-
-def describe_governance(vault: Vault, data: bytes, names: dict[str, str]) -> str:
-    """``setLimits(travel, ETH, maxPerPayment 0.5, allowance 1, period 1d)``; "" if ``data``
-    is no vault call."""
-    from agentwallet.errors import AgentWalletError
-    from agentwallet.protocol.calls import describe
-
-    call = vault.decode_call(data)
-    if call is None:  # not a vault call: the caller shows the raw text
-        return ""
-
-    def token_text(token: str) -> str:
-        try:
-            return vault.token(token).symbol
-        except AgentWalletError:
-            return short(token)
-
-    def amount_text(value: int, token: str) -> str:
-        try:
-            decimals = vault.token(token).decimals
-        except AgentWalletError:
-            decimals = 18
-        return format_amount(value, decimals)
-
-    return describe(
-        call,
-        address=lambda address: label(address, names),
-        token=token_text,
-        amount=amount_text,
-        duration=span,
-        words=True,
-    )
 
 
 @click.command("requests")
@@ -362,7 +331,7 @@ def _load_approval(text: str) -> Any:
     from agentwallet.protocol.models import SignedApproval
 
     how = "`agentwallet sign ID --out FILE`"
-    return SignedApproval.from_json(_load_json_arg(text, "signed-approval", how))
+    return SignedApproval.from_json(load_json_arg(text, "signed-approval", how))
 
 
 @click.command("execute")
@@ -457,27 +426,6 @@ def sign_payment(
     _write_signed(app, signed.to_json(), out, fields, "the payment")
 
 
-def _load_json_arg(text: str, what: str, how: str) -> str:
-    """``--sig`` value: a file's path or the JSON itself."""
-    from agentwallet.errors import AgentWalletError
-
-    if text.lstrip().startswith("{"):
-        raw = text
-    else:
-        path = Path(text)
-        if not path.is_file():
-            raise AgentWalletError(f"--sig {text!r}: no such file; pass the file written by {how}")
-        raw = path.read_text()
-    try:
-        json.loads(raw)
-    except ValueError:
-        raise AgentWalletError(
-            f"--sig {text!r} is neither a file nor {what} JSON: pass the file written by {how} "
-            "or its contents"
-        ) from None
-    return raw
-
-
 @click.command("pay-signed")
 @signature_options(
     "agentwallet sign-payment", "typed-data payment", data="agentwallet typed-data payment ..."
@@ -499,7 +447,7 @@ def pay_signed(
     how = "`agentwallet sign-payment TO AMOUNT --out FILE`"
 
     def load(text: str) -> SignedPayment:
-        return SignedPayment.from_json(_load_json_arg(text, "signed-payment", how))
+        return SignedPayment.from_json(load_json_arg(text, "signed-payment", how))
 
     vault = app.vault(vault_name)
     signed = collect_signatures(vault, sigs, signers, data, load, "payment")

@@ -7,7 +7,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from agentwallet._text import short, span
+from agentwallet._text import label, short, span
 from agentwallet.errors import AgentWalletError
 from agentwallet.protocol.constants import ZERO_ADDRESS
 from agentwallet.protocol.models import AgentView, RequestInfo
@@ -32,14 +32,11 @@ class Labels:
 
     def label(self, address: str | None) -> str:
         """``alice (0x7099…79C8)`` for a known address, else the short address."""
-        if not address:
-            return "-"
-        name = self.names.get(address)
-        return f"{name} ({short(address)})" if name else short(address)
+        return label(address, self.names)
 
     def describe(self, vault: Vault, r: RequestInfo) -> str:
         """A governance request's call in plain words (names, token units), as the CLI says it."""
-        from agentwallet.cli.payments import describe_governance
+        from agentwallet.views import describe_governance
 
         if not r.data or r.data == "0x":
             return r.action
