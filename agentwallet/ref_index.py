@@ -1,0 +1,246 @@
+"""Which refs an agent's payments used on-chain, without re-reading its whole history.
+
+``pay`` with a caller's ref must know whether that ref already paid (from another process or
+machine, or before the journal was pruned). Reading every ``PaymentExecuted`` and
+``PaymentRequested`` of the agent since the vault was created grows with the agent's history
+(seconds at a thousand payments). :class:`RefIndex` keeps what it has read in a small SQLite file
+under ``$AGENTWALLET_HOME`` and reads only the blocks since its last look, per (chain, vault,
+agent):
+
+- each lookup asks the head and reads the agent's two events from ``min(cursor + 1,
+  head - reorg_depth)`` to the head (two filtered ``eth_getLogs`` of a few blocks);
+- the last ``reorg_depth`` blocks (default 64) are read again every time, and rows in them are
+  replaced, so a payment moved or dropped by a reorg of that depth is seen where it is now;
+- a hit is a *candidate*: the caller checks its transaction's receipt before trusting it (the
+  agent does), so a row left by a deeper reorg answers nothing.
+
+The file is a cache: delete it and the next lookup rebuilds it from the chain. Several processes
+may share it (SQLite locking; rows are keyed by transaction and log index)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hexbytes import HexBytes
+
+from agentwallet.bindings.artifacts import abi_of
+from agentwallet.bindings.vault import ARTIFACT, event_topic
+from agentwallet.chain.logs import get_logs
+from agentwallet.errors import AgentWalletError
+from agentwallet.protocol.addresses import checksum
+
+if TYPE_CHECKING:
+    from agentwallet.chain.connection import Chain
+
+__all__ = ["REORG_DEPTH", "RefHit", "RefIndex", "RefIndexError"]
+
+#: Blocks read again on every lookup (a reorg at most this deep is followed exactly).
+REORG_DEPTH = 64
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursor (
+    chain_id INTEGER NOT NULL, vault TEXT NOT NULL, agent TEXT NOT NULL, block INTEGER NOT NULL,
+    PRIMARY KEY (chain_id, vault, agent)
+);
+CREATE TABLE IF NOT EXISTS refs (
+    chain_id INTEGER NOT NULL, vault TEXT NOT NULL, agent TEXT NOT NULL, ref BLOB NOT NULL,
+    event TEXT NOT NULL, block INTEGER NOT NULL, tx BLOB NOT NULL, log_index INTEGER NOT NULL,
+    token TEXT NOT NULL, recipient TEXT NOT NULL, amount TEXT NOT NULL,
+    PRIMARY KEY (chain_id, vault, tx, log_index)
+);
+CREATE INDEX IF NOT EXISTS refs_by_ref ON refs (chain_id, vault, agent, ref);
+CREATE INDEX IF NOT EXISTS refs_by_block ON refs (chain_id, vault, agent, block);
+"""
+
+
+class RefIndexError(AgentWalletError):
+    """The ref index file cannot be read or written (the message names it and what to do)."""
+
+
+@dataclass(frozen=True)
+class RefHit:
+    """One of the agent's logs that carries the ref: ``event`` is ``PaymentExecuted`` or
+    ``PaymentRequested``; check ``tx_hash``'s receipt before trusting it."""
+
+    event: str
+    block_number: int
+    tx_hash: bytes
+    log_index: int
+    token: str
+    to: str
+    amount: int
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where an event's fields sit: topic index for indexed ones, 32-byte word of the data
+    for the others (all the fields read here are static)."""
+
+    agent_topic: int
+    token_topic: int
+    to: tuple[str, int]
+    amount: int
+    ref: int
+
+
+@cache
+def _layout(event: str) -> _Layout:
+    entry = next(e for e in abi_of(ARTIFACT) if e.get("type") == "event" and e["name"] == event)
+    topic, word, where = 1, 0, {}
+    for field in entry["inputs"]:
+        if field["indexed"]:
+            where[field["name"]] = ("topic", topic)
+            topic += 1
+        else:
+            if field["type"] in ("bytes", "string") or field["type"].endswith("]"):
+                raise AssertionError(f"{event}.{field['name']} is not a static field")
+            where[field["name"]] = ("data", word)
+            word += 1
+
+    def position(name: str, kind: str) -> int:
+        found_kind, index = where[name]
+        if found_kind != kind:
+            raise AssertionError(f"{event}.{name} is not in the {kind}")
+        return index
+
+    return _Layout(
+        agent_topic=position("agent", "topic"),
+        token_topic=position("token", "topic"),
+        to=where["to"],
+        amount=position("amount", "data"),
+        ref=position("ref", "data"),
+    )
+
+
+def _word(data: bytes, index: int) -> bytes:
+    return data[32 * index : 32 * index + 32]
+
+
+def _address(word: bytes) -> str:
+    return checksum("0x" + word[12:].hex())
+
+
+_EVENTS = ("PaymentExecuted", "PaymentRequested")
+
+
+class RefIndex:
+    """The refs of agents' payments and escalations, by (chain, vault, agent), read from the
+    vault's logs incrementally (see the module text)."""
+
+    def __init__(self, path: Path, *, reorg_depth: int = REORG_DEPTH) -> None:
+        self.path = path
+        self.reorg_depth = reorg_depth
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            try:
+                if self._db is None:
+                    self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+                    db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+                    db.executescript(_SCHEMA)
+                    self._db = db
+                yield self._db
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                raise RefIndexError(
+                    f"the ref index {self.path} cannot be used ({exc}): it is a cache, delete it "
+                    "and retry (it is rebuilt from the chain)"
+                ) from None
+
+    def close(self) -> None:
+        """Close the file (it reopens on the next lookup)."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def find(self, chain: Chain, vault: str, agent: str, ref: bytes, start: int) -> list[RefHit]:
+        """The agent's logs with ``ref`` (oldest first), after bringing the index up to the
+        head; ``start`` is the vault's deployment block (where a first look begins)."""
+        vault, agent = checksum(vault), checksum(agent)
+        self.sync(chain, vault, agent, start)
+        with self._connection() as db:
+            rows = db.execute(
+                "SELECT event, block, tx, log_index, token, recipient, amount FROM refs "
+                "WHERE chain_id = ? AND vault = ? AND agent = ? AND ref = ? "
+                "ORDER BY block, log_index",
+                (chain.chain_id, vault, agent, ref),
+            ).fetchall()
+        return [RefHit(e, b, bytes(t), i, tok, to, int(a)) for e, b, t, i, tok, to, a in rows]
+
+    def sync(self, chain: Chain, vault: str, agent: str, start: int) -> int:
+        """Read the agent's payment logs the index has not seen (plus the last ``reorg_depth``
+        blocks again); the head block read to."""
+        key = (chain.chain_id, vault, agent)
+        with self._connection() as db:
+            row = db.execute(
+                "SELECT block FROM cursor WHERE chain_id = ? AND vault = ? AND agent = ?", key
+            ).fetchone()
+        head = chain.block_number()
+        begin = start if row is None else max(start, min(row[0] + 1, head - self.reorg_depth))
+        if row is not None and row[0] > head:  # the chain is shorter than what was read
+            begin = max(start, head - self.reorg_depth)
+        hits = self._read(chain, vault, agent, begin, head) if begin <= head else []
+        with self._connection() as db, db:
+            db.execute(
+                "DELETE FROM refs WHERE chain_id = ? AND vault = ? AND agent = ? AND block >= ?",
+                (*key, begin),
+            )
+            db.executemany(
+                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        *key,
+                        ref,
+                        h.event,
+                        h.block_number,
+                        h.tx_hash,
+                        h.log_index,
+                        h.token,
+                        h.to,
+                        str(h.amount),
+                    )  # fmt: skip
+                    for ref, h in hits
+                ],
+            )
+            db.execute("INSERT OR REPLACE INTO cursor VALUES (?, ?, ?, ?)", (*key, head))
+        return head
+
+    def _read(
+        self, chain: Chain, vault: str, agent: str, begin: int, end: int
+    ) -> list[tuple[bytes, RefHit]]:
+        agent_topic = bytes(12) + bytes.fromhex(agent[2:])
+        out: list[tuple[bytes, RefHit]] = []
+        for event in _EVENTS:
+            layout = _layout(event)
+            topics: list[Any] = [event_topic(event)] + [None] * (layout.agent_topic - 1)
+            topics.append(agent_topic)
+            for log in get_logs(chain, vault, topics, begin, end):
+                out.append(_hit(event, layout, log))
+        out.sort(key=lambda item: (item[1].block_number, item[1].log_index))
+        return out
+
+
+def _hit(event: str, layout: _Layout, log: Mapping[str, Any]) -> tuple[bytes, RefHit]:
+    topics = [bytes(HexBytes(t)) for t in log["topics"]]
+    data = bytes(HexBytes(log["data"]))
+    kind, index = layout.to
+    to = _address(topics[index] if kind == "topic" else _word(data, index))
+    return _word(data, layout.ref), RefHit(
+        event=event,
+        block_number=int(log["blockNumber"]),
+        tx_hash=bytes(HexBytes(log["transactionHash"])),
+        log_index=int(log["logIndex"]),
+        token=_address(topics[layout.token_topic]),
+        to=to,
+        amount=int.from_bytes(_word(data, layout.amount), "big"),
+    )
