@@ -22,9 +22,7 @@ from web3.exceptions import TimeExhausted
 from web3.types import TxReceipt
 
 from agentwallet import intents, request_log
-from agentwallet.bindings.vault import event_topic
 from agentwallet.chain import Chain
-from agentwallet.chain.logs import get_logs
 from agentwallet.chain.tx import broadcast_fault
 from agentwallet.errors import (
     AgentWalletError,
@@ -55,6 +53,7 @@ from agentwallet.protocol.models import (
 )
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
+from agentwallet.ref_index import RefIndex, RefIndexError
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
 
@@ -72,6 +71,8 @@ class AgentWallet:
         self.signer = signer
         self.address = checksum(str(signer.address))
         self.journal = Journal(journal_dir or home_dir() / "journal")
+        #: which refs this agent's payments used on-chain (a cache next to the journal)
+        self.refs = RefIndex(self.journal.directory / "refs.sqlite")
 
     def __repr__(self) -> str:
         return f"AgentWallet(agent={self.address}, vault={self.vault.address})"
@@ -370,33 +371,33 @@ class AgentWallet:
         return self._finish(tx_hash, info, to, amount, ref)
 
     def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
-        """An earlier payment or request of this agent with ``ref``, from the vault's logs. A
-        ``PaymentExecuted`` followed by ``RequestExecuted`` in its transaction is the owners'
-        execution of an escalated request, not this agent's payment: skipped (its request's
-        ``PaymentRequested`` answers the ref)."""
-        from_block = request_log.deployment_block(self.vault)
+        """An earlier payment or request of this agent with ``ref``, from the vault's logs
+        through the ref index (:mod:`agentwallet.ref_index`: only the blocks since its last look
+        are read). A ``PaymentExecuted`` followed by ``RequestExecuted`` in its transaction is
+        the owners' execution of an escalated request, not this agent's payment: skipped (its
+        request's ``PaymentRequested`` answers the ref). A hit whose transaction is no longer
+        mined (a reorg deeper than the index re-reads) answers nothing."""
         bindings = self.vault.bindings
-        agent_topic = bytes(12) + bytes.fromhex(self.address[2:])
-        for event, topics in (
-            ("PaymentExecuted", [event_topic("PaymentExecuted"), agent_topic]),
-            ("PaymentRequested", [event_topic("PaymentRequested"), None, agent_topic]),
-        ):
-            try:
-                logs = get_logs(self.chain, self.vault.address, topics, from_block)
-            except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
-                return None
-            for log in logs:
-                decoded = bindings.decode_log(log)
-                if decoded is None or bytes(decoded[1]["ref"]) != ref:
-                    continue
-                a = decoded[1]
-                receipt = self.chain.transactor.receipt(bytes(log["transactionHash"]))
-                if receipt is None:  # pragma: no cover - a log's transaction is mined
-                    continue
-                if event == "PaymentExecuted" and bindings.executed_request_ids(receipt):
-                    continue
-                info = self.vault.token(str(a["token"]))
-                return self._result(receipt, info, checksum(str(a["to"])), int(a["amount"]), ref)
+        try:
+            hits = self.refs.find(
+                self.chain,
+                self.vault.address,
+                self.address,
+                ref,
+                request_log.deployment_block(self.vault),
+            )
+        except RefIndexError:
+            raise
+        except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
+            return None
+        for hit in hits:
+            receipt = self.chain.transactor.receipt(hit.tx_hash)
+            if receipt is None or receipt["status"] != 1:
+                continue
+            if hit.event == "PaymentExecuted" and bindings.executed_request_ids(receipt):
+                continue
+            info = self.vault.token(hit.token)
+            return self._result(receipt, info, hit.to, hit.amount, ref)
         return None
 
     # ------------------------------------------------------------------ intents

@@ -14,25 +14,27 @@ agent):
 - a hit is a *candidate*: the caller checks its transaction's receipt before trusting it (the
   agent does), so a row left by a deeper reorg answers nothing.
 
-The file is a cache: delete it and the next lookup rebuilds it from the chain. Several processes
+The file is a cache: a damaged one is moved aside (``refs.sqlite.damaged-<time>``) and rebuilt
+from the chain. Several processes
 may share it (SQLite locking; rows are keyed by transaction and log index)."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hexbytes import HexBytes
-
+from agentwallet.audit.logs import LogReader, RawLog, log_source
 from agentwallet.bindings.artifacts import abi_of
 from agentwallet.bindings.vault import ARTIFACT, event_topic
-from agentwallet.chain.logs import get_logs
 from agentwallet.errors import AgentWalletError
 from agentwallet.protocol.addresses import checksum
 
@@ -40,6 +42,8 @@ if TYPE_CHECKING:
     from agentwallet.chain.connection import Chain
 
 __all__ = ["REORG_DEPTH", "RefHit", "RefIndex", "RefIndexError"]
+
+logger = logging.getLogger(__name__)
 
 #: Blocks read again on every lookup (a reorg at most this deep is followed exactly).
 REORG_DEPTH = 64
@@ -124,7 +128,8 @@ def _word(data: bytes, index: int) -> bytes:
 
 
 def _address(word: bytes) -> str:
-    return checksum("0x" + word[12:].hex())
+    """Lowercase: checksummed only for the hits a lookup returns (checksums cost CPU)."""
+    return "0x" + word[12:].hex()
 
 
 _EVENTS = ("PaymentExecuted", "PaymentRequested")
@@ -140,22 +145,52 @@ class RefIndex:
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
 
+    def _open(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
+        try:
+            # a cache rebuilt from the chain: no fsync per lookup, readers never block
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def _open_or_replace(self) -> sqlite3.Connection:
+        try:
+            return self._open()
+        except sqlite3.DatabaseError as exc:
+            if not self.path.is_file():
+                raise self._error(exc) from None
+            # a damaged cache: keep it aside for a look, start a new one from the chain
+            aside = self.path.with_name(f"{self.path.name}.damaged-{int(time.time())}")
+            logger.warning("ref index %s unreadable (%s): moved to %s", self.path, exc, aside)
+            try:
+                os.replace(self.path, aside)
+                return self._open()
+            except (OSError, sqlite3.DatabaseError) as again:
+                raise self._error(again) from None
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def _error(self, exc: BaseException) -> RefIndexError:
+        return RefIndexError(
+            f"the ref index {self.path} cannot be used ({exc}): it is a cache, delete it (or "
+            "make its folder writable) and retry; it is rebuilt from the chain"
+        )
+
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            if self._db is None:
+                self._db = self._open_or_replace()
             try:
-                if self._db is None:
-                    self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-                    db = sqlite3.connect(self.path, timeout=30, check_same_thread=False)
-                    db.executescript(_SCHEMA)
-                    self._db = db
                 yield self._db
             except sqlite3.DatabaseError as exc:
                 self.close()
-                raise RefIndexError(
-                    f"the ref index {self.path} cannot be used ({exc}): it is a cache, delete it "
-                    "and retry (it is rebuilt from the chain)"
-                ) from None
+                raise self._error(exc) from None
 
     def close(self) -> None:
         """Close the file (it reopens on the next lookup)."""
@@ -175,7 +210,10 @@ class RefIndex:
                 "ORDER BY block, log_index",
                 (chain.chain_id, vault, agent, ref),
             ).fetchall()
-        return [RefHit(e, b, bytes(t), i, tok, to, int(a)) for e, b, t, i, tok, to, a in rows]
+        return [
+            RefHit(e, b, bytes(t), i, checksum(tok), checksum(to), int(a))
+            for e, b, t, i, tok, to, a in rows
+        ]
 
     def sync(self, chain: Chain, vault: str, agent: str, start: int) -> int:
         """Read the agent's payment logs the index has not seen (plus the last ``reorg_depth``
@@ -185,7 +223,7 @@ class RefIndex:
             row = db.execute(
                 "SELECT block FROM cursor WHERE chain_id = ? AND vault = ? AND agent = ?", key
             ).fetchone()
-        head = chain.block_number()
+        head = log_source(chain).head()
         begin = start if row is None else max(start, min(row[0] + 1, head - self.reorg_depth))
         if row is not None and row[0] > head:  # the chain is shorter than what was read
             begin = max(start, head - self.reorg_depth)
@@ -219,27 +257,27 @@ class RefIndex:
         self, chain: Chain, vault: str, agent: str, begin: int, end: int
     ) -> list[tuple[bytes, RefHit]]:
         agent_topic = bytes(12) + bytes.fromhex(agent[2:])
+        reader = LogReader(log_source(chain))  # raw logs: no web3 formatting per log
         out: list[tuple[bytes, RefHit]] = []
         for event in _EVENTS:
             layout = _layout(event)
             topics: list[Any] = [event_topic(event)] + [None] * (layout.agent_topic - 1)
             topics.append(agent_topic)
-            for log in get_logs(chain, vault, topics, begin, end):
-                out.append(_hit(event, layout, log))
+            for _, _, logs in reader.chunks(begin, end, [vault], topics):
+                out += [_hit(event, layout, log) for log in logs]
         out.sort(key=lambda item: (item[1].block_number, item[1].log_index))
         return out
 
 
-def _hit(event: str, layout: _Layout, log: Mapping[str, Any]) -> tuple[bytes, RefHit]:
-    topics = [bytes(HexBytes(t)) for t in log["topics"]]
-    data = bytes(HexBytes(log["data"]))
+def _hit(event: str, layout: _Layout, log: RawLog) -> tuple[bytes, RefHit]:
+    topics, data = log.topics, log.data
     kind, index = layout.to
     to = _address(topics[index] if kind == "topic" else _word(data, index))
     return _word(data, layout.ref), RefHit(
         event=event,
-        block_number=int(log["blockNumber"]),
-        tx_hash=bytes(HexBytes(log["transactionHash"])),
-        log_index=int(log["logIndex"]),
+        block_number=log.block_number,
+        tx_hash=bytes.fromhex(log.tx_hash[2:]),
+        log_index=log.log_index,
         token=_address(topics[layout.token_topic]),
         to=to,
         amount=int.from_bytes(_word(data, layout.amount), "big"),

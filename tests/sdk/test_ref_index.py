@@ -22,14 +22,13 @@ from .conftest import USDC, World
 def reads(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
     """The block ranges the index asks the node for."""
     seen: list[tuple[int, int]] = []
-    real = ref_index.get_logs
+    real = ref_index.LogReader.chunks
 
-    def spy(chain: Any, address: str, topics: Any, start: int, end: int | None = None) -> Any:
-        assert end is not None
+    def spy(self: Any, start: int, end: int, *args: Any) -> Any:
         seen.append((start, end))
-        return real(chain, address, topics, start, end)
+        return real(self, start, end, *args)
 
-    monkeypatch.setattr(ref_index, "get_logs", spy)
+    monkeypatch.setattr(ref_index.LogReader, "chunks", spy)
     return seen
 
 
@@ -73,8 +72,8 @@ def test_a_second_lookup_reads_only_the_recent_blocks(
     args = (world.chain, world.vault.address, world.agent.address)
     assert index.find(*args, to_ref("later"), start) == []
     assert reads and all(begin == start for begin, _ in reads)  # the first look: from creation
+    agent.pay(world.payee, 3 * USDC, "tUSDC", ref="later")  # (pay reads through its own index)
     reads.clear()
-    agent.pay(world.payee, 3 * USDC, "tUSDC", ref="later")
     head = world.chain.block_number()
     [hit] = index.find(*args, to_ref("later"), start)
     assert hit.amount == 3 * USDC
@@ -103,13 +102,20 @@ def test_a_payment_undone_by_a_reorg_is_forgotten(world: World, tmp_path: Path) 
     assert index.find(*args, to_ref("undone"), start) == []  # longer again, other blocks
 
 
-def test_a_damaged_index_says_to_delete_it_and_is_rebuilt(world: World, tmp_path: Path) -> None:
+def test_a_damaged_index_is_moved_aside_and_rebuilt(world: World, tmp_path: Path) -> None:
     path = tmp_path / "refs.sqlite"
     path.write_bytes(b"this is not a database" * 100)
     index = RefIndex(path)
     start = deployment_block(world.vault)
     args = (world.chain, world.vault.address, world.agent.address)
-    with pytest.raises(RefIndexError, match="delete it"):
-        index.find(*args, to_ref("x"), start)
-    path.unlink()
     assert index.find(*args, to_ref("x"), start) == []
+    [aside] = tmp_path.glob("refs.sqlite.damaged-*")
+    assert aside.read_bytes().startswith(b"this is not a database")  # kept for a look
+
+
+def test_an_index_that_cannot_be_opened_says_what_to_do(world: World, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("a file where the index's folder should be")
+    index = RefIndex(tmp_path / "file" / "refs.sqlite")
+    start = deployment_block(world.vault)
+    with pytest.raises(RefIndexError, match="delete it"):
+        index.find(world.chain, world.vault.address, world.agent.address, to_ref("x"), start)
