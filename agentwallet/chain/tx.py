@@ -32,6 +32,7 @@ from agentwallet.chain.nonces import NONCES, NonceManager
 from agentwallet.errors import (
     ContractRevertError,
     InsufficientGasError,
+    NonceConflictError,
     TransactionFailedError,
 )
 from agentwallet.protocol.addresses import as_checksum
@@ -112,7 +113,12 @@ def broadcast_fault(exc: BaseException) -> str | None:
     text = str(exc).lower()
     if "already known" in text or "known transaction" in text or "already imported" in text:
         return "known"
-    if "nonce too low" in text or "nonce is too low" in text or "invalid nonce" in text:
+    if (
+        "nonce too low" in text
+        or "nonce is too low" in text
+        or "invalid nonce" in text
+        or "invalid transaction nonce" in text  # py-evm
+    ):
         return "nonce"
     if "underpriced" in text:
         return "underpriced"
@@ -257,10 +263,26 @@ class Transactor:
             with self.nonces.lock(self.chain, address):
                 signed = account.sign_transaction(cast(Any, {**tx, "nonce": nonce}))
                 return self.broadcast(bytes(signed.raw_transaction))
-        with self.nonces.reserve(self.chain, address) as slot:
-            signed = account.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
-            slot.tx_hash = self.broadcast(bytes(signed.raw_transaction))
-        return slot.tx_hash
+        for attempt in (1, 2):
+            try:
+                with self.nonces.reserve(self.chain, address) as slot:
+                    signed = account.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
+                    try:
+                        slot.tx_hash = self.broadcast(bytes(signed.raw_transaction))
+                    except Exception:
+                        self.nonces.resync(self.chain, address)  # ask the node next time
+                        raise
+                return slot.tx_hash
+            except Exception as exc:
+                if broadcast_fault(exc) != "nonce":
+                    raise
+                if attempt == 2:  # the node's own count was stale too: someone else is sending
+                    raise NonceConflictError(
+                        f"nonce {slot.nonce} of {address} was taken by another transaction "
+                        "twice in a row (another process signing with this key?); this "
+                        "transaction was not sent: retry it"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def wait(
         self, tx_hash: bytes, *, timeout: float = RECEIPT_TIMEOUT, check: bool = True
