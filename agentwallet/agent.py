@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from agentwallet.errors import (
 from agentwallet.hotpath import DEFAULT_MAX_AGE, PolicyCache
 from agentwallet.journal import Journal
 from agentwallet.keys import home_dir
-from agentwallet.paysend import send_journaled
+from agentwallet.paysend import send_journaled, unknown_error, wait_paid
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import AgentStatus
 from agentwallet.protocol.models import (
@@ -238,7 +239,7 @@ class AgentWallet:
                 return earlier
         tx, reserved = self._payment_tx(to, amount, info, ref_bytes)
         try:
-            tx_hash = send_journaled(self, tx, key, info, to, amount)
+            tx_hash, signed = send_journaled(self, tx, key, info, to, amount)
         except PaymentOutcomeUnknownError:
             self.policy_cache.clear()  # it may have been sent: read the vault again
             raise
@@ -249,7 +250,7 @@ class AgentWallet:
         if reserved:
             self.policy_cache.sent(tx_hash, info, amount)
         try:
-            outcome = self._finish(tx_hash, info, to, amount, ref_bytes)
+            outcome = self._finish(tx_hash, info, to, amount, ref_bytes, signed)
         except TransactionFailedError:
             if reserved:
                 self.policy_cache.settled(info, amount, paid=False)
@@ -315,11 +316,19 @@ class AgentWallet:
         ref = bytes.fromhex(entry["ref"][2:])
         return self._result(receipt, info, entry["to"], int(entry["amount"]), ref)
 
-    def _finish(
-        self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
+    def _finish(  # noqa: PLR0913
+        self,
+        tx_hash: bytes,
+        info: TokenInfo,
+        to: str,
+        amount: int,
+        ref: bytes,
+        tx: dict[str, Any] | None = None,
+        replaced: Sequence[bytes] = (),
     ) -> PaymentOutcome:
-        try:
-            receipt = self.chain.transactor.wait(tx_hash, check=False)
+        key = (self.chain.chain_id, self.vault.address, self.address, ref)
+        try:  # sent again, then replaced (with ``tx``) while pending: paysend.wait_paid
+            receipt = wait_paid(self, [tx_hash, *replaced], key, tx)
         except TimeExhausted:
             raise self._unknown(ref, tx_hash, "it is not mined yet") from None
         except OSError as exc:  # requests' ConnectionError/Timeout: the node went away
@@ -327,16 +336,7 @@ class AgentWallet:
             raise self._unknown(ref, tx_hash, what) from None
         return self._result(receipt, info, to, amount, ref)
 
-    @staticmethod
-    def _unknown(ref: bytes, tx_hash: bytes, what: str) -> PaymentOutcomeUnknownError:
-        text, hex_hash = ref_text(ref), "0x" + tx_hash.hex()
-        return PaymentOutcomeUnknownError(
-            f"payment {hex_hash} (ref {text!r}) was broadcast but {what}; it MAY have been "
-            f"sent: retry pay with the same ref (never a new one) or check "
-            f"AgentWallet.payment_state({text!r})",
-            ref=text,
-            tx_hash=hex_hash,
-        )
+    _unknown = staticmethod(unknown_error)
 
     def _result(
         self, receipt: TxReceipt, info: TokenInfo, to: str, amount: int, ref: bytes
@@ -353,16 +353,15 @@ class AgentWallet:
         """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
         None if that transaction can never be mined (its nonce went to another one)."""
         tx_hash = bytes.fromhex(entry["tx_hash"][2:])
+        replaced = [bytes.fromhex(h[2:]) for h in entry.get("replaced", [])]  # one may be mined
         info = self.vault.token(entry["token"])
         to, amount = entry["to"], int(entry["amount"])
         transactor = self.chain.transactor
-        receipt = transactor.receipt(tx_hash)
-        if receipt is not None:
+        for receipt in transactor.receipts.fetch([tx_hash, *replaced]).values():
             return self._result(receipt, info, to, amount, ref)
         with transactor.nonces.lock(self.chain, self.address):
             if self.chain.nonce(self.address) > int(entry["nonce"]):
-                receipt = transactor.receipt(tx_hash)
-                if receipt is not None:
+                for receipt in transactor.receipts.fetch([tx_hash, *replaced]).values():
                     return self._result(receipt, info, to, amount, ref)
                 # the nonce was used by another transaction: this one is dead
                 self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
@@ -377,7 +376,7 @@ class AgentWallet:
                 if fault is None:
                     what = f"sending it again failed ({type(exc).__name__})"
                     raise self._unknown(ref, tx_hash, what) from None
-        return self._finish(tx_hash, info, to, amount, ref)
+        return self._finish(tx_hash, info, to, amount, ref, replaced=replaced)
 
     def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
         """An earlier payment or request of this agent with ``ref``, from the vault's logs. A

@@ -224,6 +224,11 @@ class PolicyCache:
             self._ours.add(tx_hash)
             self._unsettled[info.address] = self._unsettled.get(info.address, 0) + amount
 
+    def own(self, tx_hash: bytes) -> None:
+        """A replacement of one of this cache's payments: its event is already counted."""
+        with self._lock:
+            self._ours.add(tx_hash)
+
     def settled(self, info: TokenInfo, amount: int, paid: bool) -> None:
         """A sent payment's receipt came: anything but a direct payment (an escalation, a
         revert) means the cache was wrong about the vault: read it again."""

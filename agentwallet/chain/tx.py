@@ -17,18 +17,19 @@ journal) composes the same stages; :meth:`Transactor.send` runs them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from agentwallet.bindings.reverts import decode_revert
 from agentwallet.chain.nonces import NONCES, NonceManager
+from agentwallet.chain.receipts import ReceiptWaiter, StuckPolicy
 from agentwallet.errors import (
     ContractRevertError,
     InsufficientGasError,
@@ -148,6 +149,10 @@ class Transactor:
         self.chain = chain
         self.broadcaster: Broadcaster = broadcaster or NodeBroadcaster(chain.w3)
         self.nonces = nonces or NONCES
+        #: Receipt polling shared by the threads sending on this chain (batched).
+        self.receipts = ReceiptWaiter(chain)
+        #: When an agent's pending payment is sent again or replaced.
+        self.stuck = StuckPolicy()
 
     def __repr__(self) -> str:
         return f"Transactor({self.chain!r}, {self.broadcaster!r})"
@@ -285,13 +290,23 @@ class Transactor:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def wait(
-        self, tx_hash: bytes, *, timeout: float = RECEIPT_TIMEOUT, check: bool = True
+        self,
+        tx_hash: bytes,
+        *,
+        timeout: float = RECEIPT_TIMEOUT,
+        check: bool = True,
+        also: Sequence[bytes] = (),
     ) -> TxReceipt:
-        """The receipt of ``tx_hash`` once mined; with ``check``, status 0 raises
-        :class:`TransactionFailedError`."""
-        receipt = self.chain.w3.eth.wait_for_transaction_receipt(
-            HexBytes(tx_hash), timeout=timeout, poll_latency=0.05
-        )
+        """The receipt of ``tx_hash`` (or of the first mined of ``also``: transactions it
+        replaced) once mined, polled with the other waiting threads' in one batch
+        (:class:`~agentwallet.chain.receipts.ReceiptWaiter`); ``TimeExhausted`` after
+        ``timeout`` seconds. With ``check``, status 0 raises :class:`TransactionFailedError`."""
+        receipt = self.receipts.wait_any([bytes(tx_hash), *also], timeout)
+        if receipt is None:
+            raise TimeExhausted(
+                f"transaction {HexBytes(tx_hash).to_0x_hex()} is not in the chain after "
+                f"{timeout} seconds"
+            )
         if check and receipt["status"] != 1:
             raise TransactionFailedError(
                 f"transaction {HexBytes(tx_hash).to_0x_hex()} was mined but reverted (status "

@@ -6,6 +6,7 @@ from elsewhere, a nonce taken behind its back)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,13 +14,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eth_account.typed_transactions import TypedTransaction
+from hexbytes import HexBytes
+from web3.exceptions import TransactionNotFound
 from web3.middleware import Web3Middleware
 
 from agentwallet.agent import AgentWallet
 from agentwallet.bindings.erc20 import Erc20Binding
 from agentwallet.chain import Chain
+from agentwallet.chain.receipts import StuckPolicy
 from agentwallet.errors import ContractRevertError
 from agentwallet.protocol.models import Escalated, Paid
+from agentwallet.protocol.refs import to_ref
 
 from .conftest import ETHER, USDC, World
 
@@ -183,3 +189,130 @@ def test_a_nonce_taken_behind_the_clients_back_is_resynced_and_the_payment_sent_
     assert world.chain.w3.eth.get_transaction(result.tx_hash)["nonce"] == nonce + 1
     assert world.vault.balance("tUSDC") == before - 3 * USDC
     assert wallet.payment_state("after-foreign-nonce").state == "paid"
+
+
+def test_a_plain_send_after_a_foreign_nonce_resyncs_and_retries_once(world: World) -> None:
+    """``Chain.send_transaction`` (the same pipeline without the journal) recovers too."""
+    chain, sender = world.chain, world.outsider
+    chain.send_transaction(sender, {"to": world.payee, "value": 1})  # the counter is warm now
+    foreign = sender.sign_transaction(
+        {
+            "chainId": chain.chain_id,
+            "nonce": chain.nonce(sender.address, "pending"),
+            "to": world.payee,
+            "value": 2,
+            "gas": 21_000,
+            **chain.fee_params(),
+        }
+    ).raw_transaction
+    chain.transactor.wait(bytes(chain.w3.eth.send_raw_transaction(foreign)))
+    nonce = chain.nonce(sender.address)
+    receipt = chain.send_transaction(sender, {"to": world.payee, "value": 3})
+    assert receipt["status"] == 1
+    assert chain.w3.eth.get_transaction(receipt["transactionHash"])["nonce"] == nonce
+
+
+# ------------------------------------------------------------------ stuck payments (anvil)
+
+
+def _rpc(chain: Chain, method: str, *params: Any) -> Any:
+    response = chain.raw_request(method, list(params))
+    assert "error" not in response, response
+    return response.get("result")
+
+
+def _pay_in_thread(wallet: AgentWallet, payee: str, ref: str) -> tuple[threading.Thread, dict]:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = wallet.pay(payee, 4 * USDC, "tUSDC", ref=ref)
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, box
+
+
+def _journal_entry(wallet: AgentWallet, ref: str, until: Any, timeout: float = 20) -> Any:
+    key = (wallet.chain.chain_id, wallet.vault.address, wallet.address, to_ref(ref))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        entry = wallet.journal.get(*key)
+        if entry is not None and until(entry):
+            return entry
+        time.sleep(0.05)
+    raise AssertionError(f"the journal of {ref} never reached the expected state")
+
+
+def _stuck_wallet(aworld: World, tmp_path: Path, stuck: StuckPolicy) -> AgentWallet:
+    chain = aworld.chain.with_broadcaster(aworld.chain.transactor.broadcaster)
+    chain.transactor.stuck = stuck
+    wallet = AgentWallet(chain, aworld.vault, aworld.agent, journal_dir=tmp_path)
+    assert isinstance(wallet.pay(aworld.payee, 1 * USDC, "tUSDC"), Paid)  # warm cache
+    return wallet
+
+
+def test_a_payment_stuck_in_the_pool_is_replaced_with_a_higher_fee_and_journaled(
+    aworld: World, tmp_path: Path
+) -> None:
+    wallet = _stuck_wallet(aworld, tmp_path, StuckPolicy(rebroadcast_after=0.2, replace_after=0.6))
+    chain, before = aworld.chain, aworld.vault.balance("tUSDC")
+    _rpc(chain, "evm_setAutomine", False)
+    try:
+        thread, box = _pay_in_thread(wallet, aworld.payee, "stuck-replace")
+        first = _journal_entry(wallet, "stuck-replace", lambda e: True)
+        entry = _journal_entry(wallet, "stuck-replace", lambda e: e.get("replaced"))
+        _rpc(chain, "evm_mine")
+        thread.join(30)
+    finally:
+        _rpc(chain, "evm_setAutomine", True)
+    result = box.get("result")
+    assert isinstance(result, Paid), box
+    original, replacement = entry["replaced"][0], entry["tx_hash"]
+    assert result.tx_hash == replacement != original
+    assert first["tx_hash"] == original
+    old = TypedTransaction.from_bytes(HexBytes(first["raw_tx"])).as_dict()
+    new = chain.w3.eth.get_transaction(replacement)
+    assert (new["nonce"], bytes(new["input"])) == (old["nonce"], bytes(old["data"]))
+    assert bytes(HexBytes(new["to"])) == bytes(old["to"]) == bytes(HexBytes(aworld.vault.address))
+    assert new["maxFeePerGas"] > old["maxFeePerGas"]
+    assert new["maxPriorityFeePerGas"] > old["maxPriorityFeePerGas"]
+    with pytest.raises(TransactionNotFound):
+        chain.w3.eth.get_transaction_receipt(original)
+    assert aworld.vault.balance("tUSDC") == before - 4 * USDC  # paid once
+    state = wallet.payment_state("stuck-replace")
+    assert (state.state, state.tx_hash) == ("paid", replacement)
+    # a retry with the same ref finds the replacement, sends nothing
+    nonce = chain.nonce(aworld.agent.address)
+    assert wallet.pay(aworld.payee, 4 * USDC, "tUSDC", ref="stuck-replace") == result
+    assert chain.nonce(aworld.agent.address) == nonce
+
+
+def test_a_payment_dropped_from_the_pool_is_sent_again_with_the_same_bytes(
+    aworld: World, tmp_path: Path
+) -> None:
+    wallet = _stuck_wallet(aworld, tmp_path, StuckPolicy(rebroadcast_after=0.5, replace_after=60))
+    chain, before = aworld.chain, aworld.vault.balance("tUSDC")
+    _rpc(chain, "evm_setAutomine", False)
+    try:
+        thread, box = _pay_in_thread(wallet, aworld.payee, "stuck-drop")
+        entry = _journal_entry(wallet, "stuck-drop", lambda e: True)
+        _rpc(chain, "anvil_dropTransaction", entry["tx_hash"])
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the client sends it again
+            if chain.raw_request("eth_getTransactionByHash", [entry["tx_hash"]]).get("result"):
+                break
+            time.sleep(0.05)
+        _rpc(chain, "evm_mine")
+        thread.join(30)
+    finally:
+        _rpc(chain, "evm_setAutomine", True)
+    result = box.get("result")
+    assert isinstance(result, Paid), box
+    assert result.tx_hash == entry["tx_hash"]
+    assert "replaced" not in wallet.journal.get(
+        chain.chain_id, wallet.vault.address, wallet.address, to_ref("stuck-drop")
+    )
+    assert aworld.vault.balance("tUSDC") == before - 4 * USDC
