@@ -246,6 +246,15 @@ def _journal_entry(wallet: AgentWallet, ref: str, until: Any, timeout: float = 2
     raise AssertionError(f"the journal of {ref} never reached the expected state")
 
 
+@contextmanager
+def _mining_stopped(chain: Chain) -> Iterator[None]:
+    _rpc(chain, "evm_setAutomine", False)
+    try:
+        yield
+    finally:
+        _rpc(chain, "evm_setAutomine", True)
+
+
 def _stuck_wallet(aworld: World, tmp_path: Path, stuck: StuckPolicy) -> AgentWallet:
     chain = aworld.chain.with_broadcaster(aworld.chain.transactor.broadcaster)
     chain.transactor.stuck = stuck
@@ -259,15 +268,12 @@ def test_a_payment_stuck_in_the_pool_is_replaced_with_a_higher_fee_and_journaled
 ) -> None:
     wallet = _stuck_wallet(aworld, tmp_path, StuckPolicy(rebroadcast_after=0.2, replace_after=0.6))
     chain, before = aworld.chain, aworld.vault.balance("tUSDC")
-    _rpc(chain, "evm_setAutomine", False)
-    try:
+    with _mining_stopped(chain):
         thread, box = _pay_in_thread(wallet, aworld.payee, "stuck-replace")
         first = _journal_entry(wallet, "stuck-replace", lambda e: True)
         entry = _journal_entry(wallet, "stuck-replace", lambda e: e.get("replaced"))
         _rpc(chain, "evm_mine")
         thread.join(30)
-    finally:
-        _rpc(chain, "evm_setAutomine", True)
     result = box.get("result")
     assert isinstance(result, Paid), box
     original, replacement = entry["replaced"][0], entry["tx_hash"]
@@ -295,8 +301,7 @@ def test_a_payment_dropped_from_the_pool_is_sent_again_with_the_same_bytes(
 ) -> None:
     wallet = _stuck_wallet(aworld, tmp_path, StuckPolicy(rebroadcast_after=0.5, replace_after=60))
     chain, before = aworld.chain, aworld.vault.balance("tUSDC")
-    _rpc(chain, "evm_setAutomine", False)
-    try:
+    with _mining_stopped(chain):
         thread, box = _pay_in_thread(wallet, aworld.payee, "stuck-drop")
         entry = _journal_entry(wallet, "stuck-drop", lambda e: True)
         _rpc(chain, "anvil_dropTransaction", entry["tx_hash"])
@@ -307,8 +312,6 @@ def test_a_payment_dropped_from_the_pool_is_sent_again_with_the_same_bytes(
             time.sleep(0.05)
         _rpc(chain, "evm_mine")
         thread.join(30)
-    finally:
-        _rpc(chain, "evm_setAutomine", True)
     result = box.get("result")
     assert isinstance(result, Paid), box
     assert result.tx_hash == entry["tx_hash"]
