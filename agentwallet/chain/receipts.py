@@ -3,7 +3,8 @@
 Every thread waiting on a :class:`ReceiptWaiter` registers its hashes; whichever thread polls
 next asks the node for *all* registered receipts in one batch JSON-RPC request
 (``eth_getTransactionReceipt`` x N, one HTTP round trip) and wakes the threads whose receipts
-came. Polls are ``interval`` seconds apart per chain, however many payments are waiting. The
+came. Polls are ``interval`` seconds apart per chain, however many payments are waiting,
+backing off to :data:`MAX_POLL_INTERVAL` while no receipt comes (a block is being waited for). The
 embedded chain (no batches) is asked hash by hash.
 
 :class:`StuckPolicy` says when a transaction that sits pending is sent again (the same signed
@@ -28,10 +29,13 @@ from web3.types import TxReceipt
 if TYPE_CHECKING:
     from agentwallet.chain.connection import Chain
 
-__all__ = ["POLL_INTERVAL", "ReceiptWaiter", "StuckPolicy"]
+__all__ = ["MAX_POLL_INTERVAL", "POLL_INTERVAL", "ReceiptWaiter", "StuckPolicy"]
 
-#: Seconds between two receipt polls of one chain.
+#: Seconds between two receipt polls of one chain, while they find receipts...
 POLL_INTERVAL = 0.05
+#: ...doubling after each poll that finds none, up to this (a block time of 1 s: ~6 polls per
+#: block for all waiting threads together, each receipt seen within 0.2 s of its block).
+MAX_POLL_INTERVAL = 0.2
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class ReceiptWaiter:
         self._found: dict[bytes, TxReceipt] = {}
         self._polling = False
         self._last_poll = 0.0
+        self._misses = 0  # polls in a row that found nothing
 
     def fetch(self, hashes: Sequence[bytes]) -> dict[bytes, TxReceipt]:
         """The receipts of the mined ones among ``hashes``: one batch request (one per hash on
@@ -99,7 +104,7 @@ class ReceiptWaiter:
         with self._cv:
             for tx_hash in hashes:
                 self._waiting[tx_hash] = self._waiting.get(tx_hash, 0) + 1
-        first = True  # the first look does not wait for the poll interval (automine)
+        first = True
         try:
             while True:
                 with self._cv:
@@ -109,8 +114,11 @@ class ReceiptWaiter:
                     now = time.monotonic()
                     if now >= deadline:
                         return None
-                    due = self._last_poll + self.interval
-                    if self._polling or (now < due and not first):
+                    backoff = min(self.interval * 2**self._misses, MAX_POLL_INTERVAL)
+                    due = self._last_poll + backoff
+                    # a new hash is looked up at once while polls keep finding receipts
+                    # (automine); while they do not (a block is awaited), it joins the schedule
+                    if self._polling or (now < due and not (first and self._misses == 0)):
                         self._cv.wait(min(max(due - now, 0.005), deadline - now))
                         continue
                     self._polling, first = True, False
@@ -121,6 +129,7 @@ class ReceiptWaiter:
                 finally:
                     with self._cv:
                         self._found.update(found)
+                        self._misses = 0 if found else min(self._misses + 1, 8)
                         self._polling = False
                         self._last_poll = time.monotonic()
                         self._cv.notify_all()

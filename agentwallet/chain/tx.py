@@ -3,12 +3,14 @@
 
     simulate  -> estimate gas; a revert raises the typed ContractRevertError (nothing is sent)
     gas       -> estimate * 1.2 + 10,000, plus ``extra_gas`` for state that may change meanwhile
-    fees      -> EIP-1559: 2 * base fee + priority (Chain.fee_params)
+    fees      -> EIP-1559: 2 * base fee + priority (Chain.fee_params, one quote per 2 s)
     balance   -> the sender can pay gas_limit * max fee + value, else InsufficientGasError
-    nonce     -> reserved under a per-(chain, address) lock (NonceManager)
+    nonce     -> reserved under a per-(chain, address) lock, counted locally (NonceManager)
     sign      -> locally, by the sender's account
-    broadcast -> through the chain's Broadcaster (injectable: a relay, a test double)
-    wait      -> for the receipt; status 0 raises TransactionFailedError
+    broadcast -> through the chain's Broadcaster (injectable: a relay, a test double); a
+                 "nonce too low" resyncs the counter and sends once more
+    wait      -> for the receipt, polled in batches (ReceiptWaiter); status 0 raises
+                 TransactionFailedError
 
 Each stage is a public method (:meth:`Transactor.prepare`, :meth:`~Transactor.sign_and_broadcast`,
 :meth:`~Transactor.wait`) so a caller with its own bookkeeping between them (the agent's payment

@@ -246,6 +246,15 @@ def _journal_entry(wallet: AgentWallet, ref: str, until: Any, timeout: float = 2
     raise AssertionError(f"the journal of {ref} never reached the expected state")
 
 
+def _until_in_pool(chain: Chain, tx_hash: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if chain.raw_request("eth_getTransactionByHash", [tx_hash]).get("result"):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{tx_hash} never reached the pool")
+
+
 @contextmanager
 def _mining_stopped(chain: Chain) -> Iterator[None]:
     _rpc(chain, "evm_setAutomine", False)
@@ -272,6 +281,7 @@ def test_a_payment_stuck_in_the_pool_is_replaced_with_a_higher_fee_and_journaled
         thread, box = _pay_in_thread(wallet, aworld.payee, "stuck-replace")
         first = _journal_entry(wallet, "stuck-replace", lambda e: True)
         entry = _journal_entry(wallet, "stuck-replace", lambda e: e.get("replaced"))
+        _until_in_pool(chain, entry["tx_hash"])  # journaled first, then broadcast
         _rpc(chain, "evm_mine")
         thread.join(30)
     result = box.get("result")
@@ -305,11 +315,7 @@ def test_a_payment_dropped_from_the_pool_is_sent_again_with_the_same_bytes(
         thread, box = _pay_in_thread(wallet, aworld.payee, "stuck-drop")
         entry = _journal_entry(wallet, "stuck-drop", lambda e: True)
         _rpc(chain, "anvil_dropTransaction", entry["tx_hash"])
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # the client sends it again
-            if chain.raw_request("eth_getTransactionByHash", [entry["tx_hash"]]).get("result"):
-                break
-            time.sleep(0.05)
+        _until_in_pool(chain, entry["tx_hash"])  # the client sends it again
         _rpc(chain, "evm_mine")
         thread.join(30)
     result = box.get("result")
