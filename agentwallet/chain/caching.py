@@ -61,15 +61,15 @@ class FeeCache:
         self._quote: tuple[float, dict[str, int]] | None = None
 
     def get(self) -> dict[str, int]:
-        """A fee quote no older than ``ttl`` seconds (fetched if needed)."""
-        now = time.monotonic()
+        """A fee quote no older than ``ttl`` seconds (fetched by one thread if needed; the
+        others wait for it instead of asking too)."""
         with self._lock:
+            now = time.monotonic()
             if self._quote is not None and now - self._quote[0] < self.ttl:
                 return dict(self._quote[1])
-        quote = self._fetch()
-        with self._lock:
+            quote = self._fetch()
             self._quote = (now, quote)
-        return dict(quote)
+            return dict(quote)
 
     def clear(self) -> None:
         """Fetch a fresh quote next time (a replacement needs the current base fee)."""
