@@ -14,14 +14,16 @@ from __future__ import annotations
 import json
 import secrets
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from eth_account.signers.base import BaseAccount
 from web3.exceptions import TimeExhausted
 from web3.types import TxReceipt
 
 from agentwallet import intents, request_log
+from agentwallet.bindings.vault import AgentRecord
 from agentwallet.chain import Chain
 from agentwallet.chain.tx import broadcast_fault
 from agentwallet.errors import (
@@ -30,14 +32,15 @@ from agentwallet.errors import (
     ContractRevertError,
     InsufficientFundsError,
     IntentRefusedError,
-    NonceConflictError,
     PaymentOutcomeUnknownError,
     PaymentPendingError,
     RefReusedError,
     TransactionFailedError,
 )
+from agentwallet.hotpath import DEFAULT_MAX_AGE, PolicyCache
 from agentwallet.journal import Journal
 from agentwallet.keys import home_dir
+from agentwallet.paysend import send_journaled, unknown_error, wait_paid
 from agentwallet.protocol.addresses import checksum
 from agentwallet.protocol.constants import AgentStatus
 from agentwallet.protocol.models import (
@@ -64,7 +67,13 @@ class AgentWallet:
     ``$AGENTWALLET_HOME/journal``."""
 
     def __init__(
-        self, chain: Chain, vault: Vault, signer: BaseAccount, journal_dir: Path | None = None
+        self,
+        chain: Chain,
+        vault: Vault,
+        signer: BaseAccount,
+        journal_dir: Path | None = None,
+        *,
+        policy_max_age: float = DEFAULT_MAX_AGE,
     ) -> None:
         self.chain = chain
         self.vault = vault
@@ -73,6 +82,9 @@ class AgentWallet:
         self.journal = Journal(journal_dir or home_dir() / "journal")
         #: which refs this agent's payments used on-chain (a cache next to the journal)
         self.refs = RefIndex(self.journal.directory / "refs.sqlite")
+        #: The vault's state for this agent, checked locally on the hot path (``docs/sdk.md``);
+        #: ``policy_max_age=0`` checks every payment in full.
+        self.policy_cache = PolicyCache(chain, vault, self.address, policy_max_age)
 
     def __repr__(self) -> str:
         return f"AgentWallet(agent={self.address}, vault={self.vault.address})"
@@ -93,9 +105,10 @@ class AgentWallet:
             raise AmountError(f"amount {amount} must be greater than zero")
         return amount
 
-    def _check_agent_state(self) -> None:
+    def _check_agent_state(self) -> tuple[AgentRecord, int]:
         """Raise what the contract would for a paused vault or an agent that may not pay now
-        (checked first, so the dry run's other errors do not hide it)."""
+        (checked first, so the dry run's other errors do not hide it); else the agent's record
+        and the latest block's timestamp."""
         if self.vault.bindings.paused():
             raise ContractRevertError.from_error("VaultIsPaused")
         record = self.vault.bindings.agent(self.address)
@@ -109,6 +122,7 @@ class AgentWallet:
         if record.valid_until and now >= record.valid_until:
             args = {"agent": self.address, "validUntil": record.valid_until}
             raise ContractRevertError.from_error("AgentExpired", args)
+        return record, now
 
     def check(self, to: str, amount: int, token: str | None = None) -> PaymentCheck:
         """What paying ``amount`` (base units) of ``token`` to ``to`` would do, without sending.
@@ -123,13 +137,17 @@ class AgentWallet:
         return self._prepare(to, amount, self._token(token), b"\x01" * 32)[0]
 
     def _prepare(
-        self, to: str, amount: int, info: TokenInfo, ref: bytes
+        self, to: str, amount: int, info: TokenInfo, ref: bytes, *, learn: bool = False
     ) -> tuple[PaymentCheck, dict[str, Any]]:
-        """:meth:`check`, plus the unsigned transaction (no nonce) paying with ``ref``."""
-        self._check_agent_state()
+        """:meth:`check`, plus the unsigned transaction (no nonce) paying with ``ref``. With
+        ``learn``, a direct payment's reads fill :attr:`policy_cache` and reserve ``amount``
+        in it (the caller sends the transaction or releases the reservation)."""
+        block = self.chain.block_number() if learn else 0
+        record, now = self._check_agent_state()
         bindings = self.vault.bindings
         bits = bindings.check_payment(self.address, info.address, to, amount)
         policy = bindings.policy(self.address, info.address)
+        balance = 0
         if bits == 0:
             balance = self.vault.balance(info)
             if balance < amount:
@@ -143,6 +161,8 @@ class AgentWallet:
             self.address, self.vault.address, data, format_amount=self.vault._fmt
         )
         check = PaymentCheck(bits == 0, bits.texts, policy.available, policy.max_per_payment)
+        if learn and bits == 0:
+            self.policy_cache.learn(block, info, to, amount, policy, balance, tx, (record, now))
         return check, tx
 
     def remaining(self) -> dict[str, Remaining]:
@@ -219,48 +239,40 @@ class AgentWallet:
                 onchain = (earlier.token.address, earlier.to, earlier.amount)
                 self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
-        _, tx = self._prepare(to, amount, info, ref_bytes)
-        with transactor.nonces.reserve(self.chain, self.address) as slot:
-            if self.journal.get(*key) is not None:  # another thread took this ref meanwhile
-                raise PaymentPendingError(
-                    f"payment ref {ref_text(ref_bytes)!r} is being sent by another caller: "
-                    "retry with the same ref to get its result"
-                )
-            signed = self.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
-            tx_hash = bytes(signed.hash)
-            self.journal.put(
-                *key,
-                {
-                    "chain_id": self.chain.chain_id,
-                    "vault": self.vault.address,
-                    "agent": self.address,
-                    "ref": "0x" + ref_bytes.hex(),
-                    "nonce": slot.nonce,
-                    "tx_hash": "0x" + tx_hash.hex(),
-                    "raw_tx": "0x" + bytes(signed.raw_transaction).hex(),
-                    "token": info.address,
-                    "to": to,
-                    "amount": str(amount),
-                    "created": time.time(),
-                },
-            )
-            try:
-                transactor.broadcast(bytes(signed.raw_transaction))
-            except Exception as exc:  # noqa: BLE001 - the outcome is unknown: keep the journal
-                fault = broadcast_fault(exc)
-                if fault == "nonce":  # another sender of this key took the nonce: tx is dead
-                    self.journal.delete(*key)
-                    raise NonceConflictError(
-                        f"nonce {slot.nonce} of agent {self.address} was already used by another "
-                        "transaction (another process signing with this key?); nothing was "
-                        "sent: retry pay with the same ref"
-                    ) from None
-                if fault != "known":
-                    slot.tx_hash = tx_hash  # it may have reached the node
-                    what = f"broadcasting failed or timed out ({type(exc).__name__})"
-                    raise self._unknown(ref_bytes, tx_hash, what) from None
-            slot.tx_hash = tx_hash
-        return self._finish(tx_hash, info, to, amount, ref_bytes)
+        tx, reserved = self._payment_tx(to, amount, info, ref_bytes)
+        try:
+            tx_hash, signed = send_journaled(self, tx, key, info, to, amount)
+        except PaymentOutcomeUnknownError:
+            self.policy_cache.clear()  # it may have been sent: read the vault again
+            raise
+        except BaseException:
+            if reserved:  # nothing was sent
+                self.policy_cache.release(info, to, amount)
+            raise
+        if reserved:
+            self.policy_cache.sent(tx_hash, info, amount)
+        try:
+            outcome = self._finish(tx_hash, info, to, amount, ref_bytes, signed)
+        except TransactionFailedError:
+            if reserved:
+                self.policy_cache.settled(info, amount, paid=False)
+            raise
+        if reserved:
+            self.policy_cache.settled(info, amount, paid=isinstance(outcome, Paid))
+        return outcome
+
+    def _payment_tx(
+        self, to: str, amount: int, info: TokenInfo, ref: bytes
+    ) -> tuple[dict[str, Any], bool]:
+        """The unsigned payment (no nonce) and whether :attr:`policy_cache` reserved it: from
+        the cache when it approves (no reads, no dry run), else through the full check."""
+        data = self._pay_data(info, to, amount, ref)
+        fast = self.policy_cache.approve(info, to, amount)
+        if fast is not None:
+            tx = {"chainId": self.chain.chain_id, "to": self.vault.address, "data": data}
+            return {**tx, "value": 0, **fast}, True
+        check, tx = self._prepare(to, amount, info, ref, learn=True)
+        return tx, check.will_pay and self.policy_cache.max_age > 0  # learn() reserved it
 
     def _same_payment(
         self,
@@ -306,11 +318,19 @@ class AgentWallet:
         ref = bytes.fromhex(entry["ref"][2:])
         return self._result(receipt, info, entry["to"], int(entry["amount"]), ref)
 
-    def _finish(
-        self, tx_hash: bytes, info: TokenInfo, to: str, amount: int, ref: bytes
+    def _finish(  # noqa: PLR0913
+        self,
+        tx_hash: bytes,
+        info: TokenInfo,
+        to: str,
+        amount: int,
+        ref: bytes,
+        tx: dict[str, Any] | None = None,
+        replaced: Sequence[bytes] = (),
     ) -> PaymentOutcome:
-        try:
-            receipt = self.chain.transactor.wait(tx_hash, check=False)
+        key = (self.chain.chain_id, self.vault.address, self.address, ref)
+        try:  # sent again, then replaced (with ``tx``) while pending: paysend.wait_paid
+            receipt = wait_paid(self, [tx_hash, *replaced], key, tx)
         except TimeExhausted:
             raise self._unknown(ref, tx_hash, "it is not mined yet") from None
         except OSError as exc:  # requests' ConnectionError/Timeout: the node went away
@@ -318,16 +338,7 @@ class AgentWallet:
             raise self._unknown(ref, tx_hash, what) from None
         return self._result(receipt, info, to, amount, ref)
 
-    @staticmethod
-    def _unknown(ref: bytes, tx_hash: bytes, what: str) -> PaymentOutcomeUnknownError:
-        text, hex_hash = ref_text(ref), "0x" + tx_hash.hex()
-        return PaymentOutcomeUnknownError(
-            f"payment {hex_hash} (ref {text!r}) was broadcast but {what}; it MAY have been "
-            f"sent: retry pay with the same ref (never a new one) or check "
-            f"AgentWallet.payment_state({text!r})",
-            ref=text,
-            tx_hash=hex_hash,
-        )
+    _unknown = staticmethod(unknown_error)
 
     def _result(
         self, receipt: TxReceipt, info: TokenInfo, to: str, amount: int, ref: bytes
@@ -344,16 +355,15 @@ class AgentWallet:
         """Finish a journaled payment: look up or re-broadcast its exact signed transaction.
         None if that transaction can never be mined (its nonce went to another one)."""
         tx_hash = bytes.fromhex(entry["tx_hash"][2:])
+        replaced = [bytes.fromhex(h[2:]) for h in entry.get("replaced", [])]  # one may be mined
         info = self.vault.token(entry["token"])
         to, amount = entry["to"], int(entry["amount"])
         transactor = self.chain.transactor
-        receipt = transactor.receipt(tx_hash)
-        if receipt is not None:
+        for receipt in transactor.receipts.fetch([tx_hash, *replaced]).values():
             return self._result(receipt, info, to, amount, ref)
         with transactor.nonces.lock(self.chain, self.address):
             if self.chain.nonce(self.address) > int(entry["nonce"]):
-                receipt = transactor.receipt(tx_hash)
-                if receipt is not None:
+                for receipt in transactor.receipts.fetch([tx_hash, *replaced]).values():
                     return self._result(receipt, info, to, amount, ref)
                 # the nonce was used by another transaction: this one is dead
                 self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
@@ -368,7 +378,7 @@ class AgentWallet:
                 if fault is None:
                     what = f"sending it again failed ({type(exc).__name__})"
                     raise self._unknown(ref, tx_hash, what) from None
-        return self._finish(tx_hash, info, to, amount, ref)
+        return self._finish(tx_hash, info, to, amount, ref, replaced=replaced)
 
     def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
         """An earlier payment or request of this agent with ``ref``, from the vault's logs

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
+from eth_abi.abi import encode as abi_encode
+from eth_abi.exceptions import EncodingError
 from eth_utils.crypto import keccak
 from hexbytes import HexBytes
 from web3.contract import Contract
@@ -82,6 +84,16 @@ def event_topic(name: str) -> bytes:
     return bytes(keccak(text=f"{name}({types})"))
 
 
+@cache
+def _codec(fn_name: str) -> tuple[bytes, tuple[str, ...]] | None:
+    """(selector, argument types) of the vault function ``fn_name``; None if overloaded."""
+    entries = [e for e in abi_of(ARTIFACT) if e.get("type") == "function" and e["name"] == fn_name]
+    if len(entries) != 1:
+        return None
+    types = tuple(canonical_type(i) for i in entries[0]["inputs"])
+    return bytes(keccak(text=f"{fn_name}({','.join(types)})"))[:4], types
+
+
 @dataclass(frozen=True)
 class AgentRecord:
     """``getAgent``: an agent key's stored settings (``parent`` the zero address for an agent
@@ -94,6 +106,16 @@ class AgentRecord:
     open_requests: int
     lineage: int = 0
     parent: str = ZERO_ADDRESS
+
+
+def _has_topic(receipt: Mapping[str, Any], events: Sequence[str]) -> bool:
+    """Whether a log of ``receipt`` has the topic0 of one of ``events`` (a cheap test before
+    web3 decodes the receipt against the whole ABI)."""
+    wanted = {event_topic(name) for name in events}
+    return any(
+        log.get("topics") and bytes(HexBytes(log["topics"][0])) in wanted
+        for log in receipt.get("logs", [])
+    )
 
 
 def _enum(kind: type[AgentStatus] | type[RequestStatus], value: Any) -> Any:
@@ -247,7 +269,13 @@ class VaultBinding:
     # ------------------------------------------------------------------ calls
 
     def encode(self, fn_name: str, *args: Any) -> bytes:
-        """Calldata of ``fn_name(*args)``."""
+        """Calldata of ``fn_name(*args)`` (selector and types looked up once per name)."""
+        codec = _codec(fn_name)
+        if codec is not None:
+            try:
+                return codec[0] + abi_encode(codec[1], args)
+            except (EncodingError, TypeError, ValueError):
+                pass  # web3's encoder normalises more (hex text for bytes...): let it decide
         return bytes(HexBytes(self.contract.encode_abi(fn_name, args=list(args))))
 
     def encode_request_call(self, action: str, request: Request, *extra: Any) -> bytes:
@@ -279,6 +307,8 @@ class VaultBinding:
     def created_requests(self, receipt: Mapping[str, Any]) -> list[Request]:
         """The requests this vault created in ``receipt`` (``PaymentRequested``,
         ``GovernanceProposed``, ``CallRequested``), in log order."""
+        if not _has_topic(receipt, CREATION_EVENTS):
+            return []
         found: list[tuple[int, Request]] = []
         for name in CREATION_EVENTS:
             events = self.contract.events[name]().process_receipt(receipt, errors=DISCARD)
@@ -291,6 +321,8 @@ class VaultBinding:
 
     def executed_request_ids(self, receipt: Mapping[str, Any]) -> set[int]:
         """Ids of the requests ``receipt`` executed."""
+        if not _has_topic(receipt, ("RequestExecuted",)):
+            return set()
         events = self.contract.events.RequestExecuted().process_receipt(receipt, errors=DISCARD)
         return {int(e["args"]["requestId"]) for e in events if e["address"] == self.address}
 

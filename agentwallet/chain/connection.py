@@ -22,6 +22,7 @@ from web3.contract.contract import ContractFunction
 from web3.providers import HTTPProvider
 from web3.types import BlockIdentifier, TxParams, TxReceipt
 
+from agentwallet.chain.caching import FeeCache, pin_chain_id
 from agentwallet.chain.devchain import DevelopmentChain, embedded_web3
 from agentwallet.chain.tx import RECEIPT_TIMEOUT, Broadcaster, Transactor
 from agentwallet.errors import ChainConnectionError, TransactionFailedError
@@ -54,7 +55,10 @@ class Chain(DevelopmentChain):
         self.w3 = w3
         self.url = url  #: None for the embedded chain
         self._tester = tester  # eth_tester.EthereumTester for the embedded chain
-        self.chain_id: int = w3.eth.chain_id
+        self.chain_id: int = w3.eth.chain_id  # the one eth_chainId of this connection
+        pin_chain_id(w3, self.chain_id)
+        #: The fee quote, reused for :data:`~agentwallet.chain.caching.FEE_TTL` seconds.
+        self.fees = FeeCache(self._fetch_fee_params)
         self._snapshots: list[int] = []  # embedded only: live snapshot ids, oldest first
         #: The transaction pipeline every agentwallet transaction on this chain goes through.
         self.transactor = Transactor(self, broadcaster)
@@ -95,7 +99,10 @@ class Chain(DevelopmentChain):
 
     def fee_params(self) -> dict[str, int]:
         """EIP-1559 fees: priority = node suggestion (1 gwei on dev chains or if none),
-        max fee = 2 * base fee + priority."""
+        max fee = 2 * base fee + priority; one quote is reused for ``self.fees.ttl`` seconds."""
+        return self.fees.get()
+
+    def _fetch_fee_params(self) -> dict[str, int]:
         base_fee = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
         priority: int = DEFAULT_PRIORITY_FEE
         if not self.is_development:

@@ -19,6 +19,7 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from agentwallet.chain.nonces import NONCES
 from agentwallet.errors import NotADevelopmentChainError, SnapshotError
 
 DEV_MNEMONIC = "test test test test test test test test test test test junk"
@@ -119,6 +120,7 @@ class DevelopmentChain:
         else:
             self._rpc("evm_increaseTime", [seconds])
             self._rpc("evm_mine", [])
+        NONCES.forget_chain(self)  # cached policy windows are stale now
         return self.timestamp()
 
     # ---------------------------------------------------------------- snapshots
@@ -147,7 +149,9 @@ class DevelopmentChain:
                 )
             self._tester.revert_to_snapshot(snapshot_id)
             del self._snapshots[self._snapshots.index(snapshot_id) :]
+            NONCES.forget_chain(self)  # local nonces and cached state are from the future
             return
+        NONCES.forget_chain(self)
         if not self._rpc("evm_revert", [hex(snapshot_id)]):
             raise SnapshotError(
                 f"snapshot {snapshot_id} does not exist or was already reverted to: "

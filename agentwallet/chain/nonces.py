@@ -8,14 +8,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from eth_typing import HexStr
-from hexbytes import HexBytes
-from web3.exceptions import TransactionNotFound
-
 from agentwallet.protocol.addresses import as_checksum
 
 if TYPE_CHECKING:
     from agentwallet.chain.connection import Chain
+    from agentwallet.chain.devchain import DevelopmentChain
 
 __all__ = ["NONCES", "NonceManager", "NonceSlot"]
 
@@ -32,15 +29,20 @@ class NonceManager:
     """One lock and local nonce counter per (chain, address).
 
     Inside :meth:`reserve` the caller signs and broadcasts with the yielded nonce; the counter
-    advances only if the block exits without an error. The next nonce is the node's pending
-    count, or the local counter if that is ahead and its last transaction is still known to the
-    node (a dropped transaction, or a reverted dev-chain snapshot, resets the counter).
+    advances only if the block sets ``slot.tx_hash``. The node is asked (its pending count) only
+    the first time an address sends and after :meth:`resync` (a nonce error, a broadcast whose
+    outcome is unknown) or :meth:`forget_chain` (a dev-chain revert or time travel); otherwise
+    the next nonce is the local counter, so the hot path makes no nonce round trip.
+
+    :meth:`epoch` counts the chain-state resets of a chain: caches of chain state (an agent's
+    policy) compare it to know when to throw themselves away.
     """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
         self._locks: dict[tuple[int, str, str], threading.RLock] = {}
-        self._next: dict[tuple[int, str, str], tuple[int, bytes]] = {}
+        self._next: dict[tuple[int, str, str], int] = {}
+        self._epochs: dict[int, int] = {}
 
     def _key(self, chain: Chain, address: str) -> tuple[int, str, str]:
         return (id(chain.w3), chain.url or "embedded", address)
@@ -67,25 +69,38 @@ class NonceManager:
         with self._guard:
             return self._locks.setdefault(key, threading.RLock())
 
+    def epoch(self, chain: DevelopmentChain) -> int:
+        """How many times ``chain``'s state was reset under this process (reverts, time travel)."""
+        return self._epochs.get(id(chain.w3), 0)
+
+    def resync(self, chain: Chain, address: str) -> None:
+        """Forget the local counter of ``address``: the next :meth:`reserve` asks the node."""
+        with self._guard:
+            self._next.pop(self._key(chain, address), None)
+
+    def forget_chain(self, chain: DevelopmentChain) -> None:
+        """Forget every local counter on ``chain`` and start a new :meth:`epoch` (its state
+        was reverted or moved in time)."""
+        with self._guard:
+            w3_id = id(chain.w3)
+            for key in [k for k in self._next if k[0] == w3_id]:
+                del self._next[key]
+            self._epochs[w3_id] = self._epochs.get(w3_id, 0) + 1
+
     @contextmanager
     def reserve(self, chain: Chain, address: str) -> Iterator[NonceSlot]:
         """Hold the address's lock and yield a :class:`NonceSlot` with the next nonce; set
         ``slot.tx_hash`` once broadcast so the counter advances."""
         key = self._key(chain, address)
         with self.lock(chain, address):
-            pending = int(chain.w3.eth.get_transaction_count(as_checksum(address), "pending"))
-            nonce = pending
-            local = self._next.get(key)
-            if local is not None and local[0] > pending:
-                try:
-                    chain.w3.eth.get_transaction(HexStr(HexBytes(local[1]).to_0x_hex()))
-                    nonce = local[0]
-                except (TransactionNotFound, ValueError):
-                    nonce = pending
+            nonce = self._next.get(key)
+            if nonce is None:
+                nonce = int(chain.w3.eth.get_transaction_count(as_checksum(address), "pending"))
             slot = NonceSlot(nonce)
             yield slot
             if slot.tx_hash is not None:
-                self._next[key] = (nonce + 1, slot.tx_hash)
+                with self._guard:
+                    self._next[key] = nonce + 1
 
 
 #: The process-wide nonce manager every transaction goes through.

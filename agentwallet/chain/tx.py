@@ -3,12 +3,14 @@
 
     simulate  -> estimate gas; a revert raises the typed ContractRevertError (nothing is sent)
     gas       -> estimate * 1.2 + 10,000, plus ``extra_gas`` for state that may change meanwhile
-    fees      -> EIP-1559: 2 * base fee + priority (Chain.fee_params)
+    fees      -> EIP-1559: 2 * base fee + priority (Chain.fee_params, one quote per 2 s)
     balance   -> the sender can pay gas_limit * max fee + value, else InsufficientGasError
-    nonce     -> reserved under a per-(chain, address) lock (NonceManager)
+    nonce     -> reserved under a per-(chain, address) lock, counted locally (NonceManager)
     sign      -> locally, by the sender's account
-    broadcast -> through the chain's Broadcaster (injectable: a relay, a test double)
-    wait      -> for the receipt; status 0 raises TransactionFailedError
+    broadcast -> through the chain's Broadcaster (injectable: a relay, a test double); a
+                 "nonce too low" resyncs the counter and sends once more
+    wait      -> for the receipt, polled in batches (ReceiptWaiter); status 0 raises
+                 TransactionFailedError
 
 Each stage is a public method (:meth:`Transactor.prepare`, :meth:`~Transactor.sign_and_broadcast`,
 :meth:`~Transactor.wait`) so a caller with its own bookkeeping between them (the agent's payment
@@ -17,21 +19,23 @@ journal) composes the same stages; :meth:`Transactor.send` runs them all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from eth_account.signers.base import BaseAccount
 from hexbytes import HexBytes
 from web3 import Web3
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
 from web3.types import TxReceipt
 
 from agentwallet.bindings.reverts import decode_revert
 from agentwallet.chain.nonces import NONCES, NonceManager
+from agentwallet.chain.receipts import ReceiptWaiter, StuckPolicy
 from agentwallet.errors import (
     ContractRevertError,
     InsufficientGasError,
+    NonceConflictError,
     TransactionFailedError,
 )
 from agentwallet.protocol.addresses import as_checksum
@@ -112,7 +116,12 @@ def broadcast_fault(exc: BaseException) -> str | None:
     text = str(exc).lower()
     if "already known" in text or "known transaction" in text or "already imported" in text:
         return "known"
-    if "nonce too low" in text or "nonce is too low" in text or "invalid nonce" in text:
+    if (
+        "nonce too low" in text
+        or "nonce is too low" in text
+        or "invalid nonce" in text
+        or "invalid transaction nonce" in text  # py-evm
+    ):
         return "nonce"
     if "underpriced" in text:
         return "underpriced"
@@ -142,6 +151,10 @@ class Transactor:
         self.chain = chain
         self.broadcaster: Broadcaster = broadcaster or NodeBroadcaster(chain.w3)
         self.nonces = nonces or NONCES
+        #: Receipt polling shared by the threads sending on this chain (batched).
+        self.receipts = ReceiptWaiter(chain)
+        #: When an agent's pending payment is sent again or replaced.
+        self.stuck = StuckPolicy()
 
     def __repr__(self) -> str:
         return f"Transactor({self.chain!r}, {self.broadcaster!r})"
@@ -257,19 +270,45 @@ class Transactor:
             with self.nonces.lock(self.chain, address):
                 signed = account.sign_transaction(cast(Any, {**tx, "nonce": nonce}))
                 return self.broadcast(bytes(signed.raw_transaction))
-        with self.nonces.reserve(self.chain, address) as slot:
-            signed = account.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
-            slot.tx_hash = self.broadcast(bytes(signed.raw_transaction))
-        return slot.tx_hash
+        for attempt in (1, 2):
+            try:
+                with self.nonces.reserve(self.chain, address) as slot:
+                    signed = account.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
+                    try:
+                        slot.tx_hash = self.broadcast(bytes(signed.raw_transaction))
+                    except Exception:
+                        self.nonces.resync(self.chain, address)  # ask the node next time
+                        raise
+                return slot.tx_hash
+            except Exception as exc:
+                if broadcast_fault(exc) != "nonce":
+                    raise
+                if attempt == 2:  # the node's own count was stale too: someone else is sending
+                    raise NonceConflictError(
+                        f"nonce {slot.nonce} of {address} was taken by another transaction "
+                        "twice in a row (another process signing with this key?); this "
+                        "transaction was not sent: retry it"
+                    ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def wait(
-        self, tx_hash: bytes, *, timeout: float = RECEIPT_TIMEOUT, check: bool = True
+        self,
+        tx_hash: bytes,
+        *,
+        timeout: float = RECEIPT_TIMEOUT,
+        check: bool = True,
+        also: Sequence[bytes] = (),
     ) -> TxReceipt:
-        """The receipt of ``tx_hash`` once mined; with ``check``, status 0 raises
-        :class:`TransactionFailedError`."""
-        receipt = self.chain.w3.eth.wait_for_transaction_receipt(
-            HexBytes(tx_hash), timeout=timeout, poll_latency=0.05
-        )
+        """The receipt of ``tx_hash`` (or of the first mined of ``also``: transactions it
+        replaced) once mined, polled with the other waiting threads' in one batch
+        (:class:`~agentwallet.chain.receipts.ReceiptWaiter`); ``TimeExhausted`` after
+        ``timeout`` seconds. With ``check``, status 0 raises :class:`TransactionFailedError`."""
+        receipt = self.receipts.wait_any([bytes(tx_hash), *also], timeout)
+        if receipt is None:
+            raise TimeExhausted(
+                f"transaction {HexBytes(tx_hash).to_0x_hex()} is not in the chain after "
+                f"{timeout} seconds"
+            )
         if check and receipt["status"] != 1:
             raise TransactionFailedError(
                 f"transaction {HexBytes(tx_hash).to_0x_hex()} was mined but reverted (status "
