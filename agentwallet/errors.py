@@ -178,6 +178,37 @@ class PaymentOutcomeUnknownError(PaymentPendingError):
         self.tx_hash = tx_hash
 
 
+class RefPendingElsewhereError(PaymentPendingError):
+    """An exactly-once payment's ref is already in the node's pool, sent by another process or
+    machine with the same agent key, and not mined yet. Nothing was sent by this call: wait and
+    retry ``pay`` with the same ref (it then answers that payment). ``ref`` is the ref's text."""
+
+    def __init__(self, message: str, *, ref: str = "") -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
+class RefCancelledError(AgentWalletError):
+    """The ref's derived intent nonce is spent without a payment (it was invalidated): this ref
+    can never pay. Nothing was sent; use a new ref."""
+
+
+class NodeUnavailableError(ChainConnectionError):
+    """The node failed before the payment was handed to it (connection refused or reset, an
+    HTTP error, a JSON-RPC error): nothing was sent by this call. Retry ``pay`` with the same
+    ref once the node answers."""
+
+
+class NonceGapError(AgentWalletError):
+    """A journaled payment cannot be re-sent: the node lost the transactions before it (a
+    restart without state, a reorg) and this journal does not hold them all. Nothing was sent
+    by this call; ``missing`` lists the agent key's nonces the node and the journal lack."""
+
+    def __init__(self, message: str, *, missing: tuple[int, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing
+
+
 class NonceConflictError(AgentWalletError):
     """The node refused a freshly signed transaction because its nonce was already used by
     another transaction of the same key (another process or wallet signing with it). Nothing
