@@ -55,6 +55,7 @@ from agentwallet.protocol.models import (
 )
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
+from agentwallet.retry import close_nonce_gap
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
 
@@ -364,6 +365,7 @@ class AgentWallet:
                 # the nonce was used by another transaction: this one is dead
                 self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
                 return None
+            close_nonce_gap(self, int(entry["nonce"]))  # the node lost earlier nonces: resend
             try:
                 transactor.broadcast(bytes.fromhex(entry["raw_tx"][2:]))
             except Exception as exc:  # noqa: BLE001 - the journaled tx may be in a pool already

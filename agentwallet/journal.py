@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,17 @@ class Journal:
             return None
         data: dict[str, Any] = json.loads(path.read_text())
         return data
+
+    def entries(self, chain_id: int, agent: str) -> Iterator[dict[str, Any]]:
+        """Every readable entry of ``agent`` on ``chain_id`` (any vault); unreadable files are
+        skipped here (:meth:`get` names them)."""
+        for path in self.directory.glob(f"{chain_id}-*-{agent.lower()}/*.json"):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                yield data
 
     def put(self, chain_id: int, vault: str, agent: str, ref: bytes, entry: dict[str, Any]) -> None:
         """Write an entry atomically and durably (temp file, fsync, rename). Any failure (disk
