@@ -38,6 +38,7 @@ from agentwallet.errors import (
     RefReusedError,
     TransactionFailedError,
 )
+from agentwallet.faults import guard_pay
 from agentwallet.journal import Journal
 from agentwallet.keys import home_dir
 from agentwallet.protocol.addresses import checksum
@@ -193,15 +194,16 @@ class AgentWallet:
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
-        info = self._token(token)
-        if relay is not None:
-            return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
-        if exactly_once:
-            from agentwallet.once import pay_exactly_once
+        with guard_pay(self, ref):  # a node fault: typed, saying whether it may have been sent
+            info = self._token(token)
+            if relay is not None:
+                return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
+            if exactly_once:
+                from agentwallet.once import pay_exactly_once
 
-            return pay_exactly_once(self, to, amount, info, ref)
-        with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
-            return self._pay(to, amount, info, ref)
+                return pay_exactly_once(self, to, amount, info, ref)
+            with self.chain.transactor.exclusive():  # eth-tester is not thread-safe
+                return self._pay(to, amount, info, ref)
 
     def _pay(
         self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None

@@ -217,9 +217,14 @@ class NonceConflictError(AgentWalletError):
 
 class JournalError(AgentWalletError):
     """The payment journal could not be written (disk full, file size limit, read-only or
-    unwritable directory). Raised before anything is broadcast: nothing was sent and no
-    partial file is left; fix the journal directory (``$AGENTWALLET_HOME/journal``) and retry
-    with the same ref."""
+    unwritable directory), or an entry cannot be read (damaged: ``path`` names it, and it is
+    left in place). Raised before anything is broadcast: nothing was sent and no partial file
+    is left; fix the journal directory (``$AGENTWALLET_HOME/journal``) and retry with the same
+    ref."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class RefReusedError(AgentWalletError):

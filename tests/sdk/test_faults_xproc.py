@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +26,16 @@ from agentwallet import once
 from agentwallet.agent import AgentWallet
 from agentwallet.chain import Chain, connect
 from agentwallet.chain.node import AnvilProcess, free_port, start_anvil
+from agentwallet.errors import (
+    ChainConnectionError,
+    JournalError,
+    NodeUnavailableError,
+    PaymentOutcomeUnknownError,
+)
 from agentwallet.keys import KeyStore
 from agentwallet.protocol.models import Paid
 from agentwallet.protocol.refs import to_ref
+from agentwallet.vault import Vault
 
 from .conftest import USDC, World, build_world
 
@@ -230,3 +239,157 @@ def test_default_pay_is_per_journal_two_machines_pay_a_pending_ref_twice(
     chain.w3.provider.make_request("evm_setAutomine", [True])  # type: ignore[arg-type]
     assert isinstance(third.pay(xworld.payee, 4 * USDC, "tUSDC", ref="inv-x3"), Paid)
     assert xworld.vault.balance("tUSDC") == before - 8 * USDC
+
+
+# ------------------------------------------------------------------ a failing node
+
+
+class Proxy:
+    """A tiny JSON-RPC proxy in front of the node that fails on demand: ``mode`` is
+    "forward", "500" (HTTP 500), "rpc-error" (a JSON-RPC error reply) or "garbage" (not
+    JSON); ``after_send`` applies the mode only once a transaction was forwarded; ``stop``
+    closes the port (the node "dies" after the client connected)."""
+
+    def __init__(self, target: str) -> None:
+        self.target, self.mode, self.after_send, self.sent = target, "forward", False, 0
+        self.server: ThreadingHTTPServer | None = None
+        self.port = free_port()
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = json.loads(body)
+                failing = proxy.mode != "forward" and (not proxy.after_send or proxy.sent > 0)
+                if not failing:
+                    forwarded = urllib.request.Request(
+                        proxy.target, body, {"Content-Type": "application/json"}
+                    )
+                    with urllib.request.urlopen(forwarded, timeout=10) as answer:
+                        reply, status = answer.read(), 200
+                    if request.get("method") == "eth_sendRawTransaction":
+                        proxy.sent += 1
+                elif proxy.mode == "500":
+                    reply, status = b"internal server error", 500
+                elif proxy.mode == "rpc-error":
+                    error = {"code": -32603, "message": "backend unavailable"}
+                    reply = json.dumps({"jsonrpc": "2.0", "id": request.get("id"),
+                                        "error": error}).encode()  # fmt: skip
+                    status = 200
+                else:
+                    reply, status = b"<html>bad gateway</html>", 200
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(reply)))
+                self.end_headers()
+                self.wfile.write(reply)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def proxy(node: AnvilProcess) -> Iterator[Proxy]:
+    p = Proxy(node.url)
+    yield p
+    p.stop()
+
+
+def _proxied_wallet(world: World, proxy: Proxy, journal: Path) -> AgentWallet:
+    chain = connect(proxy.url)
+    vault = Vault.at(chain, world.vault.address, world.deployments)
+    return AgentWallet(chain, vault, world.agent, journal_dir=journal)
+
+
+@pytest.mark.parametrize("mode", ["stop", "500", "rpc-error", "garbage"])
+def test_a_node_failing_before_the_send_is_typed_nothing_was_sent(
+    xworld: World, proxy: Proxy, tmp_path: Path, mode: str
+) -> None:
+    """The client connected, then the node died (port closed), answered HTTP 500, a JSON-RPC
+    error or not JSON: NodeUnavailableError saying nothing was sent; the retry pays once."""
+    before, nonce = xworld.vault.balance("tUSDC"), xworld.chain.nonce(xworld.agent.address)
+    wallet = _proxied_wallet(xworld, proxy, tmp_path)
+    ref = f"node-{mode}"
+    if mode == "stop":
+        proxy.stop()
+    else:
+        proxy.mode = mode
+    with pytest.raises(NodeUnavailableError, match="nothing was sent") as caught:
+        wallet.pay(xworld.payee, USDC, "tUSDC", ref=ref)
+    assert "retry pay with the same ref" in str(caught.value)
+    assert AGENT_KEY not in str(caught.value)
+    assert xworld.vault.balance("tUSDC") == before
+    assert xworld.chain.nonce(xworld.agent.address) == nonce
+    if mode == "stop":
+        proxy.start()
+    proxy.mode = "forward"
+    assert isinstance(wallet.pay(xworld.payee, USDC, "tUSDC", ref=ref), Paid)
+    assert len(executed(xworld, ref)) == 1
+    assert xworld.vault.balance("tUSDC") == before - USDC
+
+
+@pytest.mark.parametrize("mode", ["500", "rpc-error", "garbage"])
+@pytest.mark.parametrize("strict", [False, True], ids=["direct", "exactly-once"])
+def test_a_node_failing_after_the_send_is_typed_may_have_been_sent(
+    xworld: World, proxy: Proxy, tmp_path: Path, mode: str, strict: bool
+) -> None:
+    """The transaction reached the node (and was mined), then every answer fails: the error
+    says it MAY have been sent and to retry with the same ref; the retry answers the payment
+    and nothing is paid twice."""
+    before = xworld.vault.balance("tUSDC")
+    wallet = _proxied_wallet(xworld, proxy, tmp_path)
+    ref = f"after-{mode}-{strict}"
+    proxy.mode, proxy.after_send = mode, True
+    with pytest.raises(PaymentOutcomeUnknownError, match="MAY have been sent") as caught:
+        wallet.pay(xworld.payee, 2 * USDC, "tUSDC", ref=ref, exactly_once=strict)
+    assert caught.value.ref == ref and caught.value.tx_hash.startswith("0x")
+    assert "same ref" in str(caught.value)
+    proxy.mode = "forward"
+    result = wallet.pay(xworld.payee, 2 * USDC, "tUSDC", ref=ref, exactly_once=strict)
+    assert isinstance(result, Paid) and result.tx_hash == caught.value.tx_hash
+    assert len(executed(xworld, ref)) == 1
+    assert xworld.vault.balance("tUSDC") == before - 2 * USDC
+
+
+def test_a_closed_port_is_a_typed_connection_error() -> None:
+    with pytest.raises(ChainConnectionError, match=r"127\.0\.0\.1"):
+        connect(f"http://127.0.0.1:{free_port()}", timeout=1)
+
+
+def test_a_corrupt_journal_entry_is_named_kept_and_nothing_is_sent(
+    xworld: World, tmp_path: Path
+) -> None:
+    before = xworld.vault.balance("tUSDC")
+    wallet = AgentWallet(xworld.chain, xworld.vault, xworld.agent, journal_dir=tmp_path)
+    key = (xworld.chain.chain_id, xworld.vault.address, xworld.agent.address)
+    for ref, damage in (("torn-1", '{"ref": "0x'), ("torn-2", "[1, 2]")):
+        path = wallet.journal._path(*key, to_ref(ref))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(damage)
+        for strict in (False, True):
+            with pytest.raises(JournalError, match="nothing was sent") as caught:
+                wallet.pay(xworld.payee, USDC, "tUSDC", ref=ref, exactly_once=strict)
+            assert str(path) in str(caught.value) and caught.value.path == path
+            assert "payment_state" in str(caught.value)
+        assert path.read_text() == damage  # kept as it was
+        path.rename(path.with_suffix(".damaged"))  # what the message says to do
+        assert isinstance(wallet.pay(xworld.payee, USDC, "tUSDC", ref=ref), Paid)
+        assert path.with_suffix(".damaged").read_text() == damage
+        assert len(executed(xworld, ref)) == 1
+    assert xworld.vault.balance("tUSDC") == before - 2 * USDC
