@@ -8,6 +8,7 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
   + ConfigurationError - a setting (environment variable, option, file) is missing or invalid
   + CompilerError - no Solidity compiler, contracts that do not compile, a missing artifact
   + ChainConnectionError - the JSON-RPC node cannot be reached or answered badly
+    - NodeUnavailableError - the node failed during ``pay`` before anything was sent
   + NodeNotFoundError - anvil is not installed or cannot start
   + NotADevelopmentChainError - snapshots, time travel, dev accounts, faucet on a real chain
   + SnapshotError
@@ -24,8 +25,12 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
   + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
     - PaymentOutcomeUnknownError - the receipt wait timed out or the node died after the
       broadcast: it MAY have been sent; ``.ref``, ``.tx_hash``
+    - RefPendingElsewhereError - exactly once: the ref is in the node's pool from another
+      process or machine (nothing was sent by this call); ``.ref``
+  + RefCancelledError - exactly once: the ref's intent nonce was invalidated (never pays)
   + NonceConflictError - the key's nonce was taken by another sender (nothing was sent)
-  + JournalError - the payment journal cannot be written (nothing was sent)
+  + JournalError - the payment journal cannot be written, or an entry is damaged (nothing
+    was sent); ``.path``
   + RefReusedError - a ref already names another payment of this agent; ``.earlier``
   + IntentRefusedError - an intent or rotation refused before any gas was spent (by the SDK or
     a relay); ``.code`` (machine-readable), ``.status`` (HTTP status at a relay)
@@ -197,16 +202,6 @@ class NodeUnavailableError(ChainConnectionError):
     """The node failed before the payment was handed to it (connection refused or reset, an
     HTTP error, a JSON-RPC error): nothing was sent by this call. Retry ``pay`` with the same
     ref once the node answers."""
-
-
-class NonceGapError(AgentWalletError):
-    """A journaled payment cannot be re-sent: the node lost the transactions before it (a
-    restart without state, a reorg) and this journal does not hold them all. Nothing was sent
-    by this call; ``missing`` lists the agent key's nonces the node and the journal lack."""
-
-    def __init__(self, message: str, *, missing: tuple[int, ...] = ()) -> None:
-        super().__init__(message)
-        self.missing = missing
 
 
 class NonceConflictError(AgentWalletError):
