@@ -321,6 +321,11 @@ def test_retry_after_the_node_lost_two_payments_pays_each_once_in_any_order(
         assert isinstance(result, Paid) and result.ref == ref
         if not strict:  # the journaled transactions themselves, re-sent
             assert result.tx_hash == first[ref].tx_hash
+        else:  # a fresh outer transaction; the journal records its hash
+            entry = retry.journal.get(
+                world.chain.chain_id, world.vault.address, world.agent.address, to_ref(ref)
+            )
+            assert entry is not None and entry["tx_hash"] == result.tx_hash
     for ref in order:  # and once more: answered, nothing sent
         assert retry.pay(world.payee, amounts[ref], "tUSDC", ref=ref, exactly_once=strict)
         assert executed(world, ref) == 1

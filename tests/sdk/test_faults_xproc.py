@@ -8,8 +8,10 @@ cannot see the first worker's pending payment."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -393,3 +395,56 @@ def test_a_corrupt_journal_entry_is_named_kept_and_nothing_is_sent(
         assert path.with_suffix(".damaged").read_text() == damage
         assert len(executed(xworld, ref)) == 1
     assert xworld.vault.balance("tUSDC") == before - 2 * USDC
+
+
+# ------------------------------------------------------------------ the node killed without state
+
+
+def test_node_killed_without_state_retry_later_ref_first_pays_each_once(tmp_path: Path) -> None:
+    """A real node loses two mined payments (SIGKILL, restarted from the state saved before
+    them); the payer, a separate process each time, retries the LATER ref first: it re-sends
+    the earlier journaled transaction first, so nothing waits on the nonce gap and each ref is
+    paid once, with its journaled transaction."""
+    port, state, saved = free_port(), tmp_path / "anvil.json", tmp_path / "before.json"
+    node = start_anvil(port=port, state=state)
+    try:
+        world = build_world(connect(node.url), tmp_path / "deployments")
+    finally:
+        node.stop()  # writes the state: the world, no payments
+    shutil.copy(state, saved)
+    home = tmp_path / "home"
+    amounts = {"kill-1": 2 * USDC, "kill-2": 3 * USDC}
+
+    def pay(url: str, ref: str) -> str:
+        code, out, _ = finish(machine_a(world, url, home, ref, amounts[ref], strict=False))
+        assert code == 0 and out.get("status") == "paid", out
+        return str(out["tx_hash"])
+
+    node = start_anvil(port=port, state=state)
+    try:
+        chain = connect(node.url)
+        vault = Vault.at(chain, world.vault.address, world.deployments)
+        wallet = AgentWallet(chain, vault, world.agent, journal_dir=home / "journal")
+        first = {r: wallet.pay(world.payee, amounts[r], "tUSDC", ref=r).tx_hash for r in amounts}
+        assert vault.balance("tUSDC") == 10_000 * USDC - 5 * USDC
+    finally:
+        node.process.kill()  # no state written
+        node.process.wait(10)
+    shutil.copy(saved, state)
+    node = start_anvil(port=port, state=state)
+    try:
+        chain = connect(node.url)
+        vault = Vault.at(chain, world.vault.address, world.deployments)
+        assert vault.balance("tUSDC") == 10_000 * USDC  # both payments are gone
+        world = dataclasses.replace(world, chain=chain, vault=vault)
+        assert pay(node.url, "kill-2") == first["kill-2"]  # the later one first, in a process
+        retry = AgentWallet(chain, vault, world.agent, journal_dir=home / "journal")
+        assert (
+            retry.pay(world.payee, amounts["kill-1"], "tUSDC", ref="kill-1").tx_hash
+            == (first["kill-1"])
+        )
+        for ref in amounts:
+            assert len(executed(world, ref)) == 1
+        assert vault.balance("tUSDC") == 10_000 * USDC - 5 * USDC
+    finally:
+        node.stop()
