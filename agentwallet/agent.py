@@ -201,7 +201,8 @@ class AgentWallet:
             if exactly_once:
                 from agentwallet.once import pay_exactly_once
 
-                return pay_exactly_once(self, to, amount, info, ref)
+                with self.chain.transactor.exclusive():
+                    return pay_exactly_once(self, to, amount, info, ref)
             with self.chain.transactor.exclusive():  # eth-tester is not thread-safe
                 return self._pay(to, amount, info, ref)
 

@@ -42,7 +42,8 @@ __all__ = ["pay_exactly_once"]
 def pay_exactly_once(
     wallet: AgentWallet, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
 ) -> PaymentOutcome:
-    """Pay with a ref-derived intent the agent submits itself (module docstring)."""
+    """Pay with a ref-derived intent the agent submits itself (module docstring). The caller
+    holds ``transactor.exclusive()`` (the embedded chain is not thread-safe)."""
     ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
     key = (wallet.chain.chain_id, wallet.vault.address, wallet.address, ref_bytes)
     nonce = intents.ref_nonce(ref_bytes)
@@ -52,8 +53,7 @@ def pay_exactly_once(
         if journaled != (info.address, to, amount):
             wallet._same_payment(ref_bytes, journaled, wallet._journaled(entry), info, to, amount)
         if entry.get("kind") != "intent":  # paid directly before: finish that transaction
-            with wallet.chain.transactor.exclusive():
-                return wallet._pay(to, amount, info, ref_bytes)
+            return wallet._pay(to, amount, info, ref_bytes)
         if int(entry["intent"]["nonce"]) != nonce:  # a relayed intent with a free nonce
             return wallet._intent_result(entry, ref_bytes)
         found = _journaled_outcome(wallet, entry, ref_bytes)
@@ -77,8 +77,7 @@ def pay_exactly_once(
             ref=ref_text(ref_bytes),
         )
     wallet._check_agent_state()
-    with wallet.chain.transactor.exclusive():
-        return _submit(wallet, signed, key, info, to, amount)
+    return _submit(wallet, signed, key, info, to, amount)
 
 
 def _earlier(
