@@ -56,8 +56,9 @@ def node_fault(
     if count > written_before and entry is not None:
         text = ref_text(bytes.fromhex(str(entry["ref"])[2:]))
         tx_hash = str(entry.get("tx_hash", ""))
+        signed = f"payment {tx_hash}" if tx_hash else "the payment's intent"
         return PaymentOutcomeUnknownError(
-            f"the node ({node}) failed after payment {tx_hash} (ref {text!r}) was signed and "
+            f"the node ({node}) failed after {signed} (ref {text!r}) was signed and "
             f"journaled ({what}); it MAY have been sent: retry pay with the same ref (never a "
             f"new one) or check AgentWallet.payment_state({text!r})",
             ref=text,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from web3.exceptions import TimeExhausted
 
 from agentwallet.agent import AgentWallet
@@ -21,11 +22,13 @@ from agentwallet.chain.node import free_port, start_anvil
 from agentwallet.chain.tx import Broadcaster, Transactor, broadcast_fault
 from agentwallet.errors import (
     JournalError,
+    NodeUnavailableError,
     NonceConflictError,
     PaymentOutcomeUnknownError,
     PaymentPendingError,
     RefReusedError,
 )
+from agentwallet.faults import guard_pay
 from agentwallet.protocol.models import Paid
 from agentwallet.protocol.refs import to_ref
 from agentwallet.vault import Vault
@@ -351,3 +354,29 @@ def test_a_lost_nonce_the_journal_does_not_hold_is_filled_not_waited_on(
     assert world.chain.nonce(world.agent.address) == nonce + 2  # the filler and the payment
     assert executed(world, "gap-1") == 1
     assert world.vault.balance("tUSDC") == before - 4 * USDC
+
+
+# ------------------------------------------------------------------ node faults: the verdict
+
+
+def test_node_fault_verdict_follows_what_the_call_journaled(eworld: World, tmp_path: Path) -> None:
+    """NodeUnavailableError only when this call journaled nothing and no earlier attempt of
+    the ref is journaled; a programming error is not disguised as a node fault."""
+    wallet = AgentWallet(eworld.chain, eworld.vault, eworld.agent, journal_dir=tmp_path)
+    key = (eworld.chain.chain_id, eworld.vault.address, eworld.agent.address)
+    entry = {"kind": "intent", "ref": "0x" + to_ref("v-1").hex(), "token": "0x0",
+             "to": eworld.payee, "amount": "1"}  # fmt: skip
+    with pytest.raises(PaymentOutcomeUnknownError, match="after the payment's intent") as one:
+        with guard_pay(wallet, "v-1"):
+            wallet.journal.put(*key, to_ref("v-1"), entry)
+            raise requests.ConnectionError("connection reset by peer")
+    assert (one.value.ref, one.value.tx_hash) == ("v-1", "")
+    with pytest.raises(PaymentOutcomeUnknownError, match="earlier attempt of ref 'v-1'"):
+        with guard_pay(wallet, "v-1"):
+            raise requests.HTTPError("502 Bad Gateway")
+    with pytest.raises(NodeUnavailableError, match="nothing was sent.*retry pay$"):
+        with guard_pay(wallet, None):
+            raise requests.ConnectionError("connection refused")
+    with pytest.raises(KeyError):
+        with guard_pay(wallet, "v-2"):
+            raise KeyError("a bug, not the node")
