@@ -22,7 +22,7 @@ from eth_account.signers.base import BaseAccount
 from web3.exceptions import TimeExhausted
 from web3.types import TxReceipt
 
-from agentwallet import intents, request_log
+from agentwallet import intents
 from agentwallet.bindings.vault import AgentRecord
 from agentwallet.chain import Chain
 from agentwallet.chain.tx import broadcast_fault
@@ -37,6 +37,7 @@ from agentwallet.errors import (
     RefReusedError,
     TransactionFailedError,
 )
+from agentwallet.faults import guard_pay
 from agentwallet.hotpath import DEFAULT_MAX_AGE, PolicyCache
 from agentwallet.journal import Journal
 from agentwallet.keys import home_dir
@@ -56,7 +57,8 @@ from agentwallet.protocol.models import (
 )
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
-from agentwallet.ref_index import RefIndex, RefIndexError
+from agentwallet.ref_index import RefIndex, earlier_payment
+from agentwallet.retry import close_nonce_gap
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
 
@@ -206,15 +208,24 @@ class AgentWallet:
         ``maxFee``) in the same token. Its nonce is chosen so that the ref pays at most once on
         this chain from any machine running the SDK; ``exactly_once`` derives it from the ref
         itself, so no one can ever run that ref twice (about 17,000 more gas; docs/sdk.md,
-        "Exactly once"). A direct payment's ref is guarded by the journal and the vault's logs.
+        "Exactly once"). A direct payment's ref is guarded by the journal and the vault's logs;
+        with ``exactly_once`` (no relay) the agent signs that ref-derived intent and submits it
+        itself (:mod:`agentwallet.once`), so the ref pays at most once per chain from any
+        machine, at the intent's gas.
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
-        info = self._token(token)
-        if relay is not None:
-            return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
-        with self.chain.transactor.exclusive():  # eth-tester is not thread-safe; no-op on nodes
-            return self._pay(to, amount, info, ref)
+        with guard_pay(self, ref):  # a node fault: typed, saying whether it may have been sent
+            info = self._token(token)
+            if relay is not None:
+                return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
+            if exactly_once:
+                from agentwallet.once import pay_exactly_once
+
+                with self.chain.transactor.exclusive():
+                    return pay_exactly_once(self, to, amount, info, ref)
+            with self.chain.transactor.exclusive():  # eth-tester is not thread-safe
+                return self._pay(to, amount, info, ref)
 
     def _pay(
         self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
@@ -368,6 +379,7 @@ class AgentWallet:
                 # the nonce was used by another transaction: this one is dead
                 self.journal.delete(self.chain.chain_id, self.vault.address, self.address, ref)
                 return None
+            close_nonce_gap(self, int(entry["nonce"]))  # the node lost earlier nonces: resend
             try:
                 transactor.broadcast(bytes.fromhex(entry["raw_tx"][2:]))
             except Exception as exc:  # noqa: BLE001 - the journaled tx may be in a pool already
@@ -381,34 +393,8 @@ class AgentWallet:
         return self._finish(tx_hash, info, to, amount, ref, replaced=replaced)
 
     def _onchain_result(self, ref: bytes) -> PaymentOutcome | None:
-        """An earlier payment or request of this agent with ``ref``, from the vault's logs
-        through the ref index (:mod:`agentwallet.ref_index`: only the blocks since its last look
-        are read). A ``PaymentExecuted`` followed by ``RequestExecuted`` in its transaction is
-        the owners' execution of an escalated request, not this agent's payment: skipped (its
-        request's ``PaymentRequested`` answers the ref). A hit whose transaction is no longer
-        mined (a reorg deeper than the index re-reads) answers nothing."""
-        bindings = self.vault.bindings
-        try:
-            hits = self.refs.find(
-                self.chain,
-                self.vault.address,
-                self.address,
-                ref,
-                request_log.deployment_block(self.vault),
-            )
-        except RefIndexError:
-            raise
-        except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
-            return None
-        for hit in hits:
-            receipt = self.chain.transactor.receipt(hit.tx_hash)
-            if receipt is None or receipt["status"] != 1:
-                continue
-            if hit.event == "PaymentExecuted" and bindings.executed_request_ids(receipt):
-                continue
-            info = self.vault.token(hit.token)
-            return self._result(receipt, info, hit.to, hit.amount, ref)
-        return None
+        """An earlier payment or request of this agent with ``ref`` (:func:`earlier_payment`)."""
+        return earlier_payment(self, ref)
 
     # ------------------------------------------------------------------ intents
 
@@ -514,9 +500,12 @@ class AgentWallet:
         earlier = self._onchain_result(ref)
         if earlier is not None:
             return earlier
+        if entry.get("submitter"):  # agent.once: an exactly-once intent this agent submitted
+            how = "as an exactly-once intent: retry pay with exactly_once=True and the same ref"
+        else:
+            how = f"through relay {entry.get('relay')}: retry pay with relay= and the same ref"
         raise PaymentPendingError(
-            f"payment ref {ref_text(ref)!r} was sent as an intent through relay "
-            f"{entry.get('relay')} and is not mined yet: retry pay with relay= and the same ref"
+            f"payment ref {ref_text(ref)!r} was sent {how} (it is not mined yet)"
         )
 
     def payment_state(self, ref: str | bytes) -> PaymentState:

@@ -8,6 +8,7 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
   + ConfigurationError - a setting (environment variable, option, file) is missing or invalid
   + CompilerError - no Solidity compiler, contracts that do not compile, a missing artifact
   + ChainConnectionError - the JSON-RPC node cannot be reached or answered badly
+    - NodeUnavailableError - the node failed during ``pay`` before anything was sent
   + NodeNotFoundError - anvil is not installed or cannot start
   + NotADevelopmentChainError - snapshots, time travel, dev accounts, faucet on a real chain
   + SnapshotError
@@ -24,8 +25,12 @@ message says what went wrong and how to fix it. The CLI turns these into a one-l
   + PaymentPendingError - broadcast, not confirmed yet: retry with the same ref
     - PaymentOutcomeUnknownError - the receipt wait timed out or the node died after the
       broadcast: it MAY have been sent; ``.ref``, ``.tx_hash``
+    - RefPendingElsewhereError - exactly once: the ref is in the node's pool from another
+      process or machine (nothing was sent by this call); ``.ref``
+  + RefCancelledError - exactly once: the ref's intent nonce was invalidated (never pays)
   + NonceConflictError - the key's nonce was taken by another sender (nothing was sent)
-  + JournalError - the payment journal cannot be written (nothing was sent)
+  + JournalError - the payment journal cannot be written, or an entry is damaged (nothing
+    was sent); ``.path``
   + RefReusedError - a ref already names another payment of this agent; ``.earlier``
   + IntentRefusedError - an intent or rotation refused before any gas was spent (by the SDK or
     a relay); ``.code`` (machine-readable), ``.status`` (HTTP status at a relay)
@@ -178,6 +183,27 @@ class PaymentOutcomeUnknownError(PaymentPendingError):
         self.tx_hash = tx_hash
 
 
+class RefPendingElsewhereError(PaymentPendingError):
+    """An exactly-once payment's ref is already in the node's pool, sent by another process or
+    machine with the same agent key, and not mined yet. Nothing was sent by this call: wait and
+    retry ``pay`` with the same ref (it then answers that payment). ``ref`` is the ref's text."""
+
+    def __init__(self, message: str, *, ref: str = "") -> None:
+        super().__init__(message)
+        self.ref = ref
+
+
+class RefCancelledError(AgentWalletError):
+    """The ref's derived intent nonce is spent without a payment (it was invalidated): this ref
+    can never pay. Nothing was sent; use a new ref."""
+
+
+class NodeUnavailableError(ChainConnectionError):
+    """The node failed before the payment was handed to it (connection refused or reset, an
+    HTTP error, a JSON-RPC error): nothing was sent by this call. Retry ``pay`` with the same
+    ref once the node answers."""
+
+
 class NonceConflictError(AgentWalletError):
     """The node refused a freshly signed transaction because its nonce was already used by
     another transaction of the same key (another process or wallet signing with it). Nothing
@@ -186,9 +212,14 @@ class NonceConflictError(AgentWalletError):
 
 class JournalError(AgentWalletError):
     """The payment journal could not be written (disk full, file size limit, read-only or
-    unwritable directory). Raised before anything is broadcast: nothing was sent and no
-    partial file is left; fix the journal directory (``$AGENTWALLET_HOME/journal``) and retry
-    with the same ref."""
+    unwritable directory), or an entry cannot be read (damaged: ``path`` names it, and it is
+    left in place). Raised before anything is broadcast: nothing was sent and no partial file
+    is left; fix the journal directory (``$AGENTWALLET_HOME/journal``) and retry with the same
+    ref."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class RefReusedError(AgentWalletError):

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +34,12 @@ class Journal:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self._local = threading.local()
+
+    def last_written(self) -> tuple[int, dict[str, Any] | None]:
+        """How many entries this thread has written through this journal, and the last one:
+        compare before and after a call to know whether it journaled (so may have sent)."""
+        return getattr(self._local, "count", 0), getattr(self._local, "entry", None)
 
     def _path(self, chain_id: int, vault: str, agent: str, ref: bytes) -> Path:
         return self.directory / f"{chain_id}-{vault.lower()}-{agent.lower()}" / f"{ref.hex()}.json"
@@ -41,8 +49,24 @@ class Journal:
         path = self._path(chain_id, vault, agent, ref)
         if not path.is_file():
             return None
-        data: dict[str, Any] = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise _unreadable(path, f"{type(exc).__name__}: {exc}") from None
+        if not isinstance(data, dict) or not _REQUIRED <= data.keys():
+            raise _unreadable(path, f"not an entry with {', '.join(sorted(_REQUIRED))}")
         return data
+
+    def entries(self, chain_id: int, agent: str) -> Iterator[dict[str, Any]]:
+        """Every readable entry of ``agent`` on ``chain_id`` (any vault); unreadable files are
+        skipped here (:meth:`get` names them)."""
+        for path in self.directory.glob(f"{chain_id}-*-{agent.lower()}/*.json"):
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict):
+                yield data
 
     def put(self, chain_id: int, vault: str, agent: str, ref: bytes, entry: dict[str, Any]) -> None:
         """Write an entry atomically and durably (temp file, fsync, rename). Any failure (disk
@@ -58,6 +82,8 @@ class Journal:
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, path)
+            self._local.count = getattr(self._local, "count", 0) + 1
+            self._local.entry = entry
         except OSError as exc:
             try:
                 tmp.unlink(missing_ok=True)
@@ -99,6 +125,20 @@ class Journal:
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+#: Keys every entry has (direct payments and intents alike).
+_REQUIRED = frozenset({"ref", "token", "to", "amount"})
+
+
+def _unreadable(path: Path, why: str) -> JournalError:
+    return JournalError(
+        f"the payment journal entry {path} is damaged ({why}); it is left in place and nothing "
+        "was sent. Its payment may be pending or mined: check AgentWallet.payment_state(ref) "
+        "(the vault's logs), then move the file aside (mv it to a name not ending in .json) "
+        "and retry pay with the same ref",
+        path=path,
+    )
 
 
 def _settled(chain: Chain, entry: dict[str, Any]) -> bool:

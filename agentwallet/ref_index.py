@@ -32,6 +32,7 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agentwallet import request_log
 from agentwallet.audit.logs import LogReader, RawLog, log_source
 from agentwallet.bindings.artifacts import abi_of
 from agentwallet.bindings.vault import ARTIFACT, event_topic
@@ -39,9 +40,11 @@ from agentwallet.errors import AgentWalletError
 from agentwallet.protocol.addresses import checksum
 
 if TYPE_CHECKING:
+    from agentwallet.agent import AgentWallet
     from agentwallet.chain.connection import Chain
+    from agentwallet.protocol.models import PaymentOutcome
 
-__all__ = ["REORG_DEPTH", "RefHit", "RefIndex", "RefIndexError"]
+__all__ = ["REORG_DEPTH", "RefHit", "RefIndex", "RefIndexError", "earlier_payment"]
 
 logger = logging.getLogger(__name__)
 
@@ -282,3 +285,34 @@ def _hit(event: str, layout: _Layout, log: RawLog) -> tuple[bytes, RefHit]:
         to=to,
         amount=int.from_bytes(_word(data, layout.amount), "big"),
     )
+
+
+def earlier_payment(wallet: AgentWallet, ref: bytes) -> PaymentOutcome | None:
+    """An earlier payment or request of ``wallet``'s agent with ``ref``, from the vault's logs
+    through the ref index (:mod:`agentwallet.ref_index`: only the blocks since its last look
+    are read). A ``PaymentExecuted`` followed by ``RequestExecuted`` in its transaction is
+    the owners' execution of an escalated request, not this agent's payment: skipped (its
+    request's ``PaymentRequested`` answers the ref). A hit whose transaction is no longer
+    mined (a reorg deeper than the index re-reads) answers nothing."""
+    bindings = wallet.vault.bindings
+    try:
+        hits = wallet.refs.find(
+            wallet.chain,
+            wallet.vault.address,
+            wallet.address,
+            ref,
+            request_log.deployment_block(wallet.vault),
+        )
+    except RefIndexError:
+        raise
+    except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
+        return None
+    for hit in hits:
+        receipt = wallet.chain.transactor.receipt(hit.tx_hash)
+        if receipt is None or receipt["status"] != 1:
+            continue
+        if hit.event == "PaymentExecuted" and bindings.executed_request_ids(receipt):
+            continue
+        info = wallet.vault.token(hit.token)
+        return wallet._result(receipt, info, hit.to, hit.amount, ref)
+    return None

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from web3.exceptions import TimeExhausted
 
 from agentwallet.agent import AgentWallet
@@ -21,11 +22,13 @@ from agentwallet.chain.node import free_port, start_anvil
 from agentwallet.chain.tx import Broadcaster, Transactor, broadcast_fault
 from agentwallet.errors import (
     JournalError,
+    NodeUnavailableError,
     NonceConflictError,
     PaymentOutcomeUnknownError,
     PaymentPendingError,
     RefReusedError,
 )
+from agentwallet.faults import guard_pay
 from agentwallet.protocol.models import Paid
 from agentwallet.protocol.refs import to_ref
 from agentwallet.vault import Vault
@@ -285,3 +288,96 @@ def test_prune_removes_old_crash_leftovers_only(world: World, tmp_path: Path) ->
         world.chain, older_than=3600
     )
     assert not old.exists() and new.exists()
+
+
+# ------------------------------------------------------------------ the node lost its state
+
+
+def executed(world: World, ref: str) -> int:
+    """How many PaymentExecuted events the vault has for ``ref`` (the on-chain totals check)."""
+    logs = world.vault.contract.events.PaymentExecuted().get_logs(from_block=0)
+    return sum(1 for log in logs if bytes(log["args"]["ref"]) == to_ref(ref))
+
+
+@pytest.mark.parametrize("order", [("lost-1", "lost-2"), ("lost-2", "lost-1")])
+@pytest.mark.parametrize("strict", [False, True], ids=["direct", "exactly-once"])
+def test_retry_after_the_node_lost_two_payments_pays_each_once_in_any_order(
+    world: World, tmp_path: Path, order: tuple[str, str], strict: bool
+) -> None:
+    """Two refs journaled and mined, then the node forgets both (a revert to before them, as
+    a restart without state or a reorg does); retrying the LATER one first used to wait
+    forever behind the nonce gap. Now the earlier journaled transaction is re-sent first (or,
+    exactly once, the intent goes out in a fresh transaction): each ref pays once."""
+    amounts = {"lost-1": 2 * USDC, "lost-2": 3 * USDC}
+    before = world.vault.balance("tUSDC")
+    nonce = world.chain.nonce(world.agent.address)
+    snapshot = world.chain.snapshot()
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    first = {r: wallet.pay(world.payee, amounts[r], "tUSDC", ref=r, exactly_once=strict)
+             for r in ("lost-1", "lost-2")}  # fmt: skip
+    world.chain.revert(snapshot)  # the node lost both
+    assert world.vault.balance("tUSDC") == before
+    assert world.chain.nonce(world.agent.address) == nonce
+
+    retry = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    for ref in order:
+        result = retry.pay(world.payee, amounts[ref], "tUSDC", ref=ref, exactly_once=strict)
+        assert isinstance(result, Paid) and result.ref == ref
+        if not strict:  # the journaled transactions themselves, re-sent
+            assert result.tx_hash == first[ref].tx_hash
+        else:  # a fresh outer transaction; the journal records its hash
+            entry = retry.journal.get(
+                world.chain.chain_id, world.vault.address, world.agent.address, to_ref(ref)
+            )
+            assert entry is not None and entry["tx_hash"] == result.tx_hash
+    for ref in order:  # and once more: answered, nothing sent
+        assert retry.pay(world.payee, amounts[ref], "tUSDC", ref=ref, exactly_once=strict)
+        assert executed(world, ref) == 1
+    assert world.vault.balance("tUSDC") == before - 5 * USDC
+
+
+def test_a_lost_nonce_the_journal_does_not_hold_is_filled_not_waited_on(
+    world: World, tmp_path: Path
+) -> None:
+    """The agent key's lost transaction before the payment was not a payment (a nonce
+    invalidation): the retry fills its nonce with a zero-value self-transfer, then pays."""
+    before = world.vault.balance("tUSDC")
+    snapshot = world.chain.snapshot()
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    wallet.invalidate_nonces([12345])  # not journaled
+    paid = wallet.pay(world.payee, 4 * USDC, "tUSDC", ref="gap-1")
+    world.chain.revert(snapshot)
+    nonce = world.chain.nonce(world.agent.address)
+    result = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path).pay(
+        world.payee, 4 * USDC, "tUSDC", ref="gap-1"
+    )
+    assert isinstance(result, Paid) and result.tx_hash == paid.tx_hash
+    assert world.chain.nonce(world.agent.address) == nonce + 2  # the filler and the payment
+    assert executed(world, "gap-1") == 1
+    assert world.vault.balance("tUSDC") == before - 4 * USDC
+
+
+# ------------------------------------------------------------------ node faults: the verdict
+
+
+def test_node_fault_verdict_follows_what_the_call_journaled(eworld: World, tmp_path: Path) -> None:
+    """NodeUnavailableError only when this call journaled nothing and no earlier attempt of
+    the ref is journaled; a programming error is not disguised as a node fault."""
+    wallet = AgentWallet(eworld.chain, eworld.vault, eworld.agent, journal_dir=tmp_path)
+    key = (eworld.chain.chain_id, eworld.vault.address, eworld.agent.address)
+    entry = {"kind": "intent", "ref": "0x" + to_ref("v-1").hex(), "token": "0x0",
+             "to": eworld.payee, "amount": "1"}  # fmt: skip
+    with pytest.raises(PaymentOutcomeUnknownError, match="after the payment's intent") as one:
+        with guard_pay(wallet, "v-1"):
+            wallet.journal.put(*key, to_ref("v-1"), entry)
+            raise requests.ConnectionError("connection reset by peer")
+    assert (one.value.ref, one.value.tx_hash) == ("v-1", "")
+    with pytest.raises(PaymentOutcomeUnknownError, match="earlier attempt of ref 'v-1'"):
+        with guard_pay(wallet, "v-1"):
+            raise requests.HTTPError("502 Bad Gateway")
+    with pytest.raises(NodeUnavailableError, match="nothing was sent.*retry pay$"):
+        with guard_pay(wallet, None):
+            raise requests.ConnectionError("connection refused")
+    with pytest.raises(KeyError):
+        with guard_pay(wallet, "v-2"):
+            raise KeyError("a bug, not the node")

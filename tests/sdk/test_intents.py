@@ -8,6 +8,7 @@ another vault or chain (replays a signature), a revoked or rotated key (keeps sp
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from agentwallet.errors import (
     IntentRefusedError,
     InvalidNewKeyError,
     NotRequestAgentError,
+    RefCancelledError,
+    RefReusedError,
 )
 from agentwallet.protocol.constants import AgentStatus
 from agentwallet.protocol.models import SignedIntent
@@ -282,3 +285,72 @@ def test_rotation_replay_and_rotating_onto_an_owner_or_agent_are_refused(world: 
     forged = dataclasses.replace(rotation, new_key=world.outsider.address)
     with pytest.raises(IntentRefusedError, match="key's signature is not by"):
         intents.submit_rotation(world.vault, world.outsider, forged)
+
+
+# ------------------------------------------------------------------ direct, exactly once
+
+
+def _paid_events(world: World, ref: str) -> list[object]:
+    """Every PaymentExecuted of the vault with ``ref`` (the on-chain totals check)."""
+    contract = world.vault.contract
+    logs = contract.events.PaymentExecuted().get_logs(from_block=0)
+    return [log for log in logs if bytes(log["args"]["ref"]) == to_ref(ref)]
+
+
+def test_direct_exactly_once_pays_a_ref_once_from_two_journals(
+    world: World, tmp_path: Path
+) -> None:
+    """The agent submits its own ref-derived intent: a second machine (another journal) paying
+    the same ref gets the first payment back; nothing moves twice, whoever sends it."""
+    before = world.vault.balance("tUSDC")
+    first = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "a")
+    paid = first.pay(world.payee, 3 * USDC, "tUSDC", ref="once-d1", exactly_once=True)
+    assert isinstance(paid, Paid) and paid.ref == "once-d1"
+    second = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "b")
+    again = second.pay(world.payee, 3 * USDC, "tUSDC", ref="once-d1", exactly_once=True)
+    assert again == paid
+    assert first.pay(world.payee, 3 * USDC, "tUSDC", ref="once-d1", exactly_once=True) == paid
+    # the default path on the second machine finds it in the logs as well
+    assert second.pay(world.payee, 3 * USDC, "tUSDC", ref="once-d1") == paid
+    assert world.vault.balance("tUSDC") == before - 3 * USDC
+    assert len(_paid_events(world, "once-d1")) == 1
+    state = second.payment_state("once-d1")
+    assert (state.state, state.guarantee) == ("paid", "chain")
+
+
+def test_direct_exactly_once_submitted_twice_reverts_the_second_and_answers_the_first(
+    world: World, tmp_path: Path
+) -> None:
+    """An attacker (or a second worker) replays the exact intent from the agent's key after
+    the first ran: the vault refuses the nonce; the SDK answers the first payment."""
+    before = world.vault.balance("tUSDC")
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    paid = wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="once-d2", exactly_once=True)
+    entry = wallet.journal.get(
+        world.chain.chain_id, world.vault.address, world.agent.address, to_ref("once-d2")
+    )
+    assert entry is not None and entry["kind"] == "intent"
+    signed = SignedIntent.from_json(json.dumps(entry["intent"]))
+    assert signed.nonce == intents.ref_nonce(to_ref("once-d2"))
+    _refused(world, signed, "nonce_used")
+    with pytest.raises(RefReusedError, match="nothing was sent"):
+        wallet.pay(world.payee, 9 * USDC, "tUSDC", ref="once-d2", exactly_once=True)
+    assert isinstance(paid, Paid)
+    assert world.vault.balance("tUSDC") == before - 2 * USDC
+
+
+def test_direct_exactly_once_on_a_cancelled_ref_is_refused(world: World, tmp_path: Path) -> None:
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
+    wallet.invalidate_nonces([intents.ref_nonce(to_ref("once-d3"))])
+    before = world.vault.balance("tUSDC")
+    with pytest.raises(RefCancelledError, match="can never pay.*use a new ref"):
+        wallet.pay(world.payee, USDC, "tUSDC", ref="once-d3", exactly_once=True)
+    assert world.vault.balance("tUSDC") == before
+
+
+def test_direct_exactly_once_over_the_limit_escalates_once(world: World, tmp_path: Path) -> None:
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "a")
+    out = wallet.pay(world.payee, 150 * USDC, "tUSDC", ref="once-d4", exactly_once=True)
+    assert isinstance(out, Escalated)
+    other = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "b")
+    assert other.pay(world.payee, 150 * USDC, "tUSDC", ref="once-d4", exactly_once=True) == out
