@@ -34,9 +34,10 @@ from agentwallet.audit.errors import (
     LogReadError,
     ReorgDuringSyncError,
 )
-from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range, decode_all
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range
 from agentwallet.audit.logs import LogReader, LogSource, log_source
 from agentwallet.audit.records import SyncResult, SyncState, TokenMeta, vault_set_key
+from agentwallet.audit.rows import Row, RowDecoder
 from agentwallet.audit.schema import (
     EVENT_COLUMNS,
     SCHEMA,
@@ -323,27 +324,32 @@ class AuditIndex:
         wanted_vaults: set[str],
     ) -> int:
         end_hash, end_parent, end_time = source.block_header(end)
-        events: list[AuditEvent] = []
         times: dict[int, int] = {end: end_time}
-        for _, _, logs in reader.chunks(start, end, addresses, None):
-            for event in decode_all(self.codec, logs, source, times):
-                if event.name == "VaultCreated" and event.vault.lower() not in wanted_vaults:
-                    continue
-                events.append(event)
+
+        def block_time(number: int) -> int:
+            if number not in times:
+                times[number] = source.block_header(number)[2]
+            return times[number]
+
+        decoder = RowDecoder(self.codec, chain_id)
+        rows: list[Row] = []
+        for _, _, items in reader.item_chunks(start, end, addresses, None):
+            rows += decoder.rows(items, block_time)
+        # the factory's VaultCreated for vaults of this set only (row[8] name, row[7] vault)
+        rows = [r for r in rows if r[8] != "VaultCreated" or r[7].lower() in wanted_vaults]
         again = source.block_header(end)[0]
         if again != end_hash:
             raise ReorgDuringSyncError(f"block {end} changed from {end_hash} to {again}")
-        blocks: dict[int, tuple[str, str | None, int]] = {
-            e.block_number: (e.block_hash, None, e.block_time) for e in events
-        }
+        # (number: hash, time) from rows' block_number, block_hash, block_time
+        blocks: dict[int, tuple[str, str | None, int]] = {r[1]: (r[4], None, r[3]) for r in rows}
         blocks[end] = (end_hash, end_parent, end_time)
-        tokens = self._token_rows(chain, chain_id, {e.token for e in events if e.token})
+        tokens = self._token_rows(chain, chain_id, {r[11] for r in rows if r[11]})
         with self._tx() as db:
             db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", tokens)
             db.executemany(
                 f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
                 "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [event_row(chain_id, e) for e in events],
+                rows,
             )
             db.executemany(
                 "INSERT INTO blocks VALUES (?,?,?,?,?) ON CONFLICT (chain_id, number) DO UPDATE "
@@ -352,7 +358,7 @@ class AuditIndex:
                 [(chain_id, n, h, p, t) for n, (h, p, t) in blocks.items()],
             )
             self._write_state(chain_id, key, vaults, factory, from_block, end, end_hash)
-        return len(events)
+        return len(rows)
 
     def _write_state(
         self,

@@ -88,9 +88,11 @@ class RpcLogSource:
             raise BlockRangeError(f"block {number} does not exist on {self.url}")
         return str(block["hash"]), str(block["parentHash"]), int(block["timestamp"], 16)
 
-    def logs(
+    def log_items(
         self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
-    ) -> list[RawLog]:
+    ) -> list[Mapping[str, Any]]:
+        """The node's ``eth_getLogs`` answer as it came (JSON objects with hex fields): what a
+        sync decodes straight into rows (:mod:`agentwallet.audit.rows`)."""
         params: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
         if addresses:
             params["address"] = list(addresses)
@@ -104,6 +106,17 @@ class RpcLogSource:
                 for t in topics
             ]
         result = self.call("eth_getLogs", [params])
+        if not isinstance(result, list):
+            raise LogReadError(
+                f"eth_getLogs on {self.url} answered {type(result).__name__}, not a list of "
+                "logs: is it an Ethereum JSON-RPC node?"
+            )
+        return result
+
+    def logs(
+        self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
+    ) -> list[RawLog]:
+        result = self.log_items(from_block, to_block, addresses, topics)
         out = []
         topic_bytes: dict[str, bytes] = {}  # topics repeat (event ids, agents, tokens)
 
@@ -195,6 +208,8 @@ class EmbeddedLogSource:
                     )
         return out
 
+    log_items = logs  #: the same RawLogs (no JSON here)
+
 
 def _topics_match(log_topics: tuple[bytes, ...], pattern: list[Any]) -> bool:
     for i, want in enumerate(pattern):
@@ -237,6 +252,27 @@ class LogReader:
         topics: list[Any] | None = None,
     ) -> Iterator[tuple[int, int, list[RawLog]]]:
         """Yield (start, end, logs) for consecutive sub-ranges covering [from_block, to_block]."""
+        yield from self._chunks(from_block, to_block, addresses, topics, False)
+
+    def item_chunks(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None = None,
+        topics: list[Any] | None = None,
+    ) -> Iterator[tuple[int, int, Sequence[Mapping[str, Any] | RawLog]]]:
+        """As :meth:`chunks`, with the logs as the source gives them (``log_items``: the
+        node's JSON objects, or RawLogs from the embedded chain), for :mod:`.rows`."""
+        yield from self._chunks(from_block, to_block, addresses, topics, True)
+
+    def _chunks(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None,
+        topics: list[Any] | None,
+        items: bool,
+    ) -> Iterator[tuple[int, int, Any]]:
         if from_block > to_block:
             raise BlockRangeError(
                 f"block range {from_block}..{to_block} is reversed: give from <= to"
@@ -245,7 +281,8 @@ class LogReader:
         while start <= to_block:
             end = min(to_block, start + self.range - 1)
             try:
-                logs = self.source.logs(start, end, addresses, topics or [])
+                read = self.source.log_items if items else self.source.logs
+                logs = read(start, end, addresses, topics or [])
             except _RangeTooLarge as exc:
                 if self.range <= self.min_range:
                     raise LogReadError(
