@@ -20,7 +20,7 @@ from typing import Any
 from agentwallet.audit.columns import event_columns
 from agentwallet.audit.events import EventCodec, EventSpec, _checksum, _topic_plain
 from agentwallet.audit.logs import RawLog
-from agentwallet.audit.schema import event_row
+from agentwallet.audit.schema import DERIVED_ARGS, column_value, event_row
 
 __all__ = ["Row", "RowDecoder"]
 
@@ -117,7 +117,8 @@ class _Plan:
     topics: tuple[tuple[str, Callable[[str], Any]], ...]  #: (arg, reader) per topic 1..
     words: tuple[tuple[str, Callable[[str], Any]], ...] | None  #: per data word; None: dynamic
     data_length: int  #: length of the data's hex text, with its 0x
-    json_keys: tuple[str, ...]  #: the arguments in the JSON's (sorted) order
+    json_keys: tuple[str, ...]  #: arguments no column can hold, in the JSON's (sorted) order
+    derived: tuple[tuple[str, int], ...]  #: (argument, row position of the column that may hold it)
 
 
 def _plan(spec: EventSpec) -> _Plan:
@@ -136,7 +137,8 @@ def _plan(spec: EventSpec) -> _Plan:
         topics,
         None if words is None else tuple(words),
         2 + 64 * len(words or ()),
-        tuple(sorted(name for name, _, _ in spec.inputs)),
+        tuple(sorted(name for name, _, _ in spec.inputs if name not in DERIVED_ARGS)),
+        tuple((name, DERIVED_ARGS[name]) for name, _, _ in spec.inputs if name in DERIVED_ARGS),
     )
 
 
@@ -228,7 +230,7 @@ class RowDecoder:
             position += 64
         name = plan.spec.name
         c = event_columns(name, args, emitter, self.codec.call_agent)
-        return (
+        row = (
             self.chain_id,
             bn,
             li,
@@ -246,8 +248,13 @@ class RowDecoder:
             c.kind,
             None if c.amount is None else str(c.amount),
             c.ref,
-            "{" + ",".join(f'"{k}":{_json_value(args[k])}' for k in plan.json_keys) + "}",
         )
+        keys = plan.json_keys
+        # an argument whose column holds something else (e.g. a payment by no agent) stays
+        extra = [k for k, at in plan.derived if row[at] != column_value(at, args[k])]
+        if extra:
+            keys = tuple(sorted((*keys, *extra)))
+        return (*row, "{" + ",".join(f'"{k}":{_json_value(args[k])}' for k in keys) + "}")
 
     def _slow(
         self,

@@ -10,7 +10,7 @@ import pytest
 from agentwallet.audit.events import EventCodec, link_payments
 from agentwallet.audit.logs import EmbeddedLogSource, RawLog
 from agentwallet.audit.rows import RowDecoder
-from agentwallet.audit.schema import event_row
+from agentwallet.audit.schema import event_row, row_event
 from agentwallet.chain import Chain
 from tests.audit._helpers import ETH, World
 from tests.audit.test_events_and_reports import busy_history
@@ -60,6 +60,11 @@ def test_rows_equal_the_event_decoder_on_every_kind_of_event(
     assert any(r[8] == "PaymentExecuted" and r[13] is not None for r in expected)
     decoder = RowDecoder(codec, chain.chain_id)
     assert decoder.rows(logs, no_time) == expected
+    # rows are small (a payment's arguments all live in columns) and read back as written
+    assert {r[17] for r in expected if r[8] == "PaymentExecuted" and r[9]} == {"{}"}
+    events = link_payments([e for e in (codec.decode(lg) for lg in logs) if e is not None])
+    assert [row_event(r) for r in expected] == events
+    assert [list(row_event(r).args) for r in expected] == [sorted(e.args) for e in events]
     assert decoder.rows([as_json(lg) for lg in logs], no_time) == expected
     assert RowDecoder(codec, chain.chain_id).rows([as_json(lg, True) for lg in logs], no_time) == (
         expected
