@@ -5,8 +5,8 @@ the same range) and the embedded chain, and the latency of one agent's trail amo
     python scripts/bench_audit.py [--events 10000] [--synthetic 100000 1000000] [--embedded 60]
         [--anvil-state FILE] [--profile]
 
-``--anvil-state FILE`` keeps the generated chain in FILE (and the vault's address in
-FILE.vault) and reuses it on the next run instead of sending the payments again;
+``--anvil-state FILE`` keeps the generated chain in FILE (``anvil_dumpState``; the vault's
+address in FILE.vault) and loads it on the next run instead of sending the payments again;
 ``--profile`` also runs one full sync under cProfile and prints where its time goes.
 
 The trail benchmark inserts synthetic decoded events directly into the index (copies of a real
@@ -48,9 +48,12 @@ def bench_anvil(
     rows = []
     saved = state.with_name(state.name + ".vault") if state else None
     reuse = saved is not None and saved.exists()
-    with start_anvil(port=free_port(), state=state) as node:
-        chain = connect(node.url)
-        if reuse and saved is not None:
+    with start_anvil(port=free_port()) as node:
+        chain = connect(node.url, timeout=600)  # one eth_getLogs of 100k logs takes seconds
+        if reuse and saved is not None and state is not None:
+            loaded = chain.raw_request("anvil_loadState", [json.loads(state.read_text())])
+            if "error" in loaded:
+                raise SystemExit(f"anvil could not load {state}: {loaded['error']}")
             vault = json.loads(saved.read_text())["vault"]
             rows.append(("anvil: payments", f"reused the chain in {state}"))
         else:
@@ -65,7 +68,8 @@ def bench_anvil(
                 )
             )
             vault = world.vault.address
-            if saved is not None:
+            if saved is not None and state is not None:
+                state.write_text(json.dumps(chain.raw_request("anvil_dumpState", [])["result"]))
                 saved.write_text(json.dumps({"vault": vault}))
         head = chain.block_number()
         query = {"fromBlock": "0x0", "toBlock": hex(head), "address": vault}
