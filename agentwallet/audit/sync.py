@@ -47,7 +47,7 @@ __all__ = ["FIRST_RANGE", "MAX_REORG_RETRIES", "TARGET_LOGS", "sync"]
 MAX_REORG_RETRIES = 5
 #: Logs per eth_getLogs a sync aims at, and the first range it tries (blocks).
 TARGET_LOGS = 5_000
-FIRST_RANGE = 2_000
+FIRST_RANGE = 10
 #: Chunks read ahead of the writer (bounds memory: about TARGET_LOGS rows each).
 AHEAD = 2
 
@@ -71,6 +71,14 @@ class _Chunk:
 
 
 @dataclass(frozen=True)
+class _Read:
+    """One range as the node gave it (decoded by the writer: see :class:`_Prefetch`)."""
+
+    items: Sequence[Any]
+    end: tuple[int, str, str, int] | None  #: (block, hash, parent, time) if it ends a transaction
+
+
+@dataclass(frozen=True)
 class _Plan:
     chain: Chain
     chain_id: int
@@ -83,15 +91,18 @@ class _Plan:
 
 
 class _Prefetch:
-    """Reads, decodes and checks chunks of [start, target] on a thread, :data:`AHEAD` ahead;
-    iterating yields them (or raises what the thread raised)."""
+    """Reads and checks the ranges of [start, target] on a thread, :data:`AHEAD` ahead;
+    iterating decodes them into chunks of rows on the caller's thread (or raises what the
+    thread raised). Decoding stays with the writer: SQLite releases Python's lock for every
+    row it inserts, and a reader thread busy in Python would make each row wait to get it
+    back; the reader thread mostly waits for the node."""
 
     def __init__(self, plan: _Plan, decoder: RowDecoder, start: int, target: int) -> None:
         self.plan = plan
         self.decoder = decoder
         self.start = start
         self.target = target
-        self.queue: queue.Queue[_Chunk | BaseException | None] = queue.Queue(AHEAD)
+        self.queue: queue.Queue[_Read | BaseException | None] = queue.Queue(AHEAD)
         self.stopped = threading.Event()
         self.known = set(plan.known_tokens)
         self.times: dict[int, int] = {}
@@ -104,7 +115,8 @@ class _Prefetch:
 
     def __iter__(self) -> Any:
         if self.thread is None:
-            yield from self._chunks()
+            for read in self._reads():
+                yield self._chunk(read)
             return
         self.thread.start()
         while True:
@@ -113,7 +125,7 @@ class _Prefetch:
                 return
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            yield self._chunk(item)
 
     def stop(self) -> None:
         self.stopped.set()
@@ -127,14 +139,14 @@ class _Prefetch:
 
     def _run(self) -> None:
         try:
-            for chunk in self._chunks():
-                if not self._put(chunk):
+            for read in self._reads():
+                if not self._put(read):
                     return
             self._put(None)
         except BaseException as exc:  # noqa: BLE001 - handed to the writer, who raises it
             self._put(exc)
 
-    def _put(self, item: _Chunk | BaseException | None) -> bool:
+    def _put(self, item: _Read | BaseException | None) -> bool:
         while not self.stopped.is_set():
             try:
                 self.queue.put(item, timeout=0.1)
@@ -143,7 +155,7 @@ class _Prefetch:
                 continue
         return False
 
-    def _chunks(self) -> Any:
+    def _reads(self) -> Any:
         plan = self.plan
         header = plan.source.block_header
         start = self.start
@@ -160,7 +172,7 @@ class _Prefetch:
                     first, batch_end, plan.addresses, items=True, before=self._ends(ends)
                 )
                 last = batch_hash if end == batch_end else None
-                yield self._chunk(items, end, ends.get(end), last)
+                yield _Read(items, self._checked(end, ends.get(end), last))
                 first = end + 1
             start = batch_end + 1
 
@@ -175,27 +187,30 @@ class _Prefetch:
 
         return before
 
-    def _chunk(
-        self,
-        items: Sequence[Any],
-        end: int,
-        chunk_end: tuple[str, str, int] | None,
-        batch_hash: str | None,
-    ) -> _Chunk:
+    def _checked(
+        self, end: int, chunk_end: tuple[str, str, int] | None, batch_hash: str | None
+    ) -> tuple[int, str, str, int] | None:
+        """The header of ``end`` if a transaction ends there, after checking that the block did
+        not change while its logs were read (else :class:`ReorgDuringSyncError`)."""
+        if chunk_end is None and batch_hash is None:
+            return None
+        end_hash, end_parent, end_time = self.plan.source.block_header(end)
+        expected = chunk_end[0] if chunk_end is not None else batch_hash
+        if end_hash != expected:
+            raise ReorgDuringSyncError(f"block {end} changed from {expected} to {end_hash}")
+        return end, end_hash, end_parent, end_time
+
+    def _chunk(self, read: _Read) -> _Chunk:
         plan = self.plan
         rows = [
             r
-            for r in self.decoder.rows(items, self._block_time)
+            for r in self.decoder.rows(read.items, self._block_time)
             if r[_NAME] != "VaultCreated" or r[_VAULT].lower() in plan.wanted_vaults
         ]
         blocks: dict[int, tuple[str, str | None, int]] = {r[1]: (r[4], None, r[3]) for r in rows}
         commit: tuple[int, str] | None = None
-        if chunk_end is not None or batch_hash is not None:
-            # the end block must not have changed while its logs were read
-            end_hash, end_parent, end_time = plan.source.block_header(end)
-            expected = chunk_end[0] if chunk_end is not None else batch_hash
-            if end_hash != expected:
-                raise ReorgDuringSyncError(f"block {end} changed from {expected} to {end_hash}")
+        if read.end is not None:
+            end, end_hash, end_parent, end_time = read.end
             blocks[end] = (end_hash, end_parent, end_time)
             commit = (end, end_hash)
         new = {r[_TOKEN] for r in rows if r[_TOKEN]} - self.known
