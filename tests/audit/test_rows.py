@@ -157,3 +157,32 @@ def test_dirty_words_fall_back_to_eth_abi(chain: Chain, embedded_world: World) -
                 decoder.rows([bad], no_time)
         else:
             assert decoder.rows([bad], no_time) == slow
+
+
+def test_an_argument_its_column_does_not_hold_stays_in_the_row() -> None:
+    """The owners' payment names no agent: the agent column is empty, so the zero address
+    stays in ``args``; every other argument of a payment lives in its column."""
+    from agentwallet.audit.events import AuditEvent
+    from agentwallet.protocol.constants import ZERO_ADDRESS
+
+    payee = "0x" + "ab" * 20
+    args = {"agent": ZERO_ADDRESS, "token": ETH, "to": payee, "amount": 5, "ref": "0x" + "00" * 32}
+    event = AuditEvent(
+        block_number=7,
+        block_time=70,
+        block_hash="0x" + "11" * 32,
+        tx_hash="0x" + "22" * 32,
+        log_index=0,
+        emitter=payee,
+        vault=payee,
+        name="PaymentExecuted",
+        args=args,
+        agent=None,
+        token=ETH,
+        recipient=payee,
+        amount=5,
+        ref=args["ref"],
+    )
+    row = event_row(1, event)
+    assert row[17] == f'{{"agent":"{ZERO_ADDRESS}"}}'
+    assert row_event(row) == event
