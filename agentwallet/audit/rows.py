@@ -25,6 +25,7 @@ from agentwallet.audit.schema import DERIVED_ARGS, column_value, event_row
 __all__ = ["Row", "RowDecoder"]
 
 Row = tuple[Any, ...]
+_Where = tuple[int, str, str, int, int]  #: block number, block hash, tx hash, log index, time
 LogItem = Mapping[str, Any] | RawLog
 
 # positions in a row (schema.EVENT_COLUMNS)
@@ -192,14 +193,15 @@ class RowDecoder:
             if bt is None:
                 bt = block_time(bn)
             emitter = address(emitter)
+            where = (bn, bh, tx, li, bt)
             row = None
             if plan.words is not None and len(data) == plan.data_length:
                 try:
-                    row = self._fast(plan, topics, data.lower(), emitter, bn, bh, tx, li, bt)
+                    row = self._fast(plan, topics, data.lower(), emitter, where)
                 except (_Fallback, ValueError, IndexError):
                     row = None
             if row is None:
-                row = self._slow(topics, data, emitter, bn, bh, tx, li, bt)
+                row = self._slow(topics, data, emitter, where)
                 if row is None:
                     continue
             if plan.spec.name == "RequestExecuted":
@@ -208,16 +210,7 @@ class RowDecoder:
         return _link(out) if linked else out
 
     def _fast(
-        self,
-        plan: _Plan,
-        topics: Sequence[str],
-        data: str,
-        emitter: str,
-        bn: int,
-        bh: str,
-        tx: str,
-        li: int,
-        bt: int,
+        self, plan: _Plan, topics: Sequence[str], data: str, emitter: str, where: _Where
     ) -> Row:
         if len(topics) != len(plan.topics) + 1:
             raise _Fallback
@@ -230,6 +223,7 @@ class RowDecoder:
             position += 64
         name = plan.spec.name
         c = event_columns(name, args, emitter, self.codec.call_agent)
+        bn, bh, tx, li, bt = where
         row = (
             self.chain_id,
             bn,
@@ -256,17 +250,8 @@ class RowDecoder:
             keys = tuple(sorted((*keys, *extra)))
         return (*row, "{" + ",".join(f'"{k}":{_json_value(args[k])}' for k in keys) + "}")
 
-    def _slow(
-        self,
-        topics: Sequence[str],
-        data: str,
-        emitter: str,
-        bn: int,
-        bh: str,
-        tx: str,
-        li: int,
-        bt: int,
-    ) -> Row | None:
+    def _slow(self, topics: Sequence[str], data: str, emitter: str, where: _Where) -> Row | None:
+        bn, bh, tx, li, bt = where
         raw = RawLog(
             address=emitter,
             topics=tuple(bytes.fromhex(t[2:]) for t in topics),
