@@ -3,6 +3,11 @@ the same range) and the embedded chain, and the latency of one agent's trail amo
 1,000,000) indexed events.
 
     python scripts/bench_audit.py [--events 10000] [--synthetic 100000 1000000] [--embedded 60]
+        [--anvil-state FILE] [--profile]
+
+``--anvil-state FILE`` keeps the generated chain in FILE (``anvil_dumpState``; the vault's
+address in FILE.vault) and loads it on the next run instead of sending the payments again;
+``--profile`` also runs one full sync under cProfile and prints where its time goes.
 
 The trail benchmark inserts synthetic decoded events directly into the index (copies of a real
 PaymentExecuted: the agent's own 1,000, the rest spread over 99 other agents); the sync
@@ -13,7 +18,10 @@ Prints a table and the command that made it; numbers go to BENCHMARKS.md, not as
 from __future__ import annotations
 
 import argparse
+import cProfile
 import dataclasses
+import json
+import pstats
 import statistics
 import sys
 import tempfile
@@ -34,22 +42,37 @@ from agentwallet.chain.node import free_port, start_anvil  # noqa: E402
 from tests.audit._helpers import ETH, blast_payments, build_world  # noqa: E402
 
 
-def bench_anvil(n: int, tmp: Path, runs: int = 3) -> list[tuple[str, str]]:
+def bench_anvil(
+    n: int, tmp: Path, runs: int = 3, state: Path | None = None, profile: bool = False
+) -> list[tuple[str, str]]:
     rows = []
+    saved = state.with_name(state.name + ".vault") if state else None
+    reuse = saved is not None and saved.exists()
     with start_anvil(port=free_port()) as node:
-        chain = connect(node.url)
-        world = build_world(chain)
-        world.govern("setLimits", world.agent.address, ETH, 10**18, 10**24, 86_400)
-        t = time.perf_counter()
-        blast_payments(world, world.agent, n)
-        rows.append(
-            (
-                "anvil: generate payments (signed+sent, batched)",
-                f"{n} tx in {time.perf_counter() - t:.1f}s",
+        chain = connect(node.url, timeout=600)  # one eth_getLogs of 100k logs takes seconds
+        if reuse and saved is not None and state is not None:
+            loaded = chain.raw_request("anvil_loadState", [json.loads(state.read_text())])
+            if "error" in loaded:
+                raise SystemExit(f"anvil could not load {state}: {loaded['error']}")
+            vault = json.loads(saved.read_text())["vault"]
+            rows.append(("anvil: payments", f"reused the chain in {state}"))
+        else:
+            world = build_world(chain)
+            world.govern("setLimits", world.agent.address, ETH, 10**18, 10**24, 86_400)
+            t = time.perf_counter()
+            blast_payments(world, world.agent, n)
+            rows.append(
+                (
+                    "anvil: generate payments (signed+sent, batched)",
+                    f"{n} tx in {time.perf_counter() - t:.1f}s",
+                )
             )
-        )
+            vault = world.vault.address
+            if saved is not None and state is not None:
+                state.write_text(json.dumps(chain.raw_request("anvil_dumpState", [])["result"]))
+                saved.write_text(json.dumps({"vault": vault}))
         head = chain.block_number()
-        query = {"fromBlock": "0x0", "toBlock": hex(head), "address": world.vault.address}
+        query = {"fromBlock": "0x0", "toBlock": hex(head), "address": vault}
         raw_times, sync_times = [], []
         events = 0
         for run in range(runs):
@@ -57,9 +80,18 @@ def bench_anvil(n: int, tmp: Path, runs: int = 3) -> list[tuple[str, str]]:
             logs = chain.raw_request("eth_getLogs", [query])["result"]
             raw_times.append(time.perf_counter() - t)
             with AuditIndex(tmp / f"anvil-{run}.sqlite") as index:
-                result = index.sync(chain, [world.vault.address], to_block=head)
+                result = index.sync(chain, [vault], to_block=head)
                 sync_times.append(result.seconds)
                 events = result.events
+        if profile:
+            profiler = cProfile.Profile()
+            with AuditIndex(tmp / "anvil-profiled.sqlite") as index:
+                profiler.enable()
+                index.sync(chain, [vault], to_block=head)
+                profiler.disable()
+            print(f"profile of a full sync of {events} events (cumulative):", file=sys.stderr)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(30)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(20)
         raw_s, sync_s = statistics.median(raw_times), statistics.median(sync_times)
         rows.append(
             (
@@ -76,6 +108,9 @@ def bench_anvil(n: int, tmp: Path, runs: int = 3) -> list[tuple[str, str]]:
             )
         )
         with AuditIndex(tmp / "anvil-0.sqlite") as index:
+            if reuse:
+                rows.append(("anvil: incremental sync, spend report", "skipped (reused chain)"))
+                return rows
             for _ in range(3):
                 world.pay(world.agent, ETH, world.payees[0], 1)
             t = time.perf_counter()
@@ -210,10 +245,18 @@ def main() -> None:
         "--synthetic 100000 1000000",
     )
     parser.add_argument("--embedded", type=int, default=60, help="payments on embedded chain")
+    parser.add_argument(
+        "--anvil-state", type=Path, help="keep the generated chain here and reuse it next time"
+    )
+    parser.add_argument("--profile", action="store_true", help="profile one full sync")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        rows = bench_anvil(args.events, tmp) if args.events else []
+        rows = (
+            bench_anvil(args.events, tmp, state=args.anvil_state, profile=args.profile)
+            if args.events
+            else []
+        )
         rows += bench_trail(args.synthetic, tmp)
         if args.embedded:
             rows += bench_embedded(args.embedded, tmp)

@@ -22,11 +22,11 @@ from typing import Any
 from eth_abi.abi import decode as abi_decode
 from eth_utils.crypto import keccak
 
+from agentwallet.audit.columns import event_columns
 from agentwallet.audit.errors import BlockRangeError
 from agentwallet.audit.logs import LogReader, LogSource, RawLog, log_source
 from agentwallet.chain import Chain
 from agentwallet.protocol.calls import Call, CallDecoder, canonical_type, plain
-from agentwallet.protocol.constants import ZERO_ADDRESS, RequestKind
 
 #: The vault's one ABI (every part's events) and the factory's, as named in :class:`EventSpec`.
 VAULT_ABI = "IAgentVault"
@@ -130,72 +130,32 @@ class EventCodec:
                 args[name] = next(data_values)
         return self._build(spec, log, args)
 
+    def call_agent(self, data: str) -> str | None:
+        """The agent a governance proposal's call (hex ``data``) configures, or None."""
+        call = self.decode_call(bytes.fromhex(data[2:]))
+        return None if call is None else call.agent
+
     def _build(self, spec: EventSpec, log: RawLog, args: dict[str, Any]) -> AuditEvent:
-        name = spec.name
-        agent = args.get("agent")
-        actor: str | None = None
-        recipient: str | None = None
-        kind: str | None = None
-        amount = args.get("amount")
-        token = args.get("token")
-        vault = plain("address", log.address)
-        if name == "PaymentRequested":
-            kind, actor, recipient = RequestKind.PAYMENT.text, agent, args["to"]
-        elif name == "GovernanceProposed":
-            kind, actor = RequestKind.GOVERNANCE.text, args["proposer"]
-            call = self.decode_call(bytes.fromhex(args["data"][2:]))
-            agent = None if call is None else call.agent
-        elif name in ("PaymentExecuted", "SignedPaymentExecuted"):
-            recipient = args["to"]
-            if agent == ZERO_ADDRESS:  # the owners paid without naming an agent
-                agent = None
-        elif name == "RelayFeePaid":
-            actor = recipient = args["relayer"]
-            amount = args["fee"]
-        elif name in ("RequestApproved", "RequestRejected", "OwnerAdded", "OwnerRemoved"):
-            actor = args["owner"]
-        elif name in ("RequestExecuted", "GovernanceExecuted"):
-            actor = args["executor"]
-        elif name in ("RecipientChanged", "RecipientBudgetChanged"):
-            actor, recipient = args["by"], args["recipient"]
-        elif name in ("AgentStatusChanged", "LimitsChanged", "VaultPaused", "NoncesInvalidated"):
-            actor = args["by"]
-        elif name == "AgentRotated":
-            agent, actor, recipient = args["oldKey"], args["by"], None
-        elif name == "SubAgentAdded":
-            agent, actor = args["child"], args["by"]
-        elif name in ("CallRequested", "CallExecuted"):
-            actor, recipient, token = agent, args["target"], args["spendToken"]
-            amount = args["spendAmount"] if name == "CallRequested" else args["spent"]
-            kind = RequestKind.CALL.text if name == "CallRequested" else None
-        elif name == "CallPermissionChanged":
-            actor, recipient = args["by"], args["target"]
-        elif name == "Deposited":
-            actor = args["from"]
-        elif name == "RequestCancelled":
-            actor = agent
-        elif name == "VaultCreated":
-            vault = args["vault"]
-            actor = args["creator"]
-        request_id = args.get("requestId")
+        emitter = _checksum(log.address)
+        c = event_columns(spec.name, args, emitter, self.call_agent)
         return AuditEvent(
             block_number=log.block_number,
             block_time=log.block_time or 0,
             block_hash=log.block_hash,
             tx_hash=log.tx_hash,
             log_index=log.log_index,
-            emitter=plain("address", log.address),
-            vault=vault,
-            name=name,
+            emitter=emitter,
+            vault=c.vault,
+            name=spec.name,
             args=args,
-            agent=agent,
-            actor=actor,
-            token=token,
-            recipient=recipient,
-            request_id=None if request_id is None else int(request_id),
-            kind=kind,
-            amount=None if amount is None else int(amount),
-            ref=args.get("ref"),
+            agent=c.agent,
+            actor=c.actor,
+            token=c.token,
+            recipient=c.recipient,
+            request_id=c.request_id,
+            kind=c.kind,
+            amount=c.amount,
+            ref=c.ref,
         )
 
 

@@ -1,12 +1,13 @@
 """The local audit index: decoded events in SQLite, synced incrementally and reorg-safely.
 
-Sync reads vault (and optionally factory) logs from the last synced block to ``head -
-confirmations`` in batches. Each batch is written in one SQLite transaction together with the
-new sync state, so the index is never half-written. Before each batch the stored hash of the last
-synced block is compared with the node's; on a mismatch the index walks back over its stored
-block hashes to the newest block the node still has (the common ancestor: a block hash commits to
-all its ancestors), deletes everything above it and re-syncs. A batch whose end block changed hash
-while it was being read is discarded and read again.
+Sync (:mod:`agentwallet.audit.sync`) reads vault (and optionally factory) logs from the last
+synced block to ``head - confirmations`` in ranges sized to the node, the next range read while
+the last is written. Each range (or ``batch_blocks`` blocks) is written in one SQLite transaction
+together with the new sync state, so the index is never half-written. Before syncing, the stored
+hash of the last synced block is compared with the node's; on a mismatch the index walks back
+over its stored block hashes to the newest block the node still has (the common ancestor: a block
+hash commits to all its ancestors), deletes everything above it and re-syncs. A range whose end
+block changed hash while it was being read is discarded and read again.
 """
 
 from __future__ import annotations
@@ -31,11 +32,9 @@ from agentwallet.audit.damage import (
 from agentwallet.audit.errors import (
     AuditIndexDamagedError,
     AuditIndexError,
-    LogReadError,
-    ReorgDuringSyncError,
 )
-from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter, check_range, decode_all
-from agentwallet.audit.logs import LogReader, LogSource, log_source
+from agentwallet.audit.events import AuditEvent, EventCodec, EventFilter
+from agentwallet.audit.logs import LogReader
 from agentwallet.audit.records import SyncResult, SyncState, TokenMeta, vault_set_key
 from agentwallet.audit.schema import (
     EVENT_COLUMNS,
@@ -45,6 +44,7 @@ from agentwallet.audit.schema import (
     event_row,
     row_event,
 )
+from agentwallet.audit.sync import sync as _sync
 from agentwallet.audit.vaults import check_vaults, read_token_meta
 from agentwallet.chain import Chain
 from agentwallet.keys import home_dir
@@ -67,9 +67,6 @@ ORDERED = " ORDER BY block_number, log_index"
 
 def _row_position(row: Sequence[Any]) -> tuple[int, int]:
     return (int(row[1]), int(row[2]))
-
-
-MAX_REORG_RETRIES = 5
 
 
 def default_db_path() -> Path:
@@ -229,218 +226,27 @@ class AuditIndex:
         to_block: int | None = None,
         confirmations: int = 0,
         reader: LogReader | None = None,
-        batch_blocks: int = 100_000,
+        batch_blocks: int | None = None,
         check: bool = True,
     ) -> SyncResult:
         """Bring the index for ``vaults`` (and ``factory``'s VaultCreated events for them) up
-        to ``to_block`` (default ``head - confirmations``)."""
-        started = time.perf_counter()
-        vaults = (
-            check_vaults(chain, vaults) if check else tuple(to_checksum_address(v) for v in vaults)
+        to ``to_block`` (default ``head - confirmations``), reading the next block range while
+        writing the last (:mod:`agentwallet.audit.sync`: what a crash keeps). A transaction per
+        range read, or per ``batch_blocks`` blocks if given."""
+        return _sync(
+            self,
+            chain,
+            vaults,
+            factory=factory,
+            from_block=from_block,
+            to_block=to_block,
+            confirmations=confirmations,
+            reader=reader,
+            batch_blocks=batch_blocks,
+            check=check,
         )
-        factory = to_checksum_address(factory) if factory else None
-        source = reader.source if reader else log_source(chain)
-        reader = reader or LogReader(source)
-        chain_id = chain.chain_id
-        key = vault_set_key(vaults, factory)
-        addresses = [*vaults, *([factory] if factory else [])]
-        wanted_vaults = {v.lower() for v in vaults}
-        total = batches = reorgs = rolled_back = 0
-        first_start: int | None = None
-        target = 0
-        retries = 0
-        while True:
-            head = source.head()
-            target = head - confirmations if to_block is None else to_block
-            if to_block is not None:
-                check_range(from_block, to_block, head)
-            ancestor = self._check_reorg(chain_id, source)
-            if ancestor is not None:
-                reorgs += 1
-                rolled_back += ancestor[1]
-            state = self.state(chain_id, vaults, factory)
-            start = state.last_block + 1 if state else from_block
-            if first_start is None:
-                first_start = start
-            try:
-                while start <= target:
-                    end = min(target, start + batch_blocks - 1)
-                    count = self._sync_batch(
-                        chain,
-                        chain_id,
-                        key,
-                        vaults,
-                        factory,
-                        from_block,
-                        source,
-                        reader,
-                        start,
-                        end,
-                        addresses,
-                        wanted_vaults,
-                    )
-                    total += count
-                    batches += 1
-                    start = end + 1
-                break
-            except ReorgDuringSyncError:
-                retries += 1
-                if retries > MAX_REORG_RETRIES:
-                    raise ReorgDuringSyncError(
-                        f"the chain reorganised {retries} times during this sync: wait for it "
-                        "to settle or use --confirmations"
-                    ) from None
-        if state is None and target < from_block:
-            # nothing to read yet: remember the set so `watch` and reports know it
-            with self._tx():
-                self._write_state(chain_id, key, vaults, factory, from_block, from_block - 1, None)
-        return SyncResult(
-            chain_id=chain_id,
-            vaults=vaults,
-            from_block=first_start or from_block,
-            to_block=target,
-            events=total,
-            batches=batches,
-            reorgs=reorgs,
-            rolled_back_blocks=rolled_back,
-            seconds=time.perf_counter() - started,
-            range_halvings=reader.halvings,
-        )
-
-    def _sync_batch(
-        self,
-        chain: Chain,
-        chain_id: int,
-        key: str,
-        vaults: tuple[str, ...],
-        factory: str | None,
-        from_block: int,
-        source: LogSource,
-        reader: LogReader,
-        start: int,
-        end: int,
-        addresses: list[str],
-        wanted_vaults: set[str],
-    ) -> int:
-        end_hash, end_parent, end_time = source.block_header(end)
-        events: list[AuditEvent] = []
-        times: dict[int, int] = {end: end_time}
-        for _, _, logs in reader.chunks(start, end, addresses, None):
-            for event in decode_all(self.codec, logs, source, times):
-                if event.name == "VaultCreated" and event.vault.lower() not in wanted_vaults:
-                    continue
-                events.append(event)
-        again = source.block_header(end)[0]
-        if again != end_hash:
-            raise ReorgDuringSyncError(f"block {end} changed from {end_hash} to {again}")
-        blocks: dict[int, tuple[str, str | None, int]] = {
-            e.block_number: (e.block_hash, None, e.block_time) for e in events
-        }
-        blocks[end] = (end_hash, end_parent, end_time)
-        tokens = self._token_rows(chain, chain_id, {e.token for e in events if e.token})
-        with self._tx() as db:
-            db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", tokens)
-            db.executemany(
-                f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES "
-                "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                [event_row(chain_id, e) for e in events],
-            )
-            db.executemany(
-                "INSERT INTO blocks VALUES (?,?,?,?,?) ON CONFLICT (chain_id, number) DO UPDATE "
-                "SET hash = excluded.hash, parent_hash = coalesce(excluded.parent_hash, "
-                "blocks.parent_hash), timestamp = excluded.timestamp",
-                [(chain_id, n, h, p, t) for n, (h, p, t) in blocks.items()],
-            )
-            self._write_state(chain_id, key, vaults, factory, from_block, end, end_hash)
-        return len(events)
-
-    def _write_state(
-        self,
-        chain_id: int,
-        key: str,
-        vaults: tuple[str, ...],
-        factory: str | None,
-        from_block: int,
-        last_block: int,
-        last_hash: str | None,
-    ) -> None:
-        self.db.execute(
-            "INSERT INTO sync_state VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (chain_id, vault_set) "
-            "DO UPDATE SET last_block = excluded.last_block, last_hash = excluded.last_hash, "
-            "updated_at = excluded.updated_at",
-            (
-                chain_id,
-                key,
-                json.dumps(list(vaults)),
-                factory,
-                from_block,
-                last_block,
-                last_hash,
-                int(time.time()),
-            ),
-        )
-
-    def _check_reorg(self, chain_id: int, source: LogSource) -> tuple[int, int] | None:
-        """Roll back to the common ancestor if the node no longer has our newest stored block.
-        Returns (ancestor block, blocks rolled back) or None when nothing changed."""
-        rows = self.db.execute(
-            "SELECT number, hash FROM blocks WHERE chain_id = ? ORDER BY number DESC",
-            (chain_id,),
-        )
-        newest: int | None = None
-        ancestor = -1
-        for number, stored_hash in rows:
-            if newest is None:
-                newest = number
-            if self._node_hash(source, number) == stored_hash:
-                ancestor = number
-                break
-        rows.close()
-        if newest is None or ancestor == newest:
-            return None
-        with self._tx() as db:
-            db.execute(
-                "DELETE FROM events WHERE chain_id = ? AND block_number > ?", (chain_id, ancestor)
-            )
-            db.execute("DELETE FROM blocks WHERE chain_id = ? AND number > ?", (chain_id, ancestor))
-            row = db.execute(
-                "SELECT hash FROM blocks WHERE chain_id = ? AND number = ?", (chain_id, ancestor)
-            ).fetchone()
-            db.execute(
-                "UPDATE sync_state SET last_block = max(?, from_block - 1), last_hash = ? "
-                "WHERE chain_id = ? AND last_block > ?",
-                (ancestor, row[0] if row else None, chain_id, ancestor),
-            )
-        return ancestor, newest - ancestor
-
-    @staticmethod
-    def _node_hash(source: LogSource, number: int) -> str | None:
-        try:
-            return source.block_header(number)[0]
-        except LogReadError:
-            raise
-        except Exception:  # noqa: BLE001 - the node does not have the block any more
-            return None
 
     # ------------------------------------------------------------------------------ tokens
-
-    def _token_rows(
-        self, chain: Chain, chain_id: int, seen: set[str]
-    ) -> list[tuple[int, str, str, int | None]]:
-        """Metadata rows for the tokens of a batch not known yet (read from each token once,
-        written in the batch's transaction)."""
-        known = {
-            r[0]
-            for r in self.db.execute("SELECT address FROM tokens WHERE chain_id = ?", (chain_id,))
-        }
-        rows: list[tuple[int, str, str, int | None]] = []
-        for address in sorted(seen - known):
-            if address == ETH:
-                rows.append((chain_id, address, "ETH", 18))
-                continue
-            symbol, decimals = read_token_meta(chain, address)
-            rows.append((chain_id, address, symbol, decimals))
-        return rows
 
     @guarded
     def token(self, chain_id: int, address: str) -> TokenMeta:

@@ -88,9 +88,11 @@ class RpcLogSource:
             raise BlockRangeError(f"block {number} does not exist on {self.url}")
         return str(block["hash"]), str(block["parentHash"]), int(block["timestamp"], 16)
 
-    def logs(
+    def log_items(
         self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
-    ) -> list[RawLog]:
+    ) -> list[Mapping[str, Any]]:
+        """The node's ``eth_getLogs`` answer as it came (JSON objects with hex fields): what a
+        sync decodes straight into rows (:mod:`agentwallet.audit.rows`)."""
         params: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
         if addresses:
             params["address"] = list(addresses)
@@ -104,6 +106,17 @@ class RpcLogSource:
                 for t in topics
             ]
         result = self.call("eth_getLogs", [params])
+        if not isinstance(result, list):
+            raise LogReadError(
+                f"eth_getLogs on {self.url} answered {type(result).__name__}, not a list of "
+                "logs: is it an Ethereum JSON-RPC node?"
+            )
+        return result
+
+    def logs(
+        self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
+    ) -> list[RawLog]:
+        result = self.log_items(from_block, to_block, addresses, topics)
         out = []
         topic_bytes: dict[str, bytes] = {}  # topics repeat (event ids, agents, tokens)
 
@@ -195,6 +208,8 @@ class EmbeddedLogSource:
                     )
         return out
 
+    log_items = logs  #: the same RawLogs (no JSON here)
+
 
 def _topics_match(log_topics: tuple[bytes, ...], pattern: list[Any]) -> bool:
     for i, want in enumerate(pattern):
@@ -219,33 +234,50 @@ def log_source(chain: Chain) -> LogSource:
 
 
 class LogReader:
-    """Reads logs in block ranges the node accepts: starts at ``max_range`` blocks, halves on a
-    range error and retries, and grows back (doubling) after successes."""
+    """Reads logs in block ranges the node accepts: starts at ``first_range`` blocks (default
+    ``max_range``), halves on a range error and retries, and grows back after successes:
+    doubling, or, with ``target_logs``, to the range that should hold about that many logs at
+    the density just seen (at most 8x per read; 2x once the node refused a range). A sync uses
+    the target so that each read is big enough to amortise the round trip and small enough to
+    overlap with decoding and writing the previous one."""
 
-    def __init__(self, source: LogSource, max_range: int = 100_000, min_range: int = 1) -> None:
+    def __init__(
+        self,
+        source: LogSource,
+        max_range: int = 100_000,
+        min_range: int = 1,
+        *,
+        first_range: int | None = None,
+        target_logs: int | None = None,
+    ) -> None:
         self.source = source
         self.max_range = max_range
         self.min_range = min_range
-        self.range = max_range
+        self.range = max(min_range, min(max_range, first_range or max_range))
+        self.target_logs = target_logs
         self.halvings = 0  #: how often a range error made the reader halve (for tests/benchmarks)
 
-    def chunks(
+    def read(
         self,
-        from_block: int,
-        to_block: int,
+        start: int,
+        limit: int,
         addresses: Sequence[str] | None = None,
         topics: list[Any] | None = None,
-    ) -> Iterator[tuple[int, int, list[RawLog]]]:
-        """Yield (start, end, logs) for consecutive sub-ranges covering [from_block, to_block]."""
-        if from_block > to_block:
-            raise BlockRangeError(
-                f"block range {from_block}..{to_block} is reversed: give from <= to"
-            )
-        start = from_block
-        while start <= to_block:
-            end = min(to_block, start + self.range - 1)
+        *,
+        items: bool = False,
+        before: Callable[[int], object] | None = None,
+    ) -> tuple[int, Any]:
+        """One successful log query from ``start``: (end, logs) with ``end <= limit``, the
+        logs as RawLogs, or with ``items`` as the source gives them (``log_items``: the node's
+        JSON objects, or RawLogs from the embedded chain). ``before(end)`` runs before each
+        attempt (a sync reads the end block's hash there)."""
+        while True:
+            end = min(limit, start + self.range - 1)
+            if before is not None:
+                before(end)
+            read = self.source.log_items if items else self.source.logs
             try:
-                logs = self.source.logs(start, end, addresses, topics or [])
+                logs = read(start, end, addresses, topics or [])
             except _RangeTooLarge as exc:
                 if self.range <= self.min_range:
                     raise LogReadError(
@@ -255,7 +287,52 @@ class LogReader:
                 self.range = max(self.min_range, self.range // 2)
                 self.halvings += 1
                 continue
+            self._grow(end - start + 1, len(logs))
+            return end, logs
+
+    def _grow(self, span: int, found: int) -> None:
+        if self.target_logs is None:
+            wanted = self.range * 2
+        else:
+            wanted = self.range * (2 if self.halvings else 8)
+            if found:
+                wanted = min(wanted, span * self.target_logs // found)
+        self.range = max(self.min_range, min(self.max_range, wanted))
+
+    def chunks(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None = None,
+        topics: list[Any] | None = None,
+    ) -> Iterator[tuple[int, int, list[RawLog]]]:
+        """Yield (start, end, logs) for consecutive sub-ranges covering [from_block, to_block]."""
+        yield from self._chunks(from_block, to_block, addresses, topics, False)
+
+    def item_chunks(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None = None,
+        topics: list[Any] | None = None,
+    ) -> Iterator[tuple[int, int, Sequence[Mapping[str, Any] | RawLog]]]:
+        """As :meth:`chunks`, with the logs as :meth:`read` gives them with ``items``."""
+        yield from self._chunks(from_block, to_block, addresses, topics, True)
+
+    def _chunks(
+        self,
+        from_block: int,
+        to_block: int,
+        addresses: Sequence[str] | None,
+        topics: list[Any] | None,
+        items: bool,
+    ) -> Iterator[tuple[int, int, Any]]:
+        if from_block > to_block:
+            raise BlockRangeError(
+                f"block range {from_block}..{to_block} is reversed: give from <= to"
+            )
+        start = from_block
+        while start <= to_block:
+            end, logs = self.read(start, to_block, addresses, topics, items=items)
             yield start, end, logs
             start = end + 1
-            if self.range < self.max_range:
-                self.range = min(self.max_range, self.range * 2)

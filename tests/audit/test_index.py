@@ -96,8 +96,8 @@ class ReorgingSource(RpcLogSource):
         self.depth = depth
         self.done = False
 
-    def logs(self, *args: Any) -> Any:
-        result = super().logs(*args)
+    def log_items(self, *args: Any) -> Any:  # what logs() and the sync read through
+        result = super().log_items(*args)
         if not self.done:
             self.done = True
             self.chain._rpc("anvil_reorg", [self.depth, []])
