@@ -76,7 +76,7 @@ ZERO = "0x0000000000000000000000000000000000000000"
 #: Steps per sequence and agents in the model (the vault allows 64; a handful makes trees three
 #: levels deep likely within one sequence).
 STEPS = 40
-MAX_AGENTS = 7
+MAX_AGENTS = 6  # live ones (and at most twice as many ever)
 MAX_DEPTH = 3
 GAS_MONEY = ETHER // 10
 #: nonces: a bit of a word position; a few positions so that reuse and invalidation meet
@@ -706,10 +706,16 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         return maximum, allowance, period
 
     def _set_sub_limits(
-        self, i: int, token: str, limits: tuple[int, int, str, str | None], by: str
+        self,
+        i: int,
+        token: str,
+        limits: tuple[int, int, str, str | None],
+        by: str,
+        retry: bool = False,
     ) -> None:
         """The parent (or governance; or, as an attack, the sub-agent itself) sets a live
-        sub-agent's limits in a token: never beyond the parent's (ExceedsParent)."""
+        sub-agent's limits in a token: never beyond the parent's (ExceedsParent). With
+        ``retry``, a refused grant is followed by one within the parent's limits."""
         env = self.env
         a = self.agents[i]
         assert a.parent is not None and a.alive
@@ -727,6 +733,8 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
                 return
             if not ok:
                 self._assert_reverted(receipt, "ExceedsParent", pa.address, token)
+                if retry and self._attenuated(a.parent, token, 0, 0, 1):
+                    self._set_sub_limits(i, token, (*limits[:2], "same", None), by)
                 return
             assert receipt["status"] == 1
         old = a.policies.get(token, PolicyModel(0, 0, 0))
@@ -766,9 +774,9 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         assert (added["parent"], added["child"]) == (pa.address, child.address)
         assert added["lineage"] == self.lineage_count
         self.agents.append(AgentModel(child, self.lineage_count, parent, sub=True))
-        self._set_sub_limits(len(self.agents) - 1, self.usdc, usdc, by)
+        self._set_sub_limits(len(self.agents) - 1, self.usdc, usdc, by, retry=True)
         if eth is not None:
-            self._set_sub_limits(len(self.agents) - 1, ETH, eth, by)
+            self._set_sub_limits(len(self.agents) - 1, ETH, eth, by, retry=True)
 
     @initialize(usdc=LIMITS, eth=st.one_of(st.none(), LIMITS))
     def first_sub_agent(
@@ -779,7 +787,7 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         """Every sequence starts with one sub-agent under the owners' agent."""
         self._delegate(0, "parent", usdc, eth)
 
-    @precondition(lambda self: len(self.agents) < MAX_AGENTS and bool(self._live()))
+    @precondition(lambda self: self._room_for_agents() and bool(self._live()))
     @rule(
         data=st.data(),
         by=st.sampled_from(["parent", "parent", "parent", "governance"]),
@@ -796,15 +804,21 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         """Any live agent (paused ones are refused unless the owners act for them)."""
         self._delegate(data.draw(st.sampled_from(self._live())), by, usdc, eth)
 
-    @precondition(lambda self: len(self.agents) < MAX_AGENTS and bool(self._live_subs()))
-    @rule(usdc=LIMITS, eth=st.one_of(st.none(), LIMITS))
+    def _room_for_agents(self) -> bool:
+        return len(self._live()) < MAX_AGENTS and len(self.agents) < 2 * MAX_AGENTS
+
+    @precondition(lambda self: self._room_for_agents() and bool(self._live_subs()))
+    @rule(usdc=LIMITS, eth=st.one_of(st.none(), LIMITS), too_deep=st.booleans())
     def delegate_deeper(
         self,
         usdc: tuple[int, int, str, str | None],
         eth: tuple[int, int, str, str | None] | None,
+        too_deep: bool,
     ) -> None:
-        """The deepest live agent delegates (three levels are the most; a fourth is refused)."""
-        deepest = max(self._live(), key=self._depth)
+        """The deepest live agent that may still delegate does (or, with ``too_deep``, the
+        deepest of all: three levels are the most, a fourth is refused)."""
+        may = [i for i in self._live() if self._depth(i) < MAX_DEPTH]
+        deepest = max(self._live() if too_deep or not may else may, key=self._depth)
         self._delegate(deepest, "parent", usdc, eth)
 
     def _live_subs(self) -> list[int]:
@@ -928,6 +942,33 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         else:
             self._pay(self.agents[i].key, address, total, share % 2)
 
+    def _may_pay(self, i: int) -> bool:
+        """Whether the agent and every agent above it are active (and the vault is not paused)."""
+        chain = [i, *self._ancestors(i)]
+        return not self.paused and all(self.agents[j].status == AGENT_ACTIVE for j in chain)
+
+    @precondition(lambda self: any(self._may_pay(i) for i in range(len(self.agents))))
+    @rule(
+        data=st.data(),
+        token=st.sampled_from([0, 0, 1]),
+        share=st.integers(1, 100),
+        intent=st.booleans(),
+        nonce=NONCES,
+    )
+    def spend_within_the_limits(
+        self, data: st.DataObject, token: int, share: int, intent: bool, nonce: int
+    ) -> None:
+        """An agent whose whole chain may pay spends a share of what every word above it
+        allows: it pays (so budgets are often partly spent when limits change or siblings
+        pay)."""
+        i = data.draw(st.sampled_from([j for j in range(len(self.agents)) if self._may_pay(j)]))
+        address = self.tokens[token]
+        total = max(self._chain_room(i, address) * share // 100, 1)
+        if intent:
+            self._intent(i, address, total, share % 20, nonce, "fresh", False, data)
+        else:
+            self._pay(self.agents[i].key, address, total, share % 2)
+
     def _descendant_pays(
         self, i: int, data: st.DataObject, share: int, address: str | None = None
     ) -> None:
@@ -979,13 +1020,13 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
     @precondition(lambda self: bool(self._live_subs()))
     @rule(
         data=st.data(),
-        by=st.sampled_from(["owner", "owner", "ancestor", "descendant"]),
+        by=st.sampled_from(["owner", "owner", "ancestor", "descendant", "old_ancestor_key"]),
         share=SHARES,
     )
     def revoke(self, data: st.DataObject, by: str, share: int) -> None:
         """One owner, or any live agent above, revokes a sub-agent and with it its whole
-        subtree; an agent below (or the agent itself) cannot. (The owners' agent stays: its
-        revocation is test_properties.py's.)"""
+        subtree; an agent below (or the agent itself), or a key an agent above rotated away
+        from, cannot. (The owners' agent stays: its revocation is test_properties.py's.)"""
         env = self.env
         i = data.draw(st.sampled_from(self._live_subs()))
         a = self.agents[i]
@@ -995,10 +1036,13 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
             sender = self.agents[data.draw(st.sampled_from(above))].key
         elif by == "descendant":
             sender = self.agents[data.draw(st.sampled_from(below))].key
+        elif by == "old_ancestor_key" and any(self.agents[j].old_keys for j in above):
+            old_keys = [k for j in above for k in self.agents[j].old_keys]
+            sender = data.draw(st.sampled_from(old_keys))
         else:
-            sender = env.owners[i % 3]
+            by, sender = "owner", env.owners[i % 3]
         receipt = self._tx(env.vault.functions.revokeAgent(a.address), sender)
-        if by == "descendant":
+        if by in ("descendant", "old_ancestor_key"):
             self._assert_reverted(receipt, "NotOwner", sender.address)
             return
         assert receipt["status"] == 1
@@ -1011,6 +1055,16 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
             for policy in b.policies.values():
                 policy.in_scope = False
         self._descendant_pays(i, data, share)
+
+    @precondition(lambda self: any(a.old_keys for a in self.agents))
+    @rule(data=st.data(), action=st.sampled_from(["pauseAgent", "revokeAgent"]))
+    def owner_acts_on_a_rotated_away_key(self, data: st.DataObject, action: str) -> None:
+        """A key rotated away is no agent any more: pausing or revoking it is refused (and
+        leaves the agent under its new key untouched)."""
+        old = data.draw(st.sampled_from([k for a in self.agents for k in a.old_keys]))
+        fn = self.env.vault.functions[action](old.address)
+        receipt = self._tx(fn, self.env.owners[0])
+        self._assert_reverted(receipt, "AgentNotActive", old.address, AGENT_ROTATED)
 
     # ---------------------------------------------------------------- invariants
 
