@@ -69,7 +69,7 @@ from tests.contracts.conftest import (
     fresh_address,
     ref,
 )
-from tests.contracts.test_properties import ChainChecks, PolicyModel
+from tests.contracts.test_properties import BASE, PERIODS, ChainChecks, PolicyModel
 
 HOUR = 3_600
 ZERO = "0x0000000000000000000000000000000000000000"
@@ -270,9 +270,11 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
                 return i, False
         return None
 
-    def _predict(self, key: str, token: str, charge: int, now: int) -> Verdict:
-        """What a payment charging ``charge`` to ``key``'s budget in ``token`` must do: exactly
-        the core's _evaluatePay/_payChecked/_spendMore, in their order of checks."""
+    def _predict(self, key: str, token: str, charge: int, now: int, fee: int = 0) -> Verdict:
+        """What a payment charging ``charge`` (the amount plus ``fee`` for the relayer) to
+        ``key``'s budget in ``token`` must do: exactly the core's _evaluatePay, _payChecked and
+        _spendMore, in their order of checks, then the transfers (the vault's ETH may run
+        out; its tUSDC cannot, within these budgets)."""
         holder = self._holder_of(key)
         assert holder is not None
         i, current = holder
@@ -309,6 +311,11 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
                     writes[j] = t
                 sub = above.sub and q is not None
         if reasons == 0:
+            balance = self.balances[(token, self.env.vault.address)]
+            if token == ETH and balance < charge - fee:
+                return Verdict(error=("InsufficientBalance", ETH, balance, charge - fee))
+            if token == ETH and balance - (charge - fee) < fee:
+                return Verdict(error=("InsufficientBalance", ETH, balance - charge + fee, fee))
             return Verdict(writes=writes)
         if self._open(i) >= MAX_OPEN:
             return Verdict(error=("TooManyOpenRequests", key, self._open(i), MAX_OPEN))
@@ -469,7 +476,7 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         elif self._nonce_used(signer.address, nonce):
             verdict = Verdict(error=("NonceAlreadyUsed", signer.address, nonce))
         else:
-            verdict = self._predict(signer.address, address, amount + fee, self.now)
+            verdict = self._predict(signer.address, address, amount + fee, self.now, fee)
         ran = self._settle(receipt, verdict, signer.address, address, to, amount, fee)
         gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
         earned = fee if ran and verdict.writes is not None and address == ETH else 0
@@ -585,7 +592,17 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         a.old_keys.append(a.key)
         a.key = new
 
-    @precondition(lambda self: bool(self._live()))
+    def _rotatable(self) -> list[int]:
+        """Live agents without a word out of scope. KNOWN CONTRACT BUG (reported; replayed as a
+        strict xfail in test_properties_found.py): a rotation moves only the words of tokens in
+        scope, so a removed token's spent budget stays with the old key and re-granting the
+        token to the new key starts from a full budget. The machine does not rotate such agents
+        until that is fixed (the model would then have to refill a budget)."""
+        return [
+            i for i in self._live() if all(p.in_scope for p in self.agents[i].policies.values())
+        ]
+
+    @precondition(lambda self: bool(self._rotatable()))
     @rule(
         data=st.data(),
         sender=st.sampled_from(["relayer", "relayer", "old_key"]),
@@ -604,7 +621,7 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         held, a signature not by the agent, rotating onto an owner or a key the vault knows, a
         key already rotated away trying again, replaying a rotation."""
         env = self.env
-        i = data.draw(st.sampled_from(self._live()))
+        i = data.draw(st.sampled_from(self._rotatable()))
         a = self.agents[i]
         old = a.key
         if attack == "dead_key" and a.old_keys:
@@ -659,11 +676,11 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
             receipt = self._tx(fn, self.relayer if sender == "relayer" else old)
             self._assert_reverted(receipt, "NonceAlreadyUsed", old.address, nonce)
 
-    @precondition(lambda self: bool(self._live()))
+    @precondition(lambda self: bool(self._rotatable()))
     @rule(data=st.data())
     def replace_lost_key_through_governance(self, data: st.DataObject) -> None:
         """The owners move an agent whose key was lost to a new key, by threshold."""
-        i = data.draw(st.sampled_from(self._live()))
+        i = data.draw(st.sampled_from(self._rotatable()))
         a = self.agents[i]
         old, new = a.key, self._fresh_key()
         receipt = self._govern(("replaceAgentKey", (old.address, new.address)))
@@ -838,6 +855,57 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         set its own."""
         i = data.draw(st.sampled_from(self._live_subs()))
         self._set_sub_limits(i, self.tokens[token], limits, by)
+
+    @precondition(lambda self: self.agents[0].alive)
+    @rule(
+        token=st.sampled_from([0, 0, 1]),
+        max_pct=st.integers(0, 200),
+        allowance_pct=st.one_of(st.integers(0, 300), st.sampled_from([0, 100, 300])),
+        period=PERIODS,
+    )
+    def set_limits_through_governance(
+        self, token: int, max_pct: int, allowance_pct: int, period: int
+    ) -> None:
+        """The owners set the owners' agent's limits (raises and cuts, any period; a removed
+        token comes back in scope with the budget its word kept). Its sub-agents keep theirs:
+        the shared budget caps them whatever they are."""
+        address = self.tokens[token]
+        base_max, base_allowance = BASE[token]
+        maximum, allowance = base_max * max_pct // 100, base_allowance * allowance_pct // 100
+        a = self.agents[0]
+        receipt = self._govern(("setLimits", (a.address, address, maximum, allowance, period)))
+        old = a.policies.get(address, PolicyModel(0, 0, 0))
+        new = old.rewrite(maximum, allowance, period, self.now)
+        a.grant(address, new)
+        assert self.env.event(receipt, "LimitsChanged")["available"] == new.available(self.now)
+
+    @precondition(lambda self: bool(self._live()))
+    @rule(
+        data=st.data(),
+        token=st.sampled_from([0, 0, 1]),
+        by=st.sampled_from(["owner", "ancestor"]),
+        share=SHARES,
+    )
+    def remove_token(self, data: st.DataObject, token: int, by: str, share: int) -> None:
+        """One owner or an agent above takes a token out of an agent's scope: its own and its
+        descendants' payments in it escalate (the word keeps its budget state)."""
+        env = self.env
+        i = data.draw(st.sampled_from(self._live()))
+        a = self.agents[i]
+        address = self.tokens[token]
+        above = self._ancestors(i)
+        if by == "ancestor" and above:
+            sender = self.agents[data.draw(st.sampled_from(above))].key
+        else:
+            sender = env.owners[share % 3]
+        receipt = self._tx(env.vault.functions.removeToken(a.address, address), sender)
+        p = a.policies.get(address)
+        if p is None or not p.in_scope:
+            self._assert_reverted(receipt, "TokenNotInScope", a.address, address)
+            return
+        assert receipt["status"] == 1
+        p.in_scope = False
+        self._descendant_pays(i, data, share, address)
 
     @precondition(lambda self: bool(self._live()))
     @rule(
@@ -1100,6 +1168,9 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
             calls.append((vault, "getSubAgents", (a.address,)))
             kids = [b.address for b in self.agents if b.alive and b.parent == i]
             expected.append(sorted(k.lower() for k in kids) if a.alive else [])
+            calls.append((vault, "getAgentTokens", (a.address,)))
+            in_scope = [t for t, p in a.policies.items() if p.in_scope]
+            expected.append(sorted(t.lower() for t in in_scope))
             for token in self.tokens:
                 p = a.policies.get(token)
                 calls.append((vault, "getPolicy", (a.address, token)))
@@ -1117,7 +1188,7 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         for call, value, want in zip(calls, self._views(*calls), expected, strict=True):
             if call[1] == "getAgent" and len(want) == 2:
                 value = (value[0], value[5])
-            elif call[1] in ("getAgents", "getSubAgents"):
+            elif call[1] in ("getAgents", "getSubAgents", "getAgentTokens"):
                 value = sorted(str(v).lower() for v in value)
             elif isinstance(value, str):
                 value = value.lower()
