@@ -1,15 +1,20 @@
 """Property-based test of delegation (issues 11 and 13): random sequences of direct payments,
 relayed intents (``payWithIntent``), nonce invalidations, key rotations (signed by both keys,
 sent by the old key itself, or by the owners' threshold), sub-agents up to three levels deep,
-limit cuts by owners and by agents above, pauses and revocations of any agent in the tree, the
-vault's pause, and the owners deciding escalated requests; against an exact integer model.
+limit cuts and token removals by owners and by agents above, the owners' new limits, pauses and
+revocations of any agent in the tree, the vault's pause, and the owners deciding escalated
+requests; with attacks mixed in (replayed, expired or over-fee intents, reused or burnt nonces,
+rotations without proof, onto known keys or by dead keys, sub-agents granting themselves more or
+exceeding their parent, agents below or rotated-away keys revoking); against an exact model.
 
 The model (per agent, not per key: a rotation renames the agent, the model keeps its place):
 - each agent's policy words (`PolicyModel`, exact tat arithmetic), its status and its parent;
 - the shared budget as docs/contracts.md states it: a sub-agent's payment of ``x`` (amount plus
   the relayer's fee) runs only if its own word and the word of every agent above it accept ``x``
-  and then spends all of them; otherwise it escalates with the union of their reasons (an agent
-  above that is paused or revoked makes it revert instead);
+  and then spends all of them; otherwise it escalates with the union of their reasons. An agent
+  above that is paused makes it revert (AgentNotActive), but only once the sub-agent's own word
+  accepted the payment: one its own word refuses escalates to the owners without a look above
+  (the vault's order of checks; the owners still decide it);
 - the unordered nonces as bitmaps per key (a space): a nonce runs at most once, an intent spends
   it whether it pays or escalates, an invalidated one never runs;
 - the pending requests (escalations) per agent lineage, and every holder's balance.
@@ -31,6 +36,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from eth_abi import abi as eth_abi
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from hypothesis import settings
@@ -69,6 +75,7 @@ from tests.contracts.conftest import (
     fresh_address,
     ref,
 )
+from tests.contracts.test_intents import INTENT_TYPE
 from tests.contracts.test_properties import BASE, PERIODS, ChainChecks, PolicyModel
 
 HOUR = 3_600
@@ -407,9 +414,11 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         fee_share=st.sampled_from([0, 0, 1, 10, 50]),
         nonce=NONCES,
         mode=st.sampled_from(
-            ["fresh"] * 5 + ["reuse", "invalidated", "expired", "fee_too_high", "old_key"]
+            ["fresh"] * 5
+            + ["reuse", "invalidated", "expired", "fee_too_high", "old_key", "mismatch"]
         ),
         replay=st.booleans(),
+        redeem=st.sampled_from([False, False, True]),
     )
     def pay_with_intent(
         self,
@@ -420,6 +429,7 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         nonce: int,
         mode: str,
         replay: bool,
+        redeem: bool,
     ) -> None:
         """A relayer submits an agent's signed intent: fresh nonce, a reused one, one the agent
         or an owner invalidated, an expired deadline, a fee above the signed maximum, or an
@@ -427,7 +437,7 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         limit (the agent's and those above it). Replaying a submitted intent must fail."""
         i = data.draw(st.sampled_from(self._live() or range(len(self.agents))))
         total = max(self._room(i, self.tokens[token]) * share // 100, 1)
-        self._intent(i, self.tokens[token], total, fee_share, nonce, mode, replay, data)
+        self._intent(i, self.tokens[token], total, fee_share, nonce, mode, replay, data, redeem)
 
     def _intent(
         self,
@@ -439,7 +449,11 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         mode: str,
         replay: bool,
         data: st.DataObject,
+        redeem: bool = False,
     ) -> None:
+        """Signs and submits one intent (see pay_with_intent); with ``redeem`` through ERC-7710
+        ``redeemDelegations``, which takes no fee and reverts PaymentOutsidePolicy where
+        payWithIntent would escalate (its nonce is then not spent)."""
         env = self.env
         a = self.agents[i]
         signer = a.key
@@ -448,7 +462,9 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         fee = total * fee_share // 100
         amount = max(total - fee, 1)
         max_fee = fee
-        if mode == "fee_too_high":
+        if redeem:
+            fee = 0  # the intent may allow a fee; a redeemer takes none
+        elif mode == "fee_too_high":
             fee = max_fee + 1
         deadline = self.now if mode == "expired" else self.now + 1 + HOUR
         used = {pos: bits for pos, bits in self.nonces.get(signer.address, {}).items() if bits}
@@ -465,11 +481,23 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
             words[nonce >> 8] = words.get(nonce >> 8, 0) | mask
         to = self.recipients[nonce % 2]
         intent = (address, to, amount, ref("intent"), nonce, deadline, max_fee)
-        r, vs = env.compact(env.sign_intent(intent, signer))
-        fn = env.vault.functions.payWithIntent(intent, fee, r, vs)
+        signature = env.sign_intent(intent, signer)
+        if redeem:
+            context = eth_abi.encode([INTENT_TYPE, "bytes"], [intent, signature])
+            paid = amount + 1 if mode == "mismatch" else amount  # more than the intent names
+            if address == ETH:
+                target, value, call = to, paid, b""
+            else:
+                target, value, call = address, 0, env.calldata("transfer", to, paid, vault=env.usdc)
+            execution = bytes.fromhex(target[2:]) + value.to_bytes(32, "big") + call
+            fn = env.vault.functions.redeemDelegations([context], [bytes(32)], [execution])
+        else:
+            fn = env.vault.functions.payWithIntent(intent, fee, *env.compact(signature))
         relayer_eth = env.eth_of(self.relayer.address)
         receipt = self._tx(fn, self.relayer)
-        if fee > max_fee:
+        if redeem and mode == "mismatch":
+            verdict = Verdict(error=("ExecutionMismatch", 0))
+        elif fee > max_fee:
             verdict = Verdict(error=("FeeTooHigh", fee, max_fee))
         elif self.now > deadline:
             verdict = Verdict(error=("SignatureExpired", deadline))
@@ -477,6 +505,8 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
             verdict = Verdict(error=("NonceAlreadyUsed", signer.address, nonce))
         else:
             verdict = self._predict(signer.address, address, amount + fee, self.now, fee)
+            if redeem and verdict.error is None and verdict.writes is None:
+                verdict = Verdict(error=("PaymentOutsidePolicy", signer.address, verdict.reasons))
         ran = self._settle(receipt, verdict, signer.address, address, to, amount, fee)
         gas = receipt["gasUsed"] * receipt["effectiveGasPrice"]
         earned = fee if ran and verdict.writes is not None and address == ETH else 0
