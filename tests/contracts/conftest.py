@@ -339,6 +339,7 @@ class Env:
     parts: dict[str, str] = field(default_factory=dict)
     #: (vault address, request id) -> the request as created
     requests: dict[tuple[str, int], Stored] = field(default_factory=dict)
+    decoder: Contract | None = field(default=None, repr=False)
 
     @property
     def w3(self) -> Web3:
@@ -373,7 +374,7 @@ class Env:
 
     def record_requests(self, receipt: TxReceipt) -> None:
         """Remember every request created in ``receipt`` (by any vault)."""
-        decoder = self.contract("IAgentVault", ETH)
+        decoder = self._decoder()
         payment = bytes(Web3.keccak(text=_event_signature(decoder, "PaymentRequested")))
         proposal = bytes(Web3.keccak(text=_event_signature(decoder, "GovernanceProposed")))
         call_topic = bytes(Web3.keccak(text=_event_signature(decoder, "CallRequested")))
@@ -406,6 +407,13 @@ class Env:
                 self.requests[(log["address"], ev["requestId"])] = Stored(
                     KIND_GOVERNANCE, request, data
                 )
+
+    def _decoder(self) -> Contract:
+        """An IAgentVault contract to decode events with, built once (web3 takes ~0.2 s to
+        build one from the full ABI, which every transaction would otherwise pay)."""
+        if self.decoder is None:
+            self.decoder = self.contract("IAgentVault", ETH)
+        return self.decoder
 
     def send_eth(self, sender: LocalAccount, to: str, amount: int) -> TxReceipt:
         return self.chain.send_transaction(sender, {"to": to, "value": amount})

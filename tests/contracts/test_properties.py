@@ -230,9 +230,85 @@ class RequestModel:
     approvals: set[int] = field(default_factory=set)
 
 
-class VaultMachine(RuleBasedStateMachine):
+class ChainChecks:
+    """Reading a chain fast and asserting reverts exactly: the helpers every state machine of the
+    property tests shares (see also test_properties_delegation.py)."""
+
     env: Env
     _encoded: ClassVar[dict[Call, tuple[str, str, list[str]]]] = {}
+
+    def _assert_reverted(self, receipt: TxReceipt, error: str, *args: Any) -> None:
+        """The transaction was mined, reverted, and with the custom error ``error`` (and
+        ``args``, if given): its revert data is read back from a call trace."""
+        assert receipt["status"] == 0, f"expected {error}, but the transaction succeeded"
+        trace = self.env.chain._rpc(
+            "debug_traceTransaction",
+            [Web3.to_hex(receipt["transactionHash"]), {"tracer": "callTracer"}],
+        )
+        name, values = decode_error(bytes.fromhex(str(trace.get("output", "0x"))[2:]))
+        assert name == error, f"expected {error}, reverted with {name}{values}"
+        if args:
+            assert values == args, f"{error} args {values} != {args}"
+
+    def _expect(self, receipt: TxReceipt, error: tuple[Any, ...] | None) -> bool:
+        """Assert the receipt reverted with ``error`` (if any) or succeeded; True if it ran."""
+        if error is not None:
+            self._assert_reverted(receipt, *error)
+            return False
+        assert receipt["status"] == 1, "the transaction should have succeeded"
+        return True
+
+    def _encode(self, call: Call) -> tuple[str, str, list[str]]:
+        """(to, calldata, output types) of ``call``, cached: web3 takes longer to build and
+        encode a call than anvil takes to run it."""
+        if call not in self._encoded:
+            contract, name, args = call
+            fn = contract.functions[name](*args)
+            types = [_abi_type(output) for output in fn.abi["outputs"]]
+            self._encoded[call] = (fn.address, fn._encode_transaction_data(), types)
+        return self._encoded[call]
+
+    def _rpc_batch(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
+        """Raw JSON-RPC responses of ``requests`` sent in one batch (a tenth of the cost of as
+        many web3 calls, which the checks after every step would otherwise spend most of this
+        test's time in)."""
+        provider: Any = self.env.w3.provider  # an HTTPProvider (anvil)
+        responses = provider.make_batch_request(requests)
+        assert isinstance(responses, list), responses
+        return [dict(r) for r in responses]
+
+    @staticmethod
+    def _call_request(
+        to: str, data: str, sender: str | None, at: int | None
+    ) -> tuple[str, list[Any]]:
+        """An eth_call on the latest block, its timestamp overridden when ``at`` is given."""
+        tx = {"to": to, "data": data, "gas": hex(FIXED_GAS)}
+        if sender is not None:
+            tx["from"] = sender
+        params: list[Any] = [tx, "latest"]
+        if at is not None:
+            params += [None, {"time": hex(at)}]
+        return ("eth_call", params)
+
+    def _eth_calls(self, calls: list[tuple[Call, str | None, int | None]]) -> list[dict[str, Any]]:
+        """Raw eth_call responses (``result`` or ``error``) of (call, sender, timestamp)."""
+        return self._rpc_batch(
+            [self._call_request(*self._encode(call)[:2], sender, at) for call, sender, at in calls]
+        )
+
+    def _decode(self, call: Call, response: dict[str, Any]) -> Any:
+        assert "error" not in response, f"{call[1]} reverted: {response['error']}"
+        decoded = eth_abi.decode(self._encode(call)[2], bytes.fromhex(str(response["result"])[2:]))
+        return decoded[0] if len(decoded) == 1 else decoded
+
+    def _views(self, *calls: Call) -> list[Any]:
+        """What each view call returns (one batch): its one return value or a tuple of them
+        (structs are tuples; addresses come back lower-case)."""
+        responses = self._eth_calls([(call, None, None) for call in calls])
+        return [self._decode(c, r) for c, r in zip(calls, responses, strict=True)]
+
+
+class VaultMachine(ChainChecks, RuleBasedStateMachine):
     _policies_slot: ClassVar[list[int]] = []
 
     def __init__(self) -> None:
@@ -312,76 +388,6 @@ class VaultMachine(RuleBasedStateMachine):
         assert env.block_time(receipt) == self.now
         self.block_time = self.now
         return receipt
-
-    def _assert_reverted(self, receipt: TxReceipt, error: str, *args: Any) -> None:
-        """The transaction was mined, reverted, and with the custom error ``error`` (and
-        ``args``, if given): its revert data is read back from a call trace."""
-        assert receipt["status"] == 0, f"expected {error}, but the transaction succeeded"
-        trace = self.env.chain._rpc(
-            "debug_traceTransaction",
-            [Web3.to_hex(receipt["transactionHash"]), {"tracer": "callTracer"}],
-        )
-        name, values = decode_error(bytes.fromhex(str(trace.get("output", "0x"))[2:]))
-        assert name == error, f"expected {error}, reverted with {name}{values}"
-        if args:
-            assert values == args, f"{error} args {values} != {args}"
-
-    def _expect(self, receipt: TxReceipt, error: tuple[Any, ...] | None) -> bool:
-        """Assert the receipt reverted with ``error`` (if any) or succeeded; True if it ran."""
-        if error is not None:
-            self._assert_reverted(receipt, *error)
-            return False
-        assert receipt["status"] == 1, "the transaction should have succeeded"
-        return True
-
-    def _encode(self, call: Call) -> tuple[str, str, list[str]]:
-        """(to, calldata, output types) of ``call``, cached: web3 takes longer to build and
-        encode a call than anvil takes to run it."""
-        if call not in self._encoded:
-            contract, name, args = call
-            fn = contract.functions[name](*args)
-            types = [_abi_type(output) for output in fn.abi["outputs"]]
-            self._encoded[call] = (fn.address, fn._encode_transaction_data(), types)
-        return self._encoded[call]
-
-    def _rpc_batch(self, requests: list[tuple[str, list[Any]]]) -> list[dict[str, Any]]:
-        """Raw JSON-RPC responses of ``requests`` sent in one batch (a tenth of the cost of as
-        many web3 calls, which the checks after every step would otherwise spend most of this
-        test's time in)."""
-        provider: Any = self.env.w3.provider  # an HTTPProvider (anvil)
-        responses = provider.make_batch_request(requests)
-        assert isinstance(responses, list), responses
-        return [dict(r) for r in responses]
-
-    @staticmethod
-    def _call_request(
-        to: str, data: str, sender: str | None, at: int | None
-    ) -> tuple[str, list[Any]]:
-        """An eth_call on the latest block, its timestamp overridden when ``at`` is given."""
-        tx = {"to": to, "data": data, "gas": hex(FIXED_GAS)}
-        if sender is not None:
-            tx["from"] = sender
-        params: list[Any] = [tx, "latest"]
-        if at is not None:
-            params += [None, {"time": hex(at)}]
-        return ("eth_call", params)
-
-    def _eth_calls(self, calls: list[tuple[Call, str | None, int | None]]) -> list[dict[str, Any]]:
-        """Raw eth_call responses (``result`` or ``error``) of (call, sender, timestamp)."""
-        return self._rpc_batch(
-            [self._call_request(*self._encode(call)[:2], sender, at) for call, sender, at in calls]
-        )
-
-    def _decode(self, call: Call, response: dict[str, Any]) -> Any:
-        assert "error" not in response, f"{call[1]} reverted: {response['error']}"
-        decoded = eth_abi.decode(self._encode(call)[2], bytes.fromhex(str(response["result"])[2:]))
-        return decoded[0] if len(decoded) == 1 else decoded
-
-    def _views(self, *calls: Call) -> list[Any]:
-        """What each view call returns (one batch): its one return value or a tuple of them
-        (structs are tuples; addresses come back lower-case)."""
-        responses = self._eth_calls([(call, None, None) for call in calls])
-        return [self._decode(c, r) for c, r in zip(calls, responses, strict=True)]
 
     def _open(self) -> int:
         """The agent's open requests as the vault counts them (0 once revoked)."""
