@@ -209,9 +209,7 @@ class AgentWallet:
         this chain from any machine running the SDK; ``exactly_once`` derives it from the ref
         itself, so no one can ever run that ref twice (about 17,000 more gas; docs/sdk.md,
         "Exactly once"). A direct payment's ref is guarded by the journal and the vault's logs;
-        with ``exactly_once`` (no relay) the agent signs that ref-derived intent and submits it
-        itself (:mod:`agentwallet.once`), so the ref pays at most once per chain from any
-        machine, at the intent's gas.
+        ``exactly_once`` without a relay submits that intent from the agent (:mod:`.once`).
         """
         to = checksum(to, "recipient address")
         amount = self._amount(amount)
@@ -219,12 +217,11 @@ class AgentWallet:
             info = self._token(token)
             if relay is not None:
                 return self._pay_relayed(relay, to, amount, info, ref, fee, exactly_once)
-            if exactly_once:
-                from agentwallet.once import pay_exactly_once
+            from agentwallet.once import pay_exactly_once
 
-                with self.chain.transactor.exclusive():
-                    return pay_exactly_once(self, to, amount, info, ref)
             with self.chain.transactor.exclusive():  # eth-tester is not thread-safe
+                if exactly_once:
+                    return pay_exactly_once(self, to, amount, info, ref)
                 return self._pay(to, amount, info, ref)
 
     def _pay(
@@ -500,10 +497,9 @@ class AgentWallet:
         earlier = self._onchain_result(ref)
         if earlier is not None:
             return earlier
-        if entry.get("submitter"):  # agent.once: an exactly-once intent this agent submitted
+        how = f"through relay {entry.get('relay')}: retry pay with relay= and the same ref"
+        if entry.get("submitter"):  # agentwallet.once: an exactly-once intent it submitted
             how = "as an exactly-once intent: retry pay with exactly_once=True and the same ref"
-        else:
-            how = f"through relay {entry.get('relay')}: retry pay with relay= and the same ref"
         raise PaymentPendingError(
             f"payment ref {ref_text(ref)!r} was sent {how} (it is not mined yet)"
         )
