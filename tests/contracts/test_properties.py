@@ -22,6 +22,10 @@ escalation or revert the model does not predict.
 Runs on anvil only (the embedded chain's ~25 tx/s would take minutes for the transactions this
 makes); every transaction's block timestamp is pinned with ``evm_setNextBlockTimestamp`` so the
 model knows the exact ``block.timestamp`` each rule sees.
+
+This machine models the env's one agent; test_properties_delegation.py models a tree of agents
+(intents, unordered nonces, key rotation, sub-agents and their shared budget) with the same
+helpers (:class:`ChainChecks`) and :class:`PolicyModel`.
 """
 
 from __future__ import annotations

@@ -923,6 +923,9 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         i = data.draw(st.sampled_from(self._live()))
         a = self.agents[i]
         address = self.tokens[token]
+        in_scope = [t for t in self.tokens if t in a.policies and a.policies[t].in_scope]
+        if in_scope and share % 4:  # mostly a token in scope (else: TokenNotInScope)
+            address = in_scope[token % len(in_scope)]
         above = self._ancestors(i)
         if by == "ancestor" and above:
             sender = self.agents[data.draw(st.sampled_from(above))].key
