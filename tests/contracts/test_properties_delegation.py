@@ -623,14 +623,10 @@ class DelegationMachine(ChainChecks, RuleBasedStateMachine):
         a.key = new
 
     def _rotatable(self) -> list[int]:
-        """Live agents without a word out of scope. KNOWN CONTRACT BUG (reported; replayed as a
-        strict xfail in test_properties_found.py): a rotation moves only the words of tokens in
-        scope, so a removed token's spent budget stays with the old key and re-granting the
-        token to the new key starts from a full budget. The machine does not rotate such agents
-        until that is fixed (the model would then have to refill a budget)."""
-        return [
-            i for i in self._live() if all(p.in_scope for p in self.agents[i].policies.values())
-        ]
+        """Live agents, removed tokens included: a rotation moves every word of the old key, so
+        a removed token's spent budget follows the key (the bug this machine found, fixed in
+        AgentVaultConfig._rotate; replayed in test_rotation.py)."""
+        return self._live()
 
     @precondition(lambda self: bool(self._rotatable()))
     @rule(
