@@ -56,13 +56,14 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         }
         if (maxOpen == 0 || maxOpen > MAX_OPEN_REQUESTS_CAP) revert InvalidMaxOpenRequests(maxOpen);
         address next = SENTINEL;
+        uint256 mirror = threshold_ << OW_THRESHOLD; // the config word's threshold (see OW_THRESHOLD)
         // Build the list back to front so each owner's slot is written once.
         for (uint256 i = n; i > 0; --i) {
             address owner = owners[i - 1];
             // No agents exist yet, so only the owner list itself needs checking.
             if (owner == address(0) || owner == SENTINEL || owner == address(this)) revert ZeroAddress();
             if (l.owners[owner] != 0) revert AlreadyOwner(owner);
-            l.owners[owner] = uint256(uint160(next)) | (i << 160);
+            l.owners[owner] = uint256(uint160(next)) | (i << OW_EPOCH) | mirror;
             next = owner;
             emit OwnerAdded(owner, 0);
         }
@@ -178,8 +179,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
 
     /// @inheritdoc IAgentVaultCore
     function payWithSignatures(SignedPayment calldata payment, bytes calldata signatures) external nonReentrant {
-        uint256 cw = _sload(_configSlot());
-        if ((cw >> CW_PAUSED) & 0xff != 0) revert VaultIsPaused();
+        // the pause and the threshold are read from the first signer's owner word (OW_THRESHOLD)
         if (block.timestamp > payment.deadline) revert SignatureExpired(payment.deadline);
         address to = payment.to;
         uint256 amount = payment.amount;
@@ -196,7 +196,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             structHash := keccak256(p, 0x100)
         }
         address[] memory signers =
-            _checkSignatures(_hashTypedDataV4(structHash), signatures, (cw >> CW_THRESHOLD) & 0xff, 0);
+            _checkPaymentSignatures(_hashTypedDataV4(structHash), signatures);
         address token = payment.token;
         // slither-disable-next-line arbitrary-send-eth (`to` is authorised by threshold owner signatures above)
         _send(token, to, amount);
@@ -436,6 +436,37 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             for (uint256 i = 0; i < n; ++i) {
                 _sstore(slots[i], words[i]);
             }
+        }
+    }
+
+    /// @dev {_checkSignatures} for a signed payment (no stored request: a v == 1 entry is invalid),
+    /// with the pause and the threshold read from the first signer's owner word, which mirrors
+    /// the config word (OW_THRESHOLD), instead of one more cold read of the config word.
+    function _checkPaymentSignatures(bytes32 digest, bytes calldata signatures)
+        private
+        view
+        returns (address[] memory signers)
+    {
+        if (signatures.length < 65) revert NotEnoughSignatures(0, _layout().config.threshold);
+        uint256 count = 1;
+        uint256 staticEnd = 65;
+        address previous = address(0);
+        for (uint256 i = 0; i < count; ++i) {
+            (address signer, uint8 v, bytes32 s) = _signerAt(digest, signatures, i);
+            if (signer <= previous) revert SignersNotSorted(previous, signer);
+            uint256 ownerWord = _layout().owners[signer];
+            if (signer == SENTINEL || ownerWord == 0) revert NotAnOwner(signer);
+            if (i == 0) {
+                if ((ownerWord >> OW_PAUSED) & 0xff != 0) revert VaultIsPaused();
+                count = (ownerWord >> OW_THRESHOLD) & 0xff;
+                staticEnd = count * 65;
+                if (signatures.length < staticEnd) revert NotEnoughSignatures(signatures.length / 65, count);
+                signers = new address[](count);
+            }
+            if (v == 1) revert InvalidSignature(signer);
+            if (v == 0) _checkERC1271Entry(signer, digest, signatures, s, staticEnd);
+            previous = signer;
+            signers[i] = signer;
         }
     }
 
