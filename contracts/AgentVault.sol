@@ -31,6 +31,9 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
     /// @notice The admin extension every other selector is forwarded to.
     address private immutable ADMIN;
 
+    /// @dev {_spendAncestors}: an ancestor needs the general path's checks (not a reasons mask).
+    uint256 private constant ANCESTOR_CHECKS = 1 << 255;
+
     /// @dev Locks the implementation: only clones can be initialised.
     constructor(address admin) {
         if (admin.code.length == 0) revert ZeroAddress();
@@ -359,9 +362,54 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
                 reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
             }
+        } else if (word & (PolicyWord.FAST | PolicyWord.SUB | PolicyWord.RBUDGET) == PolicyWord.FAST | PolicyWord.SUB) {
+            // A sub-agent with FAST: its word as above, then every ancestor's word (the general
+            // path's checks unless each of their words holds FAST alone: {_spendAncestors}).
+            (reasons, newWord) = PolicyWord.spend(word, charge);
+            if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
+                reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+            }
+            if (reasons == 0) {
+                uint256 more = _spendAncestors(agent, token, charge, MAX_DEPTH, true);
+                if (more == ANCESTOR_CHECKS) (reasons, newWord) = _payChecked(agent, token, to, charge, word);
+                else reasons = uint32(more);
+            }
         } else {
             (reasons, newWord) = _payChecked(agent, token, to, charge, word);
         }
+    }
+
+    /// @dev The fast path of a sub-agent's ancestors (`levels` more at most): `charge` against
+    /// the word of `key`'s parent, and of its parent while that one is a sub-agent too. Returns
+    /// the escalation reasons of them all, or ANCESTOR_CHECKS, having written nothing, as soon as
+    /// an ancestor's word needs more than itself (no FAST: the ancestor must be checked in full;
+    /// an allowlist or a per-recipient budget): {_payChecked} then decides. A word is written only
+    /// when every level, those above it (`clean`) and those below, accepts the charge.
+    function _spendAncestors(address key, address token, uint256 charge, uint256 levels, bool clean)
+        private
+        returns (uint256 reasons)
+    {
+        Layout storage l = _layout();
+        address parent = l.parentOf[key];
+        mapping(address => uint256) storage policies = l.policies[parent];
+        uint256 slot;
+        assembly ("memory-safe") {
+            mstore(0, token)
+            mstore(0x20, policies.slot)
+            slot := keccak256(0, 0x40)
+        }
+        uint256 word = _sload(slot);
+        if (word & (PolicyWord.FAST | PolicyWord.ALLOWLIST | PolicyWord.RBUDGET) != PolicyWord.FAST) {
+            return ANCESTOR_CHECKS;
+        }
+        (uint32 r, uint256 spent) = PolicyWord.spend(word, charge);
+        reasons = r;
+        if (word & PolicyWord.SUB != 0 && levels > 1) {
+            uint256 above = _spendAncestors(parent, token, charge, levels - 1, clean && r == 0);
+            if (above == ANCESTOR_CHECKS) return ANCESTOR_CHECKS;
+            reasons |= above;
+        }
+        if (clean && reasons == 0) _sstore(slot, spent);
     }
 
     /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its nonce.
