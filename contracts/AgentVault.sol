@@ -31,6 +31,9 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
     /// @notice The admin extension every other selector is forwarded to.
     address private immutable ADMIN;
 
+    /// @dev {_spendAncestors}: an ancestor needs the general path's checks (not a reasons mask).
+    uint256 private constant ANCESTOR_CHECKS = 1 << 255;
+
     /// @dev Locks the implementation: only clones can be initialised.
     constructor(address admin) {
         if (admin.code.length == 0) revert ZeroAddress();
@@ -56,13 +59,14 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         }
         if (maxOpen == 0 || maxOpen > MAX_OPEN_REQUESTS_CAP) revert InvalidMaxOpenRequests(maxOpen);
         address next = SENTINEL;
+        uint256 mirror = threshold_ << OW_THRESHOLD; // the config word's threshold (see OW_THRESHOLD)
         // Build the list back to front so each owner's slot is written once.
         for (uint256 i = n; i > 0; --i) {
             address owner = owners[i - 1];
             // No agents exist yet, so only the owner list itself needs checking.
             if (owner == address(0) || owner == SENTINEL || owner == address(this)) revert ZeroAddress();
             if (l.owners[owner] != 0) revert AlreadyOwner(owner);
-            l.owners[owner] = uint256(uint160(next)) | (i << 160);
+            l.owners[owner] = uint256(uint160(next)) | (i << OW_EPOCH) | mirror;
             next = owner;
             emit OwnerAdded(owner, 0);
         }
@@ -178,8 +182,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
 
     /// @inheritdoc IAgentVaultCore
     function payWithSignatures(SignedPayment calldata payment, bytes calldata signatures) external nonReentrant {
-        uint256 cw = _sload(_configSlot());
-        if ((cw >> CW_PAUSED) & 0xff != 0) revert VaultIsPaused();
+        // the pause and the threshold are read from the first signer's owner word (OW_THRESHOLD)
         if (block.timestamp > payment.deadline) revert SignatureExpired(payment.deadline);
         address to = payment.to;
         uint256 amount = payment.amount;
@@ -196,7 +199,7 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             structHash := keccak256(p, 0x100)
         }
         address[] memory signers =
-            _checkSignatures(_hashTypedDataV4(structHash), signatures, (cw >> CW_THRESHOLD) & 0xff, 0);
+            _checkPaymentSignatures(_hashTypedDataV4(structHash), signatures);
         address token = payment.token;
         // slither-disable-next-line arbitrary-send-eth (`to` is authorised by threshold owner signatures above)
         _send(token, to, amount);
@@ -359,9 +362,54 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
                 reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
             }
+        } else if (word & (PolicyWord.FAST | PolicyWord.SUB | PolicyWord.RBUDGET) == PolicyWord.FAST | PolicyWord.SUB) {
+            // A sub-agent with FAST: its word as above, then every ancestor's word (the general
+            // path's checks unless each of their words holds FAST alone: {_spendAncestors}).
+            (reasons, newWord) = PolicyWord.spend(word, charge);
+            if (word & PolicyWord.ALLOWLIST != 0 && !l.allowlist[l.agents[agent].lineage][to]) {
+                reasons |= PolicyWord.REASON_RECIPIENT_NOT_ALLOWED;
+            }
+            if (reasons == 0) {
+                uint256 more = _spendAncestors(agent, token, charge, MAX_DEPTH, true);
+                if (more == ANCESTOR_CHECKS) (reasons, newWord) = _payChecked(agent, token, to, charge, word);
+                else reasons = uint32(more);
+            }
         } else {
             (reasons, newWord) = _payChecked(agent, token, to, charge, word);
         }
+    }
+
+    /// @dev The fast path of a sub-agent's ancestors (`levels` more at most): `charge` against
+    /// the word of `key`'s parent, and of its parent while that one is a sub-agent too. Returns
+    /// the escalation reasons of them all, or ANCESTOR_CHECKS, having written nothing, as soon as
+    /// an ancestor's word needs more than itself (no FAST: the ancestor must be checked in full;
+    /// an allowlist or a per-recipient budget): {_payChecked} then decides. A word is written only
+    /// when every level, those above it (`clean`) and those below, accepts the charge.
+    function _spendAncestors(address key, address token, uint256 charge, uint256 levels, bool clean)
+        private
+        returns (uint256 reasons)
+    {
+        Layout storage l = _layout();
+        address parent = l.parentOf[key];
+        mapping(address => uint256) storage policies = l.policies[parent];
+        uint256 slot;
+        assembly ("memory-safe") {
+            mstore(0, token)
+            mstore(0x20, policies.slot)
+            slot := keccak256(0, 0x40)
+        }
+        uint256 word = _sload(slot);
+        if (word & (PolicyWord.FAST | PolicyWord.ALLOWLIST | PolicyWord.RBUDGET) != PolicyWord.FAST) {
+            return ANCESTOR_CHECKS;
+        }
+        (uint32 r, uint256 spent) = PolicyWord.spend(word, charge);
+        reasons = r;
+        if (word & PolicyWord.SUB != 0 && levels > 1) {
+            uint256 above = _spendAncestors(parent, token, charge, levels - 1, clean && r == 0);
+            if (above == ANCESTOR_CHECKS) return ANCESTOR_CHECKS;
+            reasons |= above;
+        }
+        if (clean && reasons == 0) _sstore(slot, spent);
     }
 
     /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its nonce.
@@ -436,6 +484,37 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
             for (uint256 i = 0; i < n; ++i) {
                 _sstore(slots[i], words[i]);
             }
+        }
+    }
+
+    /// @dev {_checkSignatures} for a signed payment (no stored request: a v == 1 entry is invalid),
+    /// with the pause and the threshold read from the first signer's owner word, which mirrors
+    /// the config word (OW_THRESHOLD), instead of one more cold read of the config word.
+    function _checkPaymentSignatures(bytes32 digest, bytes calldata signatures)
+        private
+        view
+        returns (address[] memory signers)
+    {
+        if (signatures.length < 65) revert NotEnoughSignatures(0, _layout().config.threshold);
+        uint256 count = 1;
+        uint256 staticEnd = 65;
+        address previous = address(0);
+        for (uint256 i = 0; i < count; ++i) {
+            (address signer, uint8 v, bytes32 s) = _signerAt(digest, signatures, i);
+            if (signer <= previous) revert SignersNotSorted(previous, signer);
+            uint256 ownerWord = _layout().owners[signer];
+            if (signer == SENTINEL || ownerWord == 0) revert NotAnOwner(signer);
+            if (i == 0) {
+                if ((ownerWord >> OW_PAUSED) & 0xff != 0) revert VaultIsPaused();
+                count = (ownerWord >> OW_THRESHOLD) & 0xff;
+                staticEnd = count * 65;
+                if (signatures.length < staticEnd) revert NotEnoughSignatures(signatures.length / 65, count);
+                signers = new address[](count);
+            }
+            if (v == 1) revert InvalidSignature(signer);
+            if (v == 0) _checkERC1271Entry(signer, digest, signatures, s, staticEnd);
+            previous = signer;
+            signers[i] = signer;
         }
     }
 

@@ -136,7 +136,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
     function rejectProposal(GovernanceProposal calldata proposal) external onlyDelegateCall onlyOwner nonReentrant {
         Layout storage l = _layout();
         _checkRecord(proposal.id, l.requests[proposal.id], _hashProposal(proposal));
-        uint256 vote = ((l.owners[msg.sender] >> 160) << 1) | 1;
+        uint256 vote = _approvalOf(l.owners[msg.sender]) | 1;
         if (l.votes[proposal.id][msg.sender] == vote) revert AlreadyRejected(proposal.id, msg.sender);
         l.votes[proposal.id][msg.sender] = vote;
         (, uint256 rejections) = _countVotes(proposal.id);
@@ -210,6 +210,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
         emit OwnerAdded(owner, requestId);
         _setThreshold(c, threshold_, requestId);
         l.config = c;
+        _syncOwners();
     }
 
     /// @inheritdoc IAgentVaultAdmin
@@ -227,6 +228,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
         emit OwnerRemoved(owner, requestId);
         _setThreshold(c, threshold_, requestId);
         l.config = c;
+        _syncOwners();
     }
 
     /// @inheritdoc IAgentVaultAdmin
@@ -244,6 +246,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
         uint256 requestId = _executing();
         emit OwnerRemoved(oldOwner, requestId);
         emit OwnerAdded(newOwner, requestId);
+        _syncOwners();
     }
 
     /// @inheritdoc IAgentVaultAdmin
@@ -252,6 +255,7 @@ contract AgentVaultAdmin is IAgentVaultAdmin, AgentVaultStorage, Forwarder {
         uint256 count = l.config.ownerCount;
         if (threshold_ == 0 || threshold_ > count) revert InvalidThreshold(threshold_, count);
         l.config.threshold = uint8(threshold_);
+        _syncOwners();
         emit ThresholdChanged(threshold_, _executing());
     }
 

@@ -34,6 +34,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     function pause() external onlyDelegateCall onlyOwner {
         Layout storage l = _layout();
         l.config.paused = true;
+        _syncOwners();
         uint256 n = l.config.agentCount;
         for (uint256 i = 0; i < n; ++i) {
             address agent = l.agentAt[i];
@@ -260,6 +261,7 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
     function unpause() external onlyDelegateCall onlyVault {
         Layout storage l = _layout();
         l.config.paused = false;
+        _syncOwners();
         uint256 n = l.config.agentCount;
         for (uint256 i = 0; i < n; ++i) {
             address agent = l.agentAt[i];

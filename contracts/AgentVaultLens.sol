@@ -193,7 +193,7 @@ contract AgentVaultLens is IAgentVaultLens, AgentVaultStorage {
     /// @inheritdoc IAgentVaultLens
     function hasApproved(uint256 requestId, address owner) external view returns (bool) {
         uint256 word = _layout().owners[owner];
-        return owner != SENTINEL && word != 0 && _layout().votes[requestId][owner] == (word >> 160) << 1;
+        return owner != SENTINEL && word != 0 && _layout().votes[requestId][owner] == _approvalOf(word);
     }
 
     /// @inheritdoc IAgentVaultLens

@@ -103,6 +103,13 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     uint256 internal constant CW_EXPIRY = 40;
     uint256 internal constant CW_MAX_OPEN = 72;
     uint256 internal constant CW_REQUEST_COUNT = 184;
+    /// @dev An owner's word (`owners[owner]`): the next owner in the list (bits 0-159), its epoch
+    /// (160-223) and a mirror of the config word's threshold (224-231) and pause flag (232-239),
+    /// which {_syncOwners} rewrites whenever either changes or the owner list does, so that
+    /// `payWithSignatures` reads the owners' words it must read anyway and not the config word.
+    uint256 internal constant OW_EPOCH = 160;
+    uint256 internal constant OW_THRESHOLD = 224;
+    uint256 internal constant OW_PAUSED = 232;
     uint256 internal constant MASK_16 = (1 << 16) - 1;
     uint256 internal constant MASK_32 = (1 << 32) - 1;
     uint256 internal constant MASK_40 = (1 << 40) - 1;
@@ -234,47 +241,85 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         signers = new address[](count);
         address previous = address(0);
         for (uint256 i = 0; i < count; ++i) {
-            bytes32 r;
-            bytes32 s;
-            uint8 v;
-            // within the static part, whose length was checked above
-            assembly ("memory-safe") {
-                let p := add(signatures.offset, mul(i, 65))
-                r := calldataload(p)
-                s := calldataload(add(p, 32))
-                v := byte(0, calldataload(add(p, 64)))
-            }
-            address signer;
-            if (v < 2) {
-                // v == 0, ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
-                // v == 1, owner who approved the stored request on-chain: r = its address.
-                if (uint256(r) >> 160 != 0) revert InvalidSignature(address(0));
-                signer = address(uint160(uint256(r)));
-            } else {
-                ECDSA.RecoverError error;
-                // slither-disable-next-line unused-return (the third value only details `error`)
-                (signer, error,) = ECDSA.tryRecover(digest, v, r, s);
-                if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
-            }
+            (address signer, uint8 v, bytes32 s) = _signerAt(digest, signatures, i);
             if (signer <= previous) revert SignersNotSorted(previous, signer);
             if (!_isOwner(signer)) revert NotAnOwner(signer);
             if (v == 1) {
                 // no stored request, or not the test of {_approvers} (approval of an older owner epoch)
                 Layout storage l = _layout();
-                if (requestId == 0 || l.votes[requestId][signer] != (l.owners[signer] >> 160) << 1) {
+                if (requestId == 0 || l.votes[requestId][signer] != _approvalOf(l.owners[signer])) {
                     revert InvalidSignature(signer);
                 }
             } else if (v == 0) {
-                uint256 offset = uint256(s);
-                if (offset < staticEnd || offset > signatures.length - 32) revert InvalidSignature(signer);
-                uint256 length = uint256(bytes32(signatures[offset:offset + 32]));
-                if (length > signatures.length - offset - 32) revert InvalidSignature(signer);
-                if (!_isValidERC1271(signer, digest, signatures[offset + 32:offset + 32 + length])) {
-                    revert InvalidSignature(signer);
-                }
+                _checkERC1271Entry(signer, digest, signatures, s, staticEnd);
             }
             previous = signer;
             signers[i] = signer;
+        }
+    }
+
+    /// @dev Entry `i` of packed signatures: its signer (recovered, or named by `r` when v < 2),
+    /// `v` and `s`. The caller checked that the entry lies within `signatures`.
+    function _signerAt(bytes32 digest, bytes calldata signatures, uint256 i)
+        internal
+        pure
+        returns (address signer, uint8 v, bytes32 s)
+    {
+        bytes32 r;
+        assembly ("memory-safe") {
+            let p := add(signatures.offset, mul(i, 65))
+            r := calldataload(p)
+            s := calldataload(add(p, 32))
+            v := byte(0, calldataload(add(p, 64)))
+        }
+        if (v < 2) {
+            // v == 0, ERC-1271 owner: r = its address, s = offset of its length-prefixed signature.
+            // v == 1, owner who approved the stored request on-chain: r = its address.
+            if (uint256(r) >> 160 != 0) revert InvalidSignature(address(0));
+            signer = address(uint160(uint256(r)));
+        } else {
+            ECDSA.RecoverError error;
+            // slither-disable-next-line unused-return (the third value only details `error`)
+            (signer, error,) = ECDSA.tryRecover(digest, v, r, s);
+            if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+        }
+    }
+
+    /// @dev Checks an ERC-1271 owner's entry (v == 0): `s` is the offset, past the static part
+    /// (`staticEnd`), of its length-prefixed signature.
+    function _checkERC1271Entry(
+        address signer,
+        bytes32 digest,
+        bytes calldata signatures,
+        bytes32 s,
+        uint256 staticEnd
+    ) internal view {
+        uint256 offset = uint256(s);
+        if (offset < staticEnd || offset > signatures.length - 32) revert InvalidSignature(signer);
+        uint256 length = uint256(bytes32(signatures[offset:offset + 32]));
+        if (length > signatures.length - offset - 32) revert InvalidSignature(signer);
+        if (!_isValidERC1271(signer, digest, signatures[offset + 32:offset + 32 + length])) {
+            revert InvalidSignature(signer);
+        }
+    }
+
+    /// @dev The vote an owner's approval is stored as: its epoch (from its owner word) << 1.
+    function _approvalOf(uint256 ownerWord) internal pure returns (uint256) {
+        return ((ownerWord >> OW_EPOCH) & MASK_64) << 1;
+    }
+
+    /// @dev Rewrites every owner's mirror of the config word's threshold and pause flag (see
+    /// OW_THRESHOLD): called after every change of either and of the owner list.
+    function _syncOwners() internal {
+        Layout storage l = _layout();
+        uint256 cw = _sload(_configSlot());
+        uint256 mirror = (((cw >> CW_THRESHOLD) & 0xff) << OW_THRESHOLD) | (((cw >> CW_PAUSED) & 0xff) << OW_PAUSED);
+        address current = address(uint160(l.owners[SENTINEL]));
+        while (current != SENTINEL) {
+            uint256 word = l.owners[current];
+            uint256 synced = (word & ~(MASK_16 << OW_THRESHOLD)) | mirror;
+            if (synced != word) l.owners[current] = synced;
+            current = address(uint160(word));
         }
     }
 
@@ -669,7 +714,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
     /// current owners who approved and how many they are.
     function _approve(uint256 requestId) internal returns (address[] memory approvers, uint256 approvals) {
         Layout storage l = _layout();
-        uint256 vote = (l.owners[msg.sender] >> 160) << 1;
+        uint256 vote = _approvalOf(l.owners[msg.sender]);
         if (l.votes[requestId][msg.sender] == vote) revert AlreadyApproved(requestId, msg.sender);
         l.votes[requestId][msg.sender] = vote;
         approvers = _approvers(requestId);
@@ -692,7 +737,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         address current = address(uint160(l.owners[SENTINEL]));
         while (current != SENTINEL) {
             uint256 word = l.owners[current];
-            if (votes[current] == (word >> 160) << 1) approvers[n++] = current;
+            if (votes[current] == _approvalOf(word)) approvers[n++] = current;
             current = address(uint160(word));
         }
         assembly ("memory-safe") {
@@ -708,7 +753,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         while (current != SENTINEL) {
             uint256 word = l.owners[current];
             uint256 vote = votes[current];
-            uint256 approval = (word >> 160) << 1;
+            uint256 approval = _approvalOf(word);
             if (vote == approval) ++approvals;
             else if (vote == approval | 1) ++rejections;
             current = address(uint160(word));

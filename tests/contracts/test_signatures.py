@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from eth_account import Account
 from eth_account.messages import _hash_eip191_message, encode_typed_data
+from eth_utils.crypto import keccak
 
 from agentwallet.protocol.signatures import OwnerSignature, pack_signatures
 from tests.contracts.conftest import (
@@ -520,3 +521,107 @@ def test_signed_payment_checks_deadline_pause_threshold_and_inputs(env: Env) -> 
         env.send(pay(signed, sigs), env.outsider)
     assert env.eth_of(to) == 0
     assert not nonce_used(env, 0)  # nothing that reverted spent the nonce
+
+
+# ------------------------------------------------- the owners' words mirror threshold and pause
+
+_OWNERS_SLOT = int("e79e714abe350f418da5842700fa6185b1c082738decf0346d4aa06561fc6200", 16) + 1
+
+
+def owner_word(env: Env, owner: str) -> int:
+    """The raw word of ``owner`` in the vault's `owners` mapping (layout member 1)."""
+    key = keccak(bytes.fromhex(owner[2:].rjust(64, "0")) + _OWNERS_SLOT.to_bytes(32, "big"))
+    return int.from_bytes(env.w3.eth.get_storage_at(env.vault.address, key), "big")
+
+
+def assert_mirrors(env: Env) -> None:
+    """Every current owner's word carries the config word's threshold (bits 224-231) and pause
+    flag (232-239), and nothing else above its epoch."""
+    threshold = env.vault.functions.threshold().call()
+    paused = int(env.vault.functions.paused().call())
+    for owner in env.vault.functions.getOwners().call():
+        word = owner_word(env, owner)
+        assert word >> 224 == threshold | paused << 8, owner
+
+
+def test_owner_words_mirror_threshold_and_pause_through_every_change(env: Env) -> None:
+    """payWithSignatures reads the threshold and the pause from the first signer's owner word
+    (not the config word): after each change of either, or of the owner list, every owner's
+    mirror matches the config, and a payment is held to the config as it is now."""
+    to = fresh_address("mirror")
+    pay = env.vault.functions.payWithSignatures
+    deadline = env.now() + DAY
+    nonce = iter(range(1000, 2000))
+
+    def signed(signers: list) -> tuple[tuple[object, ...], bytes]:
+        p = payment(env, ETH, to, 1, ref("m"), next(nonce), deadline)
+        return p, signed_payment(env, p, sorted_accounts(signers))
+
+    assert_mirrors(env)
+    o0, o1, o2 = env.owners[:3]
+    # raised to 3 of 3: two signatures of any two owners no longer pay
+    env.govern("changeThreshold", 3)
+    assert_mirrors(env)
+    for pair in ([o0, o1], [o1, o2], [o0, o2]):
+        p, sigs = signed(pair)
+        with expect_revert("NotEnoughSignatures", 2, 3):
+            env.send(pay(p, sigs), env.outsider)
+    p, sigs = signed([o0, o1, o2])
+    env.send(pay(p, sigs), env.outsider)
+    # lowered to 1: one signature of any owner pays
+    env.govern_signed([("changeThreshold", (1,))], sorted_accounts([o0, o1, o2]), nonce=1)
+    assert_mirrors(env)
+    for owner in (o0, o1, o2):
+        p, sigs = signed([owner])
+        env.send(pay(p, sigs), env.outsider)
+    # one owner pauses: no owner's signature pays, whoever signs first
+    env.send(env.vault.functions.pause(), o2)
+    assert_mirrors(env)
+    for owner in (o0, o1, o2):
+        p, sigs = signed([owner])
+        with expect_revert("VaultIsPaused"):
+            env.send(pay(p, sigs), env.outsider)
+    env.govern_signed([("unpause", ())], [o0], nonce=2)
+    assert_mirrors(env)
+    # swap in a new owner: it carries the mirror, the swapped-out owner signs nothing
+    new = env.spare[0]
+    env.govern_signed([("swapOwner", (o2.address, new.address))], [o0], nonce=3)
+    assert_mirrors(env)
+    assert owner_word(env, o2.address) == 0
+    p, sigs = signed([new])
+    env.send(pay(p, sigs), env.outsider)
+    p, sigs = signed([o2])
+    with expect_revert("NotAnOwner", o2.address):
+        env.send(pay(p, sigs), env.outsider)
+    # add an owner with threshold 2, then remove one with threshold 1
+    added = env.spare[1]
+    env.govern_signed([("addOwner", (added.address, 2))], [o0], nonce=4)
+    assert_mirrors(env)
+    p, sigs = signed([added])
+    with expect_revert("NotEnoughSignatures", 1, 2):
+        env.send(pay(p, sigs), env.outsider)
+    p, sigs = signed([added, o1])
+    env.send(pay(p, sigs), env.outsider)
+    env.govern_signed([("removeOwner", (o1.address, 1))], sorted_accounts([o0, new]), nonce=5)
+    assert_mirrors(env)
+    p, sigs = signed([added])
+    env.send(pay(p, sigs), env.outsider)
+    assert env.eth_of(to) == 7
+
+
+def test_approvals_keep_counting_when_the_owners_mirror_is_rewritten(env: Env) -> None:
+    """The mirror shares the owner word with the epoch an approval is recorded under: rewriting
+    it (pause, unpause, a threshold change) must not void on-chain approvals, and an owner's
+    re-addition (a new epoch) still does."""
+    rid = env.escalate()
+    env.send(env.rq.approve(rid), env.owners[0])
+    assert env.vault.functions.hasApproved(rid, env.owners[0].address).call()
+    env.send(env.vault.functions.pause(), env.owners[2])
+    env.govern_signed([("unpause", ())], nonce=7)
+    assert env.vault.functions.hasApproved(rid, env.owners[0].address).call()
+    assert env.vault.functions.approvalCount(rid).call() == 1
+    assert_mirrors(env)
+    # owner 1's approval reaches the threshold and executes
+    receipt = env.send(env.rq.approve(rid), env.owners[1])
+    assert env.event(receipt, "RequestExecuted")["requestId"] == rid
+    assert env.status(rid) == EXECUTED

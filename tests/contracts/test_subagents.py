@@ -292,3 +292,57 @@ def test_at_most_eight_sub_agents_under_one_agent(env: Env) -> None:
             env.vault.functions.addSubAgent(parent.address, key("c9-8").address, 0, 0, False),
             parent,
         )
+
+
+def test_no_level_is_charged_when_any_other_level_refuses(env: Env) -> None:
+    """The sub-agent fast path charges its ancestors' words only when every level accepts: a
+    refusal below or above a level that accepts leaves that level's budget untouched, and the
+    request names the reasons of every level."""
+    root = add_root(env, "p9", (100 * USDC, 1_000 * USDC, DAY))
+    child = delegate(env, root, "c9", (100 * USDC, 200 * USDC, DAY))
+    grandchild = delegate(env, child, "g9", (100 * USDC, 200 * USDC, DAY))
+    assert pay(env, grandchild, 100 * USDC) == 0  # all three charged
+    assert pay(env, child, 100 * USDC) == 0  # the child's 200 spent, the root has ~800
+    root_before = available(env, root.address)
+    grandchild_before = available(env, grandchild.address)
+    assert root_before >= 799 * USDC and grandchild_before >= 100 * USDC
+    # the middle level refuses: neither the grandchild nor the root above it is charged
+    rid = pay(env, grandchild, 50 * USDC)
+    assert rid != 0 and env.request(rid)["reasons"] == REASON_OVER_ALLOWANCE
+    assert available(env, root.address) >= root_before
+    assert available(env, grandchild.address) >= grandchild_before
+    # the top level refuses while the levels below accept: nothing below is charged either
+    env.send(
+        env.vault.functions.reduceLimits(root.address, env.usdc.address, 100 * USDC, 0),
+        env.owners[0],
+    )
+    child_before = available(env, child.address)
+    grandchild_before = available(env, grandchild.address)
+    rid = pay(env, grandchild, 1 * USDC)
+    assert rid != 0 and env.request(rid)["reasons"] & REASON_OVER_ALLOWANCE
+    assert available(env, child.address) >= child_before
+    assert available(env, grandchild.address) >= grandchild_before
+    # two levels refusing for different reasons: the request names both
+    env.send(
+        env.vault.functions.reduceLimits(child.address, env.usdc.address, 10 * USDC, 200 * USDC),
+        env.owners[0],
+    )
+    rid = pay(env, grandchild, 20 * USDC)
+    assert env.request(rid)["reasons"] == REASON_OVER_PER_PAYMENT | REASON_OVER_ALLOWANCE
+
+
+def test_every_level_of_a_fast_subtree_is_charged_exactly(env: Env) -> None:
+    """A payment three levels down charges each of the four words by the same amount."""
+    root = add_root(env, "p10", (100 * USDC, 1_000 * USDC, DAY))
+    child = delegate(env, root, "c10", (100 * USDC, 500 * USDC, DAY))
+    grandchild = delegate(env, child, "g10", (100 * USDC, 400 * USDC, DAY))
+    great = delegate(env, grandchild, "gg10", (100 * USDC, 300 * USDC, DAY))
+    chain = (root, child, grandchild, great)
+    for k in chain:  # touch every budget once so each holds a known, full amount
+        assert pay(env, k, 1) == 0
+    before = [available(env, k.address) for k in chain]
+    assert pay(env, great, 70 * USDC) == 0
+    after = [available(env, k.address) for k in chain]
+    for b, a in zip(before, after, strict=True):
+        # spent 70 (refill over a few seconds at <= 1,000/day adds well under 0.1)
+        assert b - 70 * USDC <= a < b - 69 * USDC
