@@ -438,7 +438,9 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         l.config.agentCount = uint8(last);
     }
 
-    /// @dev Moves an agent's rights from `oldKey` to `newKey` (at most MAX_TOKENS_PER_AGENT words).
+    /// @dev Moves an agent's rights from `oldKey` to `newKey`: every policy word the old key holds,
+    /// in scope or not (a removed token's word keeps its spent budget, which must follow the key),
+    /// so it reads the whole token registry (at most 1 + MAX_TOKENS words).
     function _rotate(address oldKey, address newKey, address by) private {
         Layout storage l = _layout();
         Agent storage a = _liveAgent(oldKey);
@@ -449,11 +451,15 @@ contract AgentVaultConfig is IAgentVaultConfig, AgentVaultStorage, Forwarder {
         Agent memory m = a;
         l.agents[newKey] = m;
         l.agentAt[m.position - 1] = newKey;
-        for (uint256 i = 0; i < m.tokenCount; ++i) {
-            address token = _tokenOf(m, i);
-            uint256 word = l.policies[oldKey][token];
-            l.policies[newKey][token] = word;
-            l.policies[oldKey][token] = PolicyWord.unscope(word);
+        mapping(address => uint256) storage from = l.policies[oldKey];
+        mapping(address => uint256) storage to = l.policies[newKey];
+        uint256 registered = l.config.tokenCount;
+        for (uint256 i = 0; i <= registered; ++i) {
+            address token = i == 0 ? address(0) : l.tokenAt[i]; // ETH is index 0, unstored
+            uint256 word = from[token];
+            if (word == 0) continue;
+            to[token] = word; // a new key holds no word yet (its status was None)
+            if (PolicyWord.inScope(word)) from[token] = PolicyWord.unscope(word);
         }
         a.status = AgentStatus.Rotated;
         a.position = 0;

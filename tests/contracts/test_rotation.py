@@ -19,13 +19,23 @@ from .conftest import (
     AGENT_ROTATED,
     DAY,
     ETH,
+    ETH_ALLOWANCE,
+    ETH_MAX,
     ETHER,
     EXECUTED,
     PENDING,
+    PERIOD,
+    USDC,
+    USDC_ALLOWANCE,
+    USDC_MAX,
     Env,
     expect_revert,
     fresh_address,
 )
+
+MAX_TOKENS = 255  # AgentVaultStorage.MAX_TOKENS: distinct tokens a vault can ever scope (+ ETH)
+MAX_TOKENS_PER_AGENT = 8
+TX_GAS_CAP = 2**24  # EIP-7825's per-transaction gas cap
 
 _nonces = itertools.count(5_000)
 
@@ -207,3 +217,149 @@ def test_owner_swap_in_one_signed_transaction(env: Env) -> None:
             [env.owners[0], newcomer],
             nonce=next(_nonces),
         )
+
+
+# ------------------------------------------------------------------------------------------------
+# Issue 11: a rotation moves every word the old key holds, a removed token's too (its spent
+# budget). Who gains if not: a hostile agent that spends, waits for an owner to remove the token,
+# rotates its own key and gets a full budget back when the token is granted again.
+# ------------------------------------------------------------------------------------------------
+
+_REFILL = USDC_ALLOWANCE // 100  # a few seconds of refill at 1,000 tUSDC a day
+
+
+def _spend_half_of_usdc(env: Env) -> int:
+    for _ in range(USDC_ALLOWANCE // USDC_MAX // 2):
+        env.pay(env.usdc.address, fresh_address("found-1"), USDC_MAX)
+    spent = env.available(env.usdc.address)
+    assert spent <= USDC_ALLOWANCE // 2 + _REFILL
+    return spent
+
+
+def _out_of_scope(env: Env, agent: LocalAccount, token: str) -> None:
+    """The moved word is not a grant: the new key's payment in `token` escalates, nothing moves."""
+    assert token not in env.vault.functions.getAgentTokens(agent.address).call()
+    env.send_eth(env.deployer, agent.address, ETHER)
+    _receipt, request_id = env.pay(token, fresh_address("unscoped"), 1, agent=agent)
+    assert request_id != 0
+
+
+def test_a_removed_token_re_granted_after_a_rotation_keeps_its_spent_budget(env: Env) -> None:
+    """docs/contracts.md, "Budgets never come back": a word keeps its budget state when the
+    token leaves the scope, and rotation moves the budget state. So: spend half, remove the
+    token, rotate the key, grant the same limits again: half is left, not all of it."""
+    usdc, agent = env.usdc.address, env.agent.address
+    spent = _spend_half_of_usdc(env)
+    env.send(env.vault.functions.removeToken(agent, usdc), env.owners[0])
+    new = Account.from_key(Web3.keccak(text="properties-found-1"))
+    env.govern("replaceAgentKey", agent, new.address)
+    _out_of_scope(env, new, usdc)
+    env.govern("setLimits", new.address, usdc, USDC_MAX, USDC_ALLOWANCE, PERIOD)
+    assert env.available(usdc, new.address) <= spent + _REFILL
+
+
+def test_an_agent_rotating_itself_after_a_removal_gets_no_budget_back(env: Env) -> None:
+    usdc, agent = env.usdc.address, env.agent.address
+    spent = _spend_half_of_usdc(env)
+    env.send(env.vault.functions.removeToken(agent, usdc), env.owners[0])
+    new = key("found-self")
+    rotate(env, rotation(env, env.agent, new, nonce=77), sender=env.agent)
+    _out_of_scope(env, new, usdc)
+    env.govern("setLimits", new.address, usdc, USDC_MAX, USDC_ALLOWANCE, PERIOD)
+    assert env.available(usdc, new.address) <= spent + _REFILL
+    # the other words moved as before, and the old key keeps nothing it could use
+    assert set(env.vault.functions.getAgentTokens(new.address).call()) == {ETH, usdc}
+    assert env.available(usdc, agent) == 0 and env.available(ETH, agent) == 0
+
+
+def test_a_removed_eth_budget_follows_the_key(env: Env) -> None:
+    agent = env.agent.address
+    for _ in range(3):
+        env.pay(ETH, fresh_address("found-eth"), ETH_MAX)
+    spent = env.available(ETH)
+    refill = ETH_ALLOWANCE // 1000  # ~86 s at 5 ETH a day
+    assert spent <= ETH_ALLOWANCE - 3 * ETH_MAX + refill
+    env.send(env.vault.functions.removeToken(agent, ETH), env.owners[1])
+    new = key("found-eth")
+    rotate(env, rotation(env, env.agent, new, nonce=78))
+    env.govern("setLimits", new.address, ETH, ETH_MAX, ETH_ALLOWANCE, PERIOD)
+    assert env.available(ETH, new.address) <= spent + refill
+
+
+def test_a_sub_agent_rotating_itself_keeps_a_removed_tokens_spent_budget(env: Env) -> None:
+    usdc = env.usdc.address
+    parent = Account.from_key(Web3.keccak(text="rotation-found-parent"))
+    child = Account.from_key(Web3.keccak(text="rotation-found-child"))
+    for k in (parent, child):
+        env.send_eth(env.deployer, k.address, ETHER)
+    env.govern_signed(
+        [
+            ("addAgent", (parent.address, 0, 0, False)),
+            ("setLimits", (parent.address, usdc, USDC_MAX, USDC_ALLOWANCE, PERIOD)),
+        ],
+        nonce=next(_nonces),
+    )
+    v = env.vault.functions
+    env.send(v.addSubAgent(parent.address, child.address, 0, 0, False), parent)
+    child_limits = (50 * USDC, 400 * USDC, PERIOD)
+    env.send(v.setSubAgentLimits(child.address, usdc, *child_limits), parent)
+    for _ in range(4):
+        assert env.pay(usdc, fresh_address("found-sub"), 50 * USDC, agent=child)[1] == 0
+    spent = env.available(usdc, child.address)
+    assert spent <= 200 * USDC + _REFILL
+    env.send(v.removeToken(child.address, usdc), parent)  # the parent narrows its sub-agent
+    new = key("found-child-new")
+    rotate(env, rotation(env, child, new, nonce=79), sender=child)
+    assert env.vault.functions.getSubAgents(parent.address).call() == [new.address]
+    env.send(v.setSubAgentLimits(new.address, usdc, *child_limits), parent)
+    assert env.available(usdc, new.address) <= spent + _REFILL
+
+
+def _layout_word(env: Env, offset: int, *keys: str) -> int:
+    """A word of the vault's namespace: member `offset` (0 config, 3 policies), through `keys`."""
+    inner = int.from_bytes(Web3.keccak(text="agentwallet.vault"), "big") - 1
+    slot = (int.from_bytes(Web3.keccak(inner.to_bytes(32, "big")), "big") & ~0xFF) + offset
+    for k in keys:
+        slot = int.from_bytes(
+            Web3.keccak(bytes.fromhex(k[2:]).rjust(32, b"\0") + slot.to_bytes(32, "big")), "big"
+        )
+    return int.from_bytes(env.w3.eth.get_storage_at(env.vault.address, slot), "big")
+
+
+def _registered_tokens(env: Env) -> int:
+    """The token registry's count (bits 32-39 of the config word)."""
+    return (_layout_word(env, 0) >> 32) & 0xFF
+
+
+def test_rotation_with_a_full_token_registry_fits_in_one_transaction(anvil_env: Env) -> None:
+    """The worst case: the rotated key holds a word for every token the vault can register (ETH
+    and 255 more), all but two of them removed from its scope; every one moves."""
+    env, agent = anvil_env, anvil_env.agent.address
+    v = env.vault.functions
+    free = MAX_TOKENS_PER_AGENT - len(v.getAgentTokens(agent).call())
+    added: list[str] = []
+    while _registered_tokens(env) < MAX_TOKENS:
+        batch = [
+            fresh_address(f"registry-{len(added) + i}")
+            for i in range(min(free, MAX_TOKENS - _registered_tokens(env)))
+        ]
+        env.govern_signed(
+            [("setLimits", (agent, t, 1, 1 + i, PERIOD)) for i, t in enumerate(batch)],
+            nonce=next(_nonces),
+        )
+        for t in batch:
+            env.send(v.removeToken(agent, t), env.owners[0])
+        added += batch
+    assert _registered_tokens(env) == MAX_TOKENS
+    new = key("full-registry")
+    receipt = rotate(env, rotation(env, env.agent, new, nonce=80))
+    assert receipt["gasUsed"] < TX_GAS_CAP, receipt["gasUsed"]
+    print(f"rotation, {len(added)} removed tokens + 2 in scope: {receipt['gasUsed']:,} gas")
+    scope = 1 << 48  # PolicyWord.SCOPE
+    for t in (ETH, env.usdc.address):  # in scope: the new key's now, the old key's unscoped
+        assert _layout_word(env, 3, new.address, t) & scope
+        assert not _layout_word(env, 3, agent, t) & scope
+    for t in (added[0], added[-1]):  # moved as they were: unscoped
+        assert _layout_word(env, 3, new.address, t) == _layout_word(env, 3, agent, t) != 0
+        assert v.getPolicy(new.address, t).call()[2] == 0
+    assert set(v.getAgentTokens(new.address).call()) == {ETH, env.usdc.address}
