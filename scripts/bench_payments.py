@@ -4,16 +4,21 @@ ceiling of the same number of senders doing plain ETH transfers (``Chain.send_tr
 the same transaction pipeline without the vault or the journal).
 
     python scripts/bench_payments.py [--agents 10] [--payments 20] [--block-time S] [--embedded]
+                                     [--breakdown 30]
 
 Starts its own anvil (automine unless ``--block-time``); ``--embedded`` uses the in-process
 chain instead. Prints a table (payments/s confirmed and the ratio, latency p50/p90/p99,
 JSON-RPC round trips and client CPU seconds per payment) and the command that made it;
-numbers go to BENCHMARKS.md, not assertions.
+numbers go to BENCHMARKS.md, not assertions. ``--breakdown N`` then makes N more payments from
+one warm wallet under cProfile and splits the time of a payment into encoding, signing, JSON-RPC
+(HTTP round trips), waiting (sleeps between receipt polls, lock waits) and the rest of the client.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import sys
 import tempfile
@@ -187,6 +192,42 @@ def bench(chain: Chain, n_agents: int, n_payments: int, tmp: Path) -> list[Run]:
     return [payments, transfers]
 
 
+#: (label, predicate on cProfile's (file, line, function) key): disjoint parts of a payment
+PARTS: list[tuple[str, Callable[[tuple[str, int, str]], bool]]] = [
+    ("encoding (ABI)", lambda k: k[0].endswith("bindings/vault.py") and k[2] == "encode"),
+    ("signing", lambda k: k[2] == "sign_transaction" and "eth_account" in k[0]),
+    ("JSON-RPC round trips (HTTP)", lambda k: k[2] == "request" and "requests/sessions" in k[0]),
+    (
+        "waiting (sleeps, lock waits)",
+        lambda k: k[0] == "~" and ("sleep" in k[2] or "acquire" in k[2]),
+    ),  # noqa: E501
+]
+
+
+def breakdown(chain: Chain, vault: Vault, agent: LocalAccount, n: int, tmp: Path) -> str:
+    """Wall time of one payment split into PARTS (cProfile, one thread, a warm wallet)."""
+    wallet = AgentWallet(chain, vault, agent, journal_dir=tmp / "journal-profile")
+    payee = chain.dev_accounts[7].address
+    wallet.pay(payee, AMOUNT)  # warm: the first payment to a recipient takes the full check
+    profile = cProfile.Profile()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    profile.enable()
+    for _ in range(n):
+        wallet.pay(payee, AMOUNT)
+    profile.disable()
+    wall, cpu = (time.perf_counter() - t0) / n * 1000, (time.process_time() - cpu0) / n * 1000
+    stats = pstats.Stats(profile).stats  # type: ignore[attr-defined]
+    lines = [f"one warm wallet, {n} payments under cProfile: {wall:.1f} ms wall, {cpu:.1f} ms CPU "
+             "per payment (profiling adds overhead)"]  # fmt: skip
+    rest = wall
+    for label, match in PARTS:
+        ms = sum(v[3] for k, v in stats.items() if match(k)) / n * 1000
+        rest -= ms
+        lines.append(f"  {label:32} {ms:7.2f} ms")
+    lines.append(f"  {'the rest of the client':32} {rest:7.2f} ms")
+    return "\n".join(lines)
+
+
 def table(runs: list[Run]) -> str:
     head = (
         f"{'':24} {'tx/s':>8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} "
@@ -219,6 +260,9 @@ def main() -> None:
         "--block-time", type=float, default=None, help="anvil interval mining (seconds)"
     )
     parser.add_argument("--embedded", action="store_true", help="the embedded chain, not anvil")
+    parser.add_argument(
+        "--breakdown", type=int, default=0, help="then N profiled payments, time split by part"
+    )
     args = parser.parse_args()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -231,8 +275,15 @@ def main() -> None:
             mining = f"block time {args.block_time}s" if args.block_time else "automine"
             where = f"anvil ({mining})"
         runs = bench(chain, args.agents, args.payments, tmp)
+        parts = ""
+        if args.breakdown:
+            [agent] = fresh_accounts(chain, 1, ETHER)
+            parts = breakdown(chain, setup_vault(chain, [agent], tmp / "d2"), agent,
+                              args.breakdown, tmp)  # fmt: skip
     print(f"{args.agents} senders x {args.payments} each on {where}, one process\n")
     print(table(runs))
+    if parts:
+        print("\n" + parts)
     print("\ncommand: python " + " ".join(["scripts/bench_payments.py", *sys.argv[1:]]))
 
 
