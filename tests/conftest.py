@@ -29,7 +29,9 @@ from agentwallet.chain import Chain, connect
 from agentwallet.chain.node import AnvilProcess, free_port, start_anvil
 
 CHAIN_FIXTURES = ("chain", "anvil_chain", "any_chain")
-ANVIL_FIXTURES = {"anvil_node", "anvil_chain"}
+#: fixtures that start anvil: tests using them get the ``anvil`` mark (tests/cli's ``cli`` starts
+#: one per module), so ``-m "not anvil"`` runs only what needs no node
+ANVIL_FIXTURES = {"anvil_node", "anvil_chain", "cli"}
 
 PROBE_SOURCE = """\
 // SPDX-License-Identifier: MIT
