@@ -42,7 +42,7 @@ from agentwallet.protocol.constants import ETH
 if TYPE_CHECKING:
     from agentwallet.audit.index import AuditIndex
 
-__all__ = ["FIRST_RANGE", "MAX_REORG_RETRIES", "TARGET_LOGS", "sync"]
+__all__ = ["FIRST_RANGE", "INSERT_EVENTS", "MAX_REORG_RETRIES", "TARGET_LOGS", "sync"]
 
 MAX_REORG_RETRIES = 5
 #: Logs per eth_getLogs a sync aims at, and the first range it tries (blocks).
@@ -51,7 +51,7 @@ FIRST_RANGE = 10
 #: Chunks read ahead of the writer (bounds memory: about TARGET_LOGS rows each).
 AHEAD = 2
 
-_INSERT_EVENTS = (
+INSERT_EVENTS = (
     f"INSERT OR IGNORE INTO events ({EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 _INSERT_BLOCKS = (
@@ -326,7 +326,7 @@ def _write(
                 open_tx = True
             if chunk.tokens:
                 db.executemany("INSERT OR REPLACE INTO tokens VALUES (?,?,?,?)", chunk.tokens)
-            db.executemany(_INSERT_EVENTS, chunk.rows)
+            db.executemany(INSERT_EVENTS, chunk.rows)
             db.executemany(_INSERT_BLOCKS, chunk.blocks)
             pending += len(chunk.rows)
             if chunk.commit is not None:

@@ -131,9 +131,10 @@ def build_world(chain: Chain) -> World:
     return world
 
 
-def blast_payments(world: World, agent: LocalAccount, n: int, per_block: int = 500) -> None:
+def blast_payments(world: World, agent: LocalAccount, n: int, per_block: int = 200) -> None:
     """Send ``n`` direct ETH payments from ``agent`` without waiting (anvil only): automine off,
-    raw transactions in JSON-RPC batches, one block mined per ``per_block`` transactions."""
+    raw transactions in JSON-RPC batches, one block mined per ``per_block`` transactions (a
+    30M-gas block holds 250 of them at their 120k gas limit: more would stay pending)."""
     from eth_abi import encode
     from eth_utils import keccak
 
