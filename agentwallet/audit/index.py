@@ -42,6 +42,8 @@ from agentwallet.audit.schema import (
     SCHEMA_NAME,
     SCHEMA_VERSION,
     event_row,
+    missing_indexes,
+    restore_indexes,
     row_event,
 )
 from agentwallet.audit.sync import sync as _sync
@@ -122,8 +124,21 @@ class AuditIndex:
             self._check_meta(meta)
             self._check_size()
             self._check_schema()
+            if missing_indexes(self.db):
+                self._restore_indexes()
         except sqlite3.Error as exc:
             raise self._error(exc) from None
+
+    def _restore_indexes(self) -> None:
+        """Build the secondary indexes a sync into an empty index dropped and did not get to
+        build (it was killed). Skipped while another process holds the file (a sync still
+        running builds them at its end): queries are right without them, only slower."""
+        try:
+            with self._tx():
+                restore_indexes(self.db)
+        except sqlite3.OperationalError as exc:
+            if not any(w in str(exc).lower() for w in ("locked", "busy", "readonly")):
+                raise
 
     def _check_meta(self, meta: dict[str, str]) -> None:
         if meta.get("schema") != SCHEMA_NAME:

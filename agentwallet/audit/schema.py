@@ -8,6 +8,7 @@ and the event read back is the event written.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import Any
@@ -17,13 +18,17 @@ from agentwallet.audit.events import _ARGS_ENCODER, AuditEvent, EventCodec
 __all__ = [
     "DERIVED_ARGS",
     "EVENT_COLUMNS",
+    "INDEXES",
     "SCHEMA",
     "SCHEMA_NAME",
     "SCHEMA_VERSION",
     "column_value",
     "compact_args",
+    "drop_indexes",
     "full_args",
     "event_row",
+    "missing_indexes",
+    "restore_indexes",
     "row_event",
 ]
 
@@ -70,6 +75,33 @@ CREATE TABLE tokens (
 );
 CREATE TABLE alerts (key TEXT PRIMARY KEY, created_at INTEGER NOT NULL);
 """
+
+#: The secondary indexes of the events table, by name: a sync into an empty index drops them
+#: and builds them once at its end (:func:`drop_indexes`, :func:`restore_indexes`).
+INDEXES: Mapping[str, str] = {
+    statement.split()[2]: statement.strip()
+    for statement in SCHEMA.split(";")
+    if statement.strip().startswith("CREATE INDEX")
+}
+
+
+def missing_indexes(db: sqlite3.Connection) -> list[str]:
+    """The secondary indexes ``db`` lacks (a sync into an empty index that did not finish)."""
+    found = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    return [name for name in INDEXES if name not in found]
+
+
+def drop_indexes(db: sqlite3.Connection) -> None:
+    """Drop the secondary indexes (inside the caller's transaction)."""
+    for name in INDEXES:
+        db.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+def restore_indexes(db: sqlite3.Connection) -> None:
+    """Create the secondary indexes that are missing (inside the caller's transaction)."""
+    for name in missing_indexes(db):
+        db.execute(INDEXES[name])
+
 
 EVENT_COLUMNS = (
     "chain_id, block_number, log_index, block_time, block_hash, tx_hash, emitter, vault, name, "

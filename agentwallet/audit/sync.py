@@ -15,6 +15,12 @@ loss or OS crash may lose the last transactions (never corrupt the file); the in
 rebuildable from the chain, and the next sync reads those blocks again. With ``batch_blocks``
 the commits come every ``batch_blocks`` blocks instead of every chunk (and a batch whose end
 block changed hash while it was read is discarded and read again, as is a chunk).
+
+A sync into an empty index (a first sync, a rebuild) drops the events table's secondary indexes
+first and builds them once at its end, in a transaction after its last one (a third less CPU
+per row than keeping them up to date row by row). Killed before that, it leaves the rows and
+state of its last commit without those indexes: queries stay right (only slower), and the next
+:class:`~agentwallet.audit.index.AuditIndex` opened on the file builds them.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from agentwallet.audit.events import check_range
 from agentwallet.audit.logs import EmbeddedLogSource, LogReader, LogSource, log_source
 from agentwallet.audit.records import SyncResult, vault_set_key
 from agentwallet.audit.rows import Row, RowDecoder
-from agentwallet.audit.schema import EVENT_COLUMNS
+from agentwallet.audit.schema import EVENT_COLUMNS, drop_indexes, restore_indexes
 from agentwallet.audit.vaults import check_vaults, read_token_meta
 from agentwallet.chain import Chain
 from agentwallet.protocol.constants import ETH
@@ -84,6 +90,8 @@ class _Plan:
     chain_id: int
     source: LogSource
     reader: LogReader
+    vaults: tuple[str, ...]
+    factory: str | None
     addresses: list[str]
     wanted_vaults: frozenset[str]
     batch_blocks: int | None
@@ -256,6 +264,8 @@ def sync(
         chain_id,
         source,
         reader,
+        vaults,
+        factory,
         [*vaults, *([factory] if factory else [])],
         frozenset(v.lower() for v in vaults),
         batch_blocks,
@@ -266,6 +276,38 @@ def sync(
     )
     decoder = RowDecoder(index.codec, chain_id)
     write_state = _state_writer(index, chain_id, key, vaults, factory, from_block)
+    deferred = _defer_indexes(index)
+    try:
+        return _sync(
+            index, plan, decoder, write_state, from_block, to_block, confirmations, started
+        )
+    finally:
+        if deferred:
+            with index._tx() as db:
+                restore_indexes(db)
+
+
+def _defer_indexes(index: AuditIndex) -> bool:
+    """Drop the secondary indexes if the index holds no events yet; whether it did."""
+    if index.db.execute("SELECT 1 FROM events LIMIT 1").fetchone() is not None:
+        return False
+    with index._tx() as db:
+        drop_indexes(db)
+    return True
+
+
+def _sync(
+    index: AuditIndex,
+    plan: _Plan,
+    decoder: RowDecoder,
+    write_state: Callable[[int, str | None], None],
+    from_block: int,
+    to_block: int | None,
+    confirmations: int,
+    started: float,
+) -> SyncResult:
+    source, reader, chain_id = plan.source, plan.reader, plan.chain_id
+    vaults, factory = plan.vaults, plan.factory
     total = batches = reorgs = rolled_back = retries = 0
     first_start: int | None = None
     while True:

@@ -1,5 +1,6 @@
 """The sync pipeline: reads on a thread sized to the log density, a transaction per range,
-and a sync killed at any moment leaves the index consistent at its last commit."""
+and a sync killed at any moment leaves the index consistent at its last commit (also a first
+sync, which writes without the secondary indexes and builds them at its end)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pytest
 from agentwallet.audit.errors import LogReadError
 from agentwallet.audit.index import AuditIndex
 from agentwallet.audit.logs import LogReader, RpcLogSource
+from agentwallet.audit.schema import EVENT_COLUMNS, INDEXES, missing_indexes
 from agentwallet.chain import Chain
 from tests.audit._helpers import World
 from tests.audit.test_index import fresh_read, snapshot_of, some_payments
@@ -105,7 +107,12 @@ class Slow(RpcLogSource):
 
 source = Slow(chain.raw_request, chain.url)
 with AuditIndex(sys.argv[3]) as index:
-    index.sync(chain, [sys.argv[4]], reader=LogReader(source, first_range=1, max_range=1))
+    index.sync(
+        chain,
+        [sys.argv[4]],
+        from_block=int(sys.argv[5]),
+        reader=LogReader(source, first_range=1, max_range=1),
+    )
 print("finished")
 """
 
@@ -135,7 +142,7 @@ def test_a_sync_killed_mid_way_leaves_a_consistent_index_at_its_last_commit(
     some_payments(world, 12)
     head = chain.block_number()
     child = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SYNC, str(ROOT), chain.url, str(db), vault],
+        [sys.executable, "-c", SLOW_SYNC, str(ROOT), chain.url, str(db), vault, "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
@@ -162,3 +169,104 @@ def test_a_sync_killed_mid_way_leaves_a_consistent_index_at_its_last_commit(
         result = index.sync(chain, [vault])
         assert result.from_block == kept.last_block + 1
         assert snapshot_of(index, chain.chain_id) == fresh_read(chain, vault)
+
+
+def _index_names(db: Path) -> set[str]:
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+
+
+def _event_count(db: Path) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+        try:
+            return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
+def test_a_first_sync_killed_mid_way_keeps_its_last_commit_and_gets_its_indexes_back(
+    anvil_world: World, tmp_path: Path
+) -> None:
+    """A sync into an empty index drops the secondary indexes and builds them at its end:
+    killed before that, the rows and state of its last commit are there, and the next open
+    builds the indexes (the queries then use them)."""
+    world, chain = anvil_world, anvil_world.chain
+    vault = world.vault.address
+    db = tmp_path / "audit.sqlite"
+    start = chain.block_number() + 1
+    some_payments(world, 12)
+    head = chain.block_number()
+    child = subprocess.Popen(
+        [sys.executable, "-c", SLOW_SYNC, str(ROOT), chain.url, str(db), vault, str(start)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while _event_count(db) < 8 and time.monotonic() < deadline:  # 4 payments (2 logs each)
+            assert child.poll() is None, child.communicate()
+            time.sleep(0.05)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert not _index_names(db) & set(INDEXES)  # killed while writing without them
+    with AuditIndex(db) as index:
+        assert missing_indexes(index.db) == []  # built on open
+        kept = index.state(chain.chain_id, [vault])
+        assert kept is not None and start + 3 <= kept.last_block < head
+        expected = [e for e in fresh_read(chain, vault) if start <= e[0] <= kept.last_block]
+        assert snapshot_of(index, chain.chain_id) == expected
+        stored = index.db.execute(
+            "SELECT max(number) FROM blocks WHERE chain_id = ?", (chain.chain_id,)
+        ).fetchone()[0]
+        assert stored == kept.last_block
+        plan = " ".join(
+            r[3]
+            for r in index.db.execute(
+                f"EXPLAIN QUERY PLAN SELECT {EVENT_COLUMNS} FROM events "
+                "WHERE chain_id = ? AND vault IN (?) AND agent = ?",
+                (chain.chain_id, vault, world.agent.address),
+            )
+        )
+        assert "USING INDEX events_agent " in plan, plan
+        result = index.sync(chain, [vault], from_block=start)
+        assert result.from_block == kept.last_block + 1
+        expected = [e for e in fresh_read(chain, vault) if e[0] >= start]
+        assert snapshot_of(index, chain.chain_id) == expected
+
+
+def test_a_first_sync_builds_its_indexes_at_the_end_even_when_the_node_goes_away(
+    anvil_world: World, index: AuditIndex
+) -> None:
+    world, chain = anvil_world, anvil_world.chain
+    vault = world.vault.address
+    start = chain.block_number() + 1
+    some_payments(world, 4)
+    source = RecordingSource(chain, fail_after=2)
+    with pytest.raises(LogReadError, match="is it running"):
+        index.sync(
+            chain, [vault], from_block=start, reader=LogReader(source, first_range=1, max_range=1)
+        )
+    assert missing_indexes(index.db) == []
+    kept = index.state(chain.chain_id, [vault])
+    assert kept is not None and kept.last_block == start + 1
+    expected = [e for e in fresh_read(chain, vault) if start <= e[0] <= kept.last_block]
+    assert snapshot_of(index, chain.chain_id) == expected and expected
+    # a sync into an index that already holds events keeps its indexes throughout
+    dropped: list[str] = []
+    index.db.set_trace_callback(lambda sql: dropped.append(sql) if "DROP INDEX" in sql else None)
+    index.sync(chain, [vault], from_block=start)
+    index.db.set_trace_callback(None)
+    assert dropped == [] and missing_indexes(index.db) == []
+    assert snapshot_of(index, chain.chain_id) == [
+        e for e in fresh_read(chain, vault) if e[0] >= start
+    ]
