@@ -186,3 +186,32 @@ def test_an_argument_its_column_does_not_hold_stays_in_the_row() -> None:
     row = event_row(1, event)
     assert row[17] == f'{{"agent":"{ZERO_ADDRESS}"}}'
     assert row_event(row) == event
+
+
+def test_static_events_are_decoded_by_generated_code_and_only_dynamic_ones_by_eth_abi(
+    chain: Chain, embedded_world: World, vault_env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentwallet.audit.rowcode import compile_row
+
+    busy_history(embedded_world)
+    logs = EmbeddedLogSource(chain).logs(0, chain.block_number(), None, [])
+    codec = EventCodec()
+    expected = expected_rows(codec, chain.chain_id, logs)
+    dynamic = {
+        name
+        for name, spec in codec.by_name.items()
+        if compile_row(spec, chain.chain_id, codec.call_agent, {}) is None
+    }
+    assert "GovernanceProposed" in dynamic and not dynamic & {"PaymentExecuted", "LimitsChanged"}
+    asked: list[str] = []
+    decode = codec.decode
+
+    def counting(log: RawLog) -> Any:
+        event = decode(log)
+        asked.append(event.name if event is not None else "?")
+        return event
+
+    monkeypatch.setattr(codec, "decode", counting)
+    assert RowDecoder(codec, chain.chain_id).rows([as_json(lg) for lg in logs], no_time) == expected
+    assert asked and set(asked) <= dynamic
+    assert len(asked) == sum(1 for r in expected if r[8] in dynamic)
