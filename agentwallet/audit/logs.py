@@ -5,13 +5,19 @@ the range on the standard "too many results / range too large" provider errors. 
 chain logs are read from py-evm's receipts directly (:class:`EmbeddedLogSource`), orders of
 magnitude faster than eth-tester's ``eth_getLogs``. Which node answers mean "too large" is
 :func:`agentwallet.chain.logs.is_range_error`. Decoding is :mod:`agentwallet.audit.events`.
+
+Over HTTP, a large ``eth_getLogs`` answer is handed on as the node's bytes
+(:class:`LogAnswer`), parsed where it is first used: a sync's reader thread then asks for the
+next range as soon as the last one arrived, and the node prepares it while the writer parses,
+decodes and writes (parsing on the reader thread left the node idle for that time).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from agentwallet.audit.errors import BlockRangeError, LogReadError
 from agentwallet.chain import Chain
@@ -19,6 +25,7 @@ from agentwallet.chain.logs import is_range_error
 
 __all__ = [
     "EmbeddedLogSource",
+    "LogAnswer",
     "LogReader",
     "LogSource",
     "RawLog",
@@ -45,6 +52,54 @@ class RawLog:
 # ------------------------------------------------------------------------------------ sources
 
 RpcFn = Callable[[str, list[Any]], Any]
+RawRpcFn = Callable[[str, list[Any]], bytes]  #: the node's answer as the bytes it sent
+#: Answers at least this long are passed on unparsed (an error answer is parsed at once).
+LAZY_BYTES = 65_536
+
+
+class LogAnswer(Sequence[Mapping[str, Any]]):
+    """An ``eth_getLogs`` answer kept as the node's bytes until first used: its length is the
+    number of logs (counted in the bytes, for sizing the next read), indexing or iterating
+    parses it (:class:`LogReadError` if it is not a JSON-RPC list of logs)."""
+
+    def __init__(self, content: bytes, url: str) -> None:
+        self.content = content
+        self.url = url
+        self.counted = content.count(b'"logIndex"')
+        self._items: list[Mapping[str, Any]] | None = None
+
+    def items(self) -> list[Mapping[str, Any]]:
+        if self._items is None:
+            try:
+                answer = json.loads(self.content)
+            except ValueError as exc:
+                raise LogReadError(
+                    f"eth_getLogs on {self.url} answered something that is not JSON ({exc}): "
+                    "is it an Ethereum JSON-RPC node?"
+                ) from None
+            result = answer.get("result") if isinstance(answer, dict) else None
+            if not isinstance(result, list):
+                raise LogReadError(
+                    f"eth_getLogs on {self.url} answered {str(answer)[:200]}, not a list of "
+                    "logs: is it an Ethereum JSON-RPC node?"
+                )
+            self._items = result
+        return self._items
+
+    def __len__(self) -> int:
+        return self.counted if self._items is None else len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> Mapping[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Mapping[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self.items()[index]
+
+    def __iter__(self) -> Iterator[Mapping[str, Any]]:
+        return iter(self.items())
 
 
 class _RangeTooLarge(Exception):
@@ -58,13 +113,17 @@ def _hex_to_bytes(value: str) -> bytes:
 class RpcLogSource:
     """``eth_getLogs`` over raw JSON-RPC (no web3 formatting: it is the hot path)."""
 
-    def __init__(self, rpc: RpcFn, url: str | None = None) -> None:
+    def __init__(self, rpc: RpcFn, url: str | None = None, raw: RawRpcFn | None = None) -> None:
         self.rpc = rpc
         self.url = url or "the node"
+        self.raw = raw  #: the same calls answering the node's bytes (eth_getLogs uses it)
 
     def call(self, method: str, params: list[Any]) -> Any:
+        return self._checked(method, self._ask(self.rpc, method, params))
+
+    def _ask(self, rpc: Callable[[str, list[Any]], Any], method: str, params: list[Any]) -> Any:
         try:
-            response = self.rpc(method, params)
+            return rpc(method, params)
         except Exception as exc:  # noqa: BLE001 - connection-level failure of any kind
             if is_range_error(exc):
                 raise _RangeTooLarge(str(exc)) from None
@@ -72,6 +131,8 @@ class RpcLogSource:
                 f"{method} failed on {self.url} ({type(exc).__name__}: {exc}); is the node "
                 "running? The index was left as it was before this batch: run sync again"
             ) from None
+
+    def _checked(self, method: str, response: Any) -> Any:
         if isinstance(response, Mapping) and "error" in response:
             if is_range_error(response["error"]):
                 raise _RangeTooLarge(str(response["error"]))
@@ -90,9 +151,10 @@ class RpcLogSource:
 
     def log_items(
         self, from_block: int, to_block: int, addresses: Sequence[str] | None, topics: list[Any]
-    ) -> list[Mapping[str, Any]]:
+    ) -> Sequence[Mapping[str, Any]]:
         """The node's ``eth_getLogs`` answer as it came (JSON objects with hex fields): what a
-        sync decodes straight into rows (:mod:`agentwallet.audit.rows`)."""
+        sync decodes straight into rows (:mod:`agentwallet.audit.rows`). A large answer comes
+        unparsed (:class:`LogAnswer`) when the source has a ``raw`` transport."""
         params: dict[str, Any] = {"fromBlock": hex(from_block), "toBlock": hex(to_block)}
         if addresses:
             params["address"] = list(addresses)
@@ -105,7 +167,17 @@ class RpcLogSource:
                 else "0x" + t.hex()
                 for t in topics
             ]
-        result = self.call("eth_getLogs", [params])
+        if self.raw is not None:
+            content = self._ask(self.raw, "eth_getLogs", [params])
+            if len(content) >= LAZY_BYTES and b'"error"' not in content[:256]:
+                return LogAnswer(content, self.url)
+            try:
+                response = json.loads(content)
+            except ValueError:
+                response = {"error": f"not JSON: {content[:200]!r}"}
+            result = self._checked("eth_getLogs", response)
+        else:
+            result = self.call("eth_getLogs", [params])
         if not isinstance(result, list):
             raise LogReadError(
                 f"eth_getLogs on {self.url} answered {type(result).__name__}, not a list of "
@@ -230,7 +302,22 @@ def log_source(chain: Chain) -> LogSource:
     """The fastest log source for ``chain``."""
     if chain.is_embedded:
         return EmbeddedLogSource(chain)
-    return RpcLogSource(chain.raw_request, chain.url)
+    return RpcLogSource(chain.raw_request, chain.url, _raw_transport(chain))
+
+
+def _raw_transport(chain: Chain) -> RawRpcFn | None:
+    """JSON-RPC calls answering the node's bytes, through web3's own HTTP provider (its
+    session, headers and retries), or None for another kind of provider."""
+    from web3 import HTTPProvider
+
+    provider = chain.w3.provider
+    if not isinstance(provider, HTTPProvider):
+        return None
+
+    def raw(method: str, params: list[Any]) -> bytes:
+        return bytes(provider._make_request(method, provider.encode_rpc_request(method, params)))  # type: ignore[arg-type]
+
+    return raw
 
 
 class LogReader:

@@ -16,9 +16,10 @@ from typing import Any
 
 import pytest
 
+from agentwallet.audit import logs as audit_logs
 from agentwallet.audit.errors import LogReadError
 from agentwallet.audit.index import AuditIndex
-from agentwallet.audit.logs import LogReader, RpcLogSource
+from agentwallet.audit.logs import LogAnswer, LogReader, RpcLogSource, log_source
 from agentwallet.audit.schema import EVENT_COLUMNS, INDEXES, missing_indexes
 from agentwallet.chain import Chain
 from tests.audit._helpers import World
@@ -95,7 +96,8 @@ SLOW_SYNC = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
 from agentwallet.audit.index import AuditIndex
-from agentwallet.audit.logs import LogReader, RpcLogSource
+from agentwallet.audit import logs as audit_logs
+from agentwallet.audit.logs import LogAnswer, LogReader, RpcLogSource, log_source
 from agentwallet.chain import connect
 
 chain = connect(sys.argv[2])
@@ -267,6 +269,88 @@ def test_a_first_sync_builds_its_indexes_at_the_end_even_when_the_node_goes_away
     index.sync(chain, [vault], from_block=start)
     index.db.set_trace_callback(None)
     assert dropped == [] and missing_indexes(index.db) == []
+    assert snapshot_of(index, chain.chain_id) == [
+        e for e in fresh_read(chain, vault) if e[0] >= start
+    ]
+
+
+def test_large_answers_come_as_bytes_and_are_parsed_by_the_writer(
+    anvil_world: World, index: AuditIndex, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP the reader thread hands on eth_getLogs answers unparsed (so it can ask for the
+    next range at once); the writer parses them, and the index is the chain's."""
+    world, chain = anvil_world, anvil_world.chain
+    vault = world.vault.address
+    some_payments(world, 4)
+    source = log_source(chain)
+    assert isinstance(source, RpcLogSource) and source.raw is not None
+    monkeypatch.setattr(audit_logs, "LAZY_BYTES", 0)  # every answer is "large" here
+    parsed_on: list[str] = []
+    items = LogAnswer.items
+
+    def recording(self: LogAnswer) -> Any:
+        parsed_on.append(threading.current_thread().name)
+        return items(self)
+
+    monkeypatch.setattr(LogAnswer, "items", recording)
+    result = index.sync(chain, [vault], reader=LogReader(source, first_range=2, target_logs=4))
+    assert snapshot_of(index, chain.chain_id) == fresh_read(chain, vault)
+    assert result.batches >= 2 and len(parsed_on) >= result.batches
+    assert set(parsed_on) == {threading.main_thread().name}  # the writer, not the reader
+
+
+@pytest.mark.parametrize(
+    ("answer", "error"),
+    [
+        (b"<html>502 Bad Gateway</html>" + b" " * 100, "not JSON"),
+        (b'{"jsonrpc":"2.0","id":1,"result":{"logs":[]}}', "not a list of logs"),
+    ],
+)
+def test_a_large_answer_that_is_not_logs_is_a_typed_error_and_keeps_the_index(
+    anvil_world: World,
+    index: AuditIndex,
+    monkeypatch: pytest.MonkeyPatch,
+    answer: bytes,
+    error: str,
+) -> None:
+    world, chain = anvil_world, anvil_world.chain
+    vault = world.vault.address
+    index.sync(chain, [vault])
+    before = snapshot_of(index, chain.chain_id)
+    kept = index.state(chain.chain_id, [vault])
+    some_payments(world, 2)
+    monkeypatch.setattr(audit_logs, "LAZY_BYTES", 0)
+    source = RpcLogSource(chain.raw_request, chain.url, lambda m, p: answer)
+    with pytest.raises(LogReadError, match=error):
+        index.sync(chain, [vault], reader=LogReader(source))
+    assert snapshot_of(index, chain.chain_id) == before
+    assert index.state(chain.chain_id, [vault]) == kept
+
+
+def test_a_range_error_through_the_byte_transport_still_halves_the_range(
+    anvil_world: World, index: AuditIndex
+) -> None:
+    world, chain = anvil_world, anvil_world.chain
+    vault = world.vault.address
+    start = chain.block_number() + 1
+    some_payments(world, 4)
+    real = log_source(chain)
+    assert isinstance(real, RpcLogSource) and real.raw is not None
+    refusal = (
+        b'{"jsonrpc":"2.0","id":1,"error":{"code":-32000,'
+        b'"message":"query returned more than 10000 results"}}'
+    )
+
+    def raw(method: str, params: list[Any]) -> bytes:
+        query = params[0]
+        span = int(query["toBlock"], 16) - int(query["fromBlock"], 16) + 1
+        assert real.raw is not None
+        return refusal if span > 2 else real.raw(method, params)
+
+    source = RpcLogSource(chain.raw_request, chain.url, raw)
+    reader = LogReader(source, first_range=8)
+    index.sync(chain, [vault], from_block=start, reader=reader)
+    assert reader.halvings >= 2
     assert snapshot_of(index, chain.chain_id) == [
         e for e in fresh_read(chain, vault) if e[0] >= start
     ]
