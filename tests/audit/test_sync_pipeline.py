@@ -246,13 +246,18 @@ def test_a_first_sync_killed_mid_way_keeps_its_last_commit_and_gets_its_indexes_
         assert snapshot_of(index, chain.chain_id) == expected
 
 
+def _new_payments(world: World, n: int) -> tuple[Chain, str, int]:
+    """``n`` more payments: (chain, vault, the block of the first)."""
+    start = world.chain.block_number() + 1
+    some_payments(world, n)
+    return world.chain, world.vault.address, start
+
+
 def test_a_first_sync_builds_its_indexes_at_the_end_even_when_the_node_goes_away(
     anvil_world: World, index: AuditIndex
 ) -> None:
-    world, chain = anvil_world, anvil_world.chain
-    vault = world.vault.address
-    start = chain.block_number() + 1
-    some_payments(world, 4)
+    world = anvil_world
+    chain, vault, start = _new_payments(world, 4)
     source = RecordingSource(chain, fail_after=2)
     with pytest.raises(LogReadError, match="is it running"):
         index.sync(
@@ -330,10 +335,8 @@ def test_a_large_answer_that_is_not_logs_is_a_typed_error_and_keeps_the_index(
 def test_a_range_error_through_the_byte_transport_still_halves_the_range(
     anvil_world: World, index: AuditIndex
 ) -> None:
-    world, chain = anvil_world, anvil_world.chain
-    vault = world.vault.address
-    start = chain.block_number() + 1
-    some_payments(world, 4)
+    world = anvil_world
+    chain, vault, start = _new_payments(world, 4)
     real = log_source(chain)
     assert isinstance(real, RpcLogSource) and real.raw is not None
     refusal = (
