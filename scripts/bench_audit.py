@@ -50,6 +50,7 @@ from agentwallet.audit.events import (  # noqa: E402
     read_events,
 )
 from agentwallet.audit.index import AuditIndex  # noqa: E402
+from agentwallet.audit.logs import RpcLogSource, log_source  # noqa: E402
 from agentwallet.audit.rows import RowDecoder  # noqa: E402
 from agentwallet.audit.spend import spend_report  # noqa: E402
 from agentwallet.audit.sync import INSERT_EVENTS  # noqa: E402
@@ -198,11 +199,23 @@ def bench_anvil(
         head = chain.block_number()
         query = {"fromBlock": "0x0", "toBlock": hex(head), "address": vault}
         raw_times, sync_times = [], []
+        parsers: dict[str, Callable[[bytes], Any]] = {"json": json.loads}
+        if orjson is not None:
+            parsers["orjson"] = orjson.loads
+        as_sync: dict[str, list[float]] = {name: [] for name in parsers}
+        source = log_source(chain)
+        if not isinstance(source, RpcLogSource) or source.raw is None:
+            raise SystemExit("the sync does not read anvil's answers as bytes: nothing to compare")
+        raw = source.raw
         events = 0
         for run in range(runs):
             t = time.perf_counter()
             logs = chain.raw_request("eth_getLogs", [query])["result"]
             raw_times.append(time.perf_counter() - t)
+            for name, parse in parsers.items():  # the node's bytes, then one parser
+                t = time.perf_counter()
+                parse(raw("eth_getLogs", [query]))["result"]
+                as_sync[name].append(time.perf_counter() - t)
             with AuditIndex(tmp / f"anvil-{run}.sqlite") as index:
                 result = index.sync(chain, [vault], to_block=head)
                 sync_times.append(result.seconds)
@@ -226,6 +239,16 @@ def bench_anvil(
                 f"(median of {runs})",
             )
         )
+        for name, times in as_sync.items():
+            parsed_s = statistics.median(times)
+            rows.append(
+                (
+                    f"anvil: the same read as the sync reads it, parsed by {name}"
+                    + (" (the sync's parser)" if name == "json" else ""),
+                    f"{len(logs) / parsed_s:,.0f} logs/s (median of {runs}); "
+                    f"the sync is {parsed_s / statistics.median(sync_times):.2f} of it",
+                )
+            )
         rows.append(
             (
                 "anvil: full sync into a fresh index",

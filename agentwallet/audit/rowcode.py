@@ -14,6 +14,8 @@ rows are those of :meth:`EventCodec.decode <agentwallet.audit.events.EventCodec.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
+from types import CodeType
 from typing import Any
 
 from agentwallet.audit.columns import event_columns
@@ -184,9 +186,15 @@ def compile_row(
     source = "def row_code(t, d, emitter, bn, bh, tx, li, bt):\n" + "".join(
         f"    {line}\n" for line in body
     )
-    exec(compile(source, f"<row code of {spec.name}>", "exec"), env)  # noqa: S102 - our text
+    exec(_compiled(source, spec.name), env)  # noqa: S102 - our text
     code: RowCode = env["row_code"]
     return code
+
+
+@cache
+def _compiled(source: str, name: str) -> CodeType:
+    """The compiled source (compiling is ~1 ms an event: once a process, not once a sync)."""
+    return compile(source, f"<row code of {name}>", "exec")
 
 
 def _slow_json(row: tuple[Any, ...], args: dict[str, Any]) -> tuple[Any, ...]:
