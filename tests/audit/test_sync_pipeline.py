@@ -264,6 +264,7 @@ def test_a_first_sync_builds_its_indexes_at_the_end_even_when_the_node_goes_away
             chain, [vault], from_block=start, reader=LogReader(source, first_range=1, max_range=1)
         )
     assert missing_indexes(index.db) == []
+    assert index.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 1000  # restored
     kept = index.state(chain.chain_id, [vault])
     assert kept is not None and kept.last_block == start + 1
     expected = [e for e in fresh_read(chain, vault) if start <= e[0] <= kept.last_block]
