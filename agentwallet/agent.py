@@ -227,15 +227,8 @@ class AgentWallet:
     def _pay(
         self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
     ) -> PaymentOutcome:
-        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
-        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
-        transactor = self.chain.transactor
-        with transactor.nonces.lock(self.chain, self.address):
-            entry = self.journal.get(*key)
+        ref_bytes, key, entry = self._journaled_entry(ref, info, to, amount)
         if entry is not None:
-            journaled = (entry["token"], entry["to"], int(entry["amount"]))
-            if journaled != (info.address, to, amount):
-                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
             if entry.get("kind") == "intent":
                 return self._intent_result(entry, ref_bytes)
             recovered = self._recover(entry, ref_bytes)
@@ -268,6 +261,22 @@ class AgentWallet:
         if reserved:
             self.policy_cache.settled(info, amount, paid=isinstance(outcome, Paid))
         return outcome
+
+    def _journaled_entry(
+        self, ref: str | bytes | None, info: TokenInfo, to: str, amount: int
+    ) -> tuple[bytes, tuple[int, str, str, bytes], dict[str, Any] | None]:
+        """Every path's first step for ``ref`` (a random one if None): its bytes, its journal
+        key and its journal entry (None if not journaled). A journaled entry for another
+        payment raises :class:`RefReusedError` (nothing is sent)."""
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        with self.chain.transactor.nonces.lock(self.chain, self.address):
+            entry = self.journal.get(*key)
+        if entry is not None:
+            journaled = (entry["token"], entry["to"], int(entry["amount"]))
+            if journaled != (info.address, to, amount):
+                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
+        return ref_bytes, key, entry
 
     def _payment_tx(
         self, to: str, amount: int, info: TokenInfo, ref: bytes
@@ -439,13 +448,8 @@ class AgentWallet:
     ) -> PaymentOutcome:
         from agentwallet.relay.client import RelayClient
 
-        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
-        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
-        entry = self.journal.get(*key)
+        ref_bytes, key, entry = self._journaled_entry(ref, info, to, amount)
         if entry is not None:
-            journaled = (entry["token"], entry["to"], int(entry["amount"]))
-            if journaled != (info.address, to, amount):
-                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
             if entry.get("kind") != "intent":  # sent directly before: finish that one
                 with self.chain.transactor.exclusive():
                     return self._pay(to, amount, info, ref_bytes)

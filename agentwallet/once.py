@@ -14,7 +14,6 @@ with ``NonceAlreadyUsed`` and the caller gets the first one's payment as its ans
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,7 +30,7 @@ from agentwallet.errors import (
     TransactionFailedError,
 )
 from agentwallet.protocol.models import PaymentOutcome, SignedIntent, TokenInfo
-from agentwallet.protocol.refs import ref_text, to_ref
+from agentwallet.protocol.refs import ref_text
 
 if TYPE_CHECKING:
     from agentwallet.agent import AgentWallet
@@ -44,14 +43,9 @@ def pay_exactly_once(
 ) -> PaymentOutcome:
     """Pay with a ref-derived intent the agent submits itself (module docstring). The caller
     holds ``transactor.exclusive()`` (the embedded chain is not thread-safe)."""
-    ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
-    key = (wallet.chain.chain_id, wallet.vault.address, wallet.address, ref_bytes)
+    ref_bytes, key, entry = wallet._journaled_entry(ref, info, to, amount)
     nonce = intents.ref_nonce(ref_bytes)
-    entry = wallet.journal.get(*key)
     if entry is not None:
-        journaled = (entry["token"], entry["to"], int(entry["amount"]))
-        if journaled != (info.address, to, amount):
-            wallet._same_payment(ref_bytes, journaled, wallet._journaled(entry), info, to, amount)
         if entry.get("kind") != "intent":  # paid directly before: finish that transaction
             return wallet._pay(to, amount, info, ref_bytes)
         if int(entry["intent"]["nonce"]) != nonce:  # a relayed intent with a free nonce
