@@ -57,7 +57,7 @@ from agentwallet.protocol.models import (
 )
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
-from agentwallet.ref_index import RefIndex, earlier_payment
+from agentwallet.ref_index import RefIndex, earlier_payment, lookup
 from agentwallet.retry import close_nonce_gap
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
@@ -234,13 +234,14 @@ class AgentWallet:
             recovered = self._recover(entry, ref_bytes)
             if recovered is not None:
                 return recovered
+        polled_to = None
         if ref is not None:  # a freshly generated ref cannot be on-chain yet: skip the log scan
-            earlier = self._onchain_result(ref_bytes)
+            earlier, polled_to = lookup(self, ref_bytes)  # its log read serves the cache too
             if earlier is not None:
                 onchain = (earlier.token.address, earlier.to, earlier.amount)
                 self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
-        tx, reserved = self._payment_tx(to, amount, info, ref_bytes)
+        tx, reserved = self._payment_tx(to, amount, info, ref_bytes, polled_to)
         try:
             tx_hash, signed = send_journaled(self, tx, key, info, to, amount)
         except PaymentOutcomeUnknownError:
@@ -279,12 +280,12 @@ class AgentWallet:
         return ref_bytes, key, entry
 
     def _payment_tx(
-        self, to: str, amount: int, info: TokenInfo, ref: bytes
+        self, to: str, amount: int, info: TokenInfo, ref: bytes, polled_to: int | None
     ) -> tuple[dict[str, Any], bool]:
         """The unsigned payment (no nonce) and whether :attr:`policy_cache` reserved it: from
         the cache when it approves (no reads, no dry run), else through the full check."""
         data = self._pay_data(info, to, amount, ref)
-        fast = self.policy_cache.approve(info, to, amount)
+        fast = self.policy_cache.approve(info, to, amount, polled_to)
         if fast is not None:
             tx = {"chainId": self.chain.chain_id, "to": self.vault.address, "data": data}
             return {**tx, "value": 0, **fast}, True
