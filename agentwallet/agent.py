@@ -511,10 +511,15 @@ class AgentWallet:
 
     def payment_state(self, ref: str | bytes) -> PaymentState:
         """What became of ``ref``: paid / escalated (with the outcome), pending (journaled, not
-        mined), cancelled (its ref-derived intent nonce is spent without a payment) or unknown.
-        ``guarantee``: ``"chain"`` when the ref-derived nonce is spent (no intent can ever pay
-        this ref again), ``"logs"`` when the answer comes from the vault's events (every SDK
-        retry gets it), ``"journal"`` when only this machine's journal knows."""
+        mined), pending_elsewhere (not journaled here, but an exactly-once payment of it is in
+        the node's pool: ``pay`` raises :class:`RefPendingElsewhereError`), cancelled (its
+        ref-derived intent nonce is spent without a payment) or unknown. ``guarantee``:
+        ``"chain"`` when the ref-derived nonce is spent (no intent can ever pay this ref again),
+        ``"logs"`` when the answer comes from the vault's events (every SDK retry gets it),
+        ``"pool"`` when from the node's pending block, ``"journal"`` when only this machine's
+        journal knows."""
+        from agentwallet.once import used_in_pending_block
+
         ref_bytes = to_ref(ref)
         text, nonce = ref_text(ref_bytes), intents.ref_nonce(ref_bytes)
         spent = self.vault.bindings.is_nonce_used(self.address, nonce)
@@ -529,6 +534,8 @@ class AgentWallet:
             tx_hash = entry.get("tx_hash")
             nonce_used = entry.get("intent", {}).get("nonce")
             return PaymentState(text, "pending", "journal", tx_hash=tx_hash, nonce=nonce_used)
+        if used_in_pending_block(self, nonce):  # the check pay makes before it sends
+            return PaymentState(text, "pending_elsewhere", "pool", nonce=nonce)
         return PaymentState(text, "unknown", "journal")
 
     def invalidate_nonces(self, nonces: list[int]) -> list[TxResult]:

@@ -35,7 +35,7 @@ from agentwallet.protocol.refs import ref_text
 if TYPE_CHECKING:
     from agentwallet.agent import AgentWallet
 
-__all__ = ["pay_exactly_once"]
+__all__ = ["pay_exactly_once", "used_in_pending_block"]
 
 
 def pay_exactly_once(
@@ -62,7 +62,7 @@ def pay_exactly_once(
         return earlier
     if wallet.vault.bindings.is_nonce_used(wallet.address, nonce):
         raise _cancelled(wallet, ref_bytes, nonce)
-    if _used_in_pending_block(wallet, nonce):
+    if used_in_pending_block(wallet, nonce):
         raise RefPendingElsewhereError(
             f"payment ref {ref_text(ref_bytes)!r} is already in the node's pool (sent by "
             "another process or machine with this agent key) and not mined yet; nothing was "
@@ -94,9 +94,10 @@ def _cancelled(wallet: AgentWallet, ref: bytes, nonce: int) -> RefCancelledError
     )
 
 
-def _used_in_pending_block(wallet: AgentWallet, nonce: int) -> bool:
-    """Whether the node's pending block (its pool applied) has spent ``nonce``; False when
-    the node cannot answer for the pending block."""
+def used_in_pending_block(wallet: AgentWallet, nonce: int) -> bool:
+    """Whether the node's pending block (its pool applied) has spent ``nonce`` of the agent's
+    intents; False when the node cannot answer for the pending block. ``pay`` refuses such a
+    ref (:class:`RefPendingElsewhereError`) and ``payment_state`` says ``pending_elsewhere``."""
     fn = wallet.vault.bindings.contract.functions.isNonceUsed(wallet.address, nonce)
     try:
         return bool(fn.call(block_identifier="pending"))
