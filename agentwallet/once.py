@@ -148,44 +148,50 @@ def _submit(
         if earlier is None:
             raise _cancelled(wallet, ref, signed.nonce) from None
         return earlier
-    with transactor.nonces.reserve(wallet.chain, wallet.address) as slot:
-        raw = wallet.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
-        tx_hash = bytes(raw.hash)
-        wallet.journal.put(
-            *key,
-            {
-                "kind": "intent",
-                "submitter": wallet.address,
-                "intent": json.loads(signed.to_json()),
-                "chain_id": wallet.chain.chain_id,
-                "vault": wallet.vault.address,
-                "agent": wallet.address,
-                "ref": "0x" + ref.hex(),
-                "nonce": slot.nonce,
-                "tx_hash": "0x" + tx_hash.hex(),
-                "raw_tx": "0x" + bytes(raw.raw_transaction).hex(),
-                "token": info.address,
-                "to": to,
-                "amount": str(amount),
-                "created": time.time(),
-            },
-        )
-        try:
-            transactor.broadcast(bytes(raw.raw_transaction))
-        except Exception as exc:  # noqa: BLE001 - classified below
-            fault = broadcast_fault(exc)
-            if fault == "nonce":  # another transaction took this key's nonce: this one is dead
-                raise NonceConflictError(
-                    f"nonce {slot.nonce} of agent {wallet.address} was already used by another "
-                    "transaction (another process signing with this key?); this payment was not "
-                    "sent: retry pay with the same ref and exactly_once"
-                ) from None
-            if fault != "known":
-                slot.tx_hash = tx_hash
-                what = f"broadcasting failed or timed out ({type(exc).__name__})"
-                raise wallet._unknown(ref, tx_hash, what) from None
-        slot.tx_hash = tx_hash
-    return _finish(wallet, tx_hash, info, to, amount, ref)
+    for attempt in (1, 2):
+        with transactor.nonces.reserve(wallet.chain, wallet.address) as slot:
+            raw = wallet.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
+            tx_hash = bytes(raw.hash)
+            wallet.journal.put(
+                *key,
+                {
+                    "kind": "intent",
+                    "submitter": wallet.address,
+                    "intent": json.loads(signed.to_json()),
+                    "chain_id": wallet.chain.chain_id,
+                    "vault": wallet.vault.address,
+                    "agent": wallet.address,
+                    "ref": "0x" + ref.hex(),
+                    "nonce": slot.nonce,
+                    "tx_hash": "0x" + tx_hash.hex(),
+                    "raw_tx": "0x" + bytes(raw.raw_transaction).hex(),
+                    "token": info.address,
+                    "to": to,
+                    "amount": str(amount),
+                    "created": time.time(),
+                },
+            )
+            try:
+                transactor.broadcast(bytes(raw.raw_transaction))
+            except Exception as exc:  # noqa: BLE001 - classified below
+                fault = broadcast_fault(exc)
+                if fault == "nonce":  # another sender of this key took the nonce: ask the node
+                    transactor.nonces.resync(wallet.chain, wallet.address)
+                    if attempt == 1:
+                        continue  # the outer transaction is disposable (module docstring)
+                    raise NonceConflictError(
+                        f"nonce {slot.nonce} of agent {wallet.address} was already used by "
+                        "another transaction twice in a row, even after asking the node for the "
+                        "next one (another process signing with this key?); this payment was "
+                        "not sent: retry pay with the same ref and exactly_once"
+                    ) from None
+                if fault != "known":
+                    slot.tx_hash = tx_hash
+                    what = f"broadcasting failed or timed out ({type(exc).__name__})"
+                    raise wallet._unknown(ref, tx_hash, what) from None
+            slot.tx_hash = tx_hash
+        return _finish(wallet, tx_hash, info, to, amount, ref)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _finish(

@@ -218,6 +218,29 @@ def test_payment_state_on_a_second_machine_says_pending_elsewhere_like_pay(
     assert xworld.vault.balance("tUSDC") == before - 2 * USDC
 
 
+def test_a_warm_wallet_finds_a_ref_another_process_paid_in_its_one_log_read(
+    xworld: World, node: AnvilProcess, tmp_path: Path
+) -> None:
+    """Machine B is warm (its ref index has a cursor, its policy cache is filled), so its next
+    lookup is the single read shared with the cache; machine A, another process with its own
+    home, pays ref R. B's pay with R answers A's payment and sends nothing."""
+    chain = xworld.chain
+    b = AgentWallet(chain, xworld.vault, xworld.agent, journal_dir=tmp_path / "home-b")
+    for i in range(2):
+        assert isinstance(b.pay(xworld.payee, USDC, "tUSDC", ref=f"warm-x5-{i}"), Paid)
+    a = machine_a(xworld, node.url, tmp_path / "home-a", "inv-x5", 3 * USDC, strict=False)
+    code, first, _ = finish(a)
+    assert code == 0 and first["status"] == "paid", first
+    before = xworld.vault.balance("tUSDC"), chain.nonce(xworld.agent.address)
+    again = b.pay(xworld.payee, 3 * USDC, "tUSDC", ref="inv-x5")
+    assert again.tx_hash == first["tx_hash"]
+    assert (xworld.vault.balance("tUSDC"), chain.nonce(xworld.agent.address)) == before
+    assert len(executed(xworld, "inv-x5")) == 1
+    # this process counted the agent's nonces locally and A used some: later tests in this
+    # process start from the node's count, as a fresh machine B would
+    chain.transactor.nonces.resync(chain, xworld.agent.address)
+
+
 def test_exactly_once_racing_into_one_block_reverts_the_loser_and_answers_the_winner(
     xworld: World, node: AnvilProcess, manual_mining: Chain, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
