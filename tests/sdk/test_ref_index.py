@@ -240,3 +240,33 @@ def test_a_payment_with_a_ref_reads_the_vaults_logs_once(
     assert counts["eth_blockNumber"] == n  # the head the index reads to
     assert counts["eth_sendRawTransaction"] == n
     assert not {m: counts[m] for m in ("eth_call", "eth_estimateGas", "eth_chainId") if counts[m]}
+
+
+def test_a_look_after_a_long_pause_reads_only_the_agents_events(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared read (every log of the vault) is for short ranges; a longer one, as after a
+    pause, is read filtered to the agent's two events, and still answers."""
+    monkeypatch.setattr(ref_index, "SHARED_READ_MAX", 5)
+    filters: list[int] = []  # per read: how many topic filters it had
+    real = ref_index.LogReader.chunks
+
+    def spy(self: Any, start: int, end: int, addresses: Any, topics: Any) -> Any:
+        filters.append(len(topics or []))
+        return real(self, start, end, addresses, topics)
+
+    monkeypatch.setattr(ref_index.LogReader, "chunks", spy)
+    wallet = _warm(world, tmp_path)
+    wallet.refs.reorg_depth = 2  # a window shorter than the shared read's bound
+    paid = wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="before-pause")
+    filters.clear()
+    wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="short-range")
+    assert filters == [0]  # one unfiltered read, shared with the cache
+    world.chain.mine(8)
+    filters.clear()
+    assert isinstance(wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="after-pause"), Paid)
+    assert filters and all(n > 0 for n in filters)  # the agent's events only
+    start = deployment_block(world.vault)
+    args = (world.chain, world.vault.address, world.agent.address)
+    [hit] = wallet.refs.find(*args, to_ref("before-pause"), start)
+    assert "0x" + hit.tx_hash.hex() == paid.tx_hash
