@@ -57,7 +57,7 @@ from agentwallet.protocol.models import (
 )
 from agentwallet.protocol.refs import ref_text, to_ref
 from agentwallet.protocol.requests import PaymentRequest
-from agentwallet.ref_index import RefIndex, earlier_payment
+from agentwallet.ref_index import RefIndex, earlier_payment, lookup
 from agentwallet.retry import close_nonce_gap
 from agentwallet.units import format_amount
 from agentwallet.vault import Vault
@@ -227,27 +227,21 @@ class AgentWallet:
     def _pay(
         self, to: str, amount: int, info: TokenInfo, ref: str | bytes | None
     ) -> PaymentOutcome:
-        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
-        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
-        transactor = self.chain.transactor
-        with transactor.nonces.lock(self.chain, self.address):
-            entry = self.journal.get(*key)
+        ref_bytes, key, entry = self._journaled_entry(ref, info, to, amount)
         if entry is not None:
-            journaled = (entry["token"], entry["to"], int(entry["amount"]))
-            if journaled != (info.address, to, amount):
-                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
             if entry.get("kind") == "intent":
                 return self._intent_result(entry, ref_bytes)
             recovered = self._recover(entry, ref_bytes)
             if recovered is not None:
                 return recovered
+        polled_to = None
         if ref is not None:  # a freshly generated ref cannot be on-chain yet: skip the log scan
-            earlier = self._onchain_result(ref_bytes)
+            earlier, polled_to = lookup(self, ref_bytes)  # its log read serves the cache too
             if earlier is not None:
                 onchain = (earlier.token.address, earlier.to, earlier.amount)
                 self._same_payment(ref_bytes, onchain, earlier, info, to, amount)
                 return earlier
-        tx, reserved = self._payment_tx(to, amount, info, ref_bytes)
+        tx, reserved = self._payment_tx(to, amount, info, ref_bytes, polled_to)
         try:
             tx_hash, signed = send_journaled(self, tx, key, info, to, amount)
         except PaymentOutcomeUnknownError:
@@ -269,13 +263,29 @@ class AgentWallet:
             self.policy_cache.settled(info, amount, paid=isinstance(outcome, Paid))
         return outcome
 
+    def _journaled_entry(
+        self, ref: str | bytes | None, info: TokenInfo, to: str, amount: int
+    ) -> tuple[bytes, tuple[int, str, str, bytes], dict[str, Any] | None]:
+        """Every path's first step for ``ref`` (a random one if None): its bytes, its journal
+        key and its journal entry (None if not journaled). A journaled entry for another
+        payment raises :class:`RefReusedError` (nothing is sent)."""
+        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
+        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
+        with self.chain.transactor.nonces.lock(self.chain, self.address):
+            entry = self.journal.get(*key)
+        if entry is not None:
+            journaled = (entry["token"], entry["to"], int(entry["amount"]))
+            if journaled != (info.address, to, amount):
+                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
+        return ref_bytes, key, entry
+
     def _payment_tx(
-        self, to: str, amount: int, info: TokenInfo, ref: bytes
+        self, to: str, amount: int, info: TokenInfo, ref: bytes, polled_to: int | None
     ) -> tuple[dict[str, Any], bool]:
         """The unsigned payment (no nonce) and whether :attr:`policy_cache` reserved it: from
         the cache when it approves (no reads, no dry run), else through the full check."""
         data = self._pay_data(info, to, amount, ref)
-        fast = self.policy_cache.approve(info, to, amount)
+        fast = self.policy_cache.approve(info, to, amount, polled_to)
         if fast is not None:
             tx = {"chainId": self.chain.chain_id, "to": self.vault.address, "data": data}
             return {**tx, "value": 0, **fast}, True
@@ -439,13 +449,8 @@ class AgentWallet:
     ) -> PaymentOutcome:
         from agentwallet.relay.client import RelayClient
 
-        ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
-        key = (self.chain.chain_id, self.vault.address, self.address, ref_bytes)
-        entry = self.journal.get(*key)
+        ref_bytes, key, entry = self._journaled_entry(ref, info, to, amount)
         if entry is not None:
-            journaled = (entry["token"], entry["to"], int(entry["amount"]))
-            if journaled != (info.address, to, amount):
-                self._same_payment(ref_bytes, journaled, self._journaled(entry), info, to, amount)
             if entry.get("kind") != "intent":  # sent directly before: finish that one
                 with self.chain.transactor.exclusive():
                     return self._pay(to, amount, info, ref_bytes)
@@ -506,10 +511,15 @@ class AgentWallet:
 
     def payment_state(self, ref: str | bytes) -> PaymentState:
         """What became of ``ref``: paid / escalated (with the outcome), pending (journaled, not
-        mined), cancelled (its ref-derived intent nonce is spent without a payment) or unknown.
-        ``guarantee``: ``"chain"`` when the ref-derived nonce is spent (no intent can ever pay
-        this ref again), ``"logs"`` when the answer comes from the vault's events (every SDK
-        retry gets it), ``"journal"`` when only this machine's journal knows."""
+        mined), pending_elsewhere (not journaled here, but an exactly-once payment of it is in
+        the node's pool: ``pay`` raises :class:`RefPendingElsewhereError`), cancelled (its
+        ref-derived intent nonce is spent without a payment) or unknown. ``guarantee``:
+        ``"chain"`` when the ref-derived nonce is spent (no intent can ever pay this ref again),
+        ``"logs"`` when the answer comes from the vault's events (every SDK retry gets it),
+        ``"pool"`` when from the node's pending block, ``"journal"`` when only this machine's
+        journal knows."""
+        from agentwallet.once import used_in_pending_block
+
         ref_bytes = to_ref(ref)
         text, nonce = ref_text(ref_bytes), intents.ref_nonce(ref_bytes)
         spent = self.vault.bindings.is_nonce_used(self.address, nonce)
@@ -524,6 +534,8 @@ class AgentWallet:
             tx_hash = entry.get("tx_hash")
             nonce_used = entry.get("intent", {}).get("nonce")
             return PaymentState(text, "pending", "journal", tx_hash=tx_hash, nonce=nonce_used)
+        if used_in_pending_block(self, nonce):  # the check pay makes before it sends
+            return PaymentState(text, "pending_elsewhere", "pool", nonce=nonce)
         return PaymentState(text, "unknown", "journal")
 
     def invalidate_nonces(self, nonces: list[int]) -> list[TxResult]:

@@ -5,7 +5,7 @@ the cache fresh. :class:`PolicyCache` holds, per token, what the full check read
 (``getPolicy``, ``checkPayment`` per recipient, the vault's balance, the gas the dry run
 measured) and the agent's record (status, validity window). It is updated locally after each of
 this wallet's own payments, and before each payment from the vault's events since the last
-look:
+look (with a caller's ref, the ref index's lookup reads them once for both: ``take``):
 
 - another agent's ``PaymentExecuted`` lowers the cached vault balance; one of this agent's
   payments that this cache did not send (another process with the key, a relayed intent)
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ from agentwallet.chain.nonces import NONCES
 from agentwallet.protocol.addresses import as_checksum
 
 if TYPE_CHECKING:
+    from agentwallet.audit.logs import RawLog
     from agentwallet.bindings.vault import AgentRecord
     from agentwallet.chain import Chain
     from agentwallet.protocol.models import PolicyView, TokenInfo
@@ -158,37 +159,72 @@ class PolicyCache:
             return False
         for log in logs:
             topics = [bytes(HexBytes(t)) for t in log["topics"]]
-            block = int(log["blockNumber"])
-            if topics and topics[0] == self._deposited:
-                self._scanned = max(self._scanned, block)
-                continue
-            if not topics or topics[0] != self._executed or len(topics) < 4:
-                self.clear()
+            data, tx_hash = bytes(HexBytes(log["data"])), bytes(HexBytes(log["transactionHash"]))
+            if not self._account(topics, data, int(log["blockNumber"]), tx_hash):
                 return False
-            token = as_checksum("0x" + topics[2][12:].hex())
-            amount = int.from_bytes(bytes(HexBytes(log["data"]))[:32], "big")
-            state = self._tokens.get(token)
-            tx_hash = bytes(HexBytes(log["transactionHash"]))
-            if topics[1] == bytes(self._agent_topic):
-                if tx_hash in self._ours:
-                    self._ours.discard(tx_hash)  # counted when sent
-                elif state is not None:  # this agent paid from elsewhere
-                    state.available -= amount
-                    state.vault_balance -= amount
-            elif state is not None:
-                state.vault_balance -= amount
-            self._scanned = max(self._scanned, block)
         return True
+
+    def _account(self, topics: Sequence[bytes], data: bytes, block: int, tx_hash: bytes) -> bool:
+        """Account for one of the vault's logs (the module text); False if it made the cache
+        unusable (it is cleared)."""
+        if topics and topics[0] == self._deposited:
+            self._scanned = max(self._scanned, block)
+            return True
+        if not topics or topics[0] != self._executed or len(topics) < 4:
+            self.clear()
+            return False
+        token = as_checksum("0x" + topics[2][12:].hex())
+        amount = int.from_bytes(data[:32], "big")
+        state = self._tokens.get(token)
+        if topics[1] == bytes(self._agent_topic):
+            if tx_hash in self._ours:
+                self._ours.discard(tx_hash)  # counted when sent
+            elif state is not None:  # this agent paid from elsewhere
+                state.available -= amount
+                state.vault_balance -= amount
+        elif state is not None:
+            state.vault_balance -= amount
+        self._scanned = max(self._scanned, block)
+        return True
+
+    # ------------------------------------------------------------------ fed by a ref lookup
+
+    def wants_from(self) -> int | None:
+        """The first block whose vault logs this cache has not accounted for; None when it
+        holds nothing to keep fresh (``agentwallet.ref_index`` reads from there for both)."""
+        with self._lock:
+            return self._scanned + 1 if self.fresh() and self._tokens else None
+
+    def take(self, logs: Sequence[RawLog], first: int, head: int) -> bool:
+        """Account for ``logs``, every log of the vault in blocks ``first`` to ``head`` (read
+        by a ref lookup): then :meth:`approve` with ``polled_to=head`` asks the node nothing.
+        False (nothing taken) when the cache holds nothing, the range leaves a gap after what
+        it has seen, or a log made it unusable."""
+        with self._lock:
+            if not self.fresh() or not self._tokens or first > self._scanned + 1:
+                return False
+            seen = self._scanned
+            for log in logs:
+                if log.block_number > seen and not self._account(
+                    log.topics, log.data, log.block_number, bytes.fromhex(log.tx_hash[2:])
+                ):
+                    return False
+            self._scanned = max(self._scanned, head)
+            return True
 
     # ------------------------------------------------------------------ the hot path
 
-    def approve(self, info: TokenInfo, to: str, amount: int) -> dict[str, int] | None:
+    def approve(
+        self, info: TokenInfo, to: str, amount: int, polled_to: int | None = None
+    ) -> dict[str, int] | None:
         """If the cached state says the contract pays ``amount`` of ``info`` to ``to`` directly,
         reserve it and return {gas, gas_cost}; else None (take the full path). Asks the node
-        for the vault's new events (one ``eth_getLogs``) and, when the agent's gas may be
-        short, its balance."""
+        for the vault's new events (one ``eth_getLogs``; none when :meth:`take` just brought
+        the cache up to ``polled_to``) and, when the agent's gas may be short, its balance."""
         with self._lock:
-            if not self.fresh() or not self._tokens or not self._poll():
+            if not self.fresh() or not self._tokens:
+                return None
+            if (polled_to is None or self._scanned < polled_to) and not self._poll():
                 return None
             state = self._tokens.get(info.address)
             if state is None or to not in state.room:

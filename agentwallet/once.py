@@ -14,7 +14,6 @@ with ``NonceAlreadyUsed`` and the caller gets the first one's payment as its ans
 from __future__ import annotations
 
 import json
-import secrets
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,12 +30,12 @@ from agentwallet.errors import (
     TransactionFailedError,
 )
 from agentwallet.protocol.models import PaymentOutcome, SignedIntent, TokenInfo
-from agentwallet.protocol.refs import ref_text, to_ref
+from agentwallet.protocol.refs import ref_text
 
 if TYPE_CHECKING:
     from agentwallet.agent import AgentWallet
 
-__all__ = ["pay_exactly_once"]
+__all__ = ["pay_exactly_once", "used_in_pending_block"]
 
 
 def pay_exactly_once(
@@ -44,14 +43,9 @@ def pay_exactly_once(
 ) -> PaymentOutcome:
     """Pay with a ref-derived intent the agent submits itself (module docstring). The caller
     holds ``transactor.exclusive()`` (the embedded chain is not thread-safe)."""
-    ref_bytes = to_ref(ref if ref is not None else "aw-" + secrets.token_hex(14))
-    key = (wallet.chain.chain_id, wallet.vault.address, wallet.address, ref_bytes)
+    ref_bytes, key, entry = wallet._journaled_entry(ref, info, to, amount)
     nonce = intents.ref_nonce(ref_bytes)
-    entry = wallet.journal.get(*key)
     if entry is not None:
-        journaled = (entry["token"], entry["to"], int(entry["amount"]))
-        if journaled != (info.address, to, amount):
-            wallet._same_payment(ref_bytes, journaled, wallet._journaled(entry), info, to, amount)
         if entry.get("kind") != "intent":  # paid directly before: finish that transaction
             return wallet._pay(to, amount, info, ref_bytes)
         if int(entry["intent"]["nonce"]) != nonce:  # a relayed intent with a free nonce
@@ -68,7 +62,7 @@ def pay_exactly_once(
         return earlier
     if wallet.vault.bindings.is_nonce_used(wallet.address, nonce):
         raise _cancelled(wallet, ref_bytes, nonce)
-    if _used_in_pending_block(wallet, nonce):
+    if used_in_pending_block(wallet, nonce):
         raise RefPendingElsewhereError(
             f"payment ref {ref_text(ref_bytes)!r} is already in the node's pool (sent by "
             "another process or machine with this agent key) and not mined yet; nothing was "
@@ -100,9 +94,10 @@ def _cancelled(wallet: AgentWallet, ref: bytes, nonce: int) -> RefCancelledError
     )
 
 
-def _used_in_pending_block(wallet: AgentWallet, nonce: int) -> bool:
-    """Whether the node's pending block (its pool applied) has spent ``nonce``; False when
-    the node cannot answer for the pending block."""
+def used_in_pending_block(wallet: AgentWallet, nonce: int) -> bool:
+    """Whether the node's pending block (its pool applied) has spent ``nonce`` of the agent's
+    intents; False when the node cannot answer for the pending block. ``pay`` refuses such a
+    ref (:class:`RefPendingElsewhereError`) and ``payment_state`` says ``pending_elsewhere``."""
     fn = wallet.vault.bindings.contract.functions.isNonceUsed(wallet.address, nonce)
     try:
         return bool(fn.call(block_identifier="pending"))
@@ -153,44 +148,50 @@ def _submit(
         if earlier is None:
             raise _cancelled(wallet, ref, signed.nonce) from None
         return earlier
-    with transactor.nonces.reserve(wallet.chain, wallet.address) as slot:
-        raw = wallet.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
-        tx_hash = bytes(raw.hash)
-        wallet.journal.put(
-            *key,
-            {
-                "kind": "intent",
-                "submitter": wallet.address,
-                "intent": json.loads(signed.to_json()),
-                "chain_id": wallet.chain.chain_id,
-                "vault": wallet.vault.address,
-                "agent": wallet.address,
-                "ref": "0x" + ref.hex(),
-                "nonce": slot.nonce,
-                "tx_hash": "0x" + tx_hash.hex(),
-                "raw_tx": "0x" + bytes(raw.raw_transaction).hex(),
-                "token": info.address,
-                "to": to,
-                "amount": str(amount),
-                "created": time.time(),
-            },
-        )
-        try:
-            transactor.broadcast(bytes(raw.raw_transaction))
-        except Exception as exc:  # noqa: BLE001 - classified below
-            fault = broadcast_fault(exc)
-            if fault == "nonce":  # another transaction took this key's nonce: this one is dead
-                raise NonceConflictError(
-                    f"nonce {slot.nonce} of agent {wallet.address} was already used by another "
-                    "transaction (another process signing with this key?); this payment was not "
-                    "sent: retry pay with the same ref and exactly_once"
-                ) from None
-            if fault != "known":
-                slot.tx_hash = tx_hash
-                what = f"broadcasting failed or timed out ({type(exc).__name__})"
-                raise wallet._unknown(ref, tx_hash, what) from None
-        slot.tx_hash = tx_hash
-    return _finish(wallet, tx_hash, info, to, amount, ref)
+    for attempt in (1, 2):
+        with transactor.nonces.reserve(wallet.chain, wallet.address) as slot:
+            raw = wallet.signer.sign_transaction(cast(Any, {**tx, "nonce": slot.nonce}))
+            tx_hash = bytes(raw.hash)
+            wallet.journal.put(
+                *key,
+                {
+                    "kind": "intent",
+                    "submitter": wallet.address,
+                    "intent": json.loads(signed.to_json()),
+                    "chain_id": wallet.chain.chain_id,
+                    "vault": wallet.vault.address,
+                    "agent": wallet.address,
+                    "ref": "0x" + ref.hex(),
+                    "nonce": slot.nonce,
+                    "tx_hash": "0x" + tx_hash.hex(),
+                    "raw_tx": "0x" + bytes(raw.raw_transaction).hex(),
+                    "token": info.address,
+                    "to": to,
+                    "amount": str(amount),
+                    "created": time.time(),
+                },
+            )
+            try:
+                transactor.broadcast(bytes(raw.raw_transaction))
+            except Exception as exc:  # noqa: BLE001 - classified below
+                fault = broadcast_fault(exc)
+                if fault == "nonce":  # another sender of this key took the nonce: ask the node
+                    transactor.nonces.resync(wallet.chain, wallet.address)
+                    if attempt == 1:
+                        continue  # the outer transaction is disposable (module docstring)
+                    raise NonceConflictError(
+                        f"nonce {slot.nonce} of agent {wallet.address} was already used by "
+                        "another transaction twice in a row, even after asking the node for the "
+                        "next one (another process signing with this key?); this payment was "
+                        "not sent: retry pay with the same ref and exactly_once"
+                    ) from None
+                if fault != "known":
+                    slot.tx_hash = tx_hash
+                    what = f"broadcasting failed or timed out ({type(exc).__name__})"
+                    raise wallet._unknown(ref, tx_hash, what) from None
+            slot.tx_hash = tx_hash
+        return _finish(wallet, tx_hash, info, to, amount, ref)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _finish(

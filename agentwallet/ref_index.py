@@ -14,6 +14,15 @@ agent):
 - a hit is a *candidate*: the caller checks its transaction's receipt before trusting it (the
   agent does), so a row left by a deeper reorg answers nothing.
 
+A look after the first reads the vault's logs once, unfiltered by event (one ``eth_getLogs``
+plus the head), and hands them to ``also`` (the agent's :class:`~agentwallet.hotpath.PolicyCache`,
+which would otherwise read the vault's new logs again right after): one log read per payment
+with a caller's ref. The range is the reorg window as above, extended down to the first block
+``also`` has not seen; it holds every agent's logs of those blocks (on a vault many agents pay
+from at once, more bytes than the agent's own events, in one round trip instead of three). A
+look that has more than :data:`SHARED_READ_MAX` blocks to read (the first, or after a long
+pause) reads the agent's own events only, as the first look does.
+
 The file is a cache: a damaged one is moved aside (``refs.sqlite.damaged-<time>``) and rebuilt
 from the chain. Several processes
 may share it (SQLite locking; rows are keyed by transaction and log index)."""
@@ -25,12 +34,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from agentwallet import request_log
 from agentwallet.audit.logs import LogReader, RawLog, log_source
@@ -44,12 +53,24 @@ if TYPE_CHECKING:
     from agentwallet.chain.connection import Chain
     from agentwallet.protocol.models import PaymentOutcome
 
-__all__ = ["REORG_DEPTH", "RefHit", "RefIndex", "RefIndexError", "earlier_payment"]
+__all__ = [
+    "REORG_DEPTH",
+    "SHARED_READ_MAX",
+    "LogConsumer",
+    "RefHit",
+    "RefIndex",
+    "RefIndexError",
+    "earlier_payment",
+    "lookup",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Blocks read again on every lookup (a reorg at most this deep is followed exactly).
 REORG_DEPTH = 64
+#: The most blocks (the reorg window included) a look reads with every log of the vault
+#: (shared with the policy cache); a longer range is read filtered to the agent's own events.
+SHARED_READ_MAX = 256
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursor (
@@ -69,6 +90,16 @@ CREATE INDEX IF NOT EXISTS refs_by_block ON refs (chain_id, vault, agent, block)
 
 class RefIndexError(AgentWalletError):
     """The ref index file cannot be read or written (the message names it and what to do)."""
+
+
+class LogConsumer(Protocol):
+    """Another reader of the vault's logs that a ref lookup feeds (module text)."""
+
+    def wants_from(self) -> int | None:
+        """The first block whose vault logs it has not seen; None if it wants none."""
+
+    def take(self, logs: Sequence[RawLog], first: int, head: int) -> None:
+        """Every log of the vault in blocks ``first`` to ``head`` (oldest first)."""
 
 
 @dataclass(frozen=True)
@@ -201,11 +232,20 @@ class RefIndex:
             self._db.close()
             self._db = None
 
-    def find(self, chain: Chain, vault: str, agent: str, ref: bytes, start: int) -> list[RefHit]:
+    def find(  # noqa: PLR0913
+        self,
+        chain: Chain,
+        vault: str,
+        agent: str,
+        ref: bytes,
+        start: int,
+        also: LogConsumer | None = None,
+    ) -> list[RefHit]:
         """The agent's logs with ``ref`` (oldest first), after bringing the index up to the
-        head; ``start`` is the vault's deployment block (where a first look begins)."""
+        head (:meth:`sync`); ``start`` is the vault's deployment block (where a first look
+        begins)."""
         vault, agent = checksum(vault), checksum(agent)
-        self.sync(chain, vault, agent, start)
+        self.sync(chain, vault, agent, start, also)
         with self._connection() as db:
             rows = db.execute(
                 "SELECT event, block, tx, log_index, token, recipient, amount FROM refs "
@@ -218,9 +258,12 @@ class RefIndex:
             for e, b, t, i, tok, to, a in rows
         ]
 
-    def sync(self, chain: Chain, vault: str, agent: str, start: int) -> int:
+    def sync(
+        self, chain: Chain, vault: str, agent: str, start: int, also: LogConsumer | None = None
+    ) -> int:
         """Read the agent's payment logs the index has not seen (plus the last ``reorg_depth``
-        blocks again); the head block read to."""
+        blocks again); the head block read to. After the first look the vault's logs are read
+        once, for this index and ``also`` (the module text)."""
         key = (chain.chain_id, vault, agent)
         with self._connection() as db:
             row = db.execute(
@@ -230,7 +273,16 @@ class RefIndex:
         begin = start if row is None else max(start, min(row[0] + 1, head - self.reorg_depth))
         if row is not None and row[0] > head:  # the chain is shorter than what was read
             begin = max(start, head - self.reorg_depth)
-        hits = self._read(chain, vault, agent, begin, head) if begin <= head else []
+        wanted = also.wants_from() if also is not None else None
+        first = begin if wanted is None else max(start, min(begin, wanted))
+        hits: list[tuple[bytes, RefHit]] = []
+        if row is None or head - first >= SHARED_READ_MAX:  # the agent's two events only
+            hits = self._read(chain, vault, agent, begin, head) if begin <= head else []
+        else:
+            logs = _vault_logs(chain, vault, first, head) if first <= head else []
+            if also is not None:
+                also.take(logs, first, head)
+            hits = _agent_hits(logs, agent, begin)
         with self._connection() as db, db:
             db.execute(
                 "DELETE FROM refs WHERE chain_id = ? AND vault = ? AND agent = ? AND block >= ?",
@@ -272,6 +324,28 @@ class RefIndex:
         return out
 
 
+def _vault_logs(chain: Chain, vault: str, first: int, head: int) -> list[RawLog]:
+    """Every log of ``vault`` in blocks ``first`` to ``head`` (one ``eth_getLogs`` when the
+    node accepts the range)."""
+    reader = LogReader(log_source(chain))
+    return [log for _, _, logs in reader.chunks(first, head, [vault], []) for log in logs]
+
+
+def _agent_hits(logs: Sequence[RawLog], agent: str, begin: int) -> list[tuple[bytes, RefHit]]:
+    """The agent's ``PaymentExecuted`` and ``PaymentRequested`` among ``logs``, from ``begin``."""
+    agent_topic = bytes(12) + bytes.fromhex(agent[2:])
+    wanted = {event_topic(event): (event, _layout(event)) for event in _EVENTS}
+    out = []
+    for log in logs:
+        found = wanted.get(log.topics[0]) if log.topics else None
+        if found is None or log.block_number < begin:
+            continue
+        event, layout = found
+        if len(log.topics) > layout.agent_topic and log.topics[layout.agent_topic] == agent_topic:
+            out.append(_hit(event, layout, log))
+    return out
+
+
 def _hit(event: str, layout: _Layout, log: RawLog) -> tuple[bytes, RefHit]:
     topics, data = log.topics, log.data
     kind, index = layout.to
@@ -293,8 +367,33 @@ def earlier_payment(wallet: AgentWallet, ref: bytes) -> PaymentOutcome | None:
     are read). A ``PaymentExecuted`` followed by ``RequestExecuted`` in its transaction is
     the owners' execution of an escalated request, not this agent's payment: skipped (its
     request's ``PaymentRequested`` answers the ref). A hit whose transaction is no longer
-    mined (a reorg deeper than the index re-reads) answers nothing."""
+    mined (a reorg deeper than the index re-reads) answers nothing. The logs read also
+    refresh the wallet's ``policy_cache`` (:func:`lookup`)."""
+    return lookup(wallet, ref)[0]
+
+
+class _Feed:
+    """Hands the logs a lookup read to the wallet's ``policy_cache``; ``head``: the block it
+    was brought up to (None if it took nothing)."""
+
+    def __init__(self, wallet: AgentWallet) -> None:
+        self.cache = wallet.policy_cache
+        self.head: int | None = None
+
+    def wants_from(self) -> int | None:
+        return self.cache.wants_from()
+
+    def take(self, logs: Sequence[RawLog], first: int, head: int) -> None:
+        if self.cache.take(logs, first, head):
+            self.head = head
+
+
+def lookup(wallet: AgentWallet, ref: bytes) -> tuple[PaymentOutcome | None, int | None]:
+    """:func:`earlier_payment`, and the block up to which the logs it read brought the
+    wallet's ``policy_cache`` (its next ``approve(..., polled_to=)`` need not read them again),
+    None if they did not."""
     bindings = wallet.vault.bindings
+    feed = _Feed(wallet)
     try:
         hits = wallet.refs.find(
             wallet.chain,
@@ -302,11 +401,13 @@ def earlier_payment(wallet: AgentWallet, ref: bytes) -> PaymentOutcome | None:
             wallet.address,
             ref,
             request_log.deployment_block(wallet.vault),
+            feed,
         )
     except RefIndexError:
         raise
     except Exception:  # noqa: BLE001 - nodes without log support: rely on the journal
-        return None
+        return None, None
+    fed = feed.head
     for hit in hits:
         receipt = wallet.chain.transactor.receipt(hit.tx_hash)
         if receipt is None or receipt["status"] != 1:
@@ -314,5 +415,5 @@ def earlier_payment(wallet: AgentWallet, ref: bytes) -> PaymentOutcome | None:
         if hit.event == "PaymentExecuted" and bindings.executed_request_ids(receipt):
             continue
         info = wallet.vault.token(hit.token)
-        return wallet._result(receipt, info, hit.to, hit.amount, ref)
-    return None
+        return wallet._result(receipt, info, hit.to, hit.amount, ref), fed
+    return None, fed

@@ -4,7 +4,7 @@ ceiling of the same number of senders doing plain ETH transfers (``Chain.send_tr
 the same transaction pipeline without the vault or the journal).
 
     python scripts/bench_payments.py [--agents 10] [--payments 20] [--block-time S] [--embedded]
-                                     [--breakdown 30]
+                                     [--breakdown 30] [--refs]
 
 Starts its own anvil (automine unless ``--block-time``); ``--embedded`` uses the in-process
 chain instead. Prints a table (payments/s confirmed and the ratio, latency p50/p90/p99,
@@ -12,6 +12,8 @@ JSON-RPC round trips and client CPU seconds per payment) and the command that ma
 numbers go to BENCHMARKS.md, not assertions. ``--breakdown N`` then makes N more payments from
 one warm wallet under cProfile and splits the time of a payment into encoding, signing, JSON-RPC
 (HTTP round trips), waiting (sleeps between receipt polls, lock waits) and the rest of the client.
+``--refs`` gives every payment a caller's ref (an invoice id: the ref index is asked whether it
+paid before, ``agentwallet.ref_index``).
 """
 
 from __future__ import annotations
@@ -52,10 +54,12 @@ AMOUNT = 10**12
 
 
 class RpcCounter:
-    """Counts JSON-RPC round trips made through ``w3`` (a batch counts as one), thread-safely:
-    a web3 middleware placed outermost, so every request the SDK makes passes through it."""
+    """Counts JSON-RPC round trips made through ``chain`` (a batch counts as one),
+    thread-safely: a web3 middleware placed outermost, and ``Chain.raw_request`` (what the ref
+    index and the audit read raw logs with, past web3's middleware)."""
 
-    def __init__(self, w3: Any) -> None:
+    def __init__(self, chain: Chain) -> None:
+        w3 = chain.w3
         self.count = 0
         self.by_method: Counter[str] = Counter()
         lock = threading.Lock()
@@ -81,6 +85,15 @@ class RpcCounter:
                 return middleware
 
         w3.middleware_onion.add(Counting, name="bench-rpc-counter")
+        raw = chain.raw_request
+
+        def counted_raw(method: str, params: Any) -> Any:
+            with lock:
+                counter.count += 1
+                counter.by_method[method] += 1
+            return raw(method, params)
+
+        chain.raw_request = counted_raw  # type: ignore[method-assign]
 
 
 @dataclass
@@ -151,8 +164,8 @@ def timed(
     )
 
 
-def bench(chain: Chain, n_agents: int, n_payments: int, tmp: Path) -> list[Run]:
-    counter = RpcCounter(chain.w3)
+def bench(chain: Chain, n_agents: int, n_payments: int, tmp: Path, refs: bool) -> list[Run]:
+    counter = RpcCounter(chain)
     agents = fresh_accounts(chain, n_agents, ETHER)
     senders = fresh_accounts(chain, n_agents, ETHER)
     vault = setup_vault(chain, agents, tmp / "deployments")
@@ -163,9 +176,10 @@ def bench(chain: Chain, n_agents: int, n_payments: int, tmp: Path) -> list[Run]:
 
         def work() -> list[float]:
             latencies = []
-            for _ in range(n_payments):
+            for k in range(n_payments):
+                ref = f"invoice-{i}-{k}" if refs else None
                 t = time.perf_counter()
-                outcome = wallet.pay(payee, AMOUNT)
+                outcome = wallet.pay(payee, AMOUNT, ref=ref)
                 latencies.append(time.perf_counter() - t)
                 assert isinstance(outcome, Paid), outcome
             return latencies
@@ -186,9 +200,8 @@ def bench(chain: Chain, n_agents: int, n_payments: int, tmp: Path) -> list[Run]:
     transfers = timed(
         "plain ETH transfer", chain, counter, [transfer_worker(i) for i in range(n_agents)]
     )
-    payments = timed(
-        "AgentWallet.pay (ETH)", chain, counter, [agent_worker(i) for i in range(n_agents)]
-    )
+    name = "AgentWallet.pay, refs" if refs else "AgentWallet.pay (ETH)"
+    payments = timed(name, chain, counter, [agent_worker(i) for i in range(n_agents)])
     return [payments, transfers]
 
 
@@ -263,6 +276,7 @@ def main() -> None:
     parser.add_argument(
         "--breakdown", type=int, default=0, help="then N profiled payments, time split by part"
     )
+    parser.add_argument("--refs", action="store_true", help="every payment with a caller's ref")
     args = parser.parse_args()
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -274,7 +288,7 @@ def main() -> None:
             chain = connect(node.url)
             mining = f"block time {args.block_time}s" if args.block_time else "automine"
             where = f"anvil ({mining})"
-        runs = bench(chain, args.agents, args.payments, tmp)
+        runs = bench(chain, args.agents, args.payments, tmp, args.refs)
         parts = ""
         if args.breakdown:
             [agent] = fresh_accounts(chain, 1, ETHER)

@@ -95,14 +95,7 @@ def main() -> None:
         t0 = time.perf_counter()
         make_payments(chain, vault, agent, args.payments)
         setup = time.perf_counter() - t0
-        counter = RpcCounter(chain.w3)
-        raw = chain.raw_request
-
-        def counted(method: str, params: list[Any]) -> Any:  # the index's raw JSON-RPC calls
-            counter.count += 1
-            return raw(method, params)
-
-        chain.raw_request = counted  # type: ignore[method-assign]
+        counter = RpcCounter(chain)  # also the index's raw JSON-RPC calls
         ref = to_ref("ref-3")
         deployment_block(vault)  # cached per connection, as in pay
         rows = [("full scan of the agent's logs (before)", timed(

@@ -18,13 +18,13 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from hexbytes import HexBytes
-from web3._utils.method_formatters import receipt_formatter
-from web3.datastructures import AttributeDict
 from web3.exceptions import TransactionNotFound
 from web3.types import TxReceipt
+
+from agentwallet.chain.web3_private import batch_receipts
 
 if TYPE_CHECKING:
     from agentwallet.chain.connection import Chain
@@ -79,23 +79,7 @@ class ReceiptWaiter:
         return found
 
     def _fetch_batch(self, hashes: Sequence[bytes]) -> dict[bytes, TxReceipt] | None:
-        w3 = self.chain.w3
-        request = w3.provider.batch_request_func(w3, w3.middleware_onion)  # type: ignore[attr-defined]
-        try:
-            responses: Any = request(
-                [("eth_getTransactionReceipt", ["0x" + h.hex()]) for h in hashes]
-            )
-        except Exception:  # noqa: BLE001 - a node without batch support: one by one
-            return None
-        if not isinstance(responses, list):
-            return None
-        found = {}
-        for response in responses:
-            result = response.get("result") if isinstance(response, dict) else None
-            if result:
-                receipt = cast(TxReceipt, AttributeDict.recursive(receipt_formatter(result)))
-                found[bytes(receipt["transactionHash"])] = receipt
-        return found
+        return batch_receipts(self.chain.w3, hashes)  # web3 8 has no public way: the adapter
 
     def wait_any(self, hashes: Sequence[bytes], timeout: float) -> TxReceipt | None:
         """The receipt of the first of ``hashes`` to be mined, or None after ``timeout``

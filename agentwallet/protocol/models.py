@@ -440,12 +440,14 @@ class PaymentState:
     """What became of a payment ref of one agent (:meth:`AgentWallet.payment_state`).
 
     ``state``: ``"paid"`` or ``"escalated"`` (``outcome`` holds the result); ``"pending"``
-    (journaled or relayed, not mined yet: retry with the same ref); ``"cancelled"`` (the
-    ref-derived intent nonce was invalidated or spent without a payment: it can never pay);
+    (journaled or relayed, not mined yet: retry with the same ref); ``"pending_elsewhere"``
+    (another machine's exactly-once payment of it is in the node's pool: wait); ``"cancelled"``
+    (the ref-derived intent nonce was invalidated or spent without a payment: it can never pay);
     ``"unknown"`` (nothing for this ref: nothing was paid with it). ``guarantee`` says how far
     the answer holds: ``"chain"`` (the ref-derived intent nonce is spent: no one can pay this
     ref again through an intent), ``"logs"`` (from the vault's events: every SDK retry, on any
-    machine, gets this answer), ``"journal"`` (only this machine's journal knows)."""
+    machine, gets this answer), ``"pool"`` (from the node's pending block), ``"journal"`` (only
+    this machine's journal knows)."""
 
     ref: str
     state: str

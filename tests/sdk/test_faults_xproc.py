@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from agentwallet import once
+from agentwallet import intents, once
 from agentwallet.agent import AgentWallet
 from agentwallet.chain import Chain, connect
 from agentwallet.chain.node import AnvilProcess, free_port, start_anvil
@@ -33,6 +33,7 @@ from agentwallet.errors import (
     JournalError,
     NodeUnavailableError,
     PaymentOutcomeUnknownError,
+    RefPendingElsewhereError,
 )
 from agentwallet.keys import KeyStore
 from agentwallet.protocol.models import Paid
@@ -190,6 +191,56 @@ def test_exactly_once_second_machine_cannot_pay_a_pending_ref_twice(
     assert xworld.vault.balance("tUSDC") == before - 2 * USDC
 
 
+def test_payment_state_on_a_second_machine_says_pending_elsewhere_like_pay(
+    xworld: World, node: AnvilProcess, manual_mining: Chain, tmp_path: Path
+) -> None:
+    """Machine A's exactly-once payment of ref R waits in the pool; machine B (this process,
+    its own journal) asks ``payment_state(R)``: it answers what ``pay`` on B acts on (pending
+    elsewhere, nothing sent) instead of "unknown", then A's payment once it is mined."""
+    chain, agent = manual_mining, xworld.agent.address
+    before = xworld.vault.balance("tUSDC")
+    b = AgentWallet(chain, xworld.vault, xworld.agent, journal_dir=tmp_path / "home-b")
+    assert b.payment_state("inv-x4").state == "unknown"
+    a = machine_a(xworld, node.url, tmp_path / "home-a", "inv-x4", 2 * USDC, strict=True)
+    wait_pool(chain, agent, 1, [a])
+    state = b.payment_state("inv-x4")
+    assert (state.state, state.guarantee, state.outcome) == ("pending_elsewhere", "pool", None)
+    assert state.nonce == intents.ref_nonce(to_ref("inv-x4"))
+    with pytest.raises(RefPendingElsewhereError, match="payment_state"):
+        b.pay(xworld.payee, 2 * USDC, "tUSDC", ref="inv-x4", exactly_once=True)
+    assert chain.nonce(agent, "pending") - chain.nonce(agent) == 1  # B sent nothing
+    mine(chain)
+    code, first, _ = finish(a)
+    assert code == 0 and first["status"] == "paid", first
+    state = b.payment_state("inv-x4")
+    assert (state.state, state.guarantee, state.tx_hash) == ("paid", "chain", first["tx_hash"])
+    assert len(executed(xworld, "inv-x4")) == 1
+    assert xworld.vault.balance("tUSDC") == before - 2 * USDC
+
+
+def test_a_warm_wallet_finds_a_ref_another_process_paid_in_its_one_log_read(
+    xworld: World, node: AnvilProcess, tmp_path: Path
+) -> None:
+    """Machine B is warm (its ref index has a cursor, its policy cache is filled), so its next
+    lookup is the single read shared with the cache; machine A, another process with its own
+    home, pays ref R. B's pay with R answers A's payment and sends nothing."""
+    chain = xworld.chain
+    b = AgentWallet(chain, xworld.vault, xworld.agent, journal_dir=tmp_path / "home-b")
+    for i in range(2):
+        assert isinstance(b.pay(xworld.payee, USDC, "tUSDC", ref=f"warm-x5-{i}"), Paid)
+    a = machine_a(xworld, node.url, tmp_path / "home-a", "inv-x5", 3 * USDC, strict=False)
+    code, first, _ = finish(a)
+    assert code == 0 and first["status"] == "paid", first
+    before = xworld.vault.balance("tUSDC"), chain.nonce(xworld.agent.address)
+    again = b.pay(xworld.payee, 3 * USDC, "tUSDC", ref="inv-x5")
+    assert again.tx_hash == first["tx_hash"]
+    assert (xworld.vault.balance("tUSDC"), chain.nonce(xworld.agent.address)) == before
+    assert len(executed(xworld, "inv-x5")) == 1
+    # this process counted the agent's nonces locally and A used some: later tests in this
+    # process start from the node's count, as a fresh machine B would
+    chain.transactor.nonces.resync(chain, xworld.agent.address)
+
+
 def test_exactly_once_racing_into_one_block_reverts_the_loser_and_answers_the_winner(
     xworld: World, node: AnvilProcess, manual_mining: Chain, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -200,7 +251,7 @@ def test_exactly_once_racing_into_one_block_reverts_the_loser_and_answers_the_wi
     before = xworld.vault.balance("tUSDC")
     a = machine_a(xworld, node.url, tmp_path / "home-a", "inv-x2", 3 * USDC, strict=True)
     wait_pool(chain, agent, 1, [a])
-    monkeypatch.setattr(once, "_used_in_pending_block", lambda wallet, nonce: False)
+    monkeypatch.setattr(once, "used_in_pending_block", lambda wallet, nonce: False)
     b = AgentWallet(chain, xworld.vault, xworld.agent, journal_dir=tmp_path / "journal-b")
     result: dict[str, Any] = {}
 

@@ -164,9 +164,12 @@ def test_the_same_key_paying_from_elsewhere_cannot_overspend_through_a_stale_cac
     assert world.vault.balance() == vault_before
 
 
+@pytest.mark.parametrize("strict", [False, True], ids=["direct", "exactly-once"])
 def test_a_nonce_taken_behind_the_clients_back_is_resynced_and_the_payment_sent_once(
-    world: World, tmp_path: Path
+    world: World, tmp_path: Path, strict: bool
 ) -> None:
+    """Both paths ask the node again after a "nonce too low" and send once (the exactly-once
+    path used to raise NonceConflictError on every retry: its counter was never resynced)."""
     wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path)
     assert isinstance(wallet.pay(world.payee, 1 * USDC, "tUSDC"), Paid)
     # another process with the key sends a transaction the local counter does not know of
@@ -184,7 +187,8 @@ def test_a_nonce_taken_behind_the_clients_back_is_resynced_and_the_payment_sent_
     ).raw_transaction
     chain.transactor.wait(bytes(chain.w3.eth.send_raw_transaction(raw)))
     before = world.vault.balance("tUSDC")
-    result = wallet.pay(world.payee, 3 * USDC, "tUSDC", ref="after-foreign-nonce")
+    result = wallet.pay(world.payee, 3 * USDC, "tUSDC", ref="after-foreign-nonce",
+                        exactly_once=strict)  # fmt: skip
     assert isinstance(result, Paid)
     assert world.chain.w3.eth.get_transaction(result.tx_hash)["nonce"] == nonce + 1
     assert world.vault.balance("tUSDC") == before - 3 * USDC

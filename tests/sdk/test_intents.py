@@ -354,3 +354,26 @@ def test_direct_exactly_once_over_the_limit_escalates_once(world: World, tmp_pat
     assert isinstance(out, Escalated)
     other = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "b")
     assert other.pay(world.payee, 150 * USDC, "tUSDC", ref="once-d4", exactly_once=True) == out
+
+
+@pytest.mark.parametrize("first_path", ["direct", "exactly_once"])
+def test_a_journaled_ref_reused_for_another_payment_is_refused_alike_on_every_path(
+    world: World, tmp_path: Path, first_path: str
+) -> None:
+    """One preamble guards the direct, the exactly-once and the relayed path: a ref journaled
+    for one payment and asked again for another is refused with the same error before any
+    signing or sending (the relay named is never contacted: nothing listens there)."""
+    wallet = _wallet(world, tmp_path)
+    ref = f"reuse-{first_path}"
+    paid = wallet.pay(world.payee, 4 * USDC, "tUSDC", ref=ref, exactly_once=first_path != "direct")
+    assert isinstance(paid, Paid)
+    before = world.vault.balance("tUSDC"), world.chain.nonce(world.agent.address)
+    messages = set()
+    for how in ({}, {"exactly_once": True}, {"relay": "http://127.0.0.1:9", "fee": 0}):
+        with pytest.raises(RefReusedError, match=r"nothing was sent") as info:
+            wallet.pay(world.payee, 5 * USDC, "tUSDC", ref=ref, **how)  # type: ignore[arg-type]
+        assert info.value.earlier == paid
+        messages.add(str(info.value))
+    assert len(messages) == 1 and "4 tUSDC" in messages.pop()
+    assert (world.vault.balance("tUSDC"), world.chain.nonce(world.agent.address)) == before
+    assert len(_paid_events(world, ref)) == 1

@@ -3,6 +3,10 @@ whole history on every ``pay`` (issue 17)."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +14,14 @@ import pytest
 
 from agentwallet import ref_index
 from agentwallet.agent import AgentWallet
+from agentwallet.chain import Chain
 from agentwallet.protocol.models import Escalated, Paid
 from agentwallet.protocol.refs import to_ref
 from agentwallet.ref_index import RefIndex, RefIndexError
 from agentwallet.request_log import deployment_block
 
 from .conftest import USDC, World
+from .test_hotpath import counting
 
 
 @pytest.fixture
@@ -119,3 +125,148 @@ def test_an_index_that_cannot_be_opened_says_what_to_do(world: World, tmp_path: 
     start = deployment_block(world.vault)
     with pytest.raises(RefIndexError, match="delete it"):
         index.find(world.chain, world.vault.address, world.agent.address, to_ref("x"), start)
+
+
+# ---------------------------------------------------------------- one log read per payment
+
+
+def _paid_with(world: World, ref: str) -> list[Any]:
+    """Every PaymentExecuted of the vault with ``ref`` (the on-chain totals check)."""
+    logs = world.vault.contract.events.PaymentExecuted().get_logs(from_block=0)
+    return [log for log in logs if bytes(log["args"]["ref"]) == to_ref(ref)]
+
+
+def _warm(world: World, directory: Path) -> AgentWallet:
+    """A wallet whose ref index has a cursor and whose policy cache is filled (the state in
+    which a lookup's log read also serves the cache)."""
+    wallet = AgentWallet(world.chain, world.vault, world.agent, journal_dir=directory)
+    for i in range(2):
+        assert isinstance(wallet.pay(world.payee, USDC, "tUSDC", ref=f"warm-{i}"), Paid)
+    assert wallet.policy_cache.stats()["fresh"]
+    return wallet
+
+
+def test_a_ref_paid_by_another_process_is_answered_through_the_shared_read(
+    world: World, tmp_path: Path
+) -> None:
+    """Machine B (its own journal, index file and cache) is warm; machine A pays ref R. B's
+    next lookup reads the vault's logs once: the index finds A's payment (B sends nothing)
+    and B's cache counts it against the budget (this agent paid from elsewhere)."""
+    b = _warm(world, tmp_path / "b")
+    cached = b.policy_cache._tokens[world.usdc.address]
+    budget = cached.available
+    a = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "a")
+    paid = a.pay(world.payee, 30 * USDC, "tUSDC", ref="elsewhere")
+    before = world.vault.balance("tUSDC")
+    assert b.pay(world.payee, 30 * USDC, "tUSDC", ref="elsewhere") == paid
+    assert world.vault.balance("tUSDC") == before
+    assert len(_paid_with(world, "elsewhere")) == 1
+    # B's cache took A's payment from that read (this agent paid from elsewhere)
+    cache = b.policy_cache
+    assert cache.stats()["fresh"] and cache.stats()["scanned"] >= world.chain.block_number()
+    assert cached.available == budget - 30 * USDC
+
+
+def test_a_payment_undone_by_a_revert_is_paid_again_once_through_pay(
+    world: World, tmp_path: Path
+) -> None:
+    """A's payment, seen by B's index and cache, is undone by a revert: B's next pay with the
+    ref finds nothing and pays it (once: after it, the chain holds one payment with the ref).
+    The same key re-signs the same nonce and fields, so the hash may well be A's again."""
+    chain = world.chain
+    b = _warm(world, tmp_path / "b")
+    snapshot = chain.snapshot()
+    before = world.vault.balance("tUSDC")
+    a = AgentWallet(chain, world.vault, world.agent, journal_dir=tmp_path / "a")
+    paid = a.pay(world.payee, 4 * USDC, "tUSDC", ref="undone-pay")
+    assert b.pay(world.payee, 4 * USDC, "tUSDC", ref="undone-pay") == paid
+    chain.revert(snapshot)  # A's payment is gone; B's index and cache had seen it
+    chain.mine(2)
+    assert _paid_with(world, "undone-pay") == []
+    again = b.pay(world.payee, 4 * USDC, "tUSDC", ref="undone-pay")
+    assert isinstance(again, Paid)
+    assert world.vault.balance("tUSDC") == before - 4 * USDC
+    [event] = _paid_with(world, "undone-pay")
+    assert "0x" + bytes(event["transactionHash"]).hex() == again.tx_hash
+    assert b.pay(world.payee, 4 * USDC, "tUSDC", ref="undone-pay") == again
+
+
+def test_a_damaged_index_file_is_rebuilt_and_still_answers_pay(
+    world: World, tmp_path: Path
+) -> None:
+    b = _warm(world, tmp_path / "b")
+    b.refs.close()
+    (tmp_path / "b" / "refs.sqlite").write_bytes(b"not a database" * 200)
+    for extra in ("-wal", "-shm"):
+        (tmp_path / "b" / f"refs.sqlite{extra}").unlink(missing_ok=True)
+    a = AgentWallet(world.chain, world.vault, world.agent, journal_dir=tmp_path / "a")
+    paid = a.pay(world.payee, 6 * USDC, "tUSDC", ref="after-damage")
+    before = world.vault.balance("tUSDC")
+    assert b.pay(world.payee, 6 * USDC, "tUSDC", ref="after-damage") == paid
+    assert world.vault.balance("tUSDC") == before
+    assert list((tmp_path / "b").glob("refs.sqlite.damaged-*"))
+
+
+@contextmanager
+def _every_call(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
+    """Count every JSON-RPC method ``chain`` sends: through web3 (test_hotpath's middleware)
+    and past it (``Chain.raw_request``: the ref index reads raw logs)."""
+    raw, lock = chain.raw_request, threading.Lock()
+    with counting(chain) as counts:
+
+        def counted_raw(method: str, params: Any) -> Any:
+            with lock:
+                counts[method] += 1
+            return raw(method, params)
+
+        monkeypatch.setattr(chain, "raw_request", counted_raw)
+        try:
+            yield counts
+        finally:
+            monkeypatch.undo()
+
+
+def test_a_payment_with_a_ref_reads_the_vaults_logs_once(
+    aworld: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ref index's read also refreshes the policy cache: one eth_getLogs per payment (it
+    was three: the index's two and the cache's own)."""
+    wallet = _warm(aworld, tmp_path)
+    n = 5
+    with _every_call(aworld.chain, monkeypatch) as counts:
+        results = [wallet.pay(aworld.payee, USDC, "tUSDC", ref=f"one-read-{i}") for i in range(n)]
+    assert all(isinstance(r, Paid) for r in results)
+    assert counts["eth_getLogs"] == n
+    assert counts["eth_blockNumber"] == n  # the head the index reads to
+    assert counts["eth_sendRawTransaction"] == n
+    assert not {m: counts[m] for m in ("eth_call", "eth_estimateGas", "eth_chainId") if counts[m]}
+
+
+def test_a_look_after_a_long_pause_reads_only_the_agents_events(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared read (every log of the vault) is for short ranges; a longer one, as after a
+    pause, is read filtered to the agent's two events, and still answers."""
+    monkeypatch.setattr(ref_index, "SHARED_READ_MAX", 5)
+    filters: list[int] = []  # per read: how many topic filters it had
+    real = ref_index.LogReader.chunks
+
+    def spy(self: Any, start: int, end: int, addresses: Any, topics: Any) -> Any:
+        filters.append(len(topics or []))
+        return real(self, start, end, addresses, topics)
+
+    monkeypatch.setattr(ref_index.LogReader, "chunks", spy)
+    wallet = _warm(world, tmp_path)
+    wallet.refs.reorg_depth = 2  # a window shorter than the shared read's bound
+    paid = wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="before-pause")
+    filters.clear()
+    wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="short-range")
+    assert filters == [0]  # one unfiltered read, shared with the cache
+    world.chain.mine(8)
+    filters.clear()
+    assert isinstance(wallet.pay(world.payee, 2 * USDC, "tUSDC", ref="after-pause"), Paid)
+    assert filters and all(n > 0 for n in filters)  # the agent's events only
+    start = deployment_block(world.vault)
+    args = (world.chain, world.vault.address, world.agent.address)
+    [hit] = wallet.refs.find(*args, to_ref("before-pause"), start)
+    assert "0x" + hit.tx_hash.hex() == paid.tx_hash
