@@ -389,15 +389,8 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         private
         returns (uint256 reasons)
     {
-        Layout storage l = _layout();
-        address parent = l.parentOf[key];
-        mapping(address => uint256) storage policies = l.policies[parent];
-        uint256 slot;
-        assembly ("memory-safe") {
-            mstore(0, token)
-            mstore(0x20, policies.slot)
-            slot := keccak256(0, 0x40)
-        }
+        address parent = _layout().parentOf[key];
+        uint256 slot = _policySlot(parent, token);
         uint256 word = _sload(slot);
         if (word & (PolicyWord.FAST | PolicyWord.ALLOWLIST | PolicyWord.RBUDGET) != PolicyWord.FAST) {
             return ANCESTOR_CHECKS;
