@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Panic} from "@openzeppelin/contracts/utils/Panic.sol";
 import {Forwarder} from "./base/Forwarder.sol";
 import {IAgentVaultCore} from "./interfaces/IAgentVaultCore.sol";
 import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
@@ -126,24 +127,36 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
         bytes32 typeHash = INTENT_TYPEHASH;
         bytes32 structHash;
+        address token;
+        address to;
+        // The struct is static: its seven words lie at `intent` as the ABI puts them (solc checked
+        // the calldata's length), and the signature covers them as they are. The two address
+        // words are read at once, and a word with a bit above its 160 is refused as solc's own
+        // accessor refuses it (a revert without data); any other changed word recovers a stranger.
         assembly ("memory-safe") {
+            let tokenWord := calldataload(intent)
+            let toWord := calldataload(add(intent, 0x20))
+            if shr(160, or(tokenWord, toWord)) { revert(0, 0) }
+            token := tokenWord
+            to := toWord
             let p := mload(0x40)
             mstore(p, typeHash)
             calldatacopy(add(p, 0x20), intent, 0xe0)
             structHash := keccak256(p, 0x100)
         }
-        ECDSA.RecoverError error;
-        address agent;
-        // slither-disable-next-line unused-return (the third value only details `error`)
-        (agent, error,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
-        if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+        // slither-disable-next-line unused-return (tryRecover's signer is 0 whatever its error)
+        (address agent,,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
+        if (agent == address(0)) revert InvalidSignature(address(0));
         _useNonce(agent, intent.nonce);
-        // the signature covers these words as they are: dirty words recover another signer
-        address token = intent.token;
-        address to = intent.to;
         uint256 amount = intent.amount;
         bytes32 ref = intent.ref;
-        uint32 reasons = _pay(agent, token, to, amount, amount + fee, ref);
+        uint256 charge;
+        unchecked {
+            charge = amount + fee;
+        }
+        // the panic solc's checked addition raises, without its out-of-line helper
+        if (charge < amount) Panic.panic(Panic.UNDER_OVERFLOW);
+        uint32 reasons = _pay(agent, token, to, amount, charge, ref);
         if (reasons != 0) return _newPaymentRequest(agent, token, to, amount, ref, reasons);
         if (fee != 0) {
             _send(token, msg.sender, fee);
@@ -239,12 +252,15 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         uint256[4] memory words;
         (uint32 reasons, uint256 n) = _spendCall(msg.sender, a, target, selector, value, slots, words);
         uint256 tokenWord = 0;
-        if (reasons == 0 && spendAmount != 0) (reasons, tokenWord) = _evaluatePay(msg.sender, spendToken, target, spendAmount);
+        uint256 tokenSlot = 0;
+        if (reasons == 0 && spendAmount != 0) {
+            (reasons, tokenWord, tokenSlot) = _evaluatePay(msg.sender, spendToken, target, spendAmount);
+        }
         if (reasons != 0) return _newCallRequest(msg.sender, a.lineage, target, value, data, spendToken, spendAmount, ref, reasons);
         for (uint256 i = 0; i < n; ++i) {
             _sstore(slots[i], words[i]);
         }
-        if (spendAmount != 0) l.policies[msg.sender][spendToken] = tokenWord;
+        if (spendAmount != 0) _sstore(tokenSlot, tokenWord);
         uint256 spent = _runCall(target, value, data, spendToken, spendAmount);
         emit CallExecuted(msg.sender, target, selector, value, spendToken, spent, ref, 0);
     }
@@ -338,24 +354,27 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (to == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
         uint256 newWord;
-        (reasons, newWord) = _evaluatePay(agent, token, to, charge);
+        uint256 slot;
+        (reasons, newWord, slot) = _evaluatePay(agent, token, to, charge);
         // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
         if (reasons == 0) {
-            _layout().policies[agent][token] = newWord;
+            _sstore(slot, newWord);
             _send(token, to, amount);
             emit PaymentExecuted(agent, token, to, amount, ref);
         }
     }
 
     /// @dev The escalation reasons of a payment of `charge` from `agent`'s budget in `token` to
-    /// `to`, and the agent's word with it spent (its caller writes it when the payment runs; a
-    /// sub-agent's ancestors' words and per-recipient budgets are written here then).
+    /// `to`, and the agent's word with it spent and that word's slot (its caller writes it when
+    /// the payment runs; a sub-agent's ancestors' words and per-recipient budgets are written
+    /// here then).
     function _evaluatePay(address agent, address token, address to, uint256 charge)
         private
-        returns (uint32 reasons, uint256 newWord)
+        returns (uint32 reasons, uint256 newWord, uint256 slot)
     {
         Layout storage l = _layout();
-        uint256 word = l.policies[agent][token];
+        slot = _policySlot(agent, token);
+        uint256 word = _sload(slot);
         if (word & (PolicyWord.FAST | PolicyWord.SUB | PolicyWord.RBUDGET) == PolicyWord.FAST) {
             // Vault, agent status, validity window and scope already hold (see FAST): one word read.
             (reasons, newWord) = PolicyWord.spend(word, charge);

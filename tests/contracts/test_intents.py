@@ -10,6 +10,7 @@ from typing import Any
 from eth_abi import abi as eth_abi
 from eth_account import Account
 from web3 import Web3
+from web3.types import TxReceipt
 
 from .conftest import (
     DAY,
@@ -162,6 +163,96 @@ def test_intents_of_a_paused_or_revoked_agent_or_vault_do_not_run(env: Env) -> N
     env.send(env.vault.functions.revokeAgent(env.agent.address), env.owners[0])
     with expect_revert("AgentNotActive", env.agent.address, 3):
         relay(env, intent, signature)
+
+
+INTENT_TYPEHASH = Web3.keccak(
+    text="Intent(address token,address to,uint256 amount,bytes32 ref,uint256 nonce,"
+    "uint256 deadline,uint256 maxFee)"
+)
+DOMAIN_TYPEHASH = Web3.keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+
+
+def signed_words(env: Env, words: list[int], signer: Any = None) -> tuple[bytes, bytes]:
+    """(r, vs) of an EIP-712 signature over the intent's seven words exactly as given (a signer
+    may sign words no ABI encoder writes: the vault hashes the words as they lie in calldata)."""
+    domain = Web3.keccak(
+        eth_abi.encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                DOMAIN_TYPEHASH,
+                Web3.keccak(text="AgentVault"),
+                Web3.keccak(text="1"),
+                env.chain.chain_id,
+                env.vault.address,
+            ],
+        )
+    )
+    struct = Web3.keccak(INTENT_TYPEHASH + b"".join(w.to_bytes(32, "big") for w in words))
+    return env.compact(
+        bytes(
+            (signer or env.agent)
+            .unsafe_sign_hash(Web3.keccak(b"\x19\x01" + domain + struct))
+            .signature
+        )
+    )
+
+
+def raw_intent_call(words: list[int], fee: int, r: bytes, vs: bytes) -> bytes:
+    """payWithIntent's calldata written word by word, as a hostile relayer can."""
+    selector = bytes(Web3.keccak(text=f"payWithIntent({INTENT_TYPE},uint256,bytes32,bytes32)"))[:4]
+    return selector + b"".join(w.to_bytes(32, "big") for w in [*words, fee]) + r + vs
+
+
+def send_raw(env: Env, data: bytes) -> TxReceipt:
+    return env.chain.send_transaction(
+        env.outsider, {"to": env.vault.address, "data": data, "value": 0}
+    )
+
+
+def test_a_hostile_relayers_calldata_is_refused_word_by_word(env: Env) -> None:
+    """payWithIntent reads the intent's two address words itself (one check for both): a word
+    with any bit above its 160, signed by the agent or padded by the relayer, short calldata, or
+    words moved as if the struct had an offset, never pays and never spends the nonce."""
+    to = fresh_address("raw-shop")
+    intent = env.intent(to, 1_000, nonce=901)
+    words = [int(ETH, 16), int(to, 16), 1_000, int.from_bytes(intent[3], "big"), 901, intent[5], 0]
+    r, vs = signed_words(env, words)
+    good = raw_intent_call(words, 0, r, vs)
+    assert good == env.calldata("payWithIntent", intent, 0, r, vs)  # the ABI's own layout
+    for bit in (160, 200, 255):
+        for index in (0, 1):  # the token word, the recipient's word
+            dirty = list(words)
+            dirty[index] |= 1 << bit
+            # signed by the agent itself: the signature is valid for these words, the word is not
+            # an address
+            with expect_revert("<empty revert>"):
+                send_raw(env, raw_intent_call(dirty, 0, *signed_words(env, dirty)))
+            # padded by the relayer after the agent signed the clean words
+            with expect_revert("<empty revert>"):
+                send_raw(env, raw_intent_call(dirty, 0, r, vs))
+    for cut in (1, 31, 32, 64):  # short calldata: solc's decoder refuses it before any read
+        with expect_revert("<empty revert>"):
+            send_raw(env, good[:-cut])
+    # solc reads a static struct in place, never through an offset: an offset word in front is
+    # read as the token and every word after it moves on (here the nonce lands on the deadline)
+    shifted = good[:4] + (0x100).to_bytes(32, "big") + good[4:]
+    with expect_revert("SignatureExpired", 901):
+        send_raw(env, shifted)
+    # the same with a deadline in the nonce's place: the moved words pass the deadline and
+    # recover a stranger, whose payment to the zero address (the token's word) is refused
+    moved = [0x100, *words[:4], intent[5], 0]
+    with expect_revert("ZeroAddress"):
+        send_raw(env, raw_intent_call(moved, 0, r, vs))
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.isNonceUsed(env.agent.address, 901).call() is False
+    # the clean words, sent the same raw way, pay once
+    receipt = send_raw(env, good)
+    assert env.event(receipt, "PaymentExecuted")["to"] == to
+    assert env.eth_of(to) == 1_000
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 901):
+        send_raw(env, good)
 
 
 # ---------------------------------------------------------------------------------- ERC-7710
