@@ -175,20 +175,32 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         for (uint256 i = 0; i < n; ++i) {
             // ERC-7579 mode: call type single (0x00), exec type default (0x00), no selector or payload
             if (modes[i] != bytes32(0)) revert UnsupportedExecutionMode(modes[i]);
-            (Intent memory intent, bytes calldata signature) = _decodeContext(permissionContexts[i], i);
+            bytes calldata context = permissionContexts[i];
+            (address token, address to, uint256 amount, bytes calldata signature) = _decodeContext(context, i);
             bytes calldata execution = executionCallDatas[i];
             if (execution.length < 52) revert ExecutionMismatch(i);
             address target = address(bytes20(execution[:20]));
             uint256 value = uint256(bytes32(execution[20:52]));
             bytes calldata callData = execution[52:];
-            bool exact = intent.token == address(0)
-                ? target == intent.to && value == intent.amount && callData.length == 0
-                : target == intent.token && value == 0
-                    && keccak256(callData) == keccak256(abi.encodeCall(IERC20.transfer, (intent.to, intent.amount)));
+            bool exact = token == address(0)
+                ? target == to && value == amount && callData.length == 0
+                : target == token && value == 0
+                    && keccak256(callData) == keccak256(abi.encodeCall(IERC20.transfer, (to, amount)));
             if (!exact) revert ExecutionMismatch(i);
-            if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
-            address agent = _recoverAgent(keccak256(abi.encode(INTENT_TYPEHASH, intent)), signature, intent.nonce);
-            uint32 reasons = _pay(agent, intent.token, intent.to, intent.amount, intent.amount, intent.ref);
+            uint256 deadline = uint256(bytes32(context[160:192]));
+            if (block.timestamp > deadline) revert SignatureExpired(deadline);
+            bytes32 typeHash = INTENT_TYPEHASH;
+            bytes32 structHash;
+            // the intent's seven words as they lie in the context (its address words are clean:
+            // _decodeContext checked them), which is abi.encode(intent)
+            assembly ("memory-safe") {
+                let p := mload(0x40)
+                mstore(p, typeHash)
+                calldatacopy(add(p, 0x20), context.offset, 0xe0)
+                structHash := keccak256(p, 0x100)
+            }
+            address agent = _recoverAgent(structHash, signature, uint256(bytes32(context[128:160])));
+            uint32 reasons = _pay(agent, token, to, amount, amount, bytes32(context[96:128]));
             if (reasons != 0) revert PaymentOutsidePolicy(agent, reasons);
         }
     }
@@ -424,21 +436,27 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (clean && reasons == 0) _sstore(slot, spent);
     }
 
-    /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its nonce.
-    function _recoverAgent(bytes32 structHash, bytes memory signature, uint256 nonce) private returns (address agent) {
-        ECDSA.RecoverError error;
-        // slither-disable-next-line unused-return (the third value only details `error`)
-        (agent, error,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
-        if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+    /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its
+    /// nonce. The signature is 65 bytes, r | s | v (else {InvalidSignature}, as OpenZeppelin's
+    /// bytes form refuses it), read in place instead of copied to memory.
+    function _recoverAgent(bytes32 structHash, bytes calldata signature, uint256 nonce) private returns (address agent) {
+        if (signature.length != 65) revert InvalidSignature(address(0));
+        // slither-disable-next-line unused-return (tryRecover's signer is 0 whatever its error)
+        (agent,,) = ECDSA.tryRecover(
+            _hashTypedDataV4(structHash), uint8(signature[64]), bytes32(signature[:32]), bytes32(signature[32:64])
+        );
+        if (agent == address(0)) revert InvalidSignature(address(0));
         _useNonce(agent, nonce);
     }
 
     /// @dev A permission context, `abi.encode(Intent, bytes signature)`, read strictly: anything
-    /// else (short, other offsets, dirty address words) is {InvalidPermissionContext}.
+    /// else (short, other offsets, dirty address words) is {InvalidPermissionContext}. Returns
+    /// the intent's token, recipient and amount, and the signature; the intent's other words
+    /// are read in place by the caller (the context is at least 288 bytes long).
     function _decodeContext(bytes calldata context, uint256 index)
         private
         pure
-        returns (Intent memory intent, bytes calldata signature)
+        returns (address token, address to, uint256 amount, bytes calldata signature)
     {
         if (context.length < 288 || uint256(bytes32(context[224:256])) != 256) {
             revert InvalidPermissionContext(index);
@@ -447,16 +465,10 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (length > context.length - 288) revert InvalidPermissionContext(index);
         uint256 tokenWord = uint256(bytes32(context[0:32]));
         uint256 toWord = uint256(bytes32(context[32:64]));
-        if (tokenWord >> 160 != 0 || toWord >> 160 != 0) revert InvalidPermissionContext(index);
-        intent = Intent({
-            token: address(uint160(tokenWord)),
-            to: address(uint160(toWord)),
-            amount: uint256(bytes32(context[64:96])),
-            ref: bytes32(context[96:128]),
-            nonce: uint256(bytes32(context[128:160])),
-            deadline: uint256(bytes32(context[160:192])),
-            maxFee: uint256(bytes32(context[192:224]))
-        });
+        if ((tokenWord | toWord) >> 160 != 0) revert InvalidPermissionContext(index);
+        token = address(uint160(tokenWord));
+        to = address(uint160(toWord));
+        amount = uint256(bytes32(context[64:96]));
         signature = context[288:288 + length];
     }
 

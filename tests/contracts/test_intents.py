@@ -27,6 +27,7 @@ from .conftest import (
 )
 
 SINGLE_DEFAULT = b"\0" * 32
+ZERO_ADDRESS = "0x" + "00" * 20
 INTENT_TYPE = "(address,address,uint256,bytes32,uint256,uint256,uint256)"
 
 
@@ -322,6 +323,61 @@ def test_redeem_delegations_refuses_any_execution_other_than_the_intent(env: Env
         )
     env.send(env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [good]), env.outsider)
     assert env.usdc_of(to) == 2 * USDC and env.usdc_of(thief) == 0
+
+
+def test_a_hostile_facilitators_permission_context_is_refused_word_by_word(env: Env) -> None:
+    """redeemDelegations reads the context's words and the signature in place: dirty address
+    words, another offset or length, a short context, a signature that is not 65 bytes of
+    r | s | v, or any changed word never pay and never spend the nonce."""
+    to = fresh_address("ctx-shop")
+    intent = env.intent(to, 1_000, nonce=902)
+    signature = env.sign_intent(intent)
+    good = context(intent, signature)
+    assert int.from_bytes(good[224:256], "big") == 256 and good[256:288][-1] == 65
+    run = execution(to, 1_000)
+
+    def redeem(ctx: bytes) -> TxReceipt:
+        fn = env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [run])
+        return env.send(fn, env.outsider)
+
+    def word(ctx: bytes, index: int, value: int) -> bytes:
+        return ctx[: 32 * index] + value.to_bytes(32, "big") + ctx[32 * index + 32 :]
+
+    malformed = [
+        *(word(good, 0, 1 << bit) for bit in (160, 255)),  # dirty token word (ETH)
+        *(word(good, 1, int(to, 16) | 1 << bit) for bit in (160, 255)),  # dirty recipient
+        word(good, 7, 288),  # the signature's offset moved on
+        word(good, 7, 224),  # ... or back into the intent
+        word(good, 8, 65 + 32),  # a length past the end of the context
+        good[:287],  # shorter than the intent, offset and length
+    ]
+    for ctx in malformed:
+        with expect_revert("InvalidPermissionContext", 0):
+            redeem(ctx)
+    r_s_v = good[288:353]
+    bad_signatures = [
+        r_s_v[:64],  # the compact (EIP-2098) form: the context takes 65 bytes
+        r_s_v + b"\x00",  # 66 bytes
+        r_s_v[:64] + bytes([r_s_v[64] - 27]),  # v as 0/1
+    ]
+    for sig in bad_signatures:
+        with expect_revert("InvalidSignature", ZERO_ADDRESS):
+            redeem(context(intent, sig))
+    flipped = r_s_v[:64] + bytes([55 - r_s_v[64]])  # the other v: another signer
+    for ctx in (
+        context(intent, flipped),
+        word(good, 3, 1),  # another ref
+        word(good, 6, 5),  # another maxFee
+    ):
+        with expect_revert("AgentNotActive"):
+            redeem(ctx)
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.isNonceUsed(env.agent.address, 902).call() is False
+    # trailing bytes after the signature are outside it; the good context pays, once
+    redeem(good + b"\xff" * 7)
+    assert env.eth_of(to) == 1_000
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 902):
+        redeem(good)
 
 
 def test_redeem_delegations_reverts_outside_the_limits_instead_of_escalating(env: Env) -> None:
