@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {Panic} from "@openzeppelin/contracts/utils/Panic.sol";
 import {Forwarder} from "./base/Forwarder.sol";
 import {IAgentVaultCore} from "./interfaces/IAgentVaultCore.sol";
 import {AgentVaultStorage} from "./base/AgentVaultStorage.sol";
@@ -126,24 +127,36 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
         bytes32 typeHash = INTENT_TYPEHASH;
         bytes32 structHash;
+        address token;
+        address to;
+        // The struct is static: its seven words lie at `intent` as the ABI puts them (solc checked
+        // the calldata's length), and the signature covers them as they are. The two address
+        // words are read at once, and a word with a bit above its 160 is refused as solc's own
+        // accessor refuses it (a revert without data); any other changed word recovers a stranger.
         assembly ("memory-safe") {
+            let tokenWord := calldataload(intent)
+            let toWord := calldataload(add(intent, 0x20))
+            if shr(160, or(tokenWord, toWord)) { revert(0, 0) }
+            token := tokenWord
+            to := toWord
             let p := mload(0x40)
             mstore(p, typeHash)
             calldatacopy(add(p, 0x20), intent, 0xe0)
             structHash := keccak256(p, 0x100)
         }
-        ECDSA.RecoverError error;
-        address agent;
-        // slither-disable-next-line unused-return (the third value only details `error`)
-        (agent, error,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
-        if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+        // slither-disable-next-line unused-return (tryRecover's signer is 0 whatever its error)
+        (address agent,,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), r, vs);
+        if (agent == address(0)) revert InvalidSignature(address(0));
         _useNonce(agent, intent.nonce);
-        // the signature covers these words as they are: dirty words recover another signer
-        address token = intent.token;
-        address to = intent.to;
         uint256 amount = intent.amount;
         bytes32 ref = intent.ref;
-        uint32 reasons = _pay(agent, token, to, amount, amount + fee, ref);
+        uint256 charge;
+        unchecked {
+            charge = amount + fee;
+        }
+        // the panic solc's checked addition raises, without its out-of-line helper
+        if (charge < amount) Panic.panic(Panic.UNDER_OVERFLOW);
+        uint32 reasons = _pay(agent, token, to, amount, charge, ref);
         if (reasons != 0) return _newPaymentRequest(agent, token, to, amount, ref, reasons);
         if (fee != 0) {
             _send(token, msg.sender, fee);
@@ -162,20 +175,32 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         for (uint256 i = 0; i < n; ++i) {
             // ERC-7579 mode: call type single (0x00), exec type default (0x00), no selector or payload
             if (modes[i] != bytes32(0)) revert UnsupportedExecutionMode(modes[i]);
-            (Intent memory intent, bytes calldata signature) = _decodeContext(permissionContexts[i], i);
+            bytes calldata context = permissionContexts[i];
+            (address token, address to, uint256 amount, bytes calldata signature) = _decodeContext(context, i);
             bytes calldata execution = executionCallDatas[i];
             if (execution.length < 52) revert ExecutionMismatch(i);
             address target = address(bytes20(execution[:20]));
             uint256 value = uint256(bytes32(execution[20:52]));
             bytes calldata callData = execution[52:];
-            bool exact = intent.token == address(0)
-                ? target == intent.to && value == intent.amount && callData.length == 0
-                : target == intent.token && value == 0
-                    && keccak256(callData) == keccak256(abi.encodeCall(IERC20.transfer, (intent.to, intent.amount)));
+            bool exact = token == address(0)
+                ? target == to && value == amount && callData.length == 0
+                : target == token && value == 0
+                    && keccak256(callData) == keccak256(abi.encodeCall(IERC20.transfer, (to, amount)));
             if (!exact) revert ExecutionMismatch(i);
-            if (block.timestamp > intent.deadline) revert SignatureExpired(intent.deadline);
-            address agent = _recoverAgent(keccak256(abi.encode(INTENT_TYPEHASH, intent)), signature, intent.nonce);
-            uint32 reasons = _pay(agent, intent.token, intent.to, intent.amount, intent.amount, intent.ref);
+            uint256 deadline = uint256(bytes32(context[160:192]));
+            if (block.timestamp > deadline) revert SignatureExpired(deadline);
+            bytes32 typeHash = INTENT_TYPEHASH;
+            bytes32 structHash;
+            // the intent's seven words as they lie in the context (its address words are clean:
+            // _decodeContext checked them), which is abi.encode(intent)
+            assembly ("memory-safe") {
+                let p := mload(0x40)
+                mstore(p, typeHash)
+                calldatacopy(add(p, 0x20), context.offset, 0xe0)
+                structHash := keccak256(p, 0x100)
+            }
+            address agent = _recoverAgent(structHash, signature, uint256(bytes32(context[128:160])));
+            uint32 reasons = _pay(agent, token, to, amount, amount, bytes32(context[96:128]));
             if (reasons != 0) revert PaymentOutsidePolicy(agent, reasons);
         }
     }
@@ -239,12 +264,15 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         uint256[4] memory words;
         (uint32 reasons, uint256 n) = _spendCall(msg.sender, a, target, selector, value, slots, words);
         uint256 tokenWord = 0;
-        if (reasons == 0 && spendAmount != 0) (reasons, tokenWord) = _evaluatePay(msg.sender, spendToken, target, spendAmount);
+        uint256 tokenSlot = 0;
+        if (reasons == 0 && spendAmount != 0) {
+            (reasons, tokenWord, tokenSlot) = _evaluatePay(msg.sender, spendToken, target, spendAmount);
+        }
         if (reasons != 0) return _newCallRequest(msg.sender, a.lineage, target, value, data, spendToken, spendAmount, ref, reasons);
         for (uint256 i = 0; i < n; ++i) {
             _sstore(slots[i], words[i]);
         }
-        if (spendAmount != 0) l.policies[msg.sender][spendToken] = tokenWord;
+        if (spendAmount != 0) _sstore(tokenSlot, tokenWord);
         uint256 spent = _runCall(target, value, data, spendToken, spendAmount);
         emit CallExecuted(msg.sender, target, selector, value, spendToken, spent, ref, 0);
     }
@@ -338,24 +366,27 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (to == address(0)) revert ZeroAddress();
         if (amount == 0) revert ZeroAmount();
         uint256 newWord;
-        (reasons, newWord) = _evaluatePay(agent, token, to, charge);
+        uint256 slot;
+        (reasons, newWord, slot) = _evaluatePay(agent, token, to, charge);
         // slither-disable-next-line incorrect-equality (a bitmask, not derived from time equality)
         if (reasons == 0) {
-            _layout().policies[agent][token] = newWord;
+            _sstore(slot, newWord);
             _send(token, to, amount);
             emit PaymentExecuted(agent, token, to, amount, ref);
         }
     }
 
     /// @dev The escalation reasons of a payment of `charge` from `agent`'s budget in `token` to
-    /// `to`, and the agent's word with it spent (its caller writes it when the payment runs; a
-    /// sub-agent's ancestors' words and per-recipient budgets are written here then).
+    /// `to`, and the agent's word with it spent and that word's slot (its caller writes it when
+    /// the payment runs; a sub-agent's ancestors' words and per-recipient budgets are written
+    /// here then).
     function _evaluatePay(address agent, address token, address to, uint256 charge)
         private
-        returns (uint32 reasons, uint256 newWord)
+        returns (uint32 reasons, uint256 newWord, uint256 slot)
     {
         Layout storage l = _layout();
-        uint256 word = l.policies[agent][token];
+        slot = _policySlot(agent, token);
+        uint256 word = _sload(slot);
         if (word & (PolicyWord.FAST | PolicyWord.SUB | PolicyWord.RBUDGET) == PolicyWord.FAST) {
             // Vault, agent status, validity window and scope already hold (see FAST): one word read.
             (reasons, newWord) = PolicyWord.spend(word, charge);
@@ -389,15 +420,8 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         private
         returns (uint256 reasons)
     {
-        Layout storage l = _layout();
-        address parent = l.parentOf[key];
-        mapping(address => uint256) storage policies = l.policies[parent];
-        uint256 slot;
-        assembly ("memory-safe") {
-            mstore(0, token)
-            mstore(0x20, policies.slot)
-            slot := keccak256(0, 0x40)
-        }
+        address parent = _layout().parentOf[key];
+        uint256 slot = _policySlot(parent, token);
         uint256 word = _sload(slot);
         if (word & (PolicyWord.FAST | PolicyWord.ALLOWLIST | PolicyWord.RBUDGET) != PolicyWord.FAST) {
             return ANCESTOR_CHECKS;
@@ -412,21 +436,27 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (clean && reasons == 0) _sstore(slot, spent);
     }
 
-    /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its nonce.
-    function _recoverAgent(bytes32 structHash, bytes memory signature, uint256 nonce) private returns (address agent) {
-        ECDSA.RecoverError error;
-        // slither-disable-next-line unused-return (the third value only details `error`)
-        (agent, error,) = ECDSA.tryRecover(_hashTypedDataV4(structHash), signature);
-        if (error != ECDSA.RecoverError.NoError) revert InvalidSignature(address(0));
+    /// @dev The agent whose EIP-712 signature over an intent's struct hash this is; spends its
+    /// nonce. The signature is 65 bytes, r | s | v (else {InvalidSignature}, as OpenZeppelin's
+    /// bytes form refuses it), read in place instead of copied to memory.
+    function _recoverAgent(bytes32 structHash, bytes calldata signature, uint256 nonce) private returns (address agent) {
+        if (signature.length != 65) revert InvalidSignature(address(0));
+        // slither-disable-next-line unused-return (tryRecover's signer is 0 whatever its error)
+        (agent,,) = ECDSA.tryRecover(
+            _hashTypedDataV4(structHash), uint8(signature[64]), bytes32(signature[:32]), bytes32(signature[32:64])
+        );
+        if (agent == address(0)) revert InvalidSignature(address(0));
         _useNonce(agent, nonce);
     }
 
     /// @dev A permission context, `abi.encode(Intent, bytes signature)`, read strictly: anything
-    /// else (short, other offsets, dirty address words) is {InvalidPermissionContext}.
+    /// else (short, other offsets, dirty address words) is {InvalidPermissionContext}. Returns
+    /// the intent's token, recipient and amount, and the signature; the intent's other words
+    /// are read in place by the caller (the context is at least 288 bytes long).
     function _decodeContext(bytes calldata context, uint256 index)
         private
         pure
-        returns (Intent memory intent, bytes calldata signature)
+        returns (address token, address to, uint256 amount, bytes calldata signature)
     {
         if (context.length < 288 || uint256(bytes32(context[224:256])) != 256) {
             revert InvalidPermissionContext(index);
@@ -435,16 +465,10 @@ contract AgentVault is IAgentVaultCore, AgentVaultStorage, Forwarder {
         if (length > context.length - 288) revert InvalidPermissionContext(index);
         uint256 tokenWord = uint256(bytes32(context[0:32]));
         uint256 toWord = uint256(bytes32(context[32:64]));
-        if (tokenWord >> 160 != 0 || toWord >> 160 != 0) revert InvalidPermissionContext(index);
-        intent = Intent({
-            token: address(uint160(tokenWord)),
-            to: address(uint160(toWord)),
-            amount: uint256(bytes32(context[64:96])),
-            ref: bytes32(context[96:128]),
-            nonce: uint256(bytes32(context[128:160])),
-            deadline: uint256(bytes32(context[160:192])),
-            maxFee: uint256(bytes32(context[192:224]))
-        });
+        if ((tokenWord | toWord) >> 160 != 0) revert InvalidPermissionContext(index);
+        token = address(uint160(tokenWord));
+        to = address(uint160(toWord));
+        amount = uint256(bytes32(context[64:96]));
         signature = context[288:288 + length];
     }
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 from web3.contract import Contract
 from web3.logs import DISCARD
 from web3.types import TxReceipt
@@ -26,6 +27,9 @@ from agentwallet.protocol.signatures import pack_signatures
 
 ETH = "0x0000000000000000000000000000000000000000"
 DAY = 86_400
+#: every signature's deadline: fixed (2038-01-19, four non-zero bytes like a real one), so that
+#: signatures, and the gas of their calldata, are the same in every run
+DEADLINE = 2**31 - 1
 PARTS = ("AgentVaultLens", "AgentVaultCalls", "AgentVaultConfig", "AgentVaultAdmin", "AgentVault")
 EMPTY_HASH = bytes.fromhex("c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470")
 
@@ -77,8 +81,14 @@ class Bench:
         self.signers = sorted([o1, o2], key=lambda a: int(a.address, 16))
         self.o1, self.o2 = o1, o2
         self.nonces = {"payment": 0, "governance": 0, "intent": 0}
+        self.made = 0
 
     # ------------------------------------------------------------ plumbing
+
+    def new_account(self) -> LocalAccount:
+        """A fresh account, the same in every run: gas that depends on calldata bytes repeats."""
+        self.made += 1
+        return Account.from_key(keccak(b"bench_gas account " + self.made.to_bytes(4, "big")))
 
     def gas(self, label: str, fn: Any, sender: LocalAccount, value: int = 0) -> TxReceipt:
         receipt = self.chain.transact(fn, sender, value=value)
@@ -116,7 +126,6 @@ class Bench:
     @staticmethod
     def proposal_of(vault: Contract, receipt: TxReceipt) -> tuple[tuple[Any, ...], bytes]:
         """The GovernanceProposal tuple and call data of the one GovernanceProposed event."""
-        from eth_utils import keccak
 
         ev = vault.events.GovernanceProposed().process_receipt(receipt, errors=DISCARD)[0]["args"]
         data = bytes(ev["data"])
@@ -143,7 +152,7 @@ class Bench:
         data = [bytes.fromhex(vault.encode_abi(name, args)[2:]) for name, args in calls]
         nonce = self.nonces["governance"]
         self.nonces["governance"] += 1
-        deadline = self.chain.timestamp() + DAY
+        deadline = DEADLINE
         digest = vault.functions.governanceDigest(data, nonce, deadline).call()
         fn = vault.functions.executeGovernance(data, nonce, deadline, self.pack(digest, signers))
         return self.gas(label, fn, self.relayer)
@@ -173,7 +182,7 @@ class Bench:
             amount,
             b"\x0b" * 32,
             nonce,
-            self.chain.timestamp() + DAY,
+            DEADLINE,
             0,
         )
         digest = vault.functions.intentDigest(intent).call()
@@ -201,7 +210,7 @@ class Bench:
         chain.send_transaction(self.deployer, {"to": agent.address, "value": 10**18})
 
         # governance: the first batch touches the nonce word, the second is steady state
-        warm = Account.create().address
+        warm = self.new_account().address
         self.signed_governance(vault, "", [("addAgent", [warm, 0, 0, False])])
         self.signed_governance(
             vault,
@@ -214,7 +223,7 @@ class Bench:
         self.signed_governance(
             vault, "", [("setLimits", [agent.address, usdc.address, 100 * 10**6, 500 * 10**6, DAY])]
         )
-        other = Account.create().address
+        other = self.new_account().address
         self.propose_approve(
             vault, "add an agent (2-of-3), request path", "addAgent", other, 0, 0, False
         )
@@ -234,7 +243,7 @@ class Bench:
         self.gas("", pay(usdc.address, recipient.address, 10**6, b"\x02" * 32), agent)
         self.gas(DIRECT_ETH, pay(ETH, recipient.address, 10**15, b"\x03" * 32), agent)
         self.gas(DIRECT_ERC20, pay(usdc.address, recipient.address, 10**6, b"\x03" * 32), agent)
-        fresh = [Account.create() for _ in range(2)]
+        fresh = [self.new_account() for _ in range(2)]
         self.gas(
             "direct ETH payment, first to a new recipient",
             pay(ETH, fresh[0].address, 10**15, b"\x04" * 32),
@@ -254,7 +263,7 @@ class Bench:
         self.intent(vault, usdc.address, 10**6, "relayed ERC-20 payment (payWithIntent)")
         nonce = self.nonces["intent"]
         self.nonces["intent"] += 1
-        intent = (ETH, recipient.address, 10**15, b"\x0c" * 32, nonce, chain.timestamp() + DAY, 0)
+        intent = (ETH, recipient.address, 10**15, b"\x0c" * 32, nonce, DEADLINE, 0)
         signature = agent.unsafe_sign_hash(vault.functions.intentDigest(intent).call()).signature
         from eth_abi import abi as eth_abi
 
@@ -349,7 +358,7 @@ class Bench:
         # sub-agents: each level spends its own word and every word above it (shared budget)
         keys = [agent]
         for depth in (1, 2, 3):
-            child = Account.create()
+            child = self.new_account()
             chain.send_transaction(self.deployer, {"to": child.address, "value": 10**17})
             parent = keys[-1]
             chain.transact(
@@ -365,7 +374,7 @@ class Bench:
             self.gas(label if depth != 2 else "", payment, child)
             keys.append(child)
         # a scoped call: a marketplace pulls the price (approve, call, reset the approval)
-        seller = Account.create().address
+        seller = self.new_account().address
         shop = chain.deploy("Marketplace", seller, sender=self.deployer)
         buy = bytes.fromhex(shop.encode_abi("buy", [usdc.address, 10**6])[2:])
         self.signed_governance(
@@ -400,8 +409,8 @@ class Bench:
         )
         self.signed_governance(vault, "", [("unpauseAgent", [agent.address])])
 
-        new_key = Account.create()
-        deadline = chain.timestamp() + DAY
+        new_key = self.new_account()
+        deadline = DEADLINE
         digest = vault.functions.rotationDigest(
             agent.address, new_key.address, 100, deadline
         ).call()
@@ -425,9 +434,9 @@ class Bench:
         owner = self.o1
         vault = self.create_vault(factory, [owner.address], 1, b"\x01" * 32)
         max_agents, max_tokens = 64, 8
-        tokens = [Account.create().address for _ in range(max_tokens)]
+        tokens = [self.new_account().address for _ in range(max_tokens)]
         for _ in range(max_agents):
-            agent = Account.create().address
+            agent = self.new_account().address
             calls: list[tuple[str, list[Any]]] = [("addAgent", [agent, 0, 0, False])]
             calls += [("setLimits", [agent, token, 10**18, 5 * 10**18, DAY]) for token in tokens]
             self.signed_governance(vault, "", calls, [owner])

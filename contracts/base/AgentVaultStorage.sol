@@ -410,13 +410,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         address key = agent;
         for (uint256 depth = 0; depth < MAX_DEPTH && word & PolicyWord.SUB != 0; ++depth) {
             key = l.parentOf[key];
-            mapping(address => uint256) storage policies = l.policies[key];
-            uint256 slot;
-            assembly ("memory-safe") {
-                mstore(0, token)
-                mstore(0x20, policies.slot)
-                slot := keccak256(0, 0x40)
-            }
+            uint256 slot = _policySlot(key, token);
             word = _sload(slot);
             uint32 r;
             uint256 spent;
@@ -557,6 +551,19 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
         Agent storage a = _layout().agents[key];
         assembly ("memory-safe") {
             slot := a.slot
+        }
+    }
+
+    /// @dev The storage slot of `policies[key][token]`, an agent key's policy word in a token
+    /// (for the paths that read and write the word by slot).
+    function _policySlot(address key, address token) internal view returns (uint256 slot) {
+        mapping(address => mapping(address => uint256)) storage policies = _layout().policies;
+        assembly ("memory-safe") {
+            mstore(0, key)
+            mstore(0x20, policies.slot)
+            mstore(0x20, keccak256(0, 0x40))
+            mstore(0, token)
+            slot := keccak256(0, 0x40)
         }
     }
 

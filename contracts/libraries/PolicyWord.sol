@@ -78,9 +78,14 @@ library PolicyWord {
         uint256 nowScaled = block.timestamp << TIME_SCALE_BITS;
         uint256 tat = word & TAT_MASK;
         uint256 start = tat > nowScaled ? tat : nowScaled;
-        // amount <= allowance < 2^88 and scaledPeriod < 2^38: no overflow; the cost rounds up.
-        uint256 newTat = start + (amount * scaledPeriod + a - 1) / a;
-        if (newTat > nowScaled + scaledPeriod) return (reasons | REASON_OVER_ALLOWANCE, word);
+        // 1 <= amount <= a < 2^88 (every caller spends a non-zero amount), scaledPeriod < 2^37 and
+        // start < 2^48 while timestamps fit 40 bits: nothing here overflows or underflows, so solc's
+        // checks are skipped (division by zero is still checked); the cost rounds up.
+        uint256 newTat;
+        unchecked {
+            newTat = start + (amount * scaledPeriod + a - 1) / a;
+            if (newTat > nowScaled + scaledPeriod) return (reasons | REASON_OVER_ALLOWANCE, word);
+        }
         newWord = (word & ~TAT_MASK) | newTat;
     }
 

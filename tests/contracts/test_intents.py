@@ -10,6 +10,7 @@ from typing import Any
 from eth_abi import abi as eth_abi
 from eth_account import Account
 from web3 import Web3
+from web3.types import TxReceipt
 
 from .conftest import (
     DAY,
@@ -26,6 +27,7 @@ from .conftest import (
 )
 
 SINGLE_DEFAULT = b"\0" * 32
+ZERO_ADDRESS = "0x" + "00" * 20
 INTENT_TYPE = "(address,address,uint256,bytes32,uint256,uint256,uint256)"
 
 
@@ -164,6 +166,96 @@ def test_intents_of_a_paused_or_revoked_agent_or_vault_do_not_run(env: Env) -> N
         relay(env, intent, signature)
 
 
+INTENT_TYPEHASH = Web3.keccak(
+    text="Intent(address token,address to,uint256 amount,bytes32 ref,uint256 nonce,"
+    "uint256 deadline,uint256 maxFee)"
+)
+DOMAIN_TYPEHASH = Web3.keccak(
+    text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
+)
+
+
+def signed_words(env: Env, words: list[int], signer: Any = None) -> tuple[bytes, bytes]:
+    """(r, vs) of an EIP-712 signature over the intent's seven words exactly as given (a signer
+    may sign words no ABI encoder writes: the vault hashes the words as they lie in calldata)."""
+    domain = Web3.keccak(
+        eth_abi.encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                DOMAIN_TYPEHASH,
+                Web3.keccak(text="AgentVault"),
+                Web3.keccak(text="1"),
+                env.chain.chain_id,
+                env.vault.address,
+            ],
+        )
+    )
+    struct = Web3.keccak(INTENT_TYPEHASH + b"".join(w.to_bytes(32, "big") for w in words))
+    return env.compact(
+        bytes(
+            (signer or env.agent)
+            .unsafe_sign_hash(Web3.keccak(b"\x19\x01" + domain + struct))
+            .signature
+        )
+    )
+
+
+def raw_intent_call(words: list[int], fee: int, r: bytes, vs: bytes) -> bytes:
+    """payWithIntent's calldata written word by word, as a hostile relayer can."""
+    selector = bytes(Web3.keccak(text=f"payWithIntent({INTENT_TYPE},uint256,bytes32,bytes32)"))[:4]
+    return selector + b"".join(w.to_bytes(32, "big") for w in [*words, fee]) + r + vs
+
+
+def send_raw(env: Env, data: bytes) -> TxReceipt:
+    return env.chain.send_transaction(
+        env.outsider, {"to": env.vault.address, "data": data, "value": 0}
+    )
+
+
+def test_a_hostile_relayers_calldata_is_refused_word_by_word(env: Env) -> None:
+    """payWithIntent reads the intent's two address words itself (one check for both): a word
+    with any bit above its 160, signed by the agent or padded by the relayer, short calldata, or
+    words moved as if the struct had an offset, never pays and never spends the nonce."""
+    to = fresh_address("raw-shop")
+    intent = env.intent(to, 1_000, nonce=901)
+    words = [int(ETH, 16), int(to, 16), 1_000, int.from_bytes(intent[3], "big"), 901, intent[5], 0]
+    r, vs = signed_words(env, words)
+    good = raw_intent_call(words, 0, r, vs)
+    assert good == env.calldata("payWithIntent", intent, 0, r, vs)  # the ABI's own layout
+    for bit in (160, 200, 255):
+        for index in (0, 1):  # the token word, the recipient's word
+            dirty = list(words)
+            dirty[index] |= 1 << bit
+            # signed by the agent itself: the signature is valid for these words, the word is not
+            # an address
+            with expect_revert("<empty revert>"):
+                send_raw(env, raw_intent_call(dirty, 0, *signed_words(env, dirty)))
+            # padded by the relayer after the agent signed the clean words
+            with expect_revert("<empty revert>"):
+                send_raw(env, raw_intent_call(dirty, 0, r, vs))
+    for cut in (1, 31, 32, 64):  # short calldata: solc's decoder refuses it before any read
+        with expect_revert("<empty revert>"):
+            send_raw(env, good[:-cut])
+    # solc reads a static struct in place, never through an offset: an offset word in front is
+    # read as the token and every word after it moves on (here the nonce lands on the deadline)
+    shifted = good[:4] + (0x100).to_bytes(32, "big") + good[4:]
+    with expect_revert("SignatureExpired", 901):
+        send_raw(env, shifted)
+    # the same with a deadline in the nonce's place: the moved words pass the deadline and
+    # recover a stranger, whose payment to the zero address (the token's word) is refused
+    moved = [0x100, *words[:4], intent[5], 0]
+    with expect_revert("ZeroAddress"):
+        send_raw(env, raw_intent_call(moved, 0, r, vs))
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.isNonceUsed(env.agent.address, 901).call() is False
+    # the clean words, sent the same raw way, pay once
+    receipt = send_raw(env, good)
+    assert env.event(receipt, "PaymentExecuted")["to"] == to
+    assert env.eth_of(to) == 1_000
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 901):
+        send_raw(env, good)
+
+
 # ---------------------------------------------------------------------------------- ERC-7710
 
 
@@ -231,6 +323,61 @@ def test_redeem_delegations_refuses_any_execution_other_than_the_intent(env: Env
         )
     env.send(env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [good]), env.outsider)
     assert env.usdc_of(to) == 2 * USDC and env.usdc_of(thief) == 0
+
+
+def test_a_hostile_facilitators_permission_context_is_refused_word_by_word(env: Env) -> None:
+    """redeemDelegations reads the context's words and the signature in place: dirty address
+    words, another offset or length, a short context, a signature that is not 65 bytes of
+    r | s | v, or any changed word never pay and never spend the nonce."""
+    to = fresh_address("ctx-shop")
+    intent = env.intent(to, 1_000, nonce=902)
+    signature = env.sign_intent(intent)
+    good = context(intent, signature)
+    assert int.from_bytes(good[224:256], "big") == 256 and good[256:288][-1] == 65
+    run = execution(to, 1_000)
+
+    def redeem(ctx: bytes) -> TxReceipt:
+        fn = env.vault.functions.redeemDelegations([ctx], [SINGLE_DEFAULT], [run])
+        return env.send(fn, env.outsider)
+
+    def word(ctx: bytes, index: int, value: int) -> bytes:
+        return ctx[: 32 * index] + value.to_bytes(32, "big") + ctx[32 * index + 32 :]
+
+    malformed = [
+        *(word(good, 0, 1 << bit) for bit in (160, 255)),  # dirty token word (ETH)
+        *(word(good, 1, int(to, 16) | 1 << bit) for bit in (160, 255)),  # dirty recipient
+        word(good, 7, 288),  # the signature's offset moved on
+        word(good, 7, 224),  # ... or back into the intent
+        word(good, 8, 65 + 32),  # a length past the end of the context
+        good[:287],  # shorter than the intent, offset and length
+    ]
+    for ctx in malformed:
+        with expect_revert("InvalidPermissionContext", 0):
+            redeem(ctx)
+    r_s_v = good[288:353]
+    bad_signatures = [
+        r_s_v[:64],  # the compact (EIP-2098) form: the context takes 65 bytes
+        r_s_v + b"\x00",  # 66 bytes
+        r_s_v[:64] + bytes([r_s_v[64] - 27]),  # v as 0/1
+    ]
+    for sig in bad_signatures:
+        with expect_revert("InvalidSignature", ZERO_ADDRESS):
+            redeem(context(intent, sig))
+    flipped = r_s_v[:64] + bytes([55 - r_s_v[64]])  # the other v: another signer
+    for ctx in (
+        context(intent, flipped),
+        word(good, 3, 1),  # another ref
+        word(good, 6, 5),  # another maxFee
+    ):
+        with expect_revert("AgentNotActive"):
+            redeem(ctx)
+    assert env.eth_of(to) == 0
+    assert env.vault.functions.isNonceUsed(env.agent.address, 902).call() is False
+    # trailing bytes after the signature are outside it; the good context pays, once
+    redeem(good + b"\xff" * 7)
+    assert env.eth_of(to) == 1_000
+    with expect_revert("NonceAlreadyUsed", env.agent.address, 902):
+        redeem(good)
 
 
 def test_redeem_delegations_reverts_outside_the_limits_instead_of_escalating(env: Env) -> None:
