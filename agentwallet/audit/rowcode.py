@@ -183,6 +183,7 @@ def compile_row(
             f"row = {general_row}",
         ]
         checks = [(position, compared(name, position)) for name, position in derived]
+        items = None
     else:
         columns, guards = baked
         if guards:  # a value event_columns treats specially (a payment by no agent)
@@ -192,10 +193,9 @@ def compile_row(
                 f"    c = COLUMNS({spec.name!r}, args, emitter, CALL_AGENT)",
                 f"    return SLOW_JSON({general_row}, args)",
             ]
-        body.append(
-            f"row = ({chain_id}, bn, li, bt, bh, tx, emitter, {columns[0]}, {spec.name!r}, "
+        items = (
+            f"{chain_id}, bn, li, bt, bh, tx, emitter, {columns[0]}, {spec.name!r}, "
             + ", ".join(columns[1:])
-            + ")"
         )
         at = {position: columns[position - 8] for position in range(9, 17)}
         checks = [
@@ -204,15 +204,22 @@ def compile_row(
             if at[position] != compared(name, position)
         ]
     if checks:
+        if items is not None:
+            body.append(f"row = ({items})")
+            items = None
         # an argument whose column holds something else stays in JSON
         same = " and ".join(f"row[{position}] == {expr}" for position, expr in checks)
         body.append(f"if not ({same}): return SLOW_JSON(row, {args})")
     keys = sorted(name for name, _, _ in inputs if name not in DERIVED_ARGS)
-    if keys:
-        parts = " + ',' + ".join(_json_code(k, variables[k], json_types[k]) for k in keys)
-        body.append(f"return (*row, '{{' + {parts} + '}}')")
-    else:
-        body.append("return (*row, '{}')")
+    text = (
+        "'{' + "
+        + " + ',' + ".join(_json_code(k, variables[k], json_types[k]) for k in keys)
+        + " + '}'"
+        if keys
+        else "'{}'"
+    )
+    # one tuple, unless the row was needed before its JSON
+    body.append(f"return (*row, {text})" if items is None else f"return ({items}, {text})")
     source = "def row_code(t, d, emitter, bn, bh, tx, li, bt):\n" + "".join(
         f"    {line}\n" for line in body
     )
