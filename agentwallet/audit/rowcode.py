@@ -3,9 +3,12 @@
 For each event whose data is static (one-word types only), :func:`compile_row` writes a small
 Python function from source text, once, that turns one log (its topics and data as the node's
 hex text) into the index row: it slices topics and data words at fixed offsets, converts them
-with ``int(..., 16)`` and string slicing, checksums addresses through a cache, computes the
-columns (:func:`~agentwallet.audit.columns.event_columns`, the one rule for both decoders) and
-writes the row's ``args`` JSON with its keys in their sorted order. Anything not in its
+with ``int(..., 16)`` and string slicing, checksums addresses through a cache, puts each value
+in its columns and writes the row's ``args`` JSON with its keys in their sorted order. Which
+value feeds which column is asked of :func:`~agentwallet.audit.columns.event_columns` (the one
+rule for both decoders) once, when the code is written, by running it over probes
+(:func:`_baked_columns`); a value it compares with a constant (the zero agent of the owners'
+payment) sends a row whose value equals that constant to event_columns itself. Anything not in its
 canonical encoding (dirty padding, a value too wide for its type, a bool above 1) raises
 :class:`Fallback`, and the caller asks eth_abi instead (:mod:`agentwallet.audit.rows`), so the
 rows are those of :meth:`EventCodec.decode <agentwallet.audit.events.EventCodec.decode>`.
@@ -159,30 +162,64 @@ def compile_row(
     for i, name in enumerate(words):
         body += _word_code(types[name], variables[name], f"d[{2 + 64 * i}:{66 + 64 * i}]")
     args = "{" + ", ".join(f"{name!r}: {variables[name]}" for name, _, _ in inputs) + "}"
-    body += [
-        f"args = {args}",
-        f"c = COLUMNS({spec.name!r}, args, emitter, CALL_AGENT)",
-        f"row = ({chain_id}, bn, li, bt, bh, tx, emitter, c[0], {spec.name!r}, c[1], c[2], c[3], "
-        "c[4], c[5], c[6], None if c[7] is None else str(c[7]), c[8])",
-    ]
+    general_row = (
+        f"({chain_id}, bn, li, bt, bh, tx, emitter, c[0], {spec.name!r}, c[1], c[2], c[3], "
+        "c[4], c[5], c[6], None if c[7] is None else str(c[7]), c[8])"
+    )
     derived = [(name, DERIVED_ARGS[name]) for name, _, _ in inputs if name in DERIVED_ARGS]
-    if derived:
-        # an argument whose column holds something else (a payment by no agent) stays in JSON
-        same = " and ".join(
-            f"row[{position}] == "
-            + (f"str({v})" if position == 15 and types[name].startswith(("uint", "int")) else v)
-            if json_types[name] != "other"
-            else f"row[{position}] == CV({position}, {v})"
-            for name, position in derived
-            for v in (variables[name],)
-        )
-        body.append(f"if not ({same}): return SLOW_JSON(row, args)")
-    keys = sorted(name for name, _, _ in inputs if name not in DERIVED_ARGS)
-    if keys:
-        parts = " + ',' + ".join(_json_code(k, variables[k], json_types[k]) for k in keys)
-        body.append(f"return (*row, '{{' + {parts} + '}}')")
+
+    def compared(name: str, position: int) -> str:
+        """What column ``position`` holds when argument ``name`` needs no place in JSON."""
+        v = variables[name]
+        if json_types[name] == "other":
+            return v if position != 15 else f"CV({position}, {v})"
+        return f"str({v})" if position == 15 and types[name].startswith(("uint", "int")) else v
+
+    baked = _baked_columns(spec, variables, types)
+    if baked is None:  # event_columns does something the probe cannot follow: ask it per row
+        body += [
+            f"args = {args}",
+            f"c = COLUMNS({spec.name!r}, args, emitter, CALL_AGENT)",
+            f"row = {general_row}",
+        ]
+        checks = [(position, compared(name, position)) for name, position in derived]
+        items = None
     else:
-        body.append("return (*row, '{}')")
+        columns, guards = baked
+        if guards:  # a value event_columns treats specially (a payment by no agent)
+            body += [
+                f"if {' or '.join(guards)}:",
+                f"    args = {args}",
+                f"    c = COLUMNS({spec.name!r}, args, emitter, CALL_AGENT)",
+                f"    return SLOW_JSON({general_row}, args)",
+            ]
+        items = (
+            f"{chain_id}, bn, li, bt, bh, tx, emitter, {columns[0]}, {spec.name!r}, "
+            + ", ".join(columns[1:])
+        )
+        at = {position: columns[position - 8] for position in range(9, 17)}
+        checks = [
+            (position, compared(name, position))
+            for name, position in derived
+            if at[position] != compared(name, position)
+        ]
+    if checks:
+        if items is not None:
+            body.append(f"row = ({items})")
+            items = None
+        # an argument whose column holds something else stays in JSON
+        same = " and ".join(f"row[{position}] == {expr}" for position, expr in checks)
+        body.append(f"if not ({same}): return SLOW_JSON(row, {args})")
+    keys = sorted(name for name, _, _ in inputs if name not in DERIVED_ARGS)
+    text = (
+        "'{' + "
+        + " + ',' + ".join(_json_code(k, variables[k], json_types[k]) for k in keys)
+        + " + '}'"
+        if keys
+        else "'{}'"
+    )
+    # one tuple, unless the row was needed before its JSON
+    body.append(f"return (*row, {text})" if items is None else f"return ({items}, {text})")
     source = "def row_code(t, d, emitter, bn, bh, tx, li, bt):\n" + "".join(
         f"    {line}\n" for line in body
     )
@@ -205,3 +242,97 @@ def _slow_json(row: tuple[Any, ...], args: dict[str, Any]) -> tuple[Any, ...]:
         if k not in DERIVED_ARGS or row[DERIVED_ARGS[k]] != column_value(DERIVED_ARGS[k], v)
     )
     return (*row, "{" + ",".join(f'"{k}":{json_value(args[k])}' for k in keys) + "}")
+
+
+class _Unfollowable(Exception):
+    """event_columns did something with a value that the probe cannot turn into code."""
+
+
+class _Trace:
+    """What one run of event_columns over probes did: the comparisons it made (each taken
+    as false) and the ints it made of probes (markers no log holds, by their expression)."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.ints: dict[int, str] = {}
+
+
+class _Probe:
+    """Stands for one value of a log while :func:`_baked_columns` runs ``event_columns`` once:
+    it holds the generated code's expression for the value. Comparing it with a constant is
+    recorded (and false: a row for which it is true takes the general path); ``int()`` of it
+    gives a marker; anything else (truth, hashing, arithmetic) is unfollowable."""
+
+    __slots__ = ("expr", "integer", "trace")
+
+    def __init__(self, expr: str, integer: bool, trace: _Trace) -> None:
+        self.expr, self.integer, self.trace = expr, integer, trace
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Probe) or not isinstance(other, (str, int, bytes, type(None))):
+            raise _Unfollowable(f"{self.expr} == {other!r}")
+        self.trace.seen.append(f"{self.expr} == {other!r}")
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    def __hash__(self) -> int:
+        raise _Unfollowable(f"hash({self.expr})")
+
+    def __bool__(self) -> bool:
+        raise _Unfollowable(f"bool({self.expr})")
+
+    def __str__(self) -> str:
+        raise _Unfollowable(f"str({self.expr})")
+
+    def __format__(self, spec: str) -> str:
+        raise _Unfollowable(f"format({self.expr})")
+
+    def __int__(self) -> int:
+        marker = _MARKER + len(self.trace.ints)
+        self.trace.ints[marker] = self.expr if self.integer else f"int({self.expr})"
+        return marker
+
+
+_MARKER = 1 << 400  #: int(probe) is this or above: no ABI value is
+
+
+def _baked_columns(
+    spec: EventSpec, variables: dict[str, str], types: dict[str, str]
+) -> tuple[list[str], list[str]] | None:
+    """Asks :func:`event_columns` once, at generation time, which value feeds which column:
+    (the generated code's expressions for the row's columns 7 and 9-16, the conditions under
+    which event_columns would take another path), or None if it cannot be followed."""
+    trace = _Trace()
+    args = {
+        name: _Probe(variables[name], types[name].startswith(("uint", "int")), trace)
+        for name in variables
+    }
+
+    def call_agent(data: Any) -> Any:
+        if not isinstance(data, _Probe):
+            raise _Unfollowable("call_agent of a constant")
+        return _Probe(f"CALL_AGENT({data.expr})", False, trace)
+
+    def expr(value: Any) -> str:
+        if isinstance(value, _Probe):
+            return value.expr
+        if type(value) is int and value >= _MARKER:
+            return trace.ints[value]
+        if value is None or type(value) in (str, int, bool):
+            return repr(value)
+        raise _Unfollowable(repr(value))
+
+    try:
+        emitter: Any = _Probe("emitter", False, trace)
+        columns = event_columns(spec.name, args, emitter, call_agent)
+        exprs = [expr(value) for value in columns]
+    except (_Unfollowable, TypeError, ValueError, KeyError, AttributeError):
+        return None
+    amount = columns[7]  # its column holds decimal text
+    if isinstance(amount, _Probe) or type(amount) is int and amount >= _MARKER:
+        exprs[7] = f"str({exprs[7]})"
+    elif amount is not None:
+        exprs[7] = repr(str(amount))
+    return exprs, trace.seen

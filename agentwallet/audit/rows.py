@@ -15,10 +15,9 @@ give the same rows (a test compares them on every event kind).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from agentwallet.audit.events import EventCodec, EventSpec, _checksum
+from agentwallet.audit.events import EventCodec, _checksum
 from agentwallet.audit.logs import RawLog
 from agentwallet.audit.rowcode import Fallback, RowCode, compile_row
 from agentwallet.audit.schema import event_row
@@ -33,13 +32,6 @@ LogItem = Mapping[str, Any] | RawLog
 _LOG_INDEX, _TX, _EMITTER, _NAME, _REQUEST_ID = 2, 5, 6, 8, 13
 
 
-@dataclass(frozen=True)
-class _Plan:
-    spec: EventSpec
-    code: RowCode | None  #: the generated row function; None: dynamic data (eth_abi)
-    linked: bool  #: a RequestExecuted (its payment gets its request id)
-
-
 class RowDecoder:
     """Decodes logs of one chain into index rows (the layout of ``schema.EVENT_COLUMNS``)."""
 
@@ -47,9 +39,10 @@ class RowDecoder:
         self.codec = codec
         self.chain_id = chain_id
         checksums: dict[str, str] = {}
-        self._plans = {
-            "0x" + topic0.hex(): _Plan(
-                spec,
+        #: by topic0 (lowercase hex): the generated row function (None: dynamic data, eth_abi)
+        #: and whether it is a RequestExecuted (its payment gets its request id)
+        self._plans: dict[str, tuple[RowCode | None, bool]] = {
+            "0x" + topic0.hex(): (
                 compile_row(spec, chain_id, codec.call_agent, checksums),
                 spec.name == "RequestExecuted",
             )
@@ -63,54 +56,73 @@ class RowDecoder:
         request payment linked to its request id. ``block_time(n)``: the time of block ``n``
         for logs that came without one."""
         out: list[Row] = []
+        append = out.append
         plans = self._plans
-        number = self._number
-        address = self._address
+        numbers, number = self._numbers, self._number
+        addresses, address = self._addresses, self._address
         linked = False
         for item in items:
-            if isinstance(item, RawLog):
-                topics = ["0x" + t.hex() for t in item.topics]
-                data = "0x" + item.data.hex()
-                emitter = item.address
-                bn, bh, tx, li, bt = (
-                    item.block_number,
-                    item.block_hash,
-                    item.tx_hash,
-                    item.log_index,
-                    item.block_time,
-                )
-            else:
+            if type(item) is dict:  # the node's JSON: the common case
                 if item.get("removed"):
                     continue
                 topics = item["topics"]
+                if not topics:
+                    continue
+                plan = plans.get(topics[0]) or plans.get(topics[0].lower())
+                if plan is None:
+                    continue
                 data = item["data"]
-                emitter = item["address"]
-                bn = number(item["blockNumber"])
+                text = item["address"]
+                emitter = addresses.get(text) or address(text)
+                text = item["blockNumber"]
+                bn = numbers.get(text) or number(text)
+                text = item["logIndex"]
+                li = numbers.get(text) or number(text)
                 bh, tx = item["blockHash"], item["transactionHash"]
-                li = int(item["logIndex"], 16)
-                ts = item.get("blockTimestamp")
-                bt = None if ts is None else number(ts)
-            if not topics:
-                continue
-            plan = plans.get(topics[0].lower())
-            if plan is None:
-                continue
-            if bt is None:
-                bt = block_time(bn)
-            emitter = address(emitter)
+                text = item.get("blockTimestamp")
+                bt = block_time(bn) if text is None else numbers.get(text) or number(text)
+            else:
+                if isinstance(item, RawLog):
+                    topics = ["0x" + t.hex() for t in item.topics]
+                    data = "0x" + item.data.hex()
+                    text = item.address
+                    bn, bh, tx, li, when = (
+                        item.block_number,
+                        item.block_hash,
+                        item.tx_hash,
+                        item.log_index,
+                        item.block_time,
+                    )
+                else:  # another mapping
+                    if item.get("removed"):
+                        continue
+                    topics, data, text = item["topics"], item["data"], item["address"]
+                    bn = number(item["blockNumber"])
+                    bh, tx = item["blockHash"], item["transactionHash"]
+                    li = number(item["logIndex"])
+                    ts = item.get("blockTimestamp")
+                    when = None if ts is None else number(ts)
+                if not topics:
+                    continue
+                plan = plans.get(topics[0].lower())
+                if plan is None:
+                    continue
+                bt = block_time(bn) if when is None else when
+                emitter = address(text)
+            code, is_linked = plan
             row = None
-            if plan.code is not None:
+            if code is not None:
                 try:
-                    row = plan.code(topics, data, emitter, bn, bh, tx, li, bt)
+                    row = code(topics, data, emitter, bn, bh, tx, li, bt)
                 except (Fallback, ValueError, IndexError):
                     row = None
             if row is None:
                 row = self._slow(topics, data, emitter, (bn, bh, tx, li, bt))
                 if row is None:
                     continue
-            if plan.linked:
+            if is_linked:
                 linked = True
-            out.append(row)
+            append(row)
         return _link(out) if linked else out
 
     def _slow(self, topics: Sequence[str], data: str, emitter: str, where: _Where) -> Row | None:

@@ -3,15 +3,20 @@ from RawLogs, and hands anything unusual (dirty padding, odd topic counts) to et
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import pytest
+from eth_abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
 
-from agentwallet.audit.events import EventCodec, link_payments
+from agentwallet.audit.columns import event_columns
+from agentwallet.audit.events import EventCodec, EventSpec, link_payments
 from agentwallet.audit.logs import EmbeddedLogSource, RawLog
 from agentwallet.audit.rows import RowDecoder
 from agentwallet.audit.schema import event_row, row_event
 from agentwallet.chain import Chain
+from agentwallet.protocol.constants import ZERO_ADDRESS
 from tests.audit._helpers import ETH, World
 from tests.audit.test_events_and_reports import busy_history
 from tests.contracts.conftest import Env
@@ -215,3 +220,86 @@ def test_static_events_are_decoded_by_generated_code_and_only_dynamic_ones_by_et
     assert RowDecoder(codec, chain.chain_id).rows([as_json(lg) for lg in logs], no_time) == expected
     assert asked and set(asked) <= dynamic
     assert len(asked) == sum(1 for r in expected if r[8] in dynamic)
+
+
+def _value(typ: str, rng: random.Random, zero: bool) -> Any:
+    """A canonical value of ABI type ``typ`` (random, or zero/empty)."""
+    if typ.endswith("[]"):
+        return [] if zero else [_value(typ[:-2], rng, zero) for _ in range(2)]
+    if typ == "address":
+        return ZERO_ADDRESS if zero else to_checksum_address(rng.randbytes(20))
+    if typ == "bool":
+        return False if zero else True
+    if typ.startswith("uint"):
+        return 0 if zero else rng.getrandbits(int(typ[4:] or 256))
+    if typ == "bytes":
+        return b"" if zero else rng.randbytes(40)
+    assert typ.startswith("bytes"), typ
+    return bytes(int(typ[5:])) if zero else rng.randbytes(int(typ[5:]))
+
+
+def _log(spec: EventSpec, values: dict[str, Any], index: int) -> RawLog:
+    topics = [spec.topic0] + [
+        abi_encode([typ], [values[name]]) for name, typ, indexed in spec.inputs if indexed
+    ]
+    data = abi_encode(spec.data_types, [values[n] for n, _, indexed in spec.inputs if not indexed])
+    return RawLog(
+        address="0x" + "ab" * 20,
+        topics=tuple(topics),
+        data=data,
+        block_number=7,
+        block_hash="0x" + "11" * 32,
+        tx_hash="0x" + "22" * 32,
+        log_index=index,
+        block_time=70,
+    )
+
+
+def test_generated_code_gives_the_rows_of_event_columns_for_every_event_of_the_abi(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The generated code asks event_columns once, when it is written, which value feeds which
+    column: for every event of the ABI (static ones through the generated code, dynamic ones
+    through eth_abi), random values, zeros (the owners' payment by no agent: event_columns
+    treats it apart) and each address alone zero, it gives the rows of the event decoder,
+    which asks event_columns for each log. Only the special values ask event_columns again."""
+    from agentwallet.audit import rowcode
+
+    codec = EventCodec()
+    asked: list[str] = []
+
+    def counting(name: str, *rest: Any) -> Any:
+        asked.append(name)
+        return event_columns(name, *rest)
+
+    monkeypatch.setattr(rowcode, "event_columns", counting)
+    decoder = RowDecoder(codec, 31337)
+    static = {
+        n for n, s in codec.by_name.items() if rowcode.compile_row(s, 1, codec.call_agent, {})
+    }
+    assert "PaymentExecuted" in static and "GovernanceProposed" not in static
+    rng = random.Random(17)
+    checked = set()
+    for spec in codec.specs.values():
+        variants = [
+            {n: _value(t, rng, False) for n, t, _ in spec.inputs},
+            {n: _value(t, rng, True) for n, t, _ in spec.inputs},
+        ]
+        for zero, typ, _ in spec.inputs:
+            if typ == "address":
+                variants.append({n: _value(t, rng, n == zero) for n, t, _ in spec.inputs})
+        for i, values in enumerate(variants):
+            log = _log(spec, values, i)
+            expected = expected_rows(codec, 31337, [log])
+            asked.clear()
+            assert decoder.rows([log], no_time) == expected, (spec.name, values)
+            assert decoder.rows([as_json(log)], no_time) == expected, (spec.name, values)
+            if spec.name in static and i == 0:
+                assert asked == [], spec.name  # random values: the baked columns
+            checked.add(spec.name)
+    assert checked == set(codec.by_name)
+    owners_pay = {"agent": ZERO_ADDRESS, "token": ETH, "to": "0x" + "Ab" * 20, "amount": 5}
+    zero_payment = _log(codec.by_name[PAYMENT], {**owners_pay, "ref": bytes(32)}, 0)
+    asked.clear()
+    assert decoder.rows([zero_payment], no_time) == expected_rows(codec, 31337, [zero_payment])
+    assert asked == [PAYMENT]
