@@ -414,6 +414,7 @@ abstract contract AgentVaultStorage is IAgentVaultBase, EIP712, ReentrancyGuardT
             word = _sload(slot);
             uint32 r;
             uint256 spent;
+            // slither-disable-next-line uninitialized-local (read only with RBUDGET, which sets it)
             uint256 lineage;
             if (word & PolicyWord.FAST != 0) {
                 (r, spent) = PolicyWord.spend(word, charge);
