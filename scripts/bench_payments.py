@@ -55,8 +55,9 @@ AMOUNT = 10**12
 
 class RpcCounter:
     """Counts JSON-RPC round trips made through ``chain`` (a batch counts as one),
-    thread-safely: a web3 middleware placed outermost, and ``Chain.raw_request`` (what the ref
-    index and the audit read raw logs with, past web3's middleware)."""
+    thread-safely: a web3 middleware placed outermost, and ``Chain.raw_request`` and
+    ``Chain.raw_request_bytes`` (what the ref index and the audit read raw logs with, past web3's
+    middleware)."""
 
     def __init__(self, chain: Chain) -> None:
         w3 = chain.w3
@@ -94,6 +95,15 @@ class RpcCounter:
             return raw(method, params)
 
         chain.raw_request = counted_raw  # type: ignore[method-assign]
+        raw_bytes = chain.raw_request_bytes
+
+        def counted_bytes(method: str, params: Any) -> bytes | None:
+            with lock:
+                counter.count += 1
+                counter.by_method[method] += 1
+            return raw_bytes(method, params)
+
+        chain.raw_request_bytes = counted_bytes  # type: ignore[method-assign]
 
 
 @dataclass

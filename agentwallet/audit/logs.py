@@ -302,20 +302,28 @@ def log_source(chain: Chain) -> LogSource:
     """The fastest log source for ``chain``."""
     if chain.is_embedded:
         return EmbeddedLogSource(chain)
-    return RpcLogSource(chain.raw_request, chain.url, _raw_transport(chain))
+
+    def rpc(method: str, params: list[Any]) -> Any:
+        return chain.raw_request(method, params)  # looked up per call (see _raw_transport)
+
+    return RpcLogSource(rpc, chain.url, _raw_transport(chain))
 
 
 def _raw_transport(chain: Chain) -> RawRpcFn | None:
-    """JSON-RPC calls answering the node's bytes, through web3's own HTTP provider (its
-    session, headers and retries), or None for another kind of provider."""
+    """JSON-RPC calls answering the node's bytes (:meth:`Chain.raw_request_bytes`, through
+    web3's own HTTP provider: its session, headers and retries), or None for another kind of
+    provider. The method is looked up on every call, so whoever wraps it (a call counter) sees
+    every read."""
     from web3 import HTTPProvider
 
-    provider = chain.w3.provider
-    if not isinstance(provider, HTTPProvider):
+    if not isinstance(chain.w3.provider, HTTPProvider):
         return None
 
     def raw(method: str, params: list[Any]) -> bytes:
-        return bytes(provider._make_request(method, provider.encode_rpc_request(method, params)))  # type: ignore[arg-type]
+        answer = chain.raw_request_bytes(method, params)
+        if answer is None:  # this web3 cannot give the bytes: the parsing path, re-encoded
+            return json.dumps(chain.raw_request(method, params)).encode()
+        return answer
 
     return raw
 

@@ -195,6 +195,14 @@ class Chain(DevelopmentChain):
         """The node's raw JSON-RPC response to ``method`` (``result`` or ``error``)."""
         return self.w3.provider.make_request(method, list(params))  # type: ignore[arg-type]
 
+    def raw_request_bytes(self, method: str, params: Sequence[Any]) -> bytes | None:
+        """The node's JSON-RPC reply to ``method`` as the bytes it sent, unparsed (a large
+        ``eth_getLogs`` answer is parsed where it is used); None when the provider cannot give
+        them (not HTTP): then use :meth:`raw_request`."""
+        from agentwallet.chain.web3_private import http_request_bytes
+
+        return http_request_bytes(self.w3, method, list(params))
+
     def _rpc(self, method: str, params: Sequence[Any]) -> Any:
         response = self.raw_request(method, params)
         if "error" in response:

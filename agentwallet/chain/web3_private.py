@@ -7,8 +7,14 @@
   ``batch_request_func`` and each receipt found is formatted with web3's own
   ``receipt_formatter`` (the formatting ``w3.eth.get_transaction_receipt`` applies).
 
+- **A reply as the node's bytes.** A large ``eth_getLogs`` answer is handed from the audit
+  sync's reader thread to its writer unparsed (:mod:`agentwallet.audit.logs`), so the reader asks
+  for the next range at once; web3's ``HTTPProvider.make_request`` parses every reply, so
+  :func:`http_request_bytes` sends the request through the provider's own ``_make_request``
+  (its session, headers and retries) and returns the bytes.
+
 Nothing else in the package imports a private web3 name (``tests/sdk/test_web3_adapter.py``
-checks both names on the installed web3 and fails naming its version). If a web3 release drops
+checks these names on the installed web3 and fails naming its version). If a web3 release drops
 one of them, :func:`batch_receipts` returns None and the poll asks receipt by receipt through
 the public API: slower (one round trip per waiting payment), never wrong.
 """
@@ -20,11 +26,18 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from typing import Any, cast
 
-from web3 import Web3
+from web3 import HTTPProvider, Web3
 from web3.datastructures import AttributeDict
 from web3.types import TxReceipt
 
-__all__ = ["WEB3_VERSION", "PrivateWeb3Error", "batch_receipts", "missing", "require"]
+__all__ = [
+    "WEB3_VERSION",
+    "PrivateWeb3Error",
+    "batch_receipts",
+    "http_request_bytes",
+    "missing",
+    "require",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +63,8 @@ def missing(w3: Web3 | None = None) -> list[str]:
         gone.append("web3._utils.method_formatters.receipt_formatter")
     if w3 is not None and not callable(getattr(w3.provider, "batch_request_func", None)):
         gone.append(f"{type(w3.provider).__name__}.batch_request_func")
+    if not callable(getattr(HTTPProvider, "_make_request", None)):
+        gone.append("web3.HTTPProvider._make_request")
     return gone
 
 
@@ -91,3 +106,14 @@ def batch_receipts(w3: Web3, hashes: Sequence[bytes]) -> dict[bytes, TxReceipt] 
             receipt = cast(TxReceipt, AttributeDict.recursive(_receipt_formatter(result)))
             found[bytes(receipt["transactionHash"])] = receipt
     return found
+
+
+def http_request_bytes(w3: Web3, method: str, params: list[Any]) -> bytes | None:
+    """The node's reply to ``method`` as the bytes it sent, through ``w3``'s HTTP provider; None
+    for another kind of provider or a web3 without ``HTTPProvider._make_request`` (the caller
+    then asks through the public, parsing ``make_request``)."""
+    provider = w3.provider
+    make = getattr(provider, "_make_request", None)
+    if not isinstance(provider, HTTPProvider) or not callable(make):
+        return None
+    return bytes(make(method, provider.encode_rpc_request(method, params)))  # type: ignore[arg-type]

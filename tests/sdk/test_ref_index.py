@@ -210,8 +210,9 @@ def test_a_damaged_index_file_is_rebuilt_and_still_answers_pay(
 @contextmanager
 def _every_call(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> Iterator[Counter[str]]:
     """Count every JSON-RPC method ``chain`` sends: through web3 (test_hotpath's middleware)
-    and past it (``Chain.raw_request``: the ref index reads raw logs)."""
-    raw, lock = chain.raw_request, threading.Lock()
+    and past it (``Chain.raw_request`` and ``Chain.raw_request_bytes``: the ref index reads raw
+    logs)."""
+    raw, raw_bytes, lock = chain.raw_request, chain.raw_request_bytes, threading.Lock()
     with counting(chain) as counts:
 
         def counted_raw(method: str, params: Any) -> Any:
@@ -219,7 +220,13 @@ def _every_call(chain: Chain, monkeypatch: pytest.MonkeyPatch) -> Iterator[Count
                 counts[method] += 1
             return raw(method, params)
 
+        def counted_bytes(method: str, params: Any) -> bytes | None:
+            with lock:
+                counts[method] += 1
+            return raw_bytes(method, params)
+
         monkeypatch.setattr(chain, "raw_request", counted_raw)
+        monkeypatch.setattr(chain, "raw_request_bytes", counted_bytes)
         try:
             yield counts
         finally:
