@@ -84,6 +84,34 @@ def test_the_relayer_fee_is_capped_by_the_agent_and_counted_against_its_limits(e
     assert env.usdc_of(env.spare[0].address) == 1 * USDC
 
 
+def test_a_fee_that_wraps_the_charge_around_reverts_and_spends_nothing(env: Env) -> None:
+    """A relayer holding an intent with an unbounded maxFee picks the fee so that amount + fee
+    wraps past 2^256 to a charge inside the limits (0, 1, just under the amount): it would take a
+    huge fee while the budget is charged almost nothing. Every such fee reverts with solc's
+    overflow panic, the nonce stays unused and nothing moves."""
+    to = fresh_address("wrap-shop")
+    for nonce, token in ((40, ETH), (41, env.usdc.address)):
+        amount = 5 * USDC if token != ETH else ETHER // 100
+        intent = env.intent(to, amount, token=token, nonce=nonce, max_fee=2**256 - 1)
+        signature = env.sign_intent(intent)
+        held = env.usdc_of(env.vault.address), env.eth_of(env.vault.address)
+        for wrapped_charge in (0, 1, amount - 1):
+            with expect_revert("Panic", 0x11):
+                relay(
+                    env,
+                    intent,
+                    signature,
+                    fee=2**256 - amount + wrapped_charge,
+                    sender=env.spare[0],
+                )
+        assert env.vault.functions.isNonceUsed(env.agent.address, nonce).call() is False
+        assert (env.usdc_of(env.vault.address), env.eth_of(env.vault.address)) == held
+        assert env.usdc_of(env.spare[0].address) == 0 or token == ETH
+        # the same intent with an honest fee still pays once
+        receipt = relay(env, intent, signature, fee=1, sender=env.spare[0])
+        assert env.event(receipt, "RelayFeePaid")["fee"] == 1
+
+
 def test_an_intent_outside_the_limits_becomes_the_agents_request(env: Env) -> None:
     intent = env.intent(fresh_address("big"), ETH_MAX + 1, nonce=6)
     receipt = relay(env, intent, env.sign_intent(intent))
